@@ -1,0 +1,5 @@
+"""`python -m lb`: the same entry point as the `lb` console script."""
+
+from lb.cli import main
+
+raise SystemExit(main())

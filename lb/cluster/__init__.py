@@ -1,0 +1,1 @@
+"""Farm membership view and liveness. Pure: time is passed in as `now`."""

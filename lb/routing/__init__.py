@@ -1,0 +1,1 @@
+"""Routing: home cookie, consistent hash, load-aware placement, flow tables. Pure: no I/O."""

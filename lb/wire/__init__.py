@@ -1,0 +1,1 @@
+"""Codecs: forwarded-packet frames, HTTP head scanning. Pure: no sockets, no asyncio."""
