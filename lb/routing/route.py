@@ -1,0 +1,112 @@
+"""``route()``: identifier + farm view -> the home of the connection.
+
+A pure decision: the same (identifier, view, now, salt) always gives the same
+``Decision``. The decision table is in docs/routing.md. This module must not do
+I/O, read the clock or draw random numbers (``salt`` stands in for randomness).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lb.routing.cookie import CookieKeyring
+from lb.routing.maglev import MaglevTable
+from lb.routing.placement import least_loaded_of_two
+
+if TYPE_CHECKING:
+    from lb.cluster.view import FarmView
+    from lb.extract.api import Identifier
+
+__all__ = ["MAX_CACHED_TABLES", "REASONS", "Decision", "Router"]
+
+REASONS: tuple[str, ...] = ("home-cookie", "home-cookie-rehomed", "hash", "new-session")
+MAX_CACHED_TABLES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a connection goes and why."""
+
+    home: str  # node name
+    local: bool  # home == view.self_name
+    new_session: bool  # the home must set a fresh home cookie in the first response
+    reason: str  # one of REASONS (a metrics label)
+
+
+class Router:
+    """Routes identifiers to homes; caches Maglev tables by live weights."""
+
+    __slots__ = (
+        "_keyring",
+        "_last_table",
+        "_last_view",
+        "_placeable",
+        "_placeable_view",
+        "_tables",
+    )
+
+    def __init__(self, keyring: CookieKeyring) -> None:
+        self._keyring = keyring
+        self._tables: OrderedDict[frozenset[tuple[str, int]], MaglevTable] = OrderedDict()
+        self._last_view: FarmView | None = None
+        self._last_table: MaglevTable | None = None
+        self._placeable_view: FarmView | None = None
+        self._placeable: list[str] = []
+
+    @property
+    def keyring(self) -> CookieKeyring:
+        return self._keyring
+
+    def route(
+        self, identifier: Identifier | None, view: FarmView, now: float, salt: int
+    ) -> Decision:
+        """The decision for one connection; see the decision table in docs/routing.md."""
+        if identifier is not None:
+            placement = identifier.placement
+            if placement == "home-cookie":
+                node = self._keyring.verify(identifier.value, now)
+                if node is not None:
+                    if node in view.live:
+                        return Decision(node, node == view.self_name, False, "home-cookie")
+                    return self._place(view, salt, "home-cookie-rehomed")
+            elif placement == "hash":
+                home = self.table_for(view).lookup(f"{identifier.kind}:{identifier.value}")
+                return Decision(home, home == view.self_name, False, "hash")
+        return self._place(view, salt, "new-session")
+
+    def table_for(self, view: FarmView) -> MaglevTable:
+        """The Maglev table over ``view.weights()``, built once per distinct weight set.
+
+        The last view object is remembered, so routing many connections with one
+        view costs no work at all; a new view with the same live weights (a load
+        change) reuses the cached table. At most MAX_CACHED_TABLES are kept.
+        """
+        if view is self._last_view and self._last_table is not None:
+            return self._last_table
+        weights = view.weights()
+        key = frozenset(weights.items())
+        table = self._tables.get(key)
+        if table is None:
+            table = MaglevTable(weights)
+            self._tables[key] = table
+            while len(self._tables) > MAX_CACHED_TABLES:
+                self._tables.popitem(last=False)
+        else:
+            self._tables.move_to_end(key)
+        self._last_view = view
+        self._last_table = table
+        return table
+
+    @property
+    def cached_tables(self) -> int:
+        """How many Maglev tables are cached (for inspection and tests)."""
+        return len(self._tables)
+
+    def _place(self, view: FarmView, salt: int, reason: str) -> Decision:
+        if view is not self._placeable_view:
+            self._placeable = view.placeable()  # sorted once per view, not per connection
+            self._placeable_view = view
+        home = least_loaded_of_two(self._placeable, view.loads, salt)
+        return Decision(home, home == view.self_name, True, reason)

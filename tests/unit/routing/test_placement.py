@@ -1,0 +1,98 @@
+"""Tests of lb.routing.placement: power of two choices driven by a salt."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lb.routing.placement import least_loaded_of_two, pick_two
+
+SALTS = range(3000)
+
+
+def test_empty_raises_and_single_is_returned() -> None:
+    with pytest.raises(ValueError):
+        least_loaded_of_two([], {}, 1)
+    assert least_loaded_of_two(["only"], {"only": 99.0}, 1) == "only"
+
+
+@given(count=st.integers(min_value=2, max_value=50), salt=st.integers())
+@settings(max_examples=200)
+def test_pick_two_gives_two_distinct_indexes(count: int, salt: int) -> None:
+    i, j = pick_two(count, salt)
+    assert 0 <= i < count
+    assert 0 <= j < count
+    assert i != j
+    assert pick_two(count, salt) == (i, j)
+
+
+def test_pick_two_covers_every_ordered_pair_evenly() -> None:
+    pairs = Counter(pick_two(3, salt) for salt in SALTS)
+    assert set(pairs) == {(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)}
+    for n in pairs.values():
+        assert abs(n / len(SALTS) - 1 / 6) < 0.03
+
+
+def test_lower_load_wins_and_both_of_two_are_chosen() -> None:
+    loads = {"a": 0.5, "b": 0.1, "c": 0.9}
+    wins = Counter(least_loaded_of_two(["a", "b", "c"], loads, salt) for salt in SALTS)
+    # b wins every pair it is in (2 of 3), a wins the pair {a, c}, c never wins
+    assert set(wins) == {"a", "b"}
+    assert abs(wins["b"] / len(SALTS) - 2 / 3) < 0.04
+    assert abs(wins["a"] / len(SALTS) - 1 / 3) < 0.04
+
+
+def test_each_win_is_the_lower_loaded_of_the_picked_pair() -> None:
+    names = ["n0", "n1", "n2", "n3", "n4"]
+    loads = {"n0": 3.0, "n1": 1.0, "n2": 4.0, "n3": 1.5, "n4": 0.5}
+    for salt in range(500):
+        i, j = pick_two(len(names), salt)
+        expected = min(names[i], names[j], key=lambda n: loads[n])
+        assert least_loaded_of_two(names, loads, salt) == expected
+
+
+def test_equal_loads_spread_over_all_but_the_largest_name() -> None:
+    wins = Counter(least_loaded_of_two(["a", "b", "c"], {}, salt) for salt in SALTS)
+    # ties go to the smaller name: a wins 2/3, b wins 1/3 ({b, c}), c never
+    assert set(wins) == {"a", "b"}
+    assert abs(wins["a"] / len(SALTS) - 2 / 3) < 0.04
+
+
+def test_missing_load_counts_as_zero() -> None:
+    for salt in range(50):
+        assert least_loaded_of_two(["a", "b"], {"a": 0.2}, salt) == "b"
+        assert least_loaded_of_two(["a", "b"], {"a": 0.0}, salt) == "a"
+
+
+def test_nan_load_loses() -> None:
+    for salt in range(50):
+        assert least_loaded_of_two(["a", "b"], {"a": float("nan"), "b": 1e9}, salt) == "b"
+
+
+def test_tie_goes_to_the_smaller_name_whatever_the_order() -> None:
+    for salt in range(50):
+        assert least_loaded_of_two(["zed", "abe"], {"zed": 1.0, "abe": 1.0}, salt) == "abe"
+
+
+@given(
+    loads=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d", "e"]),
+        st.floats(min_value=0, max_value=100, allow_nan=False),
+        min_size=2,
+    ),
+    salt=st.integers(),
+)
+@settings(max_examples=200)
+def test_deterministic_and_never_the_strictly_most_loaded(
+    loads: dict[str, float], salt: int
+) -> None:
+    names = sorted(loads)
+    winner = least_loaded_of_two(names, loads, salt)
+    assert winner in names
+    assert least_loaded_of_two(names, dict(loads), salt) == winner
+    top = max(loads.values())
+    if sum(1 for v in loads.values() if v == top) == 1:
+        assert loads[winner] < top
