@@ -1,0 +1,155 @@
+"""The `lb` command line: run a node, check a farm file, run the demo, list extractors.
+
+This module only parses arguments, loads the configuration and hands over to
+lb.node / lb.demo; it holds no load-balancing logic and opens no sockets.
+Every command returns an exit status: 0 ok, 1 check-config found errors,
+2 usage or configuration error when starting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from lb import __version__
+from lb.config import FarmConfig, NodeConfig, load_config, select_node
+from lb.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+DEFAULT_DEMO_PORT_BASE = 18000
+
+
+def _port_base(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1024 <= value <= 65000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range 1024 .. 65000")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lb",
+        description="Session-homing load balancer: every node of a farm routes each "
+        "session to its home node.",
+    )
+    parser.add_argument("--version", action="version", version=f"lb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one node of a farm")
+    run.add_argument("--config", required=True, metavar="FILE", help="the farm file (TOML)")
+    run.add_argument(
+        "--node", metavar="NAME", help="the node to run as (default: $LB_NODE, or the only node)"
+    )
+
+    check = sub.add_parser("check-config", help="validate a farm file and list every error")
+    check.add_argument("file", metavar="FILE", help="the farm file (TOML)")
+    check.add_argument("--node", metavar="NAME", help="also check that this node exists")
+
+    demo = sub.add_parser("demo", help="run a 3-node farm with demo applications on loopback")
+    demo.add_argument(
+        "--port-base",
+        type=_port_base,
+        default=DEFAULT_DEMO_PORT_BASE,
+        metavar="N",
+        help=f"first port of the block the demo uses (default {DEFAULT_DEMO_PORT_BASE})",
+    )
+
+    sub.add_parser("extractors", help="list the installed extractor kinds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command: str | None = args.command
+    try:
+        if command == "run":
+            return _run(args.config, args.node)
+        if command == "check-config":
+            return _check_config(args.file, args.node)
+        if command == "demo":
+            return _demo(args.port_base)
+        if command == "extractors":
+            return _extractors(sys.stdout)
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _print_errors(source: str, exc: ConfigError, out: TextIO) -> None:
+    print(f"{source}: {len(exc.errors)} error(s)", file=out)
+    for key, message in exc.errors:
+        print(f"  {key}: {message}", file=out)
+
+
+def _load(path: str, node: str | None) -> tuple[FarmConfig, NodeConfig]:
+    config = load_config(path)
+    return config, select_node(config, node)
+
+
+def _run(path: str, node_name: str | None) -> int:
+    try:
+        config, node = _load(path, node_name)
+    except ConfigError as exc:
+        _print_errors(path, exc, sys.stderr)
+        return EXIT_USAGE
+    from lb.node.runner import run_node
+
+    return run_node(config, node)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _check_config(path: str, node_name: str | None) -> int:
+    try:
+        config = load_config(path)
+        node = select_node(config, node_name) if node_name is not None else None
+    except ConfigError as exc:
+        _print_errors(path, exc, sys.stderr)
+        return EXIT_CHECK_FAILED
+    line = (
+        f"ok: farm {config.name!r}, "
+        f"{_plural(len(config.nodes), 'node')} ({', '.join(config.nodes)}), "
+        f"{_plural(len(config.services), 'service')} ({', '.join(config.services)})"
+    )
+    if node is not None:
+        line += f"; node {node.name!r}"
+    print(line)
+    return EXIT_OK
+
+
+def _demo(port_base: int) -> int:
+    from lb.demo.run import main as demo_main
+
+    return demo_main(port_base)
+
+
+def _extractors(out: TextIO) -> int:
+    from lb.extract.registry import available, load_errors
+
+    kinds = {
+        name: info.distribution or "(unknown distribution)" for name, info in available().items()
+    }
+    broken = load_errors()
+    if not kinds and not broken:
+        print("no extractors installed", file=out)
+        return EXIT_OK
+    width = max(len(kind) for kind in [*kinds, *broken])
+    for kind, dist in sorted(kinds.items()):
+        print(f"{kind:<{width}}  {dist}", file=out)
+    for kind, reason in sorted(broken.items()):
+        print(f"{kind:<{width}}  unusable: {reason}", file=out)
+    return EXIT_OK

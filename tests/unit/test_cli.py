@@ -1,0 +1,173 @@
+"""Tests of lb.cli: check-config output and exit codes, extractors, version, usage errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lb
+from lb.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "farm.toml"
+LB = Path(sys.executable).parent / "lb"
+
+BAD = """\
+[farm]
+name = "bad name"
+secret = "too short"
+cookie_tll = 10
+
+[[services]]
+name = "web"
+protocol = "udp"
+
+[[nodes]]
+name = "a"
+forward = "127.0.0.1:7101"
+listen = { web = "127.0.0.1:8101" }
+apps = { web = "127.0.0.1:9101" }
+
+[[nodes]]
+name = "b"
+forward = "127.0.0.1:7101"
+listen = { web = "127.0.0.1:8102" }
+apps = { wb = "127.0.0.1:9102" }
+"""
+BAD_KEYS = [
+    "farm.name",
+    "farm.secret",
+    "farm.link_security",
+    "farm.cookie_tll",
+    "services[0].protocol",
+    "nodes[1].forward",
+    "nodes[1].apps.wb",
+    "nodes[1].apps.web",
+]
+
+
+@pytest.fixture
+def bad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    return path
+
+
+def error_keys(stderr: str) -> list[str]:
+    """Keys of the "  key: message" lines that follow the "FILE: N error(s)" header."""
+    lines = stderr.splitlines()
+    return [line.strip().split(": ", 1)[0] for line in lines[1:] if line.startswith("  ")]
+
+
+def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "ok: farm 'example', 3 nodes (a, b, c), 1 service (web)\n"
+    assert err == ""
+
+
+def test_check_config_with_node(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE), "--node", "b"]) == 0
+    assert "node 'b'" in capsys.readouterr().out
+    assert main(["check-config", str(EXAMPLE), "--node", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{EXAMPLE}: 1 error(s)\n")
+    assert "  --node: unknown node 'x'; the farm has: a, b, c" in err
+
+
+def test_check_config_lists_every_error(bad_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(bad_file)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[0] == f"{bad_file}: {len(BAD_KEYS)} error(s)"
+    assert sorted(error_keys(err)) == sorted(BAD_KEYS)
+    assert "did you mean 'cookie_ttl'?" in err
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "none.toml"
+    assert main(["check-config", str(path)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_run_with_bad_config_exits_2(bad_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(bad_file), "--node", "a"]) == 2
+    assert sorted(error_keys(capsys.readouterr().err)) == sorted(BAD_KEYS)
+
+
+def test_run_needs_a_node_choice(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LB_NODE", raising=False)
+    assert main(["run", "--config", str(EXAMPLE)]) == 2
+    err = capsys.readouterr().err
+    assert "--node" in err and "a, b, c" in err
+    monkeypatch.setenv("LB_NODE", "nope")
+    assert main(["run", "--config", str(EXAMPLE)]) == 2
+    assert "LB_NODE: unknown node 'nope'" in capsys.readouterr().err
+
+
+def test_extractors_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["extractors"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines() if line.strip()}
+    registered = {ep.name for ep in importlib.metadata.entry_points(group="lb.extractors")}
+    assert {"home-cookie", "uri-path", "query-param", "client-ip"} <= registered
+    assert registered <= listed
+    for line in out.splitlines():
+        if line.split()[0] in {"home-cookie", "client-ip"}:
+            assert "lb" in line.split()[1:]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"lb {lb.__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["frobnicate"], ["run"], ["check-config"], ["demo", "--port-base", "80"]],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err
+
+
+def test_console_script_check_config_ok() -> None:
+    proc = subprocess.run(
+        [str(LB), "check-config", "examples/farm.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok: farm 'example', 3 nodes")
+
+
+def test_console_script_check_config_bad(bad_file: Path) -> None:
+    proc = subprocess.run(
+        [str(LB), "check-config", str(bad_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert sorted(error_keys(proc.stderr)) == sorted(BAD_KEYS)
+
+
+def test_python_dash_m(bad_file: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lb", "check-config", str(bad_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{bad_file}: {len(BAD_KEYS)} error(s)\n")
+    assert sorted(error_keys(proc.stderr)) == sorted(BAD_KEYS)
