@@ -1,0 +1,411 @@
+"""HTTP/1.x head codec: request-head parsing, Set-Cookie insertion, canned error responses.
+
+Pure and bounded: no sockets, no asyncio, no clock. A short buffer is "need more"
+(``None``); a head that cannot be served is exactly one ``HttpError`` carrying the
+status to answer. This module never parses bodies and never changes body bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import NoReturn
+
+from lb.errors import HttpError
+
+__all__ = [
+    "MAX_HEADER_LINES",
+    "RequestHead",
+    "ResponseCookieInserter",
+    "error_response",
+    "parse_request_head",
+]
+
+MAX_HEADER_LINES = 100
+"""More header lines than this in one request head is a 400."""
+
+_MAX_LEADING_EMPTY_LINES = 2
+_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1"))
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps
+# only control bytes, so CR/LF pairing and forbidden CTLs are checked in one pass.
+_NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_TARGET_BAD = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """A parsed, validated HTTP/1.x request head."""
+
+    method: str
+    target: str
+    version: str
+    """``"HTTP/1.1"`` or ``"HTTP/1.0"``."""
+    headers: list[tuple[str, str]]
+    """In order; names as received, values stripped of surrounding SP/HT."""
+    length: int
+    """Bytes of the head, leading empty lines and the final CRLFCRLF included."""
+
+    def header(self, name: str) -> str | None:
+        """The value of the first header called ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if len(key) == len(wanted) and key.lower() == wanted:
+                return value
+        return None
+
+    def cookies(self) -> dict[str, str]:
+        """Cookies of every Cookie header; the first occurrence of a name wins.
+
+        Pairs without ``=`` or whose name is not a token are skipped; values are
+        kept as sent (no unquoting, no decoding).
+        """
+        found: dict[str, str] = {}
+        for key, value in self.headers:
+            if len(key) != 6 or key.lower() != "cookie":
+                continue
+            for pair in value.split(";"):
+                name, eq, val = pair.partition("=")
+                name = name.strip(" \t")
+                if not eq or name in found or _TOKEN.fullmatch(name) is None:
+                    continue
+                found[name] = val.strip(" \t")
+        return found
+
+    @property
+    def path(self) -> str:
+        """The path of the target: origin-form before ``?``, the path part of an
+        absolute-form target (``"/"`` if it has none), ``""`` for ``*`` and authority-form."""
+        target = self.target
+        if not target.startswith("/"):
+            scheme_end = target.find("://")
+            if scheme_end <= 0:
+                return ""
+            slash = target.find("/", scheme_end + 3)
+            question = target.find("?", scheme_end + 3)
+            if slash < 0 or 0 <= question < slash:
+                return "/"
+            target = target[slash:]
+        return target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        """The part of the target after the first ``?``; ``""`` if none."""
+        return self.target.partition("?")[2]
+
+
+def _bad(reason: str) -> HttpError:
+    return HttpError(400, reason)
+
+
+def _check_request_line(line: str) -> tuple[str, str, str]:
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise _bad("malformed request line")
+    method, target, version = parts
+    if _TOKEN.fullmatch(method) is None:
+        raise _bad("method is not a token")
+    if not target or _TARGET_BAD.search(target) is not None:
+        raise _bad("empty request target or control/space byte in it")
+    if version not in _VERSIONS:
+        raise _bad("unsupported HTTP version")
+    return method, target, version
+
+
+def _skip_leading_empty_lines(data: bytes) -> int:
+    pos = 0
+    for _ in range(_MAX_LEADING_EMPTY_LINES):
+        if not data.startswith(b"\r\n", pos):
+            break
+        pos += 2
+    if data.startswith(b"\r\n", pos):
+        raise _bad("too many empty lines before the request line")
+    return pos
+
+
+def _check_partial(data: bytes, pos: int, end: int) -> None:
+    """Fail early on an incomplete head that can never become valid."""
+    if data.find(b"\x00", 0, end) >= 0:
+        raise _bad("NUL byte in request head")
+    pairs = data.count(b"\r\n", 0, end)
+    if data.count(b"\n", 0, end) != pairs:
+        raise _bad("bare LF in request head")
+    trailing_cr = 1 if end > 0 and data[end - 1] == 0x0D else 0
+    if data.count(b"\r", 0, end) - pairs > trailing_cr:
+        raise _bad("bare CR in request head")
+    eol = data.find(b"\r\n", pos, end)
+    if eol >= 0:
+        _check_request_line(data[pos:eol].decode("latin-1"))
+        return
+    partial = data[pos:end]
+    space = partial.find(b" ")
+    method = partial if space < 0 else partial[:space]
+    if method.endswith(b"\r"):
+        method = method[:-1]
+    if (space >= 0 or method) and _TOKEN.fullmatch(method.decode("latin-1")) is None:
+        raise _bad("method is not a token")
+
+
+def _raise_bad_bytes(raw: bytes) -> NoReturn:
+    if b"\x00" in raw:
+        raise _bad("NUL byte in request head")
+    pairs = raw.count(b"\r\n")
+    if raw.count(b"\n") != pairs or raw.count(b"\r") != pairs:
+        raise _bad("bare CR or LF in request head")
+    raise _bad("control byte in request head")
+
+
+def _raise_bad_header_line(line: str) -> NoReturn:
+    if not line or line[0] in " \t":
+        raise _bad("obsolete line folding in header")
+    name, colon, _ = line.partition(":")
+    if not colon:
+        raise _bad("header line without ':'")
+    if name and name[-1] in " \t":
+        raise _bad("whitespace between header name and ':'")
+    raise _bad("header name is not a token")
+
+
+def parse_request_head(data: bytes, max_bytes: int) -> RequestHead | None:
+    """Parse the request head at the start of ``data``.
+
+    Returns None when more bytes are needed. Raises ``HttpError(431)`` when no
+    complete head fits in ``max_bytes`` (a buffer of ``max_bytes`` or more without
+    a head end in its first ``max_bytes`` bytes) and ``HttpError(400)`` for a
+    malformed head. Up to two empty lines before the request line are skipped and
+    counted in ``length``. Bytes after the head are not looked at.
+    """
+    pos = _skip_leading_empty_lines(data)
+    end = data.find(b"\r\n\r\n", pos, max_bytes)
+    if end < 0:
+        window = min(len(data), max_bytes)
+        _check_partial(data, pos, window)
+        if len(data) >= max_bytes:
+            raise HttpError(431, f"request head larger than {max_bytes} bytes")
+        return None
+
+    raw = data[pos:end]
+    pairs = raw.count(b"\r\n")
+    # Only CR, LF and forbidden control bytes survive the translate; all CR/LF paired.
+    if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
+        _raise_bad_bytes(raw)
+    if pairs > MAX_HEADER_LINES:
+        raise _bad(f"more than {MAX_HEADER_LINES} header lines")
+
+    lines = raw.decode("latin-1").split("\r\n")
+    method, target, version = _check_request_line(lines[0])
+    headers: list[tuple[str, str]] = []
+    lengths: set[str] = set()
+    chunked = False
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not (
+            (name.isascii() and name.replace("-", "").isalnum())
+            or _TOKEN.fullmatch(name) is not None
+        ):
+            _raise_bad_header_line(line)
+        value = value.strip(" \t")
+        headers.append((name, value))
+        if len(name) == 14 and name.lower() == "content-length":
+            lengths.update(part.strip(" \t") for part in value.split(","))
+        elif len(name) == 17 and name.lower() == "transfer-encoding":
+            chunked = True
+
+    if lengths:
+        if chunked:
+            raise _bad("both Content-Length and Transfer-Encoding")
+        numbers: set[int] = set()
+        for part in lengths:
+            if not (part.isascii() and part.isdigit() and len(part) <= 18):
+                raise _bad("invalid Content-Length")
+            numbers.add(int(part))
+        if len(numbers) != 1:
+            raise _bad("differing Content-Length values")
+    return RequestHead(method, target, version, headers, end + 4)
+
+
+# -- response side -------------------------------------------------------------------
+
+_DIGITS = frozenset(b"0123456789")
+# Allowed bytes at each position of the first 13 bytes of "HTTP/1.x NNN[ \r]".
+_STATUS_PREFIX: tuple[frozenset[int], ...] = (
+    *(frozenset((byte,)) for byte in b"HTTP/1."),
+    _DIGITS,
+    frozenset(b" "),
+    frozenset(b"12345"),
+    _DIGITS,
+    _DIGITS,
+    frozenset(b" \r"),
+)
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
+
+_Buffer = bytes | bytearray
+
+
+def _status_prefix_ok(buf: _Buffer, start: int) -> bool:
+    head = buf[start : start + len(_STATUS_PREFIX)]
+    return all(byte in allowed for byte, allowed in zip(head, _STATUS_PREFIX, strict=False))
+
+
+def _has_bare_lf(buf: _Buffer, start: int, end: int) -> bool:
+    """Whether an LF in ``buf[start:end]`` lacks the CR before it."""
+    return buf.count(b"\n", start, end) != buf.count(b"\r\n", max(start - 1, 0), end)
+
+
+class ResponseCookieInserter:
+    """Insert one ``Set-Cookie`` header into the first final response head of a stream.
+
+    The header goes right after the status line of the first response whose status
+    is 200 or more; interim 1xx heads pass through unchanged (101 Switching
+    Protocols ends the search: what follows is not HTTP). A stream that does not
+    start like ``HTTP/1.x NNN``, uses bare LF line ends, or whose head does not end
+    within ``max_head_bytes`` passes through unchanged. Either way the inserter is
+    then ``done`` and ``feed`` returns its argument itself. Body bytes are never
+    looked at.
+    """
+
+    __slots__ = ("_buf", "_done", "_eol", "_inserted", "_line", "_max", "_scanned", "_status")
+
+    def __init__(self, set_cookie: str, max_head_bytes: int = 65536) -> None:
+        """``set_cookie`` is the header value; ValueError if it holds CR, LF or other
+        control bytes or non-Latin-1 characters, or if ``max_head_bytes`` < 16."""
+        try:
+            value = set_cookie.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError("Set-Cookie value must be Latin-1") from None
+        if value.translate(None, _NOT_CTL):
+            raise ValueError("Set-Cookie value must not contain control characters")
+        if max_head_bytes < 16:
+            raise ValueError("max_head_bytes must be at least 16")
+        self._line = b"Set-Cookie: " + value + b"\r\n"
+        self._max = max_head_bytes
+        self._buf = bytearray()  # the start of an incomplete head, between feeds
+        self._scanned = 0  # bytes of _buf already checked for bare LF and the head end
+        self._eol = -1  # end of the current status line in _buf, once seen
+        self._status = 0
+        self._done = False
+        self._inserted = False
+
+    @property
+    def done(self) -> bool:
+        """True once the cookie was inserted or the inserter gave up."""
+        return self._done
+
+    @property
+    def inserted(self) -> bool:
+        """True once the Set-Cookie header went out."""
+        return self._inserted
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes to send on now: possibly ``b""`` while a head is incomplete."""
+        if self._done:
+            return data
+        if not data:
+            return b""
+        if self._buf:
+            self._buf += data
+            return self._advance(self._buf)
+        return self._advance(data)
+
+    def flush(self) -> bytes:
+        """At the end of the response stream: whatever is buffered, unchanged."""
+        rest = bytes(self._buf)
+        self._buf = bytearray()
+        self._done = True
+        return rest
+
+    def _finish(self, out: list[_Buffer], inserted: bool) -> bytes:
+        self._buf = bytearray()
+        self._done = True
+        self._inserted = inserted
+        return b"".join(out)
+
+    def _advance(self, buf: _Buffer) -> bytes:
+        """Scan ``buf`` (the buffered head start plus new bytes) from the last position."""
+        out: list[_Buffer] = []
+        base = 0  # where the current response head starts in buf
+        while True:
+            limit = base + self._max
+            scanned = max(base, self._scanned)
+            if self._eol < 0:
+                eol = buf.find(b"\r\n", max(base, scanned - 1), limit)
+                if eol < 0:
+                    if (
+                        not _status_prefix_ok(buf, base)
+                        or _has_bare_lf(buf, scanned, len(buf))
+                        or len(buf) >= limit
+                    ):
+                        out.append(buf[base:])
+                        return self._finish(out, inserted=False)
+                    break
+                match = _STATUS_LINE.fullmatch(buf, base, eol)
+                if match is None or match.group(1) == b"101":
+                    out.append(buf[base:])
+                    return self._finish(out, inserted=False)
+                self._status = int(match.group(1))
+                self._eol = eol
+            end = buf.find(b"\r\n\r\n", max(self._eol, scanned - 3), limit)
+            head_end = len(buf) if end < 0 else end + 4
+            if _has_bare_lf(buf, max(scanned, self._eol), head_end):
+                out.append(buf[base:])
+                return self._finish(out, inserted=False)
+            if end < 0:
+                if len(buf) >= limit:
+                    out.append(buf[base:])
+                    return self._finish(out, inserted=False)
+                break
+            if self._status >= 200:
+                split = self._eol + 2
+                out += (buf[base:split], self._line, buf[split:])
+                return self._finish(out, inserted=True)
+            out.append(buf[base:head_end])  # an interim 1xx head
+            base = head_end
+            self._eol = -1
+            if base == len(buf):
+                break
+        # keep the incomplete head, with positions relative to its start
+        if base or buf is not self._buf:
+            self._buf = bytearray(buf[base:])
+        self._scanned = len(buf) - base
+        if self._eol >= 0:
+            self._eol -= base
+        return b"".join(out)
+
+
+# -- canned responses ----------------------------------------------------------------
+
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _build_error_response(status: int, reason: str) -> bytes:
+    body = f"{status} {reason}\n".encode("ascii")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+_ERROR_RESPONSES = {status: _build_error_response(status, r) for status, r in _REASONS.items()}
+
+
+def error_response(status: int) -> bytes:
+    """The complete response lb sends itself for ``status`` (400, 408, 413, 431,
+    500, 502, 503, 504); ValueError for any other status."""
+    try:
+        return _ERROR_RESPONSES[status]
+    except KeyError:
+        raise ValueError(f"no canned response for status {status}") from None

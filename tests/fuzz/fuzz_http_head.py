@@ -1,0 +1,79 @@
+"""Fuzz target for lb.wire.http (atheris): request-head parsing and Set-Cookie insertion.
+
+Not a pytest module. Run it after `pip install atheris`:
+
+    .venv/bin/python tests/fuzz/fuzz_http_head.py -max_total_time=60
+
+Checks, for any input: parse_request_head returns None or a RequestHead or raises
+HttpError 400/431 (nothing else); a decided prefix stays decided; a parsed head
+parses the same from its own bytes. ResponseCookieInserter gives the same output
+for any chunking and changes the stream by at most one inserted line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from lb.errors import HttpError
+    from lb.wire.http import RequestHead, ResponseCookieInserter, parse_request_head
+
+COOKIE = "lbhome=fuzz.1.sig; Path=/; HttpOnly"
+LINE = f"Set-Cookie: {COOKIE}\r\n".encode()
+
+
+def _outcome(data: bytes, max_bytes: int) -> RequestHead | int | None:
+    try:
+        return parse_request_head(data, max_bytes)
+    except HttpError as exc:
+        if exc.status not in (400, 431):
+            raise AssertionError(f"unexpected status {exc.status}") from exc
+        return exc.status
+
+
+def _insert(stream: bytes, sizes: list[int], max_head: int) -> tuple[bytes, bool]:
+    inserter = ResponseCookieInserter(COOKIE, max_head)
+    out = []
+    pos = 0
+    for size in sizes:
+        out.append(inserter.feed(stream[pos : pos + size]))
+        pos += size
+    out.append(inserter.feed(stream[pos:]))
+    out.append(inserter.flush())
+    return b"".join(out), inserter.inserted
+
+
+def test_one_input(raw: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(raw)
+    max_bytes = fdp.ConsumeIntInRange(1, 4096)
+    cut = fdp.ConsumeIntInRange(0, 4096)
+    sizes = [fdp.ConsumeIntInRange(0, 64) for _ in range(fdp.ConsumeIntInRange(0, 8))]
+    data = fdp.ConsumeBytes(fdp.remaining_bytes())
+
+    result = _outcome(data, max_bytes)
+    if isinstance(result, RequestHead):
+        assert data[result.length - 4 : result.length] == b"\r\n\r\n"
+        assert _outcome(data[: result.length], max_bytes) == result
+    prefix = _outcome(data[: min(cut, len(data))], max_bytes)
+    if prefix is not None:
+        assert prefix == result, (prefix, result)
+
+    max_head = max(16, max_bytes)
+    whole, inserted = _insert(data, [], max_head)
+    assert _insert(data, sizes, max_head) == (whole, inserted)
+    if inserted:
+        at = whole.index(LINE)
+        assert whole[:at] + whole[at + len(LINE) :] == data
+    else:
+        assert whole == data
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

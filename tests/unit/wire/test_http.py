@@ -1,0 +1,602 @@
+"""Tests for lb.wire.http: request heads, Set-Cookie insertion, canned error responses."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lb.errors import HttpError
+from lb.wire.http import (
+    RequestHead,
+    ResponseCookieInserter,
+    error_response,
+    parse_request_head,
+)
+
+BIG = 1 << 20
+
+# -- strategies -----------------------------------------------------------------------
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits
+tokens = st.text(TOKEN_CHARS, min_size=1, max_size=10)
+header_names = tokens.filter(lambda n: n.lower() not in ("content-length", "transfer-encoding"))
+VALUE_CHARS = [chr(c) for c in range(0x20, 0x7F)] + [chr(c) for c in range(0x80, 0x100)] + ["\t"]
+header_values = st.text(st.sampled_from(VALUE_CHARS), max_size=30).map(lambda v: v.strip(" \t"))
+ows = st.sampled_from(["", " ", "\t", "  "])
+PATH_CHARS = string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:@/?"
+targets = st.one_of(
+    st.text(PATH_CHARS, max_size=40).map(lambda t: "/" + t),
+    st.just("*"),
+    st.text(PATH_CHARS, max_size=20).map(lambda t: "http://example.com/" + t),
+)
+
+
+@st.composite
+def valid_heads(draw: st.DrawFn) -> tuple[bytes, RequestHead]:
+    """A valid request head and the RequestHead it must parse to."""
+    leading = draw(st.integers(0, 2))
+    method = draw(tokens)
+    target = draw(targets)
+    version = draw(st.sampled_from(["HTTP/1.0", "HTTP/1.1"]))
+    headers = draw(st.lists(st.tuples(header_names, header_values), max_size=12))
+    text = "\r\n" * leading + f"{method} {target} {version}\r\n"
+    for name, value in headers:
+        text += f"{name}:{draw(ows)}{value}{draw(ows)}\r\n"
+    text += "\r\n"
+    raw = text.encode("latin-1")
+    return raw, RequestHead(method, target, version, headers, len(raw))
+
+
+def parse(data: bytes, max_bytes: int = BIG) -> RequestHead | None:
+    return parse_request_head(data, max_bytes)
+
+
+def status_of(data: bytes, max_bytes: int = BIG) -> int:
+    with pytest.raises(HttpError) as info:
+        parse_request_head(data, max_bytes)
+    return info.value.status
+
+
+# -- valid heads ----------------------------------------------------------------------
+
+
+def test_simple_get() -> None:
+    data = b"GET /index.html?a=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
+    head = parse(data)
+    assert head == RequestHead(
+        "GET",
+        "/index.html?a=1",
+        "HTTP/1.1",
+        [("Host", "example.com"), ("Accept", "*/*")],
+        len(data),
+    )
+    assert head.path == "/index.html"
+    assert head.query == "a=1"
+
+
+def test_post_with_body_reports_head_length_only() -> None:
+    head_bytes = b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"
+    head = parse(head_bytes + b"a=1&b=2")
+    assert head is not None
+    assert head.method == "POST"
+    assert head.length == len(head_bytes)
+    assert head.header("content-length") == "7"
+
+
+def test_http_1_0_without_headers() -> None:
+    head = parse(b"GET / HTTP/1.0\r\n\r\n")
+    assert head is not None
+    assert head.version == "HTTP/1.0"
+    assert head.headers == []
+
+
+@pytest.mark.parametrize("leading", [b"\r\n", b"\r\n\r\n"])
+def test_up_to_two_leading_empty_lines_are_skipped(leading: bytes) -> None:
+    data = leading + b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    head = parse(data)
+    assert head is not None
+    assert head.target == "/a"
+    assert head.length == len(data)
+
+
+def test_header_values_are_stripped_and_names_kept_as_sent() -> None:
+    head = parse(b"GET / HTTP/1.1\r\nX-Thing: \t a  b \t\r\nEmpty:\r\n\r\n")
+    assert head is not None
+    assert head.headers == [("X-Thing", "a  b"), ("Empty", "")]
+
+
+def test_header_lookup_is_case_insensitive_first_occurrence() -> None:
+    head = parse(b"GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
+    assert head is not None
+    assert head.header("X-A") == "1"
+    assert head.header("x-A") == "1"
+    assert head.header("X-B") is None
+
+
+def test_non_ascii_values_decode_as_latin1() -> None:
+    head = parse(b"GET / HTTP/1.1\r\nX-Name: caf\xe9 \xff\r\n\r\n")
+    assert head is not None
+    assert head.header("x-name") == "caf\u00e9 \u00ff"
+
+
+def test_cookies_from_all_headers_first_occurrence_wins_bad_pairs_skipped() -> None:
+    data = (
+        b"GET / HTTP/1.1\r\n"
+        b"Cookie: a=1; b=2;c; =4; d=\r\n"
+        b"X-Other: a=9\r\n"
+        b"cookie: a=3; e = 5 ;bad name=6\r\n\r\n"
+    )
+    head = parse(data)
+    assert head is not None
+    assert head.cookies() == {"a": "1", "b": "2", "d": "", "e": "5"}
+
+
+def test_cookies_without_cookie_header() -> None:
+    head = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head is not None
+    assert head.cookies() == {}
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("/", "/", ""),
+        ("/a/b?x=1&y=2", "/a/b", "x=1&y=2"),
+        ("/a?b?c", "/a", "b?c"),
+        ("/a?", "/a", ""),
+        ("*", "", ""),
+        ("http://example.com/a/b?q=1", "/a/b", "q=1"),
+        ("http://example.com", "/", ""),
+        ("https://example.com:8443?q=1", "/", "q=1"),
+        ("example.com:443", "", ""),
+    ],
+)
+def test_path_and_query(target: str, path: str, query: str) -> None:
+    method = "CONNECT" if target == "example.com:443" else "GET"
+    head = parse(f"{method} {target} HTTP/1.1\r\n\r\n".encode())
+    assert head is not None
+    assert (head.path, head.query) == (path, query)
+
+
+def test_identical_content_length_values_are_accepted() -> None:
+    head = parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n")
+    assert head is not None
+
+
+def test_transfer_encoding_alone_is_accepted() -> None:
+    head = parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert head is not None
+
+
+def test_exactly_100_header_lines_are_accepted() -> None:
+    data = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n"
+    head = parse(data)
+    assert head is not None
+    assert len(head.headers) == 100
+
+
+# -- malformed heads: 400 -------------------------------------------------------------
+
+BAD_HEADS = {
+    "method not a token": b"G(T / HTTP/1.1\r\n\r\n",
+    "empty method": b" / HTTP/1.1\r\n\r\n",
+    "lowercase version": b"GET / http/1.1\r\n\r\n",
+    "http 2 version": b"GET / HTTP/2.0\r\n\r\n",
+    "http 0.9 version": b"GET / HTTP/0.9\r\n\r\n",
+    "missing version": b"GET /\r\n\r\n",
+    "double space": b"GET  / HTTP/1.1\r\n\r\n",
+    "extra part": b"GET / x HTTP/1.1\r\n\r\n",
+    "trailing space": b"GET / HTTP/1.1 \r\n\r\n",
+    "CTL in target": b"GET /a\x01b HTTP/1.1\r\n\r\n",
+    "DEL in target": b"GET /a\x7f HTTP/1.1\r\n\r\n",
+    "tab in target": b"GET /a\tb HTTP/1.1\r\n\r\n",
+    "header without colon": b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+    "header name not a token": b"GET / HTTP/1.1\r\nHo(st: x\r\n\r\n",
+    "empty header name": b"GET / HTTP/1.1\r\n: x\r\n\r\n",
+    "space before colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    "tab before colon": b"GET / HTTP/1.1\r\nHost\t: x\r\n\r\n",
+    "obs-fold with space": b"GET / HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n",
+    "obs-fold with tab": b"GET / HTTP/1.1\r\nX-A: 1\r\n\t2\r\n\r\n",
+    "CTL in value": b"GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n",
+    "DEL in value": b"GET / HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n",
+    "vertical tab in value": b"GET / HTTP/1.1\r\nX-A: a\x0bb\r\n\r\n",
+    "NUL in value": b"GET / HTTP/1.1\r\nX-A: a\x00b\r\n\r\n",
+    "NUL in target": b"GET /\x00 HTTP/1.1\r\n\r\n",
+    "bare CR in value": b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+    "bare LF in value": b"GET / HTTP/1.1\r\nX-A: a\nb\r\n\r\n",
+    "bare LF line ends": b"GET / HTTP/1.1\nHost: x\n\n",
+    "bare LF after request line": b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+    "101 header lines": b"GET / HTTP/1.1\r\n"
+    + b"".join(b"X-%d: v\r\n" % i for i in range(101))
+    + b"\r\n",
+    "three leading empty lines": b"\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+    "content-length and transfer-encoding": (
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ),
+    "transfer-encoding then content-length": (
+        b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n"
+    ),
+    "differing content-length headers": (
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"
+    ),
+    "differing content-length list": b"POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n",
+    "non-numeric content-length": b"POST / HTTP/1.1\r\nContent-Length: 3a\r\n\r\n",
+    "negative content-length": b"POST / HTTP/1.1\r\nContent-Length: -3\r\n\r\n",
+    "empty content-length": b"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+    "unicode digit content-length": b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n",
+    "huge content-length": b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", BAD_HEADS.values(), ids=BAD_HEADS.keys())
+def test_malformed_head_is_400(data: bytes) -> None:
+    assert status_of(data) == 400
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello
+        b"GET / HTTP/1.1\n",
+        b"GET / HTTP/1.1\r\nHost: x\n",
+        b"GET / HTTP/3\r\n",
+        b"GET /a\x00",
+        b"G\rET",
+    ],
+)
+def test_hopeless_incomplete_head_fails_early(data: bytes) -> None:
+    assert status_of(data) == 400
+
+
+# -- need more, limits ----------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(valid_heads())
+def test_valid_head_parses_to_its_model(case: tuple[bytes, RequestHead]) -> None:
+    raw, expected = case
+    assert parse(raw, len(raw)) == expected
+
+
+@settings(max_examples=200)
+@given(valid_heads(), st.binary(max_size=50))
+def test_bytes_after_the_head_are_ignored(case: tuple[bytes, RequestHead], body: bytes) -> None:
+    raw, expected = case
+    assert parse(raw + body, len(raw)) == expected
+
+
+@settings(max_examples=100)
+@given(valid_heads())
+def test_every_proper_prefix_of_a_valid_head_needs_more(case: tuple[bytes, RequestHead]) -> None:
+    raw, _ = case
+    for end in range(len(raw)):
+        assert parse(raw[:end]) is None, raw[:end]
+
+
+def test_empty_buffer_needs_more() -> None:
+    assert parse(b"") is None
+
+
+def test_431_boundary_exactly_fits_vs_one_byte_over() -> None:
+    raw = b"GET /abc HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    size = len(raw)
+    assert parse(raw, size) is not None
+    assert status_of(raw, size - 1) == 431
+    # a buffer of max_bytes bytes without a head end can never complete
+    assert status_of(raw[: size - 1], size - 1) == 431
+    assert parse(raw[: size - 2], size - 1) is None
+    # one byte over, with more bytes already buffered
+    assert status_of(raw + b"body", size - 1) == 431
+
+
+def test_431_is_decided_within_max_bytes_of_a_long_buffer() -> None:
+    data = b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\n\r\n"
+    assert status_of(data, 8192) == 431
+
+
+def test_leading_empty_lines_count_towards_the_limit() -> None:
+    raw = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"
+    assert parse(raw, len(raw)) is not None
+    assert status_of(raw, len(raw) - 1) == 431
+
+
+# -- robustness -----------------------------------------------------------------------
+
+PIECES = [
+    b"GET",
+    b"POST",
+    b" ",
+    b"/",
+    b"/a?b=c",
+    b"HTTP/1.1",
+    b"HTTP/1.0",
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b":",
+    b"Host",
+    b"Content-Length: 1",
+    b"Transfer-Encoding: x",
+    b"\t",
+    b"\x00",
+    b"\x7f",
+    b"\xe9",
+    b"x",
+]
+
+
+@st.composite
+def mutated_heads(draw: st.DrawFn) -> bytes:
+    """A valid head (maybe with a body) with a few pieces spliced in or cut out."""
+    raw, _ = draw(valid_heads())
+    data = bytearray(raw + draw(st.sampled_from([b"", b"body", b"\r\n\r\n"])))
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(data)))
+        if draw(st.booleans()):
+            data[at:at] = draw(st.sampled_from(PIECES))
+        else:
+            del data[at : at + draw(st.integers(1, 3))]
+    return bytes(data)
+
+
+http_like = st.one_of(st.lists(st.sampled_from(PIECES), max_size=40).map(b"".join), mutated_heads())
+
+
+def outcome(data: bytes, max_bytes: int) -> object:
+    try:
+        return parse_request_head(data, max_bytes)
+    except HttpError as exc:
+        assert exc.status in (400, 431)
+        return exc.status
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.binary(max_size=200), http_like), st.integers(1, 300))
+def test_any_bytes_give_none_a_head_or_http_error(data: bytes, max_bytes: int) -> None:
+    result = outcome(data, max_bytes)
+    if isinstance(result, RequestHead):
+        assert 0 < result.length <= min(len(data), max_bytes)
+        assert data[result.length - 4 : result.length] == b"\r\n\r\n"
+
+
+@settings(max_examples=500)
+@given(http_like, st.integers(0, 1000), st.integers(8, 400))
+def test_a_decided_prefix_stays_decided(data: bytes, cut: int, max_bytes: int) -> None:
+    decided = outcome(data[: cut % (len(data) + 1)], max_bytes)
+    if decided is not None:
+        assert outcome(data, max_bytes) == decided
+
+
+# -- ResponseCookieInserter -----------------------------------------------------------
+
+COOKIE = "lbhome=node-a.1700000000.c2lnbmF0dXJl; Path=/; HttpOnly; SameSite=Lax"
+LINE = f"Set-Cookie: {COOKIE}\r\n".encode()
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+EXPECTED = (
+    b"HTTP/1.1 200 OK\r\n" + LINE + b"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+)
+
+
+def run(stream: bytes, chunks: list[int] | None = None, **kwargs: int) -> tuple[bytes, bool]:
+    """Feed ``stream`` in chunks of the given sizes (rest in one), then flush."""
+    inserter = ResponseCookieInserter(COOKIE, **kwargs)
+    out = []
+    pos = 0
+    for size in chunks or []:
+        out.append(inserter.feed(stream[pos : pos + size]))
+        pos += size
+    out.append(inserter.feed(stream[pos:]))
+    out.append(inserter.flush())
+    return b"".join(out), inserter.inserted
+
+
+def test_insert_in_one_chunk() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(RESPONSE) == EXPECTED
+    assert inserter.done
+    assert inserter.inserted
+    assert inserter.flush() == b""
+
+
+def test_byte_by_byte_feeding_gives_the_same_output() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    out = b"".join(inserter.feed(RESPONSE[i : i + 1]) for i in range(len(RESPONSE)))
+    assert out == EXPECTED
+    assert inserter.inserted
+
+
+def test_feed_after_done_returns_the_same_object() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    inserter.feed(RESPONSE)
+    chunk = b"more body bytes"
+    assert inserter.feed(chunk) is chunk
+
+
+def test_nothing_goes_out_while_the_head_is_incomplete() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(b"HTTP/1.1 200 OK\r\nServer: x\r\n") == b""
+    assert not inserter.done
+    assert inserter.feed(b"\r\nbody") == b"HTTP/1.1 200 OK\r\n" + LINE + b"Server: x\r\n\r\nbody"
+
+
+def test_head_without_headers_and_status_without_reason() -> None:
+    assert run(b"HTTP/1.1 204\r\n\r\n") == (b"HTTP/1.1 204\r\n" + LINE + b"\r\n", True)
+    assert run(b"HTTP/1.0 302 \r\n\r\n") == (b"HTTP/1.0 302 \r\n" + LINE + b"\r\n", True)
+
+
+def test_100_continue_passes_at_once_then_200_gets_the_cookie() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert inserter.feed(interim) == interim
+    assert not inserter.done
+    assert inserter.feed(RESPONSE) == EXPECTED
+    assert inserter.inserted
+
+
+def test_103_early_hints_with_headers_in_the_same_chunk() -> None:
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+    assert run(interim + RESPONSE) == (interim + EXPECTED, True)
+    assert run(interim + RESPONSE, [5, 40, 30]) == (interim + EXPECTED, True)
+
+
+def test_101_switching_protocols_ends_the_search() -> None:
+    stream = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(stream) == stream
+    assert inserter.done
+    assert not inserter.inserted
+
+
+def test_body_bytes_after_the_head_are_untouched() -> None:
+    body = b"HTTP/1.1 200 OK\r\nX: y\r\n\r\n\x00\xff\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    out, inserted = run(head + body, [len(head) - 1, 3])
+    assert inserted
+    assert out == b"HTTP/1.1 200 OK\r\n" + LINE + head[17:] + body
+    assert out.count(LINE) == 1
+
+
+def test_bare_lf_in_the_body_does_not_matter() -> None:
+    stream = b"HTTP/1.1 200 OK\r\nX: 1\r\n\r\nline one\nline two\n"
+    expected = b"HTTP/1.1 200 OK\r\n" + LINE + b"X: 1\r\n\r\nline one\nline two\n"
+    assert run(stream) == (expected, True)
+    assert run(stream, [26, 2, 3]) == (expected, True)
+
+
+def test_oversize_head_passes_through_unchanged() -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200 + b"\r\n\r\n"
+    stream = head + b"body"
+    assert run(stream, max_head_bytes=len(head) - 1) == (stream, False)
+    assert run(stream, [10] * 30, max_head_bytes=len(head) - 1) == (stream, False)
+    # exactly at the limit it still fits
+    out, inserted = run(stream, max_head_bytes=len(head))
+    assert inserted
+    assert out.replace(LINE, b"") == stream
+
+
+def test_oversize_head_gives_up_once_the_limit_is_reached() -> None:
+    inserter = ResponseCookieInserter(COOKIE, max_head_bytes=64)
+    first = b"HTTP/1.1 200 OK\r\nX: " + b"a" * 40
+    assert inserter.feed(first) == b""
+    rest = b"a" * 10
+    assert inserter.feed(rest) == first + rest
+    assert inserter.done
+    assert not inserter.inserted
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"\x16\x03\x03\x00\x31\x02\x00\x00\x2d\x03\x03",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"HTTP/2 200\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/1.1 099 Odd\r\n\r\n",
+        b"HTTP/1.1 600 Odd\r\n\r\n",
+        b"HTTP/1.1 200OK\r\n\r\n",
+        b"http/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 O\x01K\r\n\r\n",
+        b"HTTP/1.1 200 OK\nServer: x\n\n",
+        b"HTTP/1.1 200 OK\r\nServer: x\n\nbody",
+    ],
+)
+def test_non_http_or_broken_heads_pass_through_unchanged(stream: bytes) -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(stream) == stream
+    assert inserter.done
+    assert not inserter.inserted
+
+
+def test_non_http_stream_is_recognised_from_its_first_byte() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(b"\x16") == b"\x16"
+    assert inserter.done
+
+
+def test_flush_returns_an_incomplete_head_unchanged() -> None:
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(b"HTTP/1.1 200 OK\r\nX: 1") == b""
+    assert inserter.flush() == b"HTTP/1.1 200 OK\r\nX: 1"
+    assert inserter.done
+    assert not inserter.inserted
+    assert inserter.flush() == b""
+
+
+@pytest.mark.parametrize("bad", ["a=b\r\nX-Evil: 1", "a=b\n", "a=\x00", "a=\u0100"])
+def test_cookie_value_that_would_break_the_head_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        ResponseCookieInserter(bad)
+
+
+@st.composite
+def response_streams(draw: st.DrawFn) -> bytes:
+    """Interim and final response heads and a body, sometimes with a splice of noise."""
+    stream = b""
+    for code in draw(st.lists(st.sampled_from([100, 103, 101, 200, 204, 304, 404]), max_size=3)):
+        stream += b"HTTP/1.%d %d Reason\r\n" % (draw(st.integers(0, 1)), code)
+        for _ in range(draw(st.integers(0, 3))):
+            stream += b"X-H: " + b"v" * draw(st.integers(0, 40)) + b"\r\n"
+        stream += b"\r\n"
+    stream += draw(st.sampled_from([b"", b"body", b"a\nb\r\n", b"HTTP/1.1 200 OK\r\n\r\n"]))
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(stream)))
+        noise = draw(st.sampled_from([b"\n", b"\r", b"\x00", b" ", b"x", b"HTTP/1.1 "]))
+        stream = stream[:at] + noise + stream[at:]
+    return stream
+
+
+responses = st.one_of(response_streams(), st.binary(max_size=100))
+
+
+@settings(max_examples=500)
+@given(responses, st.lists(st.integers(0, 30), max_size=10), st.integers(16, 400))
+def test_chunking_never_changes_the_output(
+    stream: bytes, chunks: list[int], max_head_bytes: int
+) -> None:
+    whole = run(stream, max_head_bytes=max_head_bytes)
+    assert run(stream, chunks, max_head_bytes=max_head_bytes) == whole
+    out, inserted = whole
+    if inserted:
+        at = out.index(LINE)
+        assert out[:at] + out[at + len(LINE) :] == stream
+        assert out[at - 2 : at] == b"\r\n"
+    else:
+        assert out == stream
+
+
+# -- error responses ------------------------------------------------------------------
+
+REASONS = {  # RFC 9110 section 15
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@pytest.mark.parametrize(("status", "reason"), REASONS.items())
+def test_error_response_is_a_complete_closing_response(status: int, reason: str) -> None:
+    response = error_response(status)
+    head, sep, body = response.partition(b"\r\n\r\n")
+    assert sep
+    lines = head.decode("ascii").split("\r\n")
+    assert lines[0] == f"HTTP/1.1 {status} {reason}"
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    assert fields["Content-Type"] == "text/plain; charset=utf-8"
+    assert fields["Connection"] == "close"
+    assert int(fields["Content-Length"]) == len(body)
+    assert body == f"{status} {reason}\n".encode()
+    assert error_response(status) is response
+
+
+@pytest.mark.parametrize("status", [200, 404, 418, 599])
+def test_error_response_for_other_statuses_is_refused(status: int) -> None:
+    with pytest.raises(ValueError):
+        error_response(status)
