@@ -1,0 +1,181 @@
+"""The client side: one accepted client connection of a listener.
+
+It reads until the extractor chain answers (bounded by `limits.head_bytes`
+and `limits.head_timeout`), asks the router for the home, then becomes one end
+of a splice: to the local application, or to a flow on the link to the home.
+Error answers (400/408/431/502/503) are written here. Connection-level
+splicing: every later request of a keep-alive connection follows the first.
+
+It must not parse frames or decide placement; those are lb.wire and lb.routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from lb.errors import HttpError
+from lb.extract.api import Identifier, Seen, Verdict, run_chain
+from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
+from lb.wire.http import RequestHead, error_response, parse_request_head
+
+if TYPE_CHECKING:
+    from lb.node.node import Node, Service
+
+# states
+HEAD = 0  # reading until the extractor chain answers
+WAIT = 1  # routed; the local application connection is being made
+SPLICE = 2  # bytes flow both ways
+DONE = 3
+
+
+class ClientEndpoint(SocketEndpoint):
+    """A client connection: head reading, routing, then one end of a splice."""
+
+    __slots__ = (
+        "buf",
+        "client",
+        "deadline",
+        "eof_seen",
+        "head",
+        "local",
+        "node",
+        "service",
+        "state",
+    )
+
+    def __init__(self, node: Node, service: Service) -> None:
+        super().__init__()
+        self.node = node
+        self.service = service
+        self.state = HEAD
+        self.buf = b""
+        self.head: RequestHead | None = None
+        self.client: tuple[str, int] = ("", 0)
+        self.deadline = 0.0
+        self.eof_seen = False
+        self.local = False  # spliced to the local application (counts in the node's load)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        node = self.node
+        peername = transport.get_extra_info("peername")
+        if peername:
+            self.client = (peername[0], peername[1])
+        if not node.admit_client(self):
+            self.state = DONE
+            if self.service.http:
+                transport.write(error_response(503))  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self.deadline = node.loop.time() + node.limits.head_timeout
+        node.heading[self] = self.deadline
+        self.try_route()
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == SPLICE:
+            self.active = True
+            peer = self.peer
+            if peer is not None:
+                peer.send(data)
+            return
+        if self.state == HEAD:
+            self.buf += data
+            self.try_route()
+        elif self.state == WAIT:
+            self.buf += data
+            if len(self.buf) >= self.node.limits.head_bytes:
+                self.pause_reading(PAUSE_WAIT)
+
+    def eof_received(self) -> bool:
+        if self.state == SPLICE:
+            return super().eof_received()
+        self.eof_in = True
+        self.eof_seen = True
+        if self.state == HEAD:
+            self.try_route()
+            if self.state == HEAD:
+                # the client finished before anything could be routed
+                self.finish_with(400 if self.buf else 0)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.node.heading.pop(self, None)
+        self.state = DONE
+        super().connection_lost(exc)
+
+    def on_closed(self) -> None:
+        self.node.release_client(self)
+
+    # -- head phase -----------------------------------------------------------
+    def try_route(self) -> None:
+        node = self.node
+        limit = node.limits.head_bytes
+        service = self.service
+        if service.http and self.head is None:
+            try:
+                self.head = parse_request_head(self.buf, limit)
+            except HttpError as exc:
+                node.count(f"http_{exc.status}")
+                self.finish_with(exc.status)
+                return
+            if self.head is None:
+                return
+        seen = Seen(self.buf, self.eof_seen, self.client, self.head, node.wall_time())
+        result = run_chain(service.chain, seen, node.extractor_failed)
+        if result is Verdict.NEED_MORE:
+            if len(self.buf) < limit and not self.eof_seen:
+                return
+            result = Verdict.NO_MATCH
+        node.heading.pop(self, None)
+        identifier = result if isinstance(result, Identifier) else None
+        node.route_client(self, identifier)
+
+    def head_timed_out(self) -> None:
+        """Called by the node's sweep when the head did not arrive in time."""
+        if self.state != HEAD:
+            return
+        if self.service.http and self.head is not None:
+            # the head is complete but an extractor still wants more: route without it
+            self.node.heading.pop(self, None)
+            self.node.route_client(self, None)
+            return
+        self.node.count("head_timeouts")
+        self.finish_with(408 if self.service.http else 0)
+
+    def finish_with(self, status: int) -> None:
+        """Answer an error status (http) or just close (tcp, status 0), then close."""
+        self.node.heading.pop(self, None)
+        self.state = DONE
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if status and self.service.http and not self.sent_any:
+            self.sent_any = True
+            transport.write(error_response(status))
+        transport.close()
+
+    # -- splice phase -------------------------------------------------------
+    def start_splice(self, peer: Endpoint) -> None:
+        """The peer endpoint is ready: send what was read, then relay."""
+        self.peer = peer
+        self.state = SPLICE
+        buf, self.buf = self.buf, b""
+        if buf:
+            peer.send(buf)
+        if self.eof_in:
+            peer.send_eof()
+        if self.paused & PAUSE_WAIT:
+            self.resume_reading(PAUSE_WAIT)
+
+    def fail(self, reason: int) -> None:
+        """The home or the application broke: 502 if nothing was sent yet, else a reset."""
+        if self.transport is None or self.closed:
+            return
+        if not self.sent_any:
+            # nothing relayed yet: a clean answer (502 on http, a plain close on tcp)
+            if self.service.http:
+                self.node.count("http_502")
+            self.finish_with(502)
+            return
+        super().fail(reason)

@@ -1,0 +1,491 @@
+"""The node: owns the listeners, the links, the timers and the farm view.
+
+It wires the pure core to sockets: client connections ask it to route
+(`route_client`), links hand it NEW frames (`home_new_flow`) and liveness
+news. One periodic tick (not one timer per connection) sweeps head timeouts,
+idle connections and pending flows, sends PINGs and rebuilds the farm view.
+
+It must not parse bytes or decide placement itself: that is lb.wire,
+lb.extract and lb.routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from lb.cluster.view import FarmView, Liveness, NodeInfo
+from lb.config import Address, FarmConfig, Limits, NodeConfig
+from lb.errors import LinkError, TableFull
+from lb.extract.api import Extractor, ExtractorContext, Identifier
+from lb.extract.registry import build_chain
+from lb.node.client import SPLICE, WAIT, ClientEndpoint
+from lb.node.link import Flow, Link, link_key
+from lb.node.splice import AppEndpoint, Endpoint
+from lb.routing.cookie import CookieKeyring, set_cookie_header_value
+from lb.routing.route import Router
+from lb.wire import frames as fr
+from lb.wire.frames import ConnRef, ResetReason
+from lb.wire.http import ResponseCookieInserter
+
+log = structlog.get_logger("lb.node")
+
+TICK = 0.1  # seconds between sweeps; bounds the precision of head/pending timeouts
+RECONNECT_MIN = 0.1
+RECONNECT_MAX = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service as this node serves it: where clients come in, where the application is."""
+
+    name: str
+    http: bool
+    chain: tuple[Extractor, ...]
+    listen: Address
+    app: Address
+
+
+def _ip_or_unspecified(host: str, like: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "::" if ":" in like else "0.0.0.0"
+
+
+def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnRef:
+    """The NEW frame's connection reference; both addresses in one family (v4-mapped if mixed)."""
+    client_ip = client[0]
+    home_ip = _ip_or_unspecified(home.host, client_ip)
+    c = ipaddress.ip_address(client_ip)
+    h = ipaddress.ip_address(home_ip)
+    if c.version != h.version:
+        if c.version == 4:
+            client_ip = f"::ffff:{client_ip}"
+        else:
+            home_ip = f"::ffff:{home_ip}"
+    return ConnRef(client_ip, client[1], home_ip, home.port, service)
+
+
+def _factory(protocol: Link) -> Callable[[], Link]:
+    return lambda: protocol
+
+
+class Node:
+    """One lb node of a farm, inside one event loop."""
+
+    def __init__(self, config: FarmConfig, me: NodeConfig) -> None:
+        self.config = config
+        self.me = me
+        self.name = me.name
+        self.farm_name = config.name
+        self.limits: Limits = config.limits
+        self.loop = asyncio.get_running_loop()
+        self.link_key = link_key(config.secret)
+        self.keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
+        self.router = Router(self.keyring)
+        ctx = ExtractorContext(home_cookie_name=config.cookie_name)
+        self.services: dict[str, Service] = {}
+        for svc in config.services.values():
+            chain = build_chain(
+                [(spec.kind, spec.options) for spec in svc.extractors],
+                ctx,
+                key_prefix=f"services.{svc.name}.extractors",
+            )
+            self.services[svc.name] = Service(
+                svc.name,
+                svc.protocol == "http",
+                tuple(chain),
+                me.listen[svc.name],
+                me.apps[svc.name],
+            )
+        self.node_infos = {
+            n.name: NodeInfo(
+                n.name,
+                (n.forward.host, n.forward.port),
+                {s: (a.host, a.port) for s, a in n.listen.items()},
+                n.weight,
+            )
+            for n in config.nodes.values()
+        }
+        self.peers = [n for n in config.nodes if n != self.name]
+        self.liveness = Liveness(self.peers, self.limits.dead_after, self.loop.time())
+        self.loads: dict[str, float] = {}
+        self.links_out: dict[str, Link] = {}
+        self.links_in: set[Link] = set()
+        self.heading: dict[ClientEndpoint, float] = {}
+        self.clients: set[ClientEndpoint] = set()
+        self.local_active = 0
+        self.counters: Counter[str] = Counter()
+        self.servers: list[asyncio.Server] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.salt = 0
+        self.last_extractor_log = 0.0
+        self.stopping = False
+        self.view = self._build_view()
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        loop = self.loop
+        fwd = self.me.forward
+        self.servers.append(
+            await loop.create_server(
+                lambda: Link(self, outbound=False), fwd.host, fwd.port, backlog=1024
+            )
+        )
+        for service in self.services.values():
+            self.servers.append(
+                await loop.create_server(
+                    lambda s=service: ClientEndpoint(self, s),  # type: ignore[misc]
+                    service.listen.host,
+                    service.listen.port,
+                    backlog=4096,
+                )
+            )
+        for peer in self.peers:
+            self.tasks.append(loop.create_task(self._keep_link(peer)))
+        self.tasks.append(loop.create_task(self._tick_forever()))
+        log.info(
+            "node_started",
+            node=self.name,
+            farm=self.farm_name,
+            forward=str(fwd),
+            listeners={s.name: str(s.listen) for s in self.services.values()},
+        )
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for server in self.servers:
+            server.close()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for client in list(self.clients):
+            client.abort()
+        for link in [*self.links_out.values(), *self.links_in]:
+            link.close()
+        await asyncio.sleep(0)
+        log.info("node_stopped", node=self.name)
+
+    # -- clients ------------------------------------------------------------------
+    def admit_client(self, client: ClientEndpoint) -> bool:
+        if len(self.clients) >= self.limits.max_connections:
+            self.counters["clients_refused"] += 1
+            return False
+        self.clients.add(client)
+        return True
+
+    def release_client(self, client: ClientEndpoint) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            if client.local:
+                self.local_active -= 1
+
+    def route_client(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
+        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        decision = self.router.route(
+            identifier, self.view, self.wall_time(), self.salt ^ client.client[1]
+        )
+        self.counters[decision.reason] += 1
+        service = client.service
+        if decision.local:
+            self._start_local(client, decision.new_session)
+            return
+        link = self.links_out.get(decision.home)
+        if link is None or link.closed:
+            if decision.new_session:
+                self._start_local(client, True)
+            else:
+                client.fail(int(ResetReason.LINK_CLOSED))
+            return
+        home_addr = self.config.nodes[decision.home].listen[service.name]
+        ref = make_conn_ref(client.client, home_addr, service.name)
+        flags = fr.FLAG_NEW_SESSION if decision.new_session and service.http else 0
+        initial, client.buf = client.buf, b""
+        try:
+            flow = link.open_flow(client, ref, initial, flags, self.loop.time())
+        except TableFull:
+            self.counters["table_full"] += 1
+            client.finish_with(503)
+            return
+        except LinkError:
+            link.close()  # flow ids used up: _keep_link opens a fresh link
+            client.buf = initial
+            client.fail(int(ResetReason.LINK_CLOSED))
+            return
+        client.start_splice(flow)
+
+    def _start_local(self, client: ClientEndpoint, new_session: bool) -> None:
+        client.state = WAIT
+        client.local = True
+        self.local_active += 1
+        inserter = self._cookie_inserter() if new_session and client.service.http else None
+        self.loop.create_task(self._connect_local(client, inserter))
+
+    async def _connect_local(
+        self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
+    ) -> None:
+        app = AppEndpoint(client, inserter)
+        target = client.service.app
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                await self.loop.create_connection(lambda: app, target.host, target.port)
+        except (OSError, TimeoutError) as exc:
+            self.counters["app_connect_failures"] += 1
+            log.debug("app_connect_failed", app=str(target), error=str(exc))
+            client.fail(int(ResetReason.APP_REFUSED))
+            return
+        if client.closed or client.state != WAIT:
+            app.peer = None
+            if app.transport is not None:
+                app.transport.close()
+            return
+        client.start_splice(app)
+
+    def _cookie_inserter(self) -> ResponseCookieInserter:
+        ttl = self.config.cookie_ttl
+        value = self.keyring.sign(self.name, int(time.time()) + ttl)
+        header = set_cookie_header_value(self.config.cookie_name, value, max_age=ttl, secure=False)
+        return ResponseCookieInserter(header)
+
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None:
+        self.counters["extractor_failures"] += 1
+        now = self.loop.time()
+        if now - self.last_extractor_log >= 1.0:  # at most one line a second
+            self.last_extractor_log = now
+            log.warning(
+                "extractor_failed",
+                extractor=getattr(extractor, "name", type(extractor).__name__),
+                error=f"{type(exc).__name__}: {exc}",
+                failures=self.counters["extractor_failures"],
+            )
+
+    # -- home side ------------------------------------------------------------------
+    def home_new_flow(self, link: Link, frame: fr.Frame) -> None:
+        ref = frame.conn_ref
+        assert ref is not None
+        flow_id = frame.flow_id
+        service = self.services.get(ref.service)
+        if service is None:
+            link.write(fr.encode_reset(flow_id, int(ResetReason.NO_SERVICE), ref.service))
+            return
+        if link.tables.get(flow_id) is not None:
+            link.protocol_error(f"NEW for flow {flow_id} which exists")
+            return
+        flow = Flow(link, flow_id, link.window, None)
+        try:
+            link.tables.add_pending(flow_id, flow, self.loop.time())
+        except TableFull:
+            self.counters["table_full"] += 1
+            link.write(fr.encode_reset(flow_id, int(ResetReason.TABLE_FULL)))
+            return
+        if frame.payload:
+            flow.on_data(frame.payload)
+        inserter = None
+        if frame.flags & fr.FLAG_NEW_SESSION and service.http:
+            inserter = self._cookie_inserter()
+        self.loop.create_task(self._connect_home(link, flow, service, inserter))
+
+    async def _connect_home(
+        self, link: Link, flow: Flow, service: Service, inserter: ResponseCookieInserter | None
+    ) -> None:
+        app = AppEndpoint(flow, inserter)
+        target = service.app
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                await self.loop.create_connection(lambda: app, target.host, target.port)
+        except TimeoutError:
+            self.counters["app_connect_failures"] += 1
+            flow.reset(int(ResetReason.APP_TIMEOUT))
+            return
+        except OSError:
+            self.counters["app_connect_failures"] += 1
+            flow.reset(int(ResetReason.APP_REFUSED))
+            return
+        if flow.done:
+            app.peer = None
+            if app.transport is not None:
+                app.transport.close()
+            return
+        link.tables.verify(flow.flow_id)
+        link.write(fr.encode_verified(flow.flow_id))
+        flow.attach(app)
+
+    # -- links ------------------------------------------------------------------------
+    def is_peer(self, name: str) -> bool:
+        return name in self.node_infos and name != self.name
+
+    async def _keep_link(self, peer: str) -> None:
+        """Keep one outbound link to `peer` up, reconnecting with a short backoff."""
+        addr = self.config.nodes[peer].forward
+        delay = RECONNECT_MIN
+        while not self.stopping:
+            link = Link(self, outbound=True, expected_peer=peer)
+            try:
+                async with asyncio.timeout(self.limits.connect_timeout):
+                    await self.loop.create_connection(_factory(link), addr.host, addr.port)
+                    await link.ready
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                if link.transport is not None:
+                    link.transport.abort()
+                log.debug("link_connect_failed", peer=peer, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            delay = RECONNECT_MIN
+            await link.lost
+            await asyncio.sleep(RECONNECT_MIN)
+
+    def link_authenticated(self, link: Link) -> None:
+        peer = link.peer_name
+        assert peer is not None
+        if link.outbound:
+            old = self.links_out.get(peer)
+            if old is not None and old is not link:
+                old.close()
+            self.links_out[peer] = link
+            self.liveness.heard_from(peer, self.loop.time())
+            self._refresh_view()
+            link.ping()
+        else:
+            self.links_in.add(link)
+        log.info("link_up", node=self.name, peer=peer, direction=link.describe().split()[-1])
+
+    def link_closed(self, link: Link) -> None:
+        peer = link.peer_name
+        if link.outbound:
+            if peer is not None and self.links_out.get(peer) is link:
+                del self.links_out[peer]
+                self.liveness.lost(peer)
+                self._refresh_view()
+        else:
+            self.links_in.discard(link)
+        if link.authenticated and not self.stopping:
+            log.info(
+                "link_down",
+                node=self.name,
+                peer=peer,
+                direction=link.describe().split()[-1],
+                reason=link.close_reason,
+            )
+
+    def peer_heard(self, link: Link, load: int) -> None:
+        if link.peer_name is not None:
+            self.liveness.heard_from(link.peer_name, self.loop.time())
+            self.loads[link.peer_name] = load
+
+    def peer_load(self, link: Link, load: int) -> None:
+        if link.peer_name is not None:
+            self.loads[link.peer_name] = load
+
+    def load(self) -> int:
+        """Sessions this node is home for right now: local splices and home flows."""
+        return self.local_active + sum(len(link.tables) for link in self.links_in)
+
+    # -- the tick -----------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        next_ping = 0.0
+        next_idle = self.loop.time() + self.limits.idle_timeout / 2
+        while True:
+            await asyncio.sleep(TICK)
+            now = self.loop.time()
+            try:
+                self._sweep_heads(now)
+                if now >= next_ping:
+                    next_ping = now + self.limits.ping_interval
+                    self._ping_and_expire(now)
+                if now >= next_idle:
+                    next_idle = now + self.limits.idle_timeout / 2
+                    self._sweep_idle()
+            except Exception:  # a sweep must never stop the tick
+                log.exception("tick_failed", node=self.name)
+
+    def _sweep_heads(self, now: float) -> None:
+        if not self.heading:
+            return
+        late = [c for c, deadline in self.heading.items() if deadline <= now]
+        for client in late:
+            client.head_timed_out()
+
+    def _ping_and_expire(self, now: float) -> None:
+        for peer, link in list(self.links_out.items()):
+            if link.authenticated and not self.liveness.is_live(peer, now):
+                link.close_reason = f"no answer to PING for {self.limits.dead_after:g}s"
+                if link.transport is not None:
+                    link.transport.abort()
+                continue
+            link.ping()
+        for link in list(self.links_in):
+            if now - link.last_heard > self.limits.dead_after:
+                link.close_reason = f"no PING from the peer for {self.limits.dead_after:g}s"
+                if link.transport is not None:
+                    link.transport.abort()
+        for link in [*self.links_out.values(), *self.links_in]:
+            for _flow_id, flow in link.tables.expire(now):
+                self.counters["pending_timeouts"] += 1
+                flow.reset(int(ResetReason.PENDING_TIMEOUT), notify_peer=True)
+        self._refresh_view()
+
+    def _sweep_idle(self) -> None:
+        for client in list(self.clients):
+            if client.state != SPLICE:
+                continue
+            if client.active:
+                client.active = False
+            else:
+                self.counters["idle_timeouts"] += 1
+                client.abort()
+
+    # -- view and inspection --------------------------------------------------------------
+    def _build_view(self) -> FarmView:
+        now = self.loop.time()
+        live = set(self.liveness.live_set(now))
+        live.add(self.name)
+        loads = dict(self.loads)
+        loads[self.name] = float(self.load())
+        return FarmView(self.name, self.node_infos, frozenset(live), loads)
+
+    def _refresh_view(self) -> None:
+        old = self.view.live
+        self.view = self._build_view()
+        if self.view.live != old:
+            log.info("farm_view", node=self.name, live=sorted(self.view.live))
+
+    def wall_time(self) -> float:
+        return time.time()
+
+    def count(self, name: str) -> None:
+        self.counters[name] += 1
+
+    def tables(self) -> dict[str, Any]:
+        """The pending and forward tables of every link end, for inspection."""
+        links: dict[str, Any] = {}
+        for link in [*self.links_out.values(), *self.links_in]:
+            links[link.describe()] = link.tables.snapshot()
+        return {
+            "node": self.name,
+            "links": links,
+            "pending": sum(len(v["pending"]) for v in links.values()),
+            "forward": sum(len(v["forward"]) for v in links.values()),
+            "local": self.local_active,
+            "clients": len(self.clients),
+            "live": sorted(self.view.live),
+            "counters": dict(self.counters),
+        }
+
+    def dump_tables(self) -> None:
+        snapshot = self.tables()
+        log.info("tables", **snapshot)
+
+
+__all__ = ["Endpoint", "Node", "Service", "make_conn_ref"]

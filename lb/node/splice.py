@@ -1,0 +1,217 @@
+"""Splice endpoints: the two ends of one relayed byte stream.
+
+A stream is relayed between two *endpoints*: a socket (the client, or the
+local application) and either another socket (local splice) or a flow on a
+link (forwarded splice). Each endpoint knows its `peer` and calls four things
+on it: `send`, `send_eof`, `peer_closed` and `pause_reading`/`resume_reading`
+for back-pressure. This module holds the socket endpoint; `lb.node.link` holds
+the flow endpoint. Only I/O lives here: no parsing, no routing decisions.
+
+Hot path rules: `data_received` -> `peer.send` with no copy, no logging, no
+timers; back-pressure by pausing the transport that feeds a full buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from typing import Protocol, cast
+
+from lb.wire.frames import ResetReason
+from lb.wire.http import ResponseCookieInserter
+
+# Reasons an endpoint stops reading; a bit each, so one resume never undoes another pause.
+PAUSE_PEER = (
+    1  # the peer cannot take more bytes (its socket buffer is full, or its flow credit is spent)
+)
+PAUSE_LINK = 2  # the link under the peer flow has a full write buffer
+PAUSE_WAIT = 4  # the peer does not exist yet (the home is still connecting its application)
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+class Endpoint(Protocol):
+    """What one end of a splice may ask of the other."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def send_eof(self) -> None: ...
+
+    def peer_closed(self, clean: bool, reason: int) -> None: ...
+
+    def pause_reading(self, reason: int) -> None: ...
+
+    def resume_reading(self, reason: int) -> None: ...
+
+
+def abort_with_reset(transport: asyncio.BaseTransport) -> None:
+    """Abort a TCP transport so the other end sees a reset, never a clean close."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()  # type: ignore[attr-defined]
+
+
+class SocketEndpoint(asyncio.Protocol):
+    """One TCP socket of a splice. Subclasses decide what happens before splicing."""
+
+    __slots__ = ("active", "closed", "eof_in", "eof_out", "paused", "peer", "sent_any", "transport")
+
+    abort_reason = int(ResetReason.CLIENT_ABORT)  # the RESET reason when this socket breaks
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: Endpoint | None = None
+        self.eof_in = False  # the socket's other end will send no more
+        self.eof_out = False  # we wrote EOF to the socket
+        self.closed = False
+        self.paused = 0
+        self.sent_any = False  # any byte written to this socket (decides 502 vs reset)
+        self.active = False  # set on every read and write; cleared by the idle sweep
+
+    # -- asyncio.Protocol -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(
+            asyncio.Transport, transport
+        )  # uvloop's transports do not subclass it
+
+    def data_received(self, data: bytes) -> None:
+        self.active = True
+        peer = self.peer
+        if peer is not None:
+            peer.send(data)
+
+    def eof_received(self) -> bool:
+        self.eof_in = True
+        peer = self.peer
+        if peer is not None:
+            peer.send_eof()
+        self._close_if_done()
+        return True
+
+    def pause_writing(self) -> None:
+        peer = self.peer
+        if peer is not None:
+            peer.pause_reading(PAUSE_PEER)
+
+    def resume_writing(self) -> None:
+        peer = self.peer
+        if peer is not None:
+            peer.resume_reading(PAUSE_PEER)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        peer = self.peer
+        self.peer = None
+        if peer is not None:
+            peer.peer_closed(exc is None, self.abort_reason)
+        self.on_closed()
+
+    # -- Endpoint (called by the peer) ------------------------------------
+    def send(self, data: bytes) -> None:
+        self.sent_any = True
+        self.active = True
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
+
+    def send_eof(self) -> None:
+        if self.closed or self.eof_out:
+            return
+        self.eof_out = True
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._close_if_done()
+        else:
+            transport.close()
+
+    def peer_closed(self, clean: bool, reason: int) -> None:
+        self.peer = None
+        if self.closed or self.transport is None:
+            return
+        if clean:
+            if not self.eof_out and self.transport.can_write_eof():
+                self.eof_out = True
+                self.transport.write_eof()
+            self.transport.close()
+        else:
+            self.fail(reason)
+
+    def pause_reading(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self.paused:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- helpers ----------------------------------------------------------
+    def fail(self, reason: int) -> None:
+        """The peer broke: abort so the other end sees a reset."""
+        if self.transport is not None and not self.closed:
+            abort_with_reset(self.transport)
+
+    def abort(self) -> None:
+        """Abort this socket and tell the peer (used by idle and shutdown sweeps)."""
+        peer = self.peer
+        self.peer = None
+        if peer is not None:
+            peer.peer_closed(False, self.abort_reason)
+        if self.transport is not None and not self.closed:
+            abort_with_reset(self.transport)
+
+    def _close_if_done(self) -> None:
+        if self.eof_in and self.eof_out and self.transport is not None:
+            self.transport.close()
+
+    def on_closed(self) -> None:
+        """Hook for subclasses: the socket is gone."""
+
+
+class AppEndpoint(SocketEndpoint):
+    """The connection to the local application (on the home node).
+
+    When the session is new it inserts the home cookie into the first
+    response head: the home side does all response-side work, so the local and
+    the forwarded path share this code.
+    """
+
+    __slots__ = ("inserter",)
+
+    abort_reason = int(ResetReason.APP_ABORT)
+
+    def __init__(self, peer: Endpoint, inserter: ResponseCookieInserter | None) -> None:
+        super().__init__()
+        self.peer = peer
+        self.inserter = inserter
+
+    def data_received(self, data: bytes) -> None:
+        inserter = self.inserter
+        if inserter is not None:
+            data = inserter.feed(data)
+            if inserter.done:
+                self.inserter = None
+            if not data:
+                return
+        peer = self.peer
+        if peer is not None:
+            peer.send(data)
+
+    def eof_received(self) -> bool:
+        inserter = self.inserter
+        if inserter is not None:
+            self.inserter = None
+            rest = inserter.flush()
+            if rest and self.peer is not None:
+                self.peer.send(rest)
+        return super().eof_received()
