@@ -102,6 +102,7 @@ class Limits:
     ping_interval: float = 1.0
     dead_after: float = 3.0
     max_connections: int = 20000
+    drain_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +551,7 @@ class _Validator:
             "idle_timeout": 86400.0,
             "ping_interval": 60.0,
             "dead_after": 600.0,
+            "drain_timeout": 86400.0,
         }
         names = tuple(f.name for f in fields(Limits))
         self.known_keys(tbl, names, "limits.")

@@ -130,6 +130,7 @@ class Node:
         self.salt = 0
         self.last_extractor_log = 0.0
         self.stopping = False
+        self.draining = False
         self.view = self._build_view()
 
     # -- lifecycle --------------------------------------------------------------
@@ -160,6 +161,32 @@ class Node:
             forward=str(fwd),
             listeners={s.name: str(s.listen) for s in self.services.values()},
         )
+
+    def start_draining(self) -> None:
+        """Take no new sessions; keep serving existing flows. Idempotent."""
+        if self.draining:
+            return
+        self.draining = True
+        for server in self.servers[1:]:  # client listeners; the link listener stays for peers
+            server.close()
+        self._refresh_view()
+        log.info("draining", node=self.name, drain_timeout=self.limits.drain_timeout)
+
+    def busy(self) -> bool:
+        """Whether any client connection or home flow is still open."""
+        return bool(self.clients) or any(len(link.tables) for link in self.links_in)
+
+    async def drain_and_stop(self) -> None:
+        """Drain, wait until the last flow ends or the drain deadline, then stop."""
+        self.start_draining()
+        deadline = self.loop.time() + self.limits.drain_timeout
+        while self.busy() and self.loop.time() < deadline:
+            await asyncio.sleep(TICK)
+        if self.busy():
+            log.warning(
+                "drain_deadline", node=self.name, clients=len(self.clients), load=self.load()
+            )
+        await self.stop()
 
     async def stop(self) -> None:
         self.stopping = True
@@ -453,7 +480,8 @@ class Node:
         live.add(self.name)
         loads = dict(self.loads)
         loads[self.name] = float(self.load())
-        return FarmView(self.name, self.node_infos, frozenset(live), loads)
+        draining = frozenset({self.name}) if self.draining else frozenset()
+        return FarmView(self.name, self.node_infos, frozenset(live), loads, draining)
 
     def _refresh_view(self) -> None:
         old = self.view.live

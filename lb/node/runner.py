@@ -1,7 +1,9 @@
 """Run one node until SIGTERM/SIGINT: the process-level edge of the I/O layer.
 
-Starts the uvloop event loop, the node, and the signal handlers (SIGTERM and
-SIGINT stop, SIGUSR1 logs the pending and forward tables). No protocol logic.
+Starts the uvloop event loop, the node, and the signal handlers: SIGTERM
+drains (no new sessions; existing flows run on until they end or
+`limits.drain_timeout`) and then exits 0, SIGINT stops at once, SIGUSR1 logs
+the pending and forward tables. No protocol logic.
 """
 
 from __future__ import annotations
@@ -30,11 +32,24 @@ async def serve(config: FarmConfig, me: NodeConfig) -> int:
         await node.stop()
         return 1
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    drain = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, drain.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, node.dump_tables)
-    await stop.wait()
-    await node.stop()
+    stop_wait = loop.create_task(stop.wait())
+    drain_wait = loop.create_task(drain.wait())
+    await asyncio.wait({stop_wait, drain_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if drain.is_set():
+        # SIGTERM: drain (no new sessions, existing flows go on), then exit; SIGINT cuts it short
+        draining = loop.create_task(node.drain_and_stop())
+        await asyncio.wait({draining, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not draining.done():
+            draining.cancel()
+            await node.stop()
+    else:
+        await node.stop()
+    for task in (stop_wait, drain_wait):
+        task.cancel()
     return 0
 
 
