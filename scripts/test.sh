@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: install, lint, types, unit and
+# integration tests. .ci/run runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "lb needs Python 3.11 or newer"'
+
+# curl is a real client in a few integration tests.
+if ! command -v curl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    else
+        echo "note: curl is not installed; the tests that use it will be skipped" >&2
+    fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+# the third-party-style extractor plugin, installed like a user would
+.venv/bin/python -m pip install -q -e plugins/lb-jwt-subject
+
+echo "== ruff"
+.venv/bin/ruff check lb tests bench
+echo "== mypy (strict)"
+.venv/bin/mypy lb
+echo "== pytest: plugins/lb-jwt-subject"
+LB_FARM_TESTS=1 .venv/bin/python -m pytest -q -p no:cacheprovider plugins/lb-jwt-subject/tests
+echo "== pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,627 @@
+"""A real-process lb farm on loopback for the integration tests, and raw HTTP client helpers.
+
+`Farm` writes a farm file, starts one test backend per node and service and one
+`python -m lb run` process per node, waits until every entry reaches every
+home, and offers the controls the tests need (signals, restarts, the
+SIGUSR1 table dump, the node logs). Everything runs in its own process group
+and is killed at `close()`, also after a failed test.
+
+This module must not import lb's I/O layer: it drives lb only as an operator
+would (config file, processes, sockets, signals); the one lb class it uses is
+the home-cookie keyring, to sign cookies like a node does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKEND = Path(__file__).with_name("backend.py")
+HOST = "127.0.0.1"
+COOKIE_NAME = "lbhome"
+
+DEFAULT_LIMITS: dict[str, Any] = {
+    "head_bytes": 16384,
+    "head_timeout": 2.0,
+    "connect_timeout": 2.0,
+    "pending_timeout": 2.0,
+    "ping_interval": 0.2,
+    "dead_after": 1.0,
+}
+
+# service name -> (protocol, extractors as TOML inline tables)
+DEFAULT_SERVICES: dict[str, tuple[str, str]] = {
+    "web": (
+        "http",
+        '[ { kind = "home-cookie" }, { kind = "uri-path", segments = 2, prefix = "/cart/" } ]',
+    ),
+    "raw": ("tcp", '[ { kind = "client-ip" } ]'),
+}
+
+#: Every farm not yet closed, so a failing test's report can show their logs.
+ACTIVE_FARMS: list[Farm] = []
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies (Linux), so no
+    farm process outlives a killed test run."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    # The death signal follows the thread that forks: only tie it to the main thread.
+    main = threading.current_thread() is threading.main_thread()
+    if main and sys.platform.startswith("linux"):
+        kwargs["preexec_fn"] = _die_with_parent
+    return subprocess.Popen(args, start_new_session=True, **kwargs)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+@dataclass
+class NodePorts:
+    name: str
+    forward: int
+    listen: dict[str, int]
+    apps: dict[str, int]
+
+
+@dataclass
+class _Proc:
+    popen: subprocess.Popen[bytes]
+    expected_exit: bool = False
+
+
+@dataclass
+class Farm:
+    """A farm of real lb node processes with test backends, on loopback."""
+
+    workdir: Path
+    nodes: tuple[str, ...] = ("a", "b", "c")
+    services: Mapping[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_SERVICES))
+    limits: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "t"
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        svc = list(self.services)
+        ports = iter(free_ports(len(self.nodes) * (1 + 2 * len(svc))))
+        self.ports: dict[str, NodePorts] = {}
+        for n in self.nodes:
+            self.ports[n] = NodePorts(
+                n,
+                next(ports),
+                {s: next(ports) for s in svc},
+                {s: next(ports) for s in svc},
+            )
+        self.config_path = self.workdir / "farm.toml"
+        self.config_path.write_text(self.config_text())
+        self.lb_procs: dict[str, _Proc] = {}
+        self.backend_procs: dict[tuple[str, str], _Proc] = {}
+        self.closed = False
+
+    # ------------------------------------------------------------------ config
+
+    def config_text(self) -> str:
+        limits = dict(DEFAULT_LIMITS)
+        limits.update(self.limits)
+        lines = [
+            "[farm]",
+            f'name = "{self.name}"',
+            f'secret = "{self.secret}"',
+            'link_security = "plaintext"',
+            f'cookie_name = "{COOKIE_NAME}"',
+            "",
+            "[limits]",
+        ]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in limits.items()]
+        lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"']
+        for sname, (proto, extractors) in self.services.items():
+            lines += [
+                "",
+                "[[services]]",
+                f'name = "{sname}"',
+                f'protocol = "{proto}"',
+                f"extractors = {extractors}",
+            ]
+        for n in self.nodes:
+            p = self.ports[n]
+            listen = ", ".join(f'{s} = "{HOST}:{port}"' for s, port in p.listen.items())
+            apps = ", ".join(f'{s} = "{HOST}:{port}"' for s, port in p.apps.items())
+            lines += [
+                "",
+                "[[nodes]]",
+                f'name = "{n}"',
+                f'forward = "{HOST}:{p.forward}"',
+                f"listen = {{ {listen} }}",
+                f"apps = {{ {apps} }}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ addresses
+
+    def addr(self, node: str, service: str = "web") -> tuple[str, int]:
+        """The client-facing listen address of `node` for `service`."""
+        return (HOST, self.ports[node].listen[service])
+
+    def url(self, node: str, path: str = "/", service: str = "web") -> str:
+        return f"http://{HOST}:{self.ports[node].listen[service]}{path}"
+
+    def sign_cookie(self, node: str, expires: int | None = None) -> str:
+        """A home cookie value naming `node` as home, signed with the farm's secret."""
+        from lb.routing.cookie import CookieKeyring
+
+        keyring = CookieKeyring(self.name, self.secret.encode("utf-8"))
+        value: str = keyring.sign(node, int(time.time()) + 3600 if expires is None else expires)
+        return value
+
+    def cookie_header(self, node: str) -> str:
+        return f"{COOKIE_NAME}={self.sign_cookie(node)}"
+
+    def log_path(self, node: str) -> Path:
+        return self.workdir / f"node-{node}.log"
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start every backend and node; return once every entry reaches every home."""
+        ACTIVE_FARMS.append(self)
+        for n in self.nodes:
+            for sname, (proto, _) in self.services.items():
+                self._start_backend(n, sname, proto)
+        for key in list(self.backend_procs):
+            self._wait_backend(key, timeout)
+        for n in self.nodes:
+            self._start_node(n)
+        self.wait_ready(timeout=timeout)
+
+    def _start_backend(self, node: str, service: str, proto: str) -> None:
+        log = (self.workdir / f"backend-{node}-{service}.log").open("ab")
+        with log:
+            popen = _spawn(
+                [
+                    sys.executable,
+                    str(BACKEND),
+                    "--node",
+                    node,
+                    "--port",
+                    str(self.ports[node].apps[service]),
+                    "--host",
+                    HOST,
+                    "--mode",
+                    proto,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        self.backend_procs[(node, service)] = _Proc(popen)
+
+    def _wait_backend(self, key: tuple[str, str], timeout: float) -> None:
+        popen = self.backend_procs[key].popen
+        assert popen.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"backend {key} did not print ready within {timeout} s")
+            ready, _, _ = select.select([popen.stdout], [], [], left)
+            if ready:
+                ch = os.read(popen.stdout.fileno(), 1)
+                if not ch:
+                    raise RuntimeError(f"backend {key} exited before it was ready")
+                line += ch
+        if line.strip() != b"ready":
+            raise RuntimeError(f"backend {key} printed {line!r} instead of ready")
+
+    def _start_node(self, node: str) -> None:
+        with self.log_path(node).open("ab") as log:
+            popen = _spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "lb",
+                    "run",
+                    "--config",
+                    str(self.config_path),
+                    "--node",
+                    node,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self.lb_procs[node] = _Proc(popen)
+
+    def pid(self, node: str) -> int:
+        return self.lb_procs[node].popen.pid
+
+    def rss_mib(self, node: str) -> float:
+        """Resident memory of node `node`'s process, in MiB."""
+        for line in Path(f"/proc/{self.pid(node)}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError(f"no VmRSS for node {node}")
+
+    def kill(self, node: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the process group of node `node` (SIGKILL waits for the exit)."""
+        proc = self.lb_procs[node]
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            proc.expected_exit = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, sig)
+        if sig == signal.SIGKILL:
+            proc.popen.wait(timeout=5)
+
+    def restart(self, node: str, timeout: float = 20.0) -> None:
+        """Start node `node` again (killing it first if it runs) and wait for the farm."""
+        proc = self.lb_procs[node]
+        if proc.popen.poll() is None:
+            self.kill(node, signal.SIGKILL)
+        self._start_node(node)
+        self.wait_ready(timeout=timeout)
+
+    def stop_backend(self, node: str, service: str = "web") -> None:
+        """Stop the application of `node` for `service`: its port then refuses connections."""
+        proc = self.backend_procs[(node, service)]
+        proc.expected_exit = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait(timeout=5)
+        if proc.popen.stdout is not None:
+            proc.popen.stdout.close()
+
+    def start_backend(self, node: str, service: str = "web", timeout: float = 10.0) -> None:
+        self._start_backend(node, service, self.services[service][0])
+        self._wait_backend((node, service), timeout)
+
+    def unexpected_exits(self) -> list[str]:
+        """Nodes and backends that exited although no test stopped them."""
+        out = []
+        for n, p in self.lb_procs.items():
+            if not p.expected_exit and p.popen.poll() is not None:
+                out.append(f"node {n} (exit code {p.popen.returncode})")
+        for (n, s), p in self.backend_procs.items():
+            if not p.expected_exit and p.popen.poll() is not None:
+                out.append(f"backend {n}/{s} (exit code {p.popen.returncode})")
+        return out
+
+    # ------------------------------------------------------------------ readiness
+
+    def _probe_http(self, entry: str, home: str) -> bool:
+        conn = http.client.HTTPConnection(HOST, self.ports[entry].listen["web"], timeout=1.0)
+        try:
+            conn.request("GET", "/__ready", headers={"Cookie": self.cookie_header(home)})
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                return False
+            return bool(json.loads(body).get("node") == home)
+        except (OSError, http.client.HTTPException, ValueError):
+            return False
+        finally:
+            conn.close()
+
+    def _probe_tcp(self, entry: str, service: str) -> bool:
+        try:
+            with socket.create_connection(self.addr(entry, service), timeout=1.0) as s:
+                data = b""
+                while not data.endswith(b"\n") and len(data) < 100:
+                    chunk = s.recv(100)
+                    if not chunk:
+                        return False
+                    data += chunk
+                return data.startswith(b"node=")
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until every (entry, home) pair answers through the links; raise with logs if not."""
+        http_services = [s for s, (p, _) in self.services.items() if p == "http"]
+        tcp_services = [s for s, (p, _) in self.services.items() if p == "tcp"]
+        todo: set[tuple[str, str, str]] = set()
+        for entry in self.nodes:
+            if "web" in http_services:
+                todo |= {("http", entry, home) for home in self.nodes}
+            todo |= {("tcp", entry, s) for s in tcp_services}
+        deadline = time.monotonic() + timeout
+        while todo:
+            for n, p in self.lb_procs.items():
+                if p.popen.poll() is not None and not p.expected_exit:
+                    raise RuntimeError(
+                        f"node {n} exited with code {p.popen.returncode} while starting:\n"
+                        + self.log_tail(n)
+                    )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"farm not ready within {timeout} s; missing {sorted(todo)}\n" + self.all_logs()
+                )
+            for item in sorted(todo):
+                kind, entry, other = item
+                ok = (
+                    self._probe_http(entry, other)
+                    if kind == "http"
+                    else self._probe_tcp(entry, other)
+                )
+                if ok:
+                    todo.discard(item)
+            if todo:
+                time.sleep(0.1)
+
+    # ------------------------------------------------------------------ logs and tables
+
+    def logs(self, node: str) -> str:
+        try:
+            return self.log_path(node).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, node: str, lines: int = 80) -> str:
+        return "\n".join(self.logs(node).splitlines()[-lines:])
+
+    def all_logs(self, lines: int = 80) -> str:
+        return "\n".join(
+            f"----- node {n} (last {lines} lines) -----\n{self.log_tail(n, lines)}"
+            for n in self.nodes
+        )
+
+    def events(self, node: str, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log records of `node`, optionally only those with this "event"."""
+        out = []
+        for line in self.logs(node).splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and (event is None or rec.get("event") == event):
+                out.append(rec)
+        return out
+
+    def tables(self, node: str, timeout: float = 3.0) -> dict[str, Any]:
+        """Ask `node` for its flow tables (SIGUSR1) and return the "tables" record it logs."""
+        path = self.log_path(node)
+        start = path.stat().st_size if path.exists() else 0
+        os.kill(self.pid(node), signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with path.open("rb") as f:
+                f.seek(start)
+                new = f.read()
+            for raw in reversed(new.splitlines()):
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and rec.get("event") == "tables":
+                    return rec
+            time.sleep(0.05)
+        raise AssertionError(f"node {node} logged no tables record within {timeout} s")
+
+    @staticmethod
+    def leftover_flows(tables: Mapping[str, Any]) -> list[str]:
+        """Every flow still in a pending or forward table (or a local splice), as text."""
+        left = []
+        for link, t in (tables.get("links") or {}).items():
+            for kind in ("pending", "forward"):
+                ids = t.get(kind) or []
+                if ids:
+                    left.append(f"{link} {kind}: {ids}")
+        for kind in ("pending", "forward", "local"):
+            if tables.get(kind):
+                left.append(f"{kind} = {tables[kind]}")
+        return left
+
+    def assert_clean(self, nodes: Iterable[str] | None = None, timeout: float = 3.0) -> None:
+        """Poll the tables of `nodes` (default: every running node) until no flow is left."""
+        names = list(nodes) if nodes is not None else self.running_nodes()
+        deadline = time.monotonic() + timeout
+        while True:
+            dirty = {}
+            for n in names:
+                left = self.leftover_flows(self.tables(n))
+                if left:
+                    dirty[n] = left
+            if not dirty:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"flows left behind after {timeout} s: {dirty}")
+            time.sleep(0.2)
+
+    def running_nodes(self) -> list[str]:
+        return [n for n, p in self.lb_procs.items() if p.popen.poll() is None]
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self) -> None:
+        """Stop every process of the farm (continue stopped ones, TERM, then KILL)."""
+        if self.closed:
+            return
+        self.closed = True
+        procs = list(self.lb_procs.values()) + list(self.backend_procs.values())
+        for p in procs:
+            if p.popen.poll() is None:
+                p.expected_exit = True
+                for sig in (signal.SIGCONT, signal.SIGTERM):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(p.popen.pid, sig)
+        deadline = time.monotonic() + 3.0
+        for p in procs:
+            try:
+                p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.popen.pid, signal.SIGKILL)
+                p.popen.wait(timeout=5)
+        for p in procs:
+            # Whatever the node left in its group (workers) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.popen.pid, signal.SIGKILL)
+            if p.popen.stdout is not None:
+                p.popen.stdout.close()
+        with contextlib.suppress(ValueError):
+            ACTIVE_FARMS.remove(self)
+
+    def __enter__(self) -> Farm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- raw HTTP client
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def set_cookie(self, name: str) -> str | None:
+        """The full Set-Cookie header that sets cookie `name`, if any."""
+        for v in self.all("set-cookie"):
+            if v.split("=", 1)[0].strip() == name:
+                return v
+        return None
+
+    def cookie_value(self, name: str) -> str | None:
+        header = self.set_cookie(name)
+        if header is None:
+            return None
+        return header.split("=", 1)[1].split(";", 1)[0].strip()
+
+
+def request_bytes(
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    host: str = "lb.test",
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> Response:
+    """Read one response with a Content-Length body (raises IncompleteReadError on a short one)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = []
+    for line in lines[1:]:
+        if line:
+            k, _, v = line.partition(":")
+            headers.append((k.strip(), v.strip()))
+    resp = Response(status, headers, b"")
+    length = resp.header("content-length")
+    if length is not None:
+        resp.body = await reader.readexactly(int(length))
+    elif resp.header("connection") == "close" or status >= 400:
+        resp.body = await reader.read()
+    return resp
+
+
+async def open_conn(
+    addr: tuple[str, int], limit: int = 2**20
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(addr[0], addr[1], limit=limit)
+
+
+async def http_request(
+    addr: tuple[str, int],
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    *,
+    half_close: bool = False,
+    timeout: float = 20.0,
+) -> Response:
+    """One request on a fresh connection; `half_close` shuts down the sending side after it."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await open_conn(addr)
+        try:
+            writer.write(request_bytes(method, path, headers, body))
+            await writer.drain()
+            if half_close:
+                writer.write_eof()
+            return await read_response(reader)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def read_until_closed(
+    reader: asyncio.StreamReader,
+) -> tuple[bytes, str]:
+    """Read until the peer ends the stream; return the bytes and "eof" or "reset"."""
+    chunks = []
+    try:
+        while True:
+            chunk = await reader.read(2**20)
+            if not chunk:
+                return b"".join(chunks), "eof"
+            chunks.append(chunk)
+    except ConnectionResetError:
+        return b"".join(chunks), "reset"
