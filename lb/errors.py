@@ -47,3 +47,7 @@ class TableFull(LbError):
 
 class LinkError(LbError):
     """A link to a peer node could not be used (not connected, closed, not authenticated)."""
+
+
+class TlsError(LbError):
+    """TLS bytes that cannot be a ClientHello/ServerHello (bad record, bad lengths...)."""
