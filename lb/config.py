@@ -17,6 +17,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -52,8 +53,13 @@ _HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
 
-_PROTOCOLS = ("http", "tcp")
-_DEFAULT_EXTRACTORS = {"http": "home-cookie", "tcp": "client-ip"}
+_PROTOCOLS = ("http", "tcp", "tls-passthrough", "tls-terminate")
+_DEFAULT_EXTRACTORS: dict[str, tuple[str, ...]] = {
+    "http": ("home-cookie",),
+    "tcp": ("client-ip",),
+    "tls-passthrough": ("tls-ticket", "tls-session-id"),
+    "tls-terminate": ("home-cookie",),
+}
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("console", "json")
 
@@ -68,7 +74,8 @@ _FARM_KEYS = (
     "cookie_ttl",
 )
 _LOG_KEYS = ("level", "format")
-_SERVICE_KEYS = ("name", "protocol", "extractors")
+_SERVICE_KEYS = ("name", "protocol", "extractors", "tls", "app_tls", "app_tls_ca")
+_TLS_KEYS = ("cert", "key")
 _NODE_KEYS = ("name", "forward", "weight", "listen", "apps")
 
 
@@ -116,8 +123,17 @@ class ExtractorSpec:
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     name: str
-    protocol: str
+    protocol: str  # http | tcp | tls-passthrough | tls-terminate
     extractors: tuple[ExtractorSpec, ...]
+    tls_cert: Path | None = None  # tls-terminate: the listener's certificate chain (PEM)
+    tls_key: Path | None = None  # tls-terminate: its private key (PEM)
+    app_tls: bool = False  # tls-terminate: speak TLS to the local application
+    app_tls_ca: Path | None = None  # verify the application's certificate against this CA
+
+    @property
+    def speaks_http(self) -> bool:
+        """The stream lb reads is HTTP/1.1 (cleartext, or after lb terminated TLS)."""
+        return self.protocol in ("http", "tls-terminate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,6 +644,7 @@ class _Validator:
             )
             protocol = self.string(tbl, "protocol", f"{prefix}.protocol", choices=_PROTOCOLS)
             extractors = self.extractors(tbl, prefix, protocol, cookie_name)
+            tls = self.service_tls(tbl, prefix, protocol)
             if name is not None and name in first_index:
                 self.error(
                     f"{prefix}.name",
@@ -638,11 +655,72 @@ class _Validator:
             if name is not None:
                 first_index[name] = i
                 self.service_names.append(name)
-            if name is None or protocol is None or extractors is None:
+            if name is None or protocol is None or extractors is None or tls is None:
                 ok = False
                 continue
-            out[name] = ServiceConfig(name, protocol, extractors)
+            out[name] = ServiceConfig(name, protocol, extractors, *tls)
         return out if ok else None
+
+    def service_tls(
+        self, tbl: Mapping[str, Any], prefix: str, protocol: str | None
+    ) -> tuple[Path | None, Path | None, bool, Path | None] | None:
+        """The TLS settings of a service: checked, and the files loaded once to prove them."""
+        raw = tbl.get("tls", _MISSING)
+        app_tls = tbl.get("app_tls", False)
+        app_ca_raw = tbl.get("app_tls_ca", _MISSING)
+        ok = True
+        if not isinstance(app_tls, bool):
+            self.error(f"{prefix}.app_tls", f"must be true or false, not {_type_name(app_tls)}")
+            ok = False
+        if protocol != "tls-terminate":
+            for name in ("tls", "app_tls", "app_tls_ca"):
+                if name in tbl:
+                    self.error(f"{prefix}.{name}", "only a tls-terminate service takes this key")
+                    ok = False
+            return (None, None, False, None) if ok else None
+        if raw is _MISSING:
+            self.error(
+                f"{prefix}.tls",
+                'required for tls-terminate: tls = { cert = "cert.pem", key = "key.pem" }',
+            )
+            return None
+        tls = self.table(raw, f"{prefix}.tls")
+        if tls is None:
+            return None
+        self.known_keys(tls, _TLS_KEYS, f"{prefix}.tls.")
+        cert = self.file_path(tls.get("cert", _MISSING), f"{prefix}.tls.cert")
+        key = self.file_path(tls.get("key", _MISSING), f"{prefix}.tls.key")
+        app_ca = None
+        if app_ca_raw is not _MISSING:
+            app_ca = self.file_path(app_ca_raw, f"{prefix}.app_tls_ca")
+            ok = ok and app_ca is not None
+        if cert is None or key is None or not ok:
+            return None
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            self.error(f"{prefix}.tls", f"cannot load the certificate and key: {exc}")
+            return None
+        if app_ca is not None:
+            try:
+                ssl.create_default_context(cafile=str(app_ca))
+            except (ssl.SSLError, OSError) as exc:
+                self.error(f"{prefix}.app_tls_ca", f"cannot load the CA file: {exc}")
+                return None
+        return cert, key, bool(app_tls), app_ca
+
+    def file_path(self, value: Any, key: str) -> Path | None:
+        if value is _MISSING:
+            self.error(key, "required: a file path (relative to the config file)")
+            return None
+        if not isinstance(value, str) or not value:
+            self.error(key, f"must be a file path, not {_type_name(value)}")
+            return None
+        path = self.base_dir / value
+        if not path.is_file():
+            self.error(key, f"no such file: {str(path)!r}")
+            return None
+        return path
 
     def extractors(
         self, tbl: Mapping[str, Any], prefix: str, protocol: str | None, cookie_name: str
@@ -652,7 +730,9 @@ class _Validator:
         if raw is _MISSING:
             if protocol is None:
                 return None
-            specs: list[ExtractorSpec] = [ExtractorSpec(_DEFAULT_EXTRACTORS[protocol], {})]
+            specs: list[ExtractorSpec] = [
+                ExtractorSpec(kind, {}) for kind in _DEFAULT_EXTRACTORS[protocol]
+            ]
         else:
             if not isinstance(raw, list):
                 self.error(key, f"must be an array of tables, not {_type_name(raw)}")
@@ -661,7 +741,8 @@ class _Validator:
                 self.error(
                     key,
                     "must list at least one extractor; leave it out for the default "
-                    "(http: home-cookie, tcp: client-ip)",
+                    "(http, tls-terminate: home-cookie; tcp: client-ip; "
+                    "tls-passthrough: tls-ticket, tls-session-id)",
                 )
                 return None
             specs = []

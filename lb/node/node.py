@@ -17,18 +17,17 @@ import ipaddress
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from lb.cluster.view import FarmView, Liveness, NodeInfo
 from lb.config import Address, FarmConfig, Limits, NodeConfig
 from lb.errors import LinkError, TableFull
-from lb.extract.api import Extractor, ExtractorContext, Identifier
-from lb.extract.registry import build_chain
+from lb.extract.api import Extractor, Identifier
 from lb.node.client import SPLICE, WAIT, ClientEndpoint
 from lb.node.link import Flow, Link, link_key
+from lb.node.service import Service, build_service
 from lb.node.splice import AppEndpoint, Endpoint
 from lb.routing.cookie import CookieKeyring, set_cookie_header_value
 from lb.routing.route import Router
@@ -38,20 +37,11 @@ from lb.wire.http import ResponseCookieInserter
 
 log = structlog.get_logger("lb.node")
 
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
 TICK = 0.1  # seconds between sweeps; bounds the precision of head/pending timeouts
 RECONNECT_MIN = 0.1
 RECONNECT_MAX = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """A service as this node serves it: where clients come in, where the application is."""
-
-    name: str
-    http: bool
-    chain: tuple[Extractor, ...]
-    listen: Address
-    app: Address
 
 
 def _ip_or_unspecified(host: str, like: str) -> str:
@@ -75,7 +65,7 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
 
 
-def _factory(protocol: Link) -> Callable[[], Link]:
+def _factory(protocol: P) -> Callable[[], P]:
     return lambda: protocol
 
 
@@ -92,21 +82,9 @@ class Node:
         self.link_key = link_key(config.secret)
         self.keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
         self.router = Router(self.keyring)
-        ctx = ExtractorContext(home_cookie_name=config.cookie_name)
-        self.services: dict[str, Service] = {}
-        for svc in config.services.values():
-            chain = build_chain(
-                [(spec.kind, spec.options) for spec in svc.extractors],
-                ctx,
-                key_prefix=f"services.{svc.name}.extractors",
-            )
-            self.services[svc.name] = Service(
-                svc.name,
-                svc.protocol == "http",
-                tuple(chain),
-                me.listen[svc.name],
-                me.apps[svc.name],
-            )
+        self.services: dict[str, Service] = {
+            svc.name: build_service(svc, me, config.cookie_name) for svc in config.services.values()
+        }
         self.node_infos = {
             n.name: NodeInfo(
                 n.name,
@@ -145,10 +123,12 @@ class Node:
         for service in self.services.values():
             self.servers.append(
                 await loop.create_server(
-                    lambda s=service: ClientEndpoint(self, s),  # type: ignore[misc]
+                    lambda s=service: ClientEndpoint(self, s),
                     service.listen.host,
                     service.listen.port,
                     backlog=4096,
+                    ssl=service.server_ssl,
+                    ssl_handshake_timeout=self.limits.head_timeout if service.server_ssl else None,
                 )
             )
         for peer in self.peers:
@@ -256,20 +236,19 @@ class Node:
         client.state = WAIT
         client.local = True
         self.local_active += 1
-        inserter = self._cookie_inserter() if new_session and client.service.http else None
+        service = client.service
+        inserter = self._cookie_inserter(service) if new_session and service.http else None
         self.loop.create_task(self._connect_local(client, inserter))
 
     async def _connect_local(
         self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
     ) -> None:
         app = AppEndpoint(client, inserter)
-        target = client.service.app
         try:
-            async with asyncio.timeout(self.limits.connect_timeout):
-                await self.loop.create_connection(lambda: app, target.host, target.port)
+            await self._connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:
             self.counters["app_connect_failures"] += 1
-            log.debug("app_connect_failed", app=str(target), error=str(exc))
+            log.debug("app_connect_failed", app=str(client.service.app), error=str(exc))
             client.fail(int(ResetReason.APP_REFUSED))
             return
         if client.closed or client.state != WAIT:
@@ -279,11 +258,25 @@ class Node:
             return
         client.start_splice(app)
 
-    def _cookie_inserter(self) -> ResponseCookieInserter:
+    def _cookie_inserter(self, service: Service) -> ResponseCookieInserter:
         ttl = self.config.cookie_ttl
         value = self.keyring.sign(self.name, int(time.time()) + ttl)
-        header = set_cookie_header_value(self.config.cookie_name, value, max_age=ttl, secure=False)
+        header = set_cookie_header_value(
+            self.config.cookie_name, value, max_age=ttl, secure=service.secure_cookie
+        )
         return ResponseCookieInserter(header)
+
+    async def _connect_app(self, app: AppEndpoint, service: Service) -> None:
+        """Connect the local application of `service` (TLS when configured), bounded in time."""
+        target = service.app
+        async with asyncio.timeout(self.limits.connect_timeout):
+            await self.loop.create_connection(
+                _factory(app),
+                target.host,
+                target.port,
+                ssl=service.app_ssl,
+                server_hostname=service.app_server_hostname if service.app_ssl else None,
+            )
 
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None:
         self.counters["extractor_failures"] += 1
@@ -320,17 +313,15 @@ class Node:
             flow.on_data(frame.payload)
         inserter = None
         if frame.flags & fr.FLAG_NEW_SESSION and service.http:
-            inserter = self._cookie_inserter()
+            inserter = self._cookie_inserter(service)
         self.loop.create_task(self._connect_home(link, flow, service, inserter))
 
     async def _connect_home(
         self, link: Link, flow: Flow, service: Service, inserter: ResponseCookieInserter | None
     ) -> None:
         app = AppEndpoint(flow, inserter)
-        target = service.app
         try:
-            async with asyncio.timeout(self.limits.connect_timeout):
-                await self.loop.create_connection(lambda: app, target.host, target.port)
+            await self._connect_app(app, service)
         except TimeoutError:
             self.counters["app_connect_failures"] += 1
             flow.reset(int(ResetReason.APP_TIMEOUT))
