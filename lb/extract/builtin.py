@@ -8,6 +8,8 @@ between calls and do work bounded by the size of the request head.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,17 +18,31 @@ from lb.errors import ExtractorError
 from lb.extract.api import ExtractorContext, Identifier, Seen, Verdict
 
 __all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_REGEX_SUBJECT",
+    "AppCookieExtractor",
     "ClientIpExtractor",
+    "HeaderExtractor",
     "HomeCookieExtractor",
     "QueryParamExtractor",
     "UriPathExtractor",
+    "UriRegexExtractor",
+    "make_app_cookie",
     "make_client_ip",
+    "make_header",
     "make_home_cookie",
     "make_query_param",
     "make_uri_path",
+    "make_uri_regex",
 ]
 
 MAX_SEGMENTS = 16
+MAX_PATTERN_LENGTH = 512
+"""The longest ``uri-regex`` pattern accepted."""
+MAX_REGEX_SUBJECT = 2048
+"""``uri-regex`` matches only the first this many characters of path + query."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class _Options:
@@ -164,3 +180,145 @@ def make_client_ip(options: Mapping[str, Any], ctx: ExtractorContext) -> ClientI
     """Kind ``client-ip``: no options."""
     _Options(options, ()).check()
     return ClientIpExtractor()
+
+
+# -- learned and header identifiers ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppCookieExtractor:
+    """An application's session cookie (``JSESSIONID``, ...): placement by the directory.
+
+    The value is ``<name>=<value>`` as the client sent it, the spelling the home
+    learned from the application's ``Set-Cookie``.
+    """
+
+    cookie_name: str
+    name: str = "cookie"
+
+    def extract(self, seen: Seen) -> Identifier | Verdict:
+        if seen.http is None:
+            return Verdict.NO_MATCH
+        value = seen.http.cookies().get(self.cookie_name)
+        if not value:
+            return Verdict.NO_MATCH
+        return Identifier("cookie", f"{self.cookie_name}={value}", "directory")
+
+
+@dataclass(frozen=True, slots=True)
+class UriRegexExtractor:
+    """A capture of a regular expression over path + query: placement by hash.
+
+    ``re.search`` runs over at most MAX_REGEX_SUBJECT characters, which bounds
+    the work of any pattern by the input length; a pattern that backtracks
+    badly is still the operator's to avoid.
+    """
+
+    pattern: re.Pattern[str]
+    group: int | str
+    name: str = "uri-regex"
+
+    def extract(self, seen: Seen) -> Identifier | Verdict:
+        http = seen.http
+        if http is None:
+            return Verdict.NO_MATCH
+        subject = http.path
+        if "?" in http.target:
+            subject = f"{subject}?{http.query}"
+        match = self.pattern.search(subject[:MAX_REGEX_SUBJECT])
+        if match is None:
+            return Verdict.NO_MATCH
+        value = match.group(self.group)
+        if not value:
+            return Verdict.NO_MATCH
+        return Identifier("uri", value, "hash")
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderExtractor:
+    """The first value of a request header: placement by hash.
+
+    With ``hash_value`` (the default) the identifier holds the BLAKE2b-128 hex
+    digest of the value, never the value: API tokens and other secrets in
+    headers must not reach logs or metrics.
+    """
+
+    header: str
+    hash_value: bool = True
+    name: str = "header"
+
+    def extract(self, seen: Seen) -> Identifier | Verdict:
+        if seen.http is None:
+            return Verdict.NO_MATCH
+        value = seen.http.header(self.header)
+        if not value:
+            return Verdict.NO_MATCH
+        if self.hash_value:
+            raw = value.encode("utf-8", "surrogatepass")
+            value = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return Identifier("header", value, "hash")
+
+
+def _token_option(opts: _Options, key: str, what: str) -> str | None:
+    value = opts.options.get(key)
+    if value is None:
+        opts.problem(key, f"is required ({what})")
+        return None
+    if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+        opts.problem(key, "must be a token (letters, digits and !#$%&'*+-.^_`|~)")
+        return None
+    return value
+
+
+def make_app_cookie(options: Mapping[str, Any], ctx: ExtractorContext) -> AppCookieExtractor:
+    """Kind ``cookie``: ``name`` (required, a cookie name token, case-sensitive)."""
+    opts = _Options(options, ("name",))
+    cookie = _token_option(opts, "name", "the cookie name, e.g. JSESSIONID")
+    opts.check()
+    assert cookie is not None
+    return AppCookieExtractor(cookie)
+
+
+def make_uri_regex(options: Mapping[str, Any], ctx: ExtractorContext) -> UriRegexExtractor:
+    """Kind ``uri-regex``: ``pattern`` (required, a Python regex of at most 512 characters
+    with a group named ``id`` or exactly one capturing group)."""
+    opts = _Options(options, ("pattern",))
+    raw = opts.options.get("pattern")
+    compiled: re.Pattern[str] | None = None
+    group: int | str = 1
+    if raw is None:
+        opts.problem("pattern", "is required (a regular expression with one capturing group)")
+    elif not isinstance(raw, str) or not raw:
+        opts.problem("pattern", "must be a non-empty string")
+    elif len(raw) > MAX_PATTERN_LENGTH:
+        opts.problem("pattern", f"is longer than {MAX_PATTERN_LENGTH} characters")
+    else:
+        try:
+            compiled = re.compile(raw)
+        except (re.error, RecursionError, OverflowError) as exc:
+            opts.problem("pattern", f"is not a valid regular expression: {exc}")
+        else:
+            if "id" in compiled.groupindex:
+                group = "id"
+            elif compiled.groups != 1:
+                opts.problem(
+                    "pattern",
+                    f"must have exactly one capturing group or a group named 'id', "
+                    f"has {compiled.groups}",
+                )
+    opts.check()
+    assert compiled is not None
+    return UriRegexExtractor(compiled, group)
+
+
+def make_header(options: Mapping[str, Any], ctx: ExtractorContext) -> HeaderExtractor:
+    """Kind ``header``: ``name`` (required, a header name), ``hash_value`` (bool, default
+    true: the identifier is a digest of the value, not the value)."""
+    opts = _Options(options, ("name", "hash_value"))
+    header = _token_option(opts, "name", "the request header to read")
+    hash_value = opts.options.get("hash_value", True)
+    if not isinstance(hash_value, bool):
+        opts.problem("hash_value", "must be true or false")
+    opts.check()
+    assert header is not None
+    return HeaderExtractor(header, hash_value)

@@ -1,8 +1,9 @@
 """``route()``: identifier + farm view -> the home of the connection.
 
-A pure decision: the same (identifier, view, now, salt) always gives the same
-``Decision``. The decision table is in docs/routing.md. This module must not do
-I/O, read the clock or draw random numbers (``salt`` stands in for randomness).
+A pure decision: the same (identifier, view, now, salt) and the same directory
+contents always give the same ``Decision``. The decision table is in
+docs/routing.md. This module must not do I/O, read the clock or draw random
+numbers (``salt`` stands in for randomness).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lb.routing.cookie import CookieKeyring
+from lb.routing.directory import Directory
 from lb.routing.maglev import MaglevTable
 from lb.routing.placement import least_loaded_of_two
 
@@ -21,7 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_CACHED_TABLES", "REASONS", "Decision", "Router"]
 
-REASONS: tuple[str, ...] = ("home-cookie", "home-cookie-rehomed", "hash", "new-session")
+REASONS: tuple[str, ...] = (
+    "home-cookie",
+    "home-cookie-rehomed",
+    "hash",
+    "new-session",
+    "directory",
+    "directory-rehomed",
+    "directory-miss",
+)
 MAX_CACHED_TABLES = 4
 
 
@@ -36,9 +46,15 @@ class Decision:
 
 
 class Router:
-    """Routes identifiers to homes; caches Maglev tables by live weights."""
+    """Routes identifiers to homes; caches Maglev tables by live weights.
+
+    ``directory`` answers identifiers of placement ``"directory"``; the router only
+    looks entries up (a hit refreshes the entry's LRU position, an expired entry is
+    dropped), it never learns. Without a directory every such identifier misses.
+    """
 
     __slots__ = (
+        "_directory",
         "_keyring",
         "_last_table",
         "_last_view",
@@ -47,8 +63,9 @@ class Router:
         "_tables",
     )
 
-    def __init__(self, keyring: CookieKeyring) -> None:
+    def __init__(self, keyring: CookieKeyring, directory: Directory | None = None) -> None:
         self._keyring = keyring
+        self._directory = directory
         self._tables: OrderedDict[frozenset[tuple[str, int]], MaglevTable] = OrderedDict()
         self._last_view: FarmView | None = None
         self._last_table: MaglevTable | None = None
@@ -58,6 +75,10 @@ class Router:
     @property
     def keyring(self) -> CookieKeyring:
         return self._keyring
+
+    @property
+    def directory(self) -> Directory | None:
+        return self._directory
 
     def route(
         self, identifier: Identifier | None, view: FarmView, now: float, salt: int
@@ -74,6 +95,8 @@ class Router:
             elif placement == "hash":
                 home = self.table_for(view).lookup(f"{identifier.kind}:{identifier.value}")
                 return Decision(home, home == view.self_name, False, "hash")
+            elif placement == "directory":
+                return self._from_directory(identifier, view, now, salt)
         return self._place(view, salt, "new-session")
 
     def table_for(self, view: FarmView) -> MaglevTable:
@@ -103,6 +126,19 @@ class Router:
     def cached_tables(self) -> int:
         """How many Maglev tables are cached (for inspection and tests)."""
         return len(self._tables)
+
+    def _from_directory(
+        self, identifier: Identifier, view: FarmView, now: float, salt: int
+    ) -> Decision:
+        directory = self._directory
+        home = None
+        if directory is not None:
+            home = directory.lookup(f"{identifier.kind}:{identifier.value}", now)
+        if home is None:
+            return self._place(view, salt, "directory-miss")
+        if home in view.live:
+            return Decision(home, home == view.self_name, False, "directory")
+        return self._place(view, salt, "directory-rehomed")
 
     def _place(self, view: FarmView, salt: int, reason: str) -> Decision:
         if view is not self._placeable_view:

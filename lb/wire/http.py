@@ -8,6 +8,7 @@ status to answer. This module never parses bodies and never changes body bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -17,8 +18,10 @@ __all__ = [
     "MAX_HEADER_LINES",
     "RequestHead",
     "ResponseCookieInserter",
+    "SetCookieWatcher",
     "error_response",
     "parse_request_head",
+    "parse_set_cookie",
 ]
 
 MAX_HEADER_LINES = 100
@@ -371,6 +374,162 @@ class ResponseCookieInserter:
         if self._eol >= 0:
             self._eol -= base
         return b"".join(out)
+
+
+# -- learning app cookies from responses ---------------------------------------------
+
+_MAX_AGE_DIGITS = 18
+
+
+def parse_set_cookie(value: str) -> tuple[str, str, dict[str, str]] | None:
+    """A ``Set-Cookie`` header value -> (name, value, attributes), or None if unusable.
+
+    The name must be a token; the value is kept as sent (surrounding SP/HT
+    stripped, quotes kept: the same spelling a client sends back in ``Cookie``).
+    Attribute names are lower-cased, flags (``HttpOnly``, ``Secure``) map to
+    ``""``, and the last occurrence of an attribute wins. Returns None for a
+    pair without ``=``, a bad name, or control characters in the pair. Never
+    raises; linear in the length of ``value``.
+    """
+    if not isinstance(value, str):
+        return None
+    pair, _, rest = value.partition(";")
+    name, eq, cookie = pair.partition("=")
+    name = name.strip(" \t")
+    cookie = cookie.strip(" \t")
+    if not eq or _TOKEN.fullmatch(name) is None or _CTL.search(cookie) is not None:
+        return None
+    attributes: dict[str, str] = {}
+    if rest:
+        for part in rest.split(";"):
+            key, _, val = part.partition("=")
+            key = key.strip(" \t").lower()
+            if key:
+                attributes[key] = val.strip(" \t")
+    return name, cookie, attributes
+
+
+def _max_age(attributes: dict[str, str]) -> int | None:
+    """Max-Age in seconds (a negative one is 0), or None if absent or not a number."""
+    raw = attributes.get("max-age")
+    if raw is None:
+        return None
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not digits or len(digits) > _MAX_AGE_DIGITS or not (digits.isascii() and digits.isdigit()):
+        return None
+    return 0 if raw.startswith("-") else int(digits)
+
+
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class SetCookieWatcher:
+    """Observe a server->client stream for the app cookies of the first final response.
+
+    ``feed`` looks at the bytes the caller forwards unchanged; it never returns or
+    changes them and keeps at most the one incomplete header line between calls.
+    After the first response head with a status of 200 or more (interim 1xx heads
+    are skipped), ``found`` lists (name, value, max-age) of every ``Set-Cookie``
+    header of that head whose cookie name is in ``names`` (exact, case-sensitive),
+    in order; ``max-age`` is the Max-Age attribute in seconds, or None without
+    one (Expires is not read). A deleted cookie shows as an empty value or a
+    max-age of 0: the caller decides what to learn.
+
+    The watcher gives up, with ``found`` empty, on a stream that does not start
+    like ``HTTP/1.x NNN``, a bare LF, a head longer than ``max_head_bytes`` or
+    a 101 response. Either way it is then ``done`` and ``feed`` returns at once.
+    It never raises on bad input.
+    """
+
+    __slots__ = ("_done", "_found", "_head", "_line", "_max", "_names", "_pending", "_status")
+
+    def __init__(self, names: Collection[str], max_head_bytes: int = 65536) -> None:
+        """ValueError if ``max_head_bytes`` < 16."""
+        if max_head_bytes < 16:
+            raise ValueError("max_head_bytes must be at least 16")
+        self._names = frozenset(names)
+        self._max = max_head_bytes
+        self._line = bytearray()  # an incomplete line carried over between feeds
+        self._head = 0  # bytes of the current head before the current line
+        self._status = 0  # 0 until the status line of the current head is read
+        self._pending: list[tuple[str, str, int | None]] = []
+        self._found: list[tuple[str, str, int | None]] = []
+        self._done = not self._names
+
+    @property
+    def done(self) -> bool:
+        """True once the first final head was read, or the watcher gave up."""
+        return self._done
+
+    @property
+    def found(self) -> list[tuple[str, str, int | None]]:
+        """(cookie name, value, max-age seconds or None) from the first final head."""
+        return list(self._found)
+
+    def feed(self, data: bytes) -> None:
+        """Look at the next bytes of the stream (the caller forwards them unchanged)."""
+        if self._done or not data:
+            return
+        pos = 0
+        size = len(data)
+        while not self._done:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                self._carry(data, pos, size)
+                return
+            if self._line:
+                self._line += data[pos:nl]
+                line = bytes(self._line)
+                self._line.clear()
+            else:
+                line = data[pos:nl]
+            pos = nl + 1
+            self._head += len(line) + 1
+            if self._head > self._max or not line.endswith(b"\r"):
+                self._give_up()
+                return
+            self._on_line(line[:-1])
+            if pos == size:
+                return
+
+    def _carry(self, data: bytes, pos: int, size: int) -> None:
+        """Keep the incomplete line ``data[pos:]`` unless it already fails."""
+        if self._head + len(self._line) + size - pos >= self._max:
+            self._give_up()
+            return
+        self._line += data[pos:]
+        if self._status == 0 and not _status_prefix_ok(self._line, 0):
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self._done = True
+        self._line = bytearray()
+        self._pending = []
+
+    def _on_line(self, line: bytes) -> None:
+        if self._status == 0:
+            match = _STATUS_LINE.fullmatch(line)
+            if match is None or match.group(1) == b"101":
+                self._give_up()
+                return
+            self._status = int(match.group(1))
+            return
+        if not line:  # the end of a head
+            if self._status >= 200:
+                self._found = self._pending
+                self._pending = []
+                self._done = True
+                self._line = bytearray()
+            else:
+                self._status = 0
+                self._head = 0
+            return
+        if self._status < 200 or len(line) < 11 or line[:11].lower() != b"set-cookie:":
+            return
+        parsed = parse_set_cookie(line[11:].decode("latin-1"))
+        if parsed is not None and parsed[0] in self._names:
+            name, value, attributes = parsed
+            self._pending.append((name, value, _max_age(attributes)))
 
 
 # -- canned responses ----------------------------------------------------------------

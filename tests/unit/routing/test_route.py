@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from lb.cluster.view import FarmView, NodeInfo
 from lb.extract.api import Identifier
 from lb.routing.cookie import CookieKeyring
+from lb.routing.directory import Directory
 from lb.routing.maglev import MaglevTable
 from lb.routing.route import MAX_CACHED_TABLES, REASONS, Decision, Router
 
@@ -50,7 +51,15 @@ def cookie(home: str, expires: int = LATER, ring: CookieKeyring = KEYRING) -> Id
 
 
 def test_reasons_are_the_metrics_labels() -> None:
-    assert REASONS == ("home-cookie", "home-cookie-rehomed", "hash", "new-session")
+    assert REASONS == (
+        "home-cookie",
+        "home-cookie-rehomed",
+        "hash",
+        "new-session",
+        "directory",
+        "directory-rehomed",
+        "directory-miss",
+    )
 
 
 # --- row: no identifier -> new session by load ---------------------------------------
@@ -236,7 +245,7 @@ def test_hash_identifiers_mostly_stay_when_another_node_dies() -> None:
 
 
 def test_unknown_placement_is_a_new_session() -> None:
-    ident = Identifier("cookie", "JSESSIONID=abc", "directory")
+    ident = Identifier("cookie", "JSESSIONID=abc", "someday")
     d = Router(KEYRING).route(ident, make_view(), NOW, 3)
     assert d.new_session and d.reason == "new-session"
 
@@ -272,7 +281,9 @@ def test_same_inputs_same_decision(
     assert d1.home in view.live
     assert d1.local == (d1.home == "n1")
     assert d1.reason in REASONS
-    assert d1.new_session == (d1.reason in ("new-session", "home-cookie-rehomed"))
+    assert d1.new_session == (
+        d1.reason in ("new-session", "home-cookie-rehomed", "directory-miss", "directory-rehomed")
+    )
 
 
 def test_table_is_cached_per_live_weights() -> None:
@@ -295,3 +306,97 @@ def test_table_cache_is_bounded() -> None:
     for live in lives:
         router.route(Identifier("uri", "/", "hash"), make_view(live=live), NOW, 0)
     assert router.cached_tables == MAX_CACHED_TABLES
+
+
+# --- rows: directory -----------------------------------------------------------------
+
+
+def learned(entries: dict[str, str], ttl: float = 3600.0) -> Directory:
+    directory = Directory()
+    for key, home in entries.items():
+        directory.learn(key, home, NOW, ttl)
+    return directory
+
+
+def app_cookie(value: str) -> Identifier:
+    return Identifier("cookie", value, "directory")
+
+
+def test_directory_hit_on_a_live_remote_node() -> None:
+    router = Router(KEYRING, learned({"cookie:JSESSIONID=abc": "n3"}))
+    d = router.route(app_cookie("JSESSIONID=abc"), make_view(loads={"n3": 1e9}), NOW, 7)
+    assert d == Decision("n3", False, False, "directory")
+
+
+def test_directory_hit_on_this_node_is_local() -> None:
+    router = Router(KEYRING, learned({"tls-session-id:00ff": "n1"}))
+    ident = Identifier("tls-session-id", "00ff", "directory")
+    assert router.route(ident, make_view(), NOW, 7) == Decision("n1", True, False, "directory")
+
+
+def test_directory_hit_on_a_draining_node_keeps_its_home() -> None:
+    router = Router(KEYRING, learned({"cookie:S=1": "n2"}))
+    d = router.route(app_cookie("S=1"), make_view(draining=("n2",)), NOW, 7)
+    assert d == Decision("n2", False, False, "directory")
+
+
+def test_directory_key_is_kind_and_value() -> None:
+    router = Router(KEYRING, learned({"cookie:S=1": "n2"}))
+    d = router.route(Identifier("uri", "S=1", "directory"), make_view(), NOW, 7)
+    assert d.reason == "directory-miss"
+
+
+def test_directory_home_not_live_is_rehomed() -> None:
+    router = Router(KEYRING, learned({"cookie:S=1": "n3", "cookie:S=2": "retired"}))
+    view = make_view(live=("n1", "n2", "n4"), loads={"n1": 0.5, "n2": 0.5, "n4": 0.5})
+    for value in ("S=1", "S=2"):
+        homes = set()
+        for salt in range(100):
+            d = router.route(app_cookie(value), view, NOW, salt)
+            assert d.new_session and d.reason == "directory-rehomed"
+            assert d.local == (d.home == "n1")
+            homes.add(d.home)
+        assert homes == {"n1", "n2"}
+
+
+def test_directory_miss_is_a_new_session() -> None:
+    router = Router(KEYRING, learned({"cookie:S=1": "n3"}))
+    view = make_view(loads={"n1": 9.0, "n2": 0.0, "n3": 9.0, "n4": 9.0})
+    d = router.route(app_cookie("S=unknown"), view, NOW, 3)
+    assert d.new_session and d.reason == "directory-miss"
+    assert d.local == (d.home == "n1")
+
+
+def test_directory_miss_places_like_a_new_session() -> None:
+    view = make_view(loads={"n1": 0.9, "n2": 0.0, "n3": 0.8, "n4": 0.7})
+    router = Router(KEYRING, Directory())
+    for salt in range(100):
+        miss = router.route(app_cookie("S=x"), view, NOW, salt)
+        fresh = router.route(None, view, NOW, salt)
+        assert (miss.home, miss.new_session) == (fresh.home, fresh.new_session)
+
+
+def test_expired_directory_entry_is_a_miss() -> None:
+    directory = learned({"cookie:S=1": "n3"}, ttl=60)
+    router = Router(KEYRING, directory)
+    assert router.route(app_cookie("S=1"), make_view(), NOW + 59, 1).reason == "directory"
+    assert router.route(app_cookie("S=1"), make_view(), NOW + 60, 1).reason == "directory-miss"
+    assert len(directory) == 0
+
+
+def test_without_a_directory_directory_placement_is_a_miss() -> None:
+    router = Router(KEYRING)
+    assert router.directory is None
+    d = router.route(app_cookie("JSESSIONID=abc"), make_view(), NOW, 3)
+    assert d.new_session and d.reason == "directory-miss"
+
+
+def test_directory_lookup_refreshes_the_lru_position() -> None:
+    directory = Directory(max_entries=2)
+    directory.learn("cookie:S=1", "n2", NOW, 3600)
+    directory.learn("cookie:S=2", "n3", NOW, 3600)
+    router = Router(KEYRING, directory)
+    assert router.route(app_cookie("S=1"), make_view(), NOW, 1).reason == "directory"
+    directory.learn("cookie:S=3", "n4", NOW, 3600)  # evicts S=2, the least recently used
+    assert router.route(app_cookie("S=1"), make_view(), NOW, 1).home == "n2"
+    assert router.route(app_cookie("S=2"), make_view(), NOW, 1).reason == "directory-miss"
