@@ -1,0 +1,619 @@
+"""Farm membership and failure detection: one node's state machine for its peers.
+
+Turns "heard from peer", "link lost", gossip (NODE_STATE) and second-opinion
+probes (PROBE_REQUEST / PROBE_RESULT) into member states (ALIVE, SUSPECT, DEAD,
+DRAINING, LEFT; UNKNOWN until first heard) and into output actions the I/O layer
+carries out. The behaviour is specified in docs/membership.md.
+
+Pure: no asyncio, no sockets, no clock (every input takes ``now``), no hidden
+randomness (nonces and helper choice come from the ``random.Random`` passed in).
+It never does I/O: inputs queue actions, ``take_actions()`` hands them over.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lb.wire.membership import MAX_INCARNATION, MemberState, NodeState
+
+__all__ = [
+    "Action",
+    "Broadcast",
+    "MemberState",
+    "Membership",
+    "NodeState",
+    "SendProbeRequest",
+    "SendProbeResult",
+    "SendTo",
+    "StateChanged",
+    "Timing",
+    "diff_members",
+]
+
+ALIVE = MemberState.ALIVE
+SUSPECT = MemberState.SUSPECT
+DEAD = MemberState.DEAD
+DRAINING = MemberState.DRAINING
+LEFT = MemberState.LEFT
+UNKNOWN = MemberState.UNKNOWN
+
+# A node's own declarations, ordered for merging at equal incarnation.
+_DECLARATION_RANK: dict[MemberState, int] = {ALIVE: 0, DRAINING: 1, LEFT: 2}
+
+_NEVER = float("-inf")
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Timers of failure detection, in seconds (defaults for a LAN; see docs/membership.md).
+
+    ``ping_interval`` is the heartbeat period of the I/O layer (one PING per link);
+    a peer not heard for ``suspect_after`` is SUSPECT and probed through up to
+    ``helpers`` other nodes every ``probe_interval``; with no direct hearing and no
+    helper vouching for ``dead_after`` it is DEAD. DEAD and UNKNOWN members are
+    re-checked through helpers every ``recheck_interval``.
+    """
+
+    ping_interval: float = 0.5
+    suspect_after: float = 1.0
+    dead_after: float = 2.5
+    probe_interval: float = 0.5
+    recheck_interval: float = 2.0
+    helpers: int = 2
+
+    def __post_init__(self) -> None:
+        for name in (
+            "ping_interval",
+            "suspect_after",
+            "dead_after",
+            "probe_interval",
+            "recheck_interval",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+        if not self.suspect_after > self.ping_interval:
+            raise ValueError(
+                f"suspect_after ({self.suspect_after:g}) must exceed ping_interval "
+                f"({self.ping_interval:g}): one late answer must not raise suspicion"
+            )
+        if not self.dead_after > self.suspect_after:
+            raise ValueError(
+                f"dead_after ({self.dead_after:g}) must exceed suspect_after "
+                f"({self.suspect_after:g}): suspicion needs time for a second opinion"
+            )
+        if isinstance(self.helpers, bool) or not isinstance(self.helpers, int) or self.helpers < 0:
+            raise ValueError(f"helpers must be an int >= 0, got {self.helpers!r}")
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendProbeRequest:
+    """Send PROBE_REQUEST(target, nonce) to node ``via``."""
+
+    via: str
+    target: str
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendProbeResult:
+    """Send PROBE_RESULT(target, nonce, alive) to node ``to``."""
+
+    to: str
+    target: str
+    nonce: int
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send NODE_STATE([state]) to every peer with a link up."""
+
+    state: NodeState
+
+
+@dataclass(frozen=True, slots=True)
+class SendTo:
+    """Send NODE_STATE(states) to ``peer`` (the full list on link up, or one entry)."""
+
+    peer: str
+    states: tuple[NodeState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The state of ``node`` as this node sees it changed (log it, rebuild the farm view).
+
+    ``old`` is None for a member just added; ``new`` is LEFT for one removed.
+    """
+
+    node: str
+    old: MemberState | None
+    new: MemberState
+
+
+Action = SendProbeRequest | SendProbeResult | Broadcast | SendTo | StateChanged
+
+
+def diff_members(current: set[str], resolved: set[str]) -> tuple[set[str], set[str]]:
+    """(added, removed) turning the member set ``current`` into ``resolved``.
+
+    For a periodic DNS re-resolution: call ``add_node`` for each added name and
+    ``remove_node`` for each removed one.
+    """
+    return set(resolved) - set(current), set(current) - set(resolved)
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+
+class _Member:
+    """What this node knows about one peer."""
+
+    __slots__ = (
+        "dead_inc",
+        "heard",
+        "inc",
+        "mode",
+        "name",
+        "next_probe",
+        "relayed_inc",
+        "status",
+        "suspect_since",
+        "vouched",
+        "voucher",
+    )
+
+    def __init__(self, name: str, now: float, recheck: float) -> None:
+        self.name = name
+        self.inc = 0  # highest incarnation known
+        self.mode = ALIVE  # the node's own declaration at ``inc``: ALIVE, DRAINING or LEFT
+        self.status = UNKNOWN  # failure detection: UNKNOWN, ALIVE, SUSPECT or DEAD
+        self.heard = _NEVER  # last time heard directly
+        self.vouched = _NEVER  # last time a helper vouched (or a refutation was relayed)
+        self.voucher: str | None = None  # the helper that vouched last
+        self.suspect_since = _NEVER
+        self.next_probe = now + recheck  # next probe round (SUSPECT) or re-check (DEAD, UNKNOWN)
+        self.dead_inc = -1  # incarnation at which the member was declared DEAD
+        self.relayed_inc = -1  # highest incarnation of a DEAD claim relayed to the member
+
+    def public(self) -> MemberState:
+        if self.mode is LEFT:
+            return LEFT
+        if self.status is ALIVE:
+            return self.mode
+        return self.status
+
+
+class _Probe:
+    __slots__ = ("helper", "sent", "target")
+
+    def __init__(self, helper: str, target: str, sent: float) -> None:
+        self.helper = helper
+        self.target = target
+        self.sent = sent
+
+
+class Membership:
+    """Membership and failure detection of the farm as node ``self_name`` sees it.
+
+    Feed it with ``heard``, ``link_up``, ``link_lost``, ``on_node_state``,
+    ``on_probe_request``, ``on_probe_result`` and ``tick`` (every ~100 ms); send
+    what ``take_actions()`` returns. Peers start UNKNOWN (not live) until heard.
+    Events from or about names that are not members are ignored. Every input
+    must come with a ``now`` that does not go backward.
+    """
+
+    __slots__ = (
+        "_actions",
+        "_inc",
+        "_members",
+        "_mode",
+        "_name",
+        "_pending",
+        "_rng",
+        "_timing",
+    )
+
+    def __init__(
+        self,
+        self_name: str,
+        peers: Iterable[str],
+        now: float,
+        *,
+        timing: Timing | None = None,
+        rng: random.Random | None = None,
+        incarnation: int = 0,
+    ) -> None:
+        if isinstance(incarnation, bool) or not 0 <= incarnation <= MAX_INCARNATION:
+            raise ValueError(f"incarnation must be 0..2**64-1, got {incarnation!r}")
+        self._name = self_name
+        self._timing = timing if timing is not None else Timing()
+        self._rng = rng if rng is not None else random.Random()
+        self._inc = incarnation
+        self._mode = ALIVE
+        self._actions: list[Action] = []
+        self._pending: dict[int, _Probe] = {}
+        recheck = self._timing.recheck_interval
+        self._members: dict[str, _Member] = {
+            name: _Member(name, now, recheck) for name in sorted(set(peers)) if name != self_name
+        }
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def incarnation(self) -> int:
+        """This node's own incarnation."""
+        return self._inc
+
+    @property
+    def timing(self) -> Timing:
+        return self._timing
+
+    @property
+    def members(self) -> frozenset[str]:
+        """The peers (this node excluded)."""
+        return frozenset(self._members)
+
+    def take_actions(self) -> list[Action]:
+        """The actions queued since the last call, in order; the queue is emptied."""
+        out = self._actions
+        self._actions = []
+        return out
+
+    # -- queries ---------------------------------------------------------------------------
+    def state(self, node: str) -> MemberState | None:
+        """State of ``node`` after the last input; None for a name that is not a member."""
+        if node == self._name:
+            return self._mode
+        member = self._members.get(node)
+        return None if member is None else member.public()
+
+    def full_state(self) -> list[NodeState]:
+        """Everything this node knows, as NODE_STATE entries: itself first, no UNKNOWN peers."""
+        out = [NodeState(self._name, self._mode, self._inc)]
+        for member in self._members.values():
+            state = member.public()
+            if state is not UNKNOWN:
+                out.append(NodeState(member.name, state, member.inc))
+        return out
+
+    def live_nodes(self, now: float) -> frozenset[str]:
+        """Nodes that keep their sessions: this node, and ALIVE, SUSPECT and DRAINING peers.
+
+        A SUSPECT peer stays live (its sessions are not re-homed) until it is
+        declared DEAD. Timeouts due at ``now`` are applied as ``tick(now)`` would.
+        """
+        live = {self._name}
+        for member in self._members.values():
+            if member.mode is LEFT:
+                continue
+            if self._due_status(member, now) in (ALIVE, SUSPECT):
+                live.add(member.name)
+        return frozenset(live)
+
+    def placeable_nodes(self, now: float) -> frozenset[str]:
+        """Nodes that take new sessions: ALIVE peers, and this node unless it drains or left."""
+        out = {self._name} if self._mode is ALIVE else set()
+        for member in self._members.values():
+            if member.mode is ALIVE and self._due_status(member, now) is ALIVE:
+                out.add(member.name)
+        return frozenset(out)
+
+    def view_sets(self, now: float) -> tuple[frozenset[str], frozenset[str]]:
+        """(live, draining) for ``FarmView(live=..., draining=...)``.
+
+        ``draining`` is every live node that takes no new sessions: DRAINING
+        nodes and SUSPECT ones, so ``live - draining == placeable_nodes(now)``.
+        """
+        live = self.live_nodes(now)
+        return live, live - self.placeable_nodes(now)
+
+    # -- inputs: links and heartbeats ------------------------------------------------------
+    def heard(self, peer: str, now: float) -> None:
+        """Any frame (PING, PONG, gossip, probe) arrived from ``peer`` at ``now``."""
+        member = self._members.get(peer)
+        if member is None:
+            return
+        if now > member.heard:
+            member.heard = now
+        if member.status is ALIVE:
+            return
+        before, inc = member.public(), member.inc
+        was_dead = member.status is DEAD
+        member.status = ALIVE
+        member.voucher = None
+        self._drop_probes(peer)
+        if was_dead and member.dead_inc >= member.inc and member.mode is not LEFT:
+            # Other nodes may still hold it DEAD: make it refute with a new incarnation.
+            self._actions.append(SendTo(peer, (NodeState(peer, DEAD, member.dead_inc),)))
+        self._after(member, before, inc)
+
+    def link_up(self, peer: str, now: float) -> None:
+        """A link to or from ``peer`` was authenticated: send it the full state, count as heard."""
+        if peer not in self._members:
+            return
+        self._actions.append(SendTo(peer, tuple(self.full_state())))
+        self.heard(peer, now)
+
+    def link_lost(self, peer: str, now: float) -> None:
+        """A link to ``peer`` closed: suspect it and ask for a second opinion (not DEAD yet)."""
+        member = self._members.get(peer)
+        if member is None or member.mode is LEFT or member.status is not ALIVE:
+            return
+        self._suspect(member, now)
+
+    def tick(self, now: float) -> None:
+        """Run the timers: suspicion, death, probe rounds, re-checks; expire old probes."""
+        t = self._timing
+        for member in self._members.values():
+            if member.mode is LEFT:
+                continue
+            status = member.status
+            if status is ALIVE:
+                if now - member.heard >= t.suspect_after:
+                    self._suspect(member, now)
+            elif status is SUSPECT:
+                if self._dead_due(member, now):
+                    before, inc = member.public(), member.inc
+                    member.status = DEAD
+                    member.dead_inc = member.inc
+                    member.next_probe = now + t.recheck_interval
+                    self._drop_probes(member.name)
+                    self._after(member, before, inc)
+                elif now >= member.next_probe:
+                    self._probe_round(member, now, t.probe_interval)
+            elif now >= member.next_probe:  # DEAD or UNKNOWN: re-check through helpers
+                self._probe_round(member, now, t.recheck_interval)
+        if self._pending:
+            limit = now - t.dead_after
+            for nonce in [n for n, p in self._pending.items() if p.sent < limit]:
+                del self._pending[nonce]
+
+    # -- inputs: gossip and probes ---------------------------------------------------------
+    def on_node_state(self, sender: str, entry: NodeState, now: float) -> None:
+        """One NODE_STATE entry from ``sender`` (call once per entry of a frame)."""
+        if sender not in self._members:
+            return
+        node, state, inc = entry.node, entry.state, entry.incarnation
+        if node == self._name:
+            self._about_self(state, inc)
+        else:
+            member = self._members.get(node)
+            if member is not None:
+                if state in _DECLARATION_RANK:
+                    self._declaration(member, state, inc, now, direct=node == sender)
+                elif state is DEAD and node != sender:
+                    self._dead_claim(member, inc, now)
+                # SUSPECT from a third party is its own opinion: only the target acts on it.
+        self.heard(sender, now)
+
+    def on_probe_request(self, sender: str, target: str, nonce: int, now: float) -> None:
+        """``sender`` asks whether this node hears ``target``; answers PROBE_RESULT at once.
+
+        Alive means heard directly within ``suspect_after`` (a vouch from a third
+        node does not count, so vouches never chain), or ``target`` is this node.
+        """
+        if sender not in self._members:
+            return
+        self.heard(sender, now)
+        if target == self._name:
+            alive = True
+        else:
+            member = self._members.get(target)
+            alive = (
+                member is not None
+                and member.mode is not LEFT
+                and now - member.heard < self._timing.suspect_after
+            )
+        self._actions.append(SendProbeResult(sender, target, nonce, alive))
+
+    def on_probe_result(
+        self, sender: str, target: str, nonce: int, alive: bool, now: float
+    ) -> None:
+        """An answer to one of this node's probe requests; others are ignored."""
+        if sender not in self._members:
+            return
+        self.heard(sender, now)
+        probe = self._pending.get(nonce)
+        if probe is None or probe.helper != sender or probe.target != target:
+            return
+        del self._pending[nonce]
+        member = self._members.get(target)
+        if member is None or not alive:
+            return
+        member.voucher = sender
+        before, inc = member.public(), member.inc
+        self._vouch(member, now)
+        self._after(member, before, inc)
+
+    # -- inputs: own state and membership changes ------------------------------------------
+    def start_draining(self, now: float) -> None:
+        """This node takes no new sessions from now on and keeps serving its own."""
+        del now
+        if self._mode is ALIVE:
+            self._set_mode(DRAINING)
+
+    def stop_draining(self, now: float) -> None:
+        """This node takes new sessions again."""
+        del now
+        if self._mode is DRAINING:
+            self._set_mode(ALIVE)
+
+    def leave(self, now: float) -> None:
+        """This node leaves the farm (a clean shutdown): peers mark it LEFT, not DEAD."""
+        del now
+        if self._mode is not LEFT:
+            self._set_mode(LEFT)
+
+    def add_node(self, name: str, now: float) -> None:
+        """A new member (config reload, DNS): UNKNOWN, not live until heard."""
+        if name == self._name or name in self._members:
+            return
+        self._members[name] = _Member(name, now, self._timing.recheck_interval)
+        self._actions.append(StateChanged(name, None, UNKNOWN))
+
+    def remove_node(self, name: str, now: float) -> None:
+        """A member left the configuration: forget it (reported as LEFT)."""
+        del now
+        member = self._members.pop(name, None)
+        if member is None:
+            return
+        self._drop_probes(name)
+        for nonce in [n for n, p in self._pending.items() if p.helper == name]:
+            del self._pending[nonce]
+        old = member.public()
+        if old is not LEFT:
+            self._actions.append(StateChanged(name, old, LEFT))
+
+    # -- internals -------------------------------------------------------------------------
+    def _evidence(self, member: _Member) -> float:
+        """Latest time the member is known to have been up (direct or through a vouch)."""
+        return max(member.heard, member.vouched - self._timing.suspect_after)
+
+    def _dead_due(self, member: _Member, now: float) -> bool:
+        t = self._timing
+        return (
+            now - self._evidence(member) >= t.dead_after
+            and now - member.suspect_since >= t.probe_interval
+        )
+
+    def _due_status(self, member: _Member, now: float) -> MemberState:
+        """The failure-detection status ``tick(now)`` would leave (without side effects)."""
+        status = member.status
+        if status is ALIVE and now - member.heard >= self._timing.suspect_after:
+            return SUSPECT
+        if status is SUSPECT and self._dead_due(member, now):
+            return DEAD
+        return status
+
+    def _after(self, member: _Member, before: MemberState, before_inc: int) -> None:
+        """Report a change of ``member``: StateChanged, and gossip it when others should know."""
+        now_state = member.public()
+        changed = now_state is not before
+        if changed:
+            self._actions.append(StateChanged(member.name, before, now_state))
+        if now_state is UNKNOWN:
+            return
+        # An accusation (SUSPECT/DEAD) is gossiped when it is new; a node's own
+        # declaration is relayed also when only its incarnation rose.
+        if changed or (member.inc != before_inc and now_state in _DECLARATION_RANK):
+            self._actions.append(Broadcast(NodeState(member.name, now_state, member.inc)))
+
+    def _suspect(self, member: _Member, now: float) -> None:
+        before, inc = member.public(), member.inc
+        member.status = SUSPECT
+        member.suspect_since = now
+        self._after(member, before, inc)
+        self._probe_round(member, now, self._timing.probe_interval)
+
+    def _vouch(self, member: _Member, now: float) -> None:
+        """Evidence from another node that ``member`` is up (the caller reports the change)."""
+        if now > member.vouched:
+            member.vouched = now
+        if member.mode is LEFT or member.status in (ALIVE, SUSPECT):
+            return
+        # DEAD or UNKNOWN: live again, but SUSPECT until heard directly.
+        member.status = SUSPECT
+        member.suspect_since = now
+        member.next_probe = now + self._timing.probe_interval
+
+    def _probe_round(self, member: _Member, now: float, interval: float) -> None:
+        """Ask up to ``helpers`` nodes heard lately whether they hear ``member``."""
+        member.next_probe = now + interval
+        limit = self._timing.suspect_after
+        candidates = [
+            m.name
+            for m in self._members.values()
+            if m is not member and m.mode is not LEFT and now - m.heard < limit
+        ]
+        k = min(self._timing.helpers, len(candidates))
+        if k == 0:
+            return
+        chosen: list[str] = []
+        voucher = member.voucher
+        if voucher is not None and voucher in candidates:  # who vouched last is asked first
+            chosen.append(voucher)
+            candidates.remove(voucher)
+        chosen += self._rng.sample(candidates, k - len(chosen))
+        for helper in chosen:
+            nonce = self._rng.getrandbits(64)
+            while nonce in self._pending:
+                nonce = self._rng.getrandbits(64)
+            self._pending[nonce] = _Probe(helper, member.name, now)
+            self._actions.append(SendProbeRequest(helper, member.name, nonce))
+
+    def _drop_probes(self, target: str) -> None:
+        if self._pending:
+            for nonce in [n for n, p in self._pending.items() if p.target == target]:
+                del self._pending[nonce]
+
+    def _declaration(
+        self, member: _Member, state: MemberState, inc: int, now: float, *, direct: bool
+    ) -> None:
+        """A node's own state (ALIVE, DRAINING, LEFT), from itself or relayed."""
+        newer = inc > member.inc
+        if not (
+            newer
+            or (inc == member.inc and _DECLARATION_RANK[state] > _DECLARATION_RANK[member.mode])
+        ):
+            return
+        before, before_inc = member.public(), member.inc
+        member.inc = inc
+        member.mode = state
+        if state is LEFT:
+            self._drop_probes(member.name)
+        elif newer and not direct and member.status in (SUSPECT, DEAD):
+            # A refutation relayed by a third node: the member was up when it made it.
+            self._vouch(member, now)
+        self._after(member, before, before_inc)
+
+    def _dead_claim(self, member: _Member, inc: int, now: float) -> None:
+        """A third node says ``member`` is DEAD at ``inc``."""
+        if inc < member.inc or (inc == member.inc and member.mode is LEFT):
+            return
+        member.inc = inc
+        t = self._timing
+        if now - member.heard < t.suspect_after:
+            # This node hears it: let it refute (once per incarnation).
+            if inc > member.relayed_inc:
+                member.relayed_inc = inc
+                self._actions.append(SendTo(member.name, (NodeState(member.name, DEAD, inc),)))
+            return
+        if now - member.vouched < t.suspect_after:
+            return  # a helper vouched for it lately
+        if member.status is DEAD:
+            member.dead_inc = max(member.dead_inc, inc)
+            return
+        before = member.public()
+        member.status = DEAD
+        member.dead_inc = inc
+        member.next_probe = now + t.recheck_interval
+        self._drop_probes(member.name)
+        self._after(member, before, inc)
+
+    def _about_self(self, state: MemberState, inc: int) -> None:
+        """Gossip about this node: refute suspicion, death or a stale record."""
+        if self._mode is LEFT:
+            return
+        if inc > self._inc or (inc == self._inc and state is not self._mode):
+            self._inc = min(inc + 1, MAX_INCARNATION)
+            self._actions.append(Broadcast(NodeState(self._name, self._mode, self._inc)))
+
+    def _set_mode(self, mode: MemberState) -> None:
+        old = self._mode
+        self._mode = mode
+        self._inc = min(self._inc + 1, MAX_INCARNATION)
+        self._actions.append(StateChanged(self._name, old, mode))
+        self._actions.append(Broadcast(NodeState(self._name, mode, self._inc)))
