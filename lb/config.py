@@ -106,10 +106,13 @@ class Limits:
     idle_timeout: float = 300.0
     max_flows: int = 10000
     flow_window: int = 262144
-    ping_interval: float = 1.0
-    dead_after: float = 3.0
+    ping_interval: float = 0.5
+    dead_after: float = 2.5
     max_connections: int = 20000
     drain_timeout: float = 30.0
+    suspect_after: float = 1.0  # when omitted: derived from ping_interval and dead_after
+    directory_entries: int = 100000
+    directory_ttl: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,6 +562,7 @@ class _Validator:
             "max_flows": (1, 1000000),
             "flow_window": (16384, 16777216),
             "max_connections": (1, 1000000),
+            "directory_entries": (16, 10000000),
         }
         floats: dict[str, float] = {
             "head_timeout": 300.0,
@@ -568,6 +572,8 @@ class _Validator:
             "ping_interval": 60.0,
             "dead_after": 600.0,
             "drain_timeout": 86400.0,
+            "suspect_after": 600.0,
+            "directory_ttl": 31536000.0,
         }
         names = tuple(f.name for f in fields(Limits))
         self.known_keys(tbl, names, "limits.")
@@ -584,6 +590,25 @@ class _Validator:
                 got = self.seconds(tbl, name, key, default, floats[name])
             ok = ok and got is not None
             values[name] = got
+        ping, dead = values["ping_interval"], values["dead_after"]
+        if "suspect_after" not in tbl and ping is not None and dead is not None:
+            # between the heartbeat and the death sentence: suspected after a few lost PINGs
+            suspect = max(dead * 0.4, ping * 2)
+            values["suspect_after"] = suspect if suspect < dead else (ping + dead) / 2
+        suspect = values["suspect_after"]
+        if (
+            suspect is not None
+            and ping is not None
+            and dead is not None
+            and dead > ping
+            and not ping < suspect < dead
+        ):
+            self.error(
+                "limits.suspect_after",
+                f"must lie between limits.ping_interval ({ping:g} s) and "
+                f"limits.dead_after ({dead:g} s)",
+            )
+            ok = False
         if (
             values["dead_after"] is not None
             and values["ping_interval"] is not None

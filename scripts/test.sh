@@ -21,6 +21,8 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 # the third-party-style extractor plugin, installed like a user would
 .venv/bin/python -m pip install -q -e plugins/lb-jwt-subject
+# a test-only plugin whose extractor raises (proves plugin failures are contained)
+.venv/bin/python -m pip install -q -e tests/support/plugins/lb-test-raising
 
 echo "== ruff"
 .venv/bin/ruff check lb tests bench

@@ -424,14 +424,15 @@ class Link(asyncio.Protocol):
             token, load = fr.parse_ping(frame.payload)
             self.last_heard = self.node.loop.time()
             self.write(fr.encode_pong(token, self.node.load()))
-            self.node.peer_load(self, load)
+            self.node.peer_heard(self, load)
         elif ftype == T_PONG:
             _token, load = fr.parse_ping(frame.payload)
             self.last_heard = self.node.loop.time()
             self.node.peer_heard(self, load)
+        elif ftype >= fr.EXTENSION_TYPE_MIN:
+            self.node.control_frame(self, frame)  # directory, membership; unknown ones ignored
         elif ftype in (T_HELLO, T_AUTH):
             raise FrameError("HELLO/AUTH after the link was authenticated")
-        # extension frames (type >= 0x40) are ignored by this version
 
     def handshake(self, frame: fr.Frame) -> None:
         ftype = frame.type

@@ -21,17 +21,31 @@ from typing import Any, TypeVar
 
 import structlog
 
-from lb.cluster.view import FarmView, Liveness, NodeInfo
+from lb.cluster.membership import (
+    Broadcast,
+    Membership,
+    MemberState,
+    SendProbeRequest,
+    SendProbeResult,
+    SendTo,
+    StateChanged,
+    Timing,
+)
+from lb.cluster.view import FarmView, NodeInfo
 from lb.config import Address, FarmConfig, Limits, NodeConfig
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.client import SPLICE, WAIT, ClientEndpoint
+from lb.node.learn import SessionLearner
 from lb.node.link import Flow, Link, link_key
 from lb.node.service import Service, build_service
 from lb.node.splice import AppEndpoint, Endpoint
 from lb.routing.cookie import CookieKeyring, set_cookie_header_value
+from lb.routing.directory import Directory
 from lb.routing.route import Router
 from lb.wire import frames as fr
+from lb.wire import membership as mw
+from lb.wire.directory import DIRECTORY_UPDATE, decode_directory_update, encode_directory_frames
 from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import ResponseCookieInserter
 
@@ -81,7 +95,8 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.link_key = link_key(config.secret)
         self.keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
-        self.router = Router(self.keyring)
+        self.directory = Directory(max_entries=self.limits.directory_entries)
+        self.router = Router(self.keyring, self.directory)
         self.services: dict[str, Service] = {
             svc.name: build_service(svc, me, config.cookie_name) for svc in config.services.values()
         }
@@ -95,7 +110,21 @@ class Node:
             for n in config.nodes.values()
         }
         self.peers = [n for n in config.nodes if n != self.name]
-        self.liveness = Liveness(self.peers, self.limits.dead_after, self.loop.time())
+        limits = self.limits
+        self.membership = Membership(
+            self.name,
+            self.peers,
+            self.loop.time(),
+            timing=Timing(
+                ping_interval=limits.ping_interval,
+                suspect_after=limits.suspect_after,
+                dead_after=limits.dead_after,
+                probe_interval=limits.ping_interval,
+                recheck_interval=max(limits.dead_after, 2 * limits.ping_interval),
+            ),
+            # a restarted node outranks what the farm remembers of its previous life
+            incarnation=int(time.time()),
+        )
         self.loads: dict[str, float] = {}
         self.links_out: dict[str, Link] = {}
         self.links_in: set[Link] = set()
@@ -149,6 +178,8 @@ class Node:
         self.draining = True
         for server in self.servers[1:]:  # client listeners; the link listener stays for peers
             server.close()
+        self.membership.start_draining(self.loop.time())
+        self._run_membership()
         self._refresh_view()
         log.info("draining", node=self.name, drain_timeout=self.limits.drain_timeout)
 
@@ -243,7 +274,7 @@ class Node:
     async def _connect_local(
         self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
     ) -> None:
-        app = AppEndpoint(client, inserter)
+        app = AppEndpoint(client, inserter, self._learner(client.service))
         try:
             await self._connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:
@@ -319,7 +350,7 @@ class Node:
     async def _connect_home(
         self, link: Link, flow: Flow, service: Service, inserter: ResponseCookieInserter | None
     ) -> None:
-        app = AppEndpoint(flow, inserter)
+        app = AppEndpoint(flow, inserter, self._learner(service))
         try:
             await self._connect_app(app, service)
         except TimeoutError:
@@ -367,16 +398,20 @@ class Node:
     def link_authenticated(self, link: Link) -> None:
         peer = link.peer_name
         assert peer is not None
+        now = self.loop.time()
         if link.outbound:
             old = self.links_out.get(peer)
             if old is not None and old is not link:
                 old.close()
             self.links_out[peer] = link
-            self.liveness.heard_from(peer, self.loop.time())
-            self._refresh_view()
             link.ping()
+            # a full directory sync: the peer may have started or been cut off
+            for frame in encode_directory_frames(self.directory.entries(self.wall_time())):
+                link.write(frame)
         else:
             self.links_in.add(link)
+        self.membership.link_up(peer, now)
+        self._run_membership()
         log.info("link_up", node=self.name, peer=peer, direction=link.describe().split()[-1])
 
     def link_closed(self, link: Link) -> None:
@@ -384,10 +419,11 @@ class Node:
         if link.outbound:
             if peer is not None and self.links_out.get(peer) is link:
                 del self.links_out[peer]
-                self.liveness.lost(peer)
-                self._refresh_view()
         else:
             self.links_in.discard(link)
+        if link.authenticated and peer is not None and not self.stopping:
+            self.membership.link_lost(peer, self.loop.time())
+            self._run_membership()
         if link.authenticated and not self.stopping:
             log.info(
                 "link_down",
@@ -398,13 +434,99 @@ class Node:
             )
 
     def peer_heard(self, link: Link, load: int) -> None:
+        """A PING or PONG from the peer: it is alive and reachable, and this is its load."""
         if link.peer_name is not None:
-            self.liveness.heard_from(link.peer_name, self.loop.time())
+            self.membership.heard(link.peer_name, self.loop.time())
             self.loads[link.peer_name] = load
 
-    def peer_load(self, link: Link, load: int) -> None:
-        if link.peer_name is not None:
-            self.loads[link.peer_name] = load
+    def control_frame(self, link: Link, frame: fr.Frame) -> None:
+        """An extension frame on an authenticated link: directory or membership."""
+        peer = link.peer_name
+        assert peer is not None
+        if frame.type == DIRECTORY_UPDATE:
+            now = self.wall_time()
+            for learned in decode_directory_update(frame.payload):
+                self.directory.merge(learned, now)
+            return
+        message = mw.parse_membership_frame(frame)
+        if message is None:
+            return  # an extension this version does not know: ignored (docs/protocol.md)
+        now = self.loop.time()
+        if isinstance(message, mw.ProbeRequest):
+            self.membership.on_probe_request(peer, message.target, message.nonce, now)
+        elif isinstance(message, mw.ProbeResult):
+            self.membership.on_probe_result(peer, message.target, message.nonce, message.alive, now)
+        else:
+            for state in message:
+                self.membership.on_node_state(peer, state, now)
+        self._run_membership()
+
+    def _link_to(self, peer: str) -> Link | None:
+        """An authenticated link to `peer` for control frames: ours if up, else its own."""
+        link = self.links_out.get(peer)
+        if link is not None and link.authenticated and not link.closed:
+            return link
+        for other in self.links_in:
+            if other.peer_name == peer and other.authenticated and not other.closed:
+                return other
+        return None
+
+    def _send_control(self, peer: str, frame: bytes) -> None:
+        link = self._link_to(peer)
+        if link is not None:
+            link.write(frame)
+
+    def _run_membership(self) -> None:
+        """Carry out what the membership machine asked for."""
+        changed = False
+        for action in self.membership.take_actions():
+            if isinstance(action, SendProbeRequest):
+                frame = mw.encode_probe_request_frame(action.target, action.nonce)
+                self._send_control(action.via, frame)
+            elif isinstance(action, SendProbeResult):
+                frame = mw.encode_probe_result_frame(action.target, action.nonce, action.alive)
+                self._send_control(action.to, frame)
+            elif isinstance(action, Broadcast):
+                frame = mw.encode_node_state_frame([action.state])
+                for peer in self.peers:
+                    self._send_control(peer, frame)
+            elif isinstance(action, SendTo):
+                if action.states:
+                    self._send_control(action.peer, mw.encode_node_state_frame(action.states))
+            elif isinstance(action, StateChanged):
+                changed = True
+                log.info(
+                    "node_state",
+                    node=self.name,
+                    peer=action.node,
+                    old=action.old.name.lower() if action.old is not None else None,
+                    new=action.new.name.lower(),
+                )
+                if action.new in (MemberState.DEAD, MemberState.LEFT):
+                    self._drop_links(action.node)
+        if changed:
+            self._refresh_view()
+
+    def _drop_links(self, peer: str) -> None:
+        """A peer was declared dead: reset the flows of its links now, never leave them hanging."""
+        for link in [*self.links_out.values(), *self.links_in]:
+            if link.peer_name == peer and link.transport is not None and not link.closed:
+                link.close_reason = "the peer was declared dead"
+                link.transport.abort()
+
+    def learn(self, key: str, ttl: float | None) -> None:
+        """The home side saw a session start here: record it; the tick replicates it."""
+        limit = self.limits.directory_ttl
+        ttl = limit if ttl is None else min(max(ttl, 1.0), limit)
+        try:
+            self.directory.learn(key, self.name, self.wall_time(), ttl)
+        except ValueError:
+            self.counters["directory_refused"] += 1
+
+    def _learner(self, service: Service) -> SessionLearner | None:
+        if not service.learn_cookies and not service.passthrough:
+            return None
+        return SessionLearner(self.learn, service.learn_cookies, service.passthrough)
 
     def load(self) -> int:
         """Sessions this node is home for right now: local splices and home flows."""
@@ -419,6 +541,9 @@ class Node:
             now = self.loop.time()
             try:
                 self._sweep_heads(now)
+                self.membership.tick(now)
+                self._run_membership()
+                self._replicate_directory()
                 if now >= next_ping:
                     next_ping = now + self.limits.ping_interval
                     self._ping_and_expire(now)
@@ -428,6 +553,18 @@ class Node:
             except Exception:  # a sweep must never stop the tick
                 log.exception("tick_failed", node=self.name)
 
+    def _replicate_directory(self) -> None:
+        """Send what this node learned since the last tick to every peer, batched."""
+        learned = self.directory.take_outbox()
+        if not learned:
+            return
+        frames = encode_directory_frames(learned)
+        for peer in self.peers:
+            link = self._link_to(peer)
+            if link is not None:
+                for frame in frames:
+                    link.write(frame)
+
     def _sweep_heads(self, now: float) -> None:
         if not self.heading:
             return
@@ -436,12 +573,7 @@ class Node:
             client.head_timed_out()
 
     def _ping_and_expire(self, now: float) -> None:
-        for peer, link in list(self.links_out.items()):
-            if link.authenticated and not self.liveness.is_live(peer, now):
-                link.close_reason = f"no answer to PING for {self.limits.dead_after:g}s"
-                if link.transport is not None:
-                    link.transport.abort()
-                continue
+        for link in list(self.links_out.values()):
             link.ping()
         for link in list(self.links_in):
             if now - link.last_heard > self.limits.dead_after:
@@ -452,6 +584,7 @@ class Node:
             for _flow_id, flow in link.tables.expire(now):
                 self.counters["pending_timeouts"] += 1
                 flow.reset(int(ResetReason.PENDING_TIMEOUT), notify_peer=True)
+        self.directory.expire(self.wall_time())
         self._refresh_view()
 
     def _sweep_idle(self) -> None:
@@ -467,12 +600,12 @@ class Node:
     # -- view and inspection --------------------------------------------------------------
     def _build_view(self) -> FarmView:
         now = self.loop.time()
-        live = set(self.liveness.live_set(now))
-        live.add(self.name)
+        live, draining = self.membership.view_sets(now)
         loads = dict(self.loads)
         loads[self.name] = float(self.load())
-        draining = frozenset({self.name}) if self.draining else frozenset()
-        return FarmView(self.name, self.node_infos, frozenset(live), loads, draining)
+        if self.draining:
+            draining = draining | {self.name}
+        return FarmView(self.name, self.node_infos, live | {self.name}, loads, draining)
 
     def _refresh_view(self) -> None:
         old = self.view.live
@@ -499,6 +632,12 @@ class Node:
             "local": self.local_active,
             "clients": len(self.clients),
             "live": sorted(self.view.live),
+            "members": {
+                peer: state.name.lower() if state is not None else None
+                for peer in self.peers
+                for state in [self.membership.state(peer)]
+            },
+            "directory": len(self.directory),
             "counters": dict(self.counters),
         }
 

@@ -19,6 +19,7 @@ import socket
 import struct
 from typing import Protocol, cast
 
+from lb.node.learn import SessionLearner
 from lb.wire.frames import ResetReason
 from lb.wire.http import ResponseCookieInserter
 
@@ -182,20 +183,30 @@ class AppEndpoint(SocketEndpoint):
     """The connection to the local application (on the home node).
 
     When the session is new it inserts the home cookie into the first
-    response head: the home side does all response-side work, so the local and
-    the forwarded path share this code.
+    response head, and a learner may watch the response for sessions to record
+    in the directory: the home side does all response-side work, so the local
+    and the forwarded path share this code.
     """
 
-    __slots__ = ("inserter",)
+    __slots__ = ("inserter", "learner")
 
     abort_reason = int(ResetReason.APP_ABORT)
 
-    def __init__(self, peer: Endpoint, inserter: ResponseCookieInserter | None) -> None:
+    def __init__(
+        self,
+        peer: Endpoint,
+        inserter: ResponseCookieInserter | None,
+        learner: SessionLearner | None = None,
+    ) -> None:
         super().__init__()
         self.peer = peer
         self.inserter = inserter
+        self.learner = learner
 
     def data_received(self, data: bytes) -> None:
+        learner = self.learner
+        if learner is not None and learner.feed(data):
+            self.learner = None
         inserter = self.inserter
         if inserter is not None:
             data = inserter.feed(data)

@@ -17,6 +17,8 @@ HTTP endpoints (keep-alive, Content-Length or chunked request bodies):
   the cookie ``sid`` (a fresh one is set with ``Set-Cookie`` when absent)
 
 TCP mode: on connect write ``node=<name>\\n``, echo everything until EOF, close.
+HTTPS mode (``--cert``/``--key``): the HTTP endpoints over TLS, with this process's
+own TLS session cache and ticket keys.
 """
 
 from __future__ import annotations
@@ -311,7 +313,9 @@ async def tcp_echo(node: str, reader: asyncio.StreamReader, writer: asyncio.Stre
             await writer.wait_closed()
 
 
-async def serve(node: str, host: str, port: int, mode: str) -> None:
+async def serve(
+    node: str, host: str, port: int, mode: str, cert: str | None = None, key: str | None = None
+) -> None:
     if mode == "tcp":
 
         async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -319,7 +323,17 @@ async def serve(node: str, host: str, port: int, mode: str) -> None:
 
     else:
         handler = HttpBackend(node).handle
-    server = await asyncio.start_server(handler, host, port, limit=MAX_HEAD, backlog=1024)
+    ctx = None
+    if mode == "https":
+        # a TLS application: its own session cache and ticket keys, so a TLS 1.2
+        # session resumes only on this node (what tls-passthrough homing is for)
+        import ssl
+
+        if not cert or not key:
+            raise SystemExit("--mode https needs --cert and --key")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(handler, host, port, limit=MAX_HEAD, backlog=1024, ssl=ctx)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -334,12 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--mode", choices=("http", "tcp"), default="http")
+    parser.add_argument("--mode", choices=("http", "https", "tcp"), default="http")
+    parser.add_argument("--cert", help="PEM certificate chain (https mode)")
+    parser.add_argument("--key", help="PEM private key (https mode)")
     args = parser.parse_args(argv)
     import uvloop
 
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(args.node, args.host, args.port, args.mode))
+        uvloop.run(serve(args.node, args.host, args.port, args.mode, args.cert, args.key))
     return 0
 
 

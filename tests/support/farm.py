@@ -53,6 +53,27 @@ DEFAULT_SERVICES: dict[str, tuple[str, str]] = {
     "raw": ("tcp", '[ { kind = "client-ip" } ]'),
 }
 
+#: service protocol -> the test backend's mode that plays its application
+BACKEND_MODES = {"http": "http", "tcp": "tcp", "tls-terminate": "http", "tls-passthrough": "https"}
+
+
+def make_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1, made by the real openssl CLI."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 #: Every farm not yet closed, so a failing test's report can show their logs.
 ACTIVE_FARMS: list[Farm] = []
 
@@ -121,6 +142,10 @@ class Farm:
     name: str = "t"
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     log_level: str = "info"
+    #: extra TOML lines per service (e.g. the tls table of a tls-terminate service)
+    service_extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: (cert, key) PEM files for https backends (the applications of tls-passthrough services)
+    tls_files: tuple[Path, Path] | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +188,7 @@ class Farm:
                 f'name = "{sname}"',
                 f'protocol = "{proto}"',
                 f"extractors = {extractors}",
+                *self.service_extra.get(sname, ()),
             ]
         for n in self.nodes:
             p = self.ports[n]
@@ -216,6 +242,12 @@ class Farm:
         self.wait_ready(timeout=timeout)
 
     def _start_backend(self, node: str, service: str, proto: str) -> None:
+        mode = BACKEND_MODES[proto]
+        tls_args: list[str] = []
+        if mode == "https":
+            if self.tls_files is None:
+                raise RuntimeError(f"service {service!r} needs Farm(tls_files=(cert, key))")
+            tls_args = ["--cert", str(self.tls_files[0]), "--key", str(self.tls_files[1])]
         log = (self.workdir / f"backend-{node}-{service}.log").open("ab")
         with log:
             popen = _spawn(
@@ -229,7 +261,8 @@ class Farm:
                     "--host",
                     HOST,
                     "--mode",
-                    proto,
+                    mode,
+                    *tls_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

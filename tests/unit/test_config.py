@@ -146,9 +146,13 @@ def test_defaults() -> None:
         idle_timeout=300.0,
         max_flows=10000,
         flow_window=262144,
-        ping_interval=1.0,
-        dead_after=3.0,
+        ping_interval=0.5,
+        dead_after=2.5,
         max_connections=20000,
+        drain_timeout=30.0,
+        suspect_after=1.0,
+        directory_entries=100000,
+        directory_ttl=3600.0,
     )
     assert (cfg.log_level, cfg.log_format) == ("info", "console")
     assert cfg.services["web"].extractors == (ExtractorSpec("home-cookie", {}),)

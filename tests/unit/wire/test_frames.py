@@ -851,12 +851,29 @@ def hex_dumps(text: str) -> list[bytes]:
 
 
 def test_protocol_md_worked_examples_match_the_encoder() -> None:
+    from lb.wire.directory import DirectoryEntry, encode_directory_frames
+    from lb.wire.membership import MemberState, NodeState, encode_node_state_frame
+
     dumps = hex_dumps(PROTOCOL_MD.read_text(encoding="utf-8"))
-    assert dumps[0] == encode_new(
-        1,
-        ConnRef("192.0.2.10", 51000, "10.0.0.2", 8080, "web"),
-        b"GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n",
-        FLAG_NEW_SESSION,
-    )
-    assert dumps[1] == encode_new(2, ConnRef("2001:db8::10", 51000, "2001:db8::2", 8443, "shop"))
-    assert len(dumps) == 2
+    expected = [
+        encode_new(
+            1,
+            ConnRef("192.0.2.10", 51000, "10.0.0.2", 8080, "web"),
+            b"GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+            FLAG_NEW_SESSION,
+        ),
+        encode_new(2, ConnRef("2001:db8::10", 51000, "2001:db8::2", 8443, "shop")),
+        encode_directory_frames(
+            [DirectoryEntry("cookie:JSESSIONID=abc123", "node-b", 1700000000123, 1700003600)]
+        )[0],
+        encode_node_state_frame(
+            [NodeState("node-a", MemberState.ALIVE, 1), NodeState("b", MemberState.DEAD, 2**32)]
+        ),
+    ]
+    for frame in expected:
+        assert frame in dumps
+    # every worked example in the spec is exactly one valid frame
+    for dump in dumps:
+        decoder = FrameDecoder()
+        assert len(decoder.feed(dump)) == 1
+        assert decoder.buffered() == 0

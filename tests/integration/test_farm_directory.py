@@ -1,0 +1,106 @@
+"""The directory through a real farm: an application's own session cookie homes its session.
+
+The test backend is a real application that sets its own `sid` cookie (like
+JSESSIONID). The chain reads that cookie first; the tests send it without lb's
+home cookie, so a node can find the home only through the directory: the home
+learns `sid` from the Set-Cookie of its application's response and replicates
+it to every peer. (The home cookie comes second in the chain so the farm
+harness can prove readiness with it.)
+Also: an installed plugin whose extractor raises does not take a node down.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.farm import Farm
+
+pytestmark = pytest.mark.integration
+
+APP_COOKIE_CHAIN = '[ { kind = "cookie", name = "sid" }, { kind = "home-cookie" } ]'
+
+
+def get(farm: Farm, entry: str, cookie: str | None) -> tuple[int, dict[str, str], dict[str, object]]:
+    host, port = farm.addr(entry)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
+        resp = conn.getresponse()
+        headers = {k.lower(): v for k, v in resp.getheaders() if k.lower() != "set-cookie"}
+        set_cookies = [v for k, v in resp.getheaders() if k.lower() == "set-cookie"]
+        headers["set-cookie"] = "\n".join(set_cookies)
+        return resp.status, headers, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def dir_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    farm = Farm(
+        tmp_path_factory.mktemp("dirfarm"),
+        services={"web": ("http", APP_COOKIE_CHAIN)},
+    )
+    try:
+        farm.start()
+        yield farm
+    finally:
+        farm.close()
+
+
+def test_app_cookie_session_is_learned_and_found_from_every_entry(dir_farm: Farm) -> None:
+    status, headers, body = get(dir_farm, "a", None)
+    assert status == 200
+    sid_cookie = next(c for c in headers["set-cookie"].split("\n") if c.startswith("sid="))
+    sid = sid_cookie.split(";")[0]
+    home = body["node"]
+    learned_at = time.monotonic()
+    # converge: within a second every entry must find the home by the app cookie alone
+    pending = {"a", "b", "c"}
+    while pending and time.monotonic() - learned_at < 1.0:
+        for entry in sorted(pending):
+            if get(dir_farm, entry, sid)[2]["node"] == home:
+                pending.discard(entry)
+        time.sleep(0.02)
+    converged = time.monotonic() - learned_at
+    print(f"directory converged on 3 nodes in {converged * 1000:.0f} ms")
+    assert not pending, f"entries {sorted(pending)} did not find home {home} within 1 s"
+    hits = [get(dir_farm, entry, sid)[2] for entry in ("b", "c", "a", "c")]
+    assert {h["node"] for h in hits} == {home}
+    counts = [int(str(h["session_hits"])) for h in hits]
+    assert counts == sorted(counts) and len(set(counts)) == 4  # one session, counting up
+
+
+def test_unknown_app_cookie_is_a_new_session_not_an_error(dir_farm: Farm) -> None:
+    status, headers, _ = get(dir_farm, "b", "sid=never-issued-by-anyone")
+    assert status == 200
+    assert "lbhome=" in headers["set-cookie"]  # placed as a new session, with a home cookie
+
+
+def test_directory_is_in_every_nodes_tables(dir_farm: Farm) -> None:
+    get(dir_farm, "c", None)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        sizes = [dir_farm.tables(n)["directory"] for n in ("a", "b", "c")]
+        if min(sizes) >= 1 and len(set(sizes)) == 1:
+            break
+        time.sleep(0.1)
+    assert min(sizes) >= 1 and len(set(sizes)) == 1, sizes
+
+
+def test_a_plugin_that_raises_does_not_take_the_node_down(make_farm) -> None:  # type: ignore[no-untyped-def]
+    farm = make_farm(
+        services={"web": ("http", '[ { kind = "test-raise" }, { kind = "home-cookie" } ]')},
+    )
+    for entry in ("a", "b", "c", "a"):
+        status, headers, body = get(farm, entry, farm.cookie_header("b"))
+        # the raising extractor counts as no match; the next one (home cookie) decides
+        assert (status, body["node"]) == (200, "b")
+    tables = farm.tables("a")
+    assert tables["counters"]["extractor_failures"] >= 2
+    assert any(e.get("extractor") == "test-raise" for e in farm.events("a", "extractor_failed"))
+    assert not farm.unexpected_exits()

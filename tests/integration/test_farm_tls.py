@@ -1,0 +1,131 @@
+"""TLS listeners through a real farm, with real clients: curl and openssl s_client.
+
+tls-terminate: lb ends TLS (its certificate), reads the home cookie, sets it
+with Secure, and forwards plaintext to the home's application.
+tls-passthrough: lb reads only the ClientHello and splices the encrypted stream
+to the home's TLS application; a resumed TLS 1.2 session (session id or
+ticket) must land on the node whose application holds it, whichever node the
+client enters by. The applications are TLS servers with their own session
+caches and ticket keys, so a resumption that lands elsewhere is not "Reused".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.farm import DEFAULT_SERVICES, Farm, make_cert
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI"),
+]
+
+SERVICES = {
+    "web": DEFAULT_SERVICES["web"],
+    "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+    "pt": ("tls-passthrough", '[ { kind = "tls-ticket" }, { kind = "tls-session-id" } ]'),
+}
+
+
+@pytest.fixture(scope="module")
+def tls_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    workdir = tmp_path_factory.mktemp("tlsfarm")
+    cert, key = make_cert(workdir)
+    farm = Farm(
+        workdir,
+        services=SERVICES,
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        tls_files=(cert, key),
+    )
+    try:
+        farm.start()
+        yield farm
+    finally:
+        farm.close()
+
+
+def tls_url(farm: Farm, node: str, path: str = "/") -> str:
+    host, port = farm.addr(node, "secure")
+    return f"https://{host}:{port}{path}"
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["curl", "-sk", "--max-time", "10", *args], capture_output=True, text=True, timeout=20
+    )
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_tls_terminate_session_sticks_across_entries_with_curl(
+    tls_farm: Farm, tmp_path: Path
+) -> None:
+    jar = tmp_path / "jar"
+    first = curl("-i", "-c", str(jar), "-b", str(jar), tls_url(tls_farm, "b"))
+    assert first.returncode == 0, first.stderr
+    # text mode turned CRLF into LF
+    head, _, body = first.stdout.partition("\n\n")
+    set_cookie = [h for h in head.splitlines() if h.lower().startswith("set-cookie: lbhome=")]
+    assert len(set_cookie) == 1, head
+    attributes = [a.strip() for a in set_cookie[0].split(";")]
+    assert {"Secure", "HttpOnly", "SameSite=Lax", "Path=/"} <= set(attributes)
+    home = json.loads(body)["node"]
+    hits = [json.loads(body)["session_hits"]]
+    for entry in ("a", "c", "b", "a"):
+        r = curl("-c", str(jar), "-b", str(jar), tls_url(tls_farm, entry))
+        assert r.returncode == 0, r.stderr
+        answer = json.loads(r.stdout)
+        assert answer["node"] == home, (entry, answer)
+        hits.append(answer["session_hits"])
+    assert hits == [1, 2, 3, 4, 5]
+
+
+def test_tls_terminate_offers_http11_by_alpn(tls_farm: Farm) -> None:
+    host, port = tls_farm.addr("a", "secure")
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-alpn", "h2,http/1.1"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert "ALPN protocol: http/1.1" in r.stdout, r.stdout[-2000:]
+
+
+def s_client(farm: Farm, entry: str, *args: str) -> tuple[str, str]:
+    """One TLS 1.2 connection through `entry`'s passthrough listener: (handshake kind, node)."""
+    host, port = farm.addr(entry, "pt")
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-tls1_2", "-ign_eof", *args],
+        input="GET / HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    kind = re.search(r"^(New|Reused), TLSv1\.2", r.stdout, re.M)
+    node = re.search(r'\{"node": "([a-z]+)"', r.stdout)
+    assert kind and node, r.stdout[-3000:] + r.stderr[-2000:]
+    return kind.group(1), node.group(1)
+
+
+@pytest.mark.parametrize("mode", ["session-id", "ticket"])
+def test_tls12_resumption_through_any_entry_lands_on_the_session_holder(
+    tls_farm: Farm, tmp_path: Path, mode: str
+) -> None:
+    sess = tmp_path / "sess.pem"
+    extra = ["-no_ticket"] if mode == "session-id" else []
+    kind, home = s_client(tls_farm, "a", "-sess_out", str(sess), *extra)
+    assert kind == "New"
+    # the home learned the session from its ServerHello / NewSessionTicket and
+    # replicated it to every node; give the directory its second to converge
+    time.sleep(1.0)
+    for entry in ("b", "c", "a", "b", "c"):
+        kind, node = s_client(tls_farm, entry, "-sess_in", str(sess), *extra)
+        assert (kind, node) == ("Reused", home), (mode, entry)
