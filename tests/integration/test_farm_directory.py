@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 APP_COOKIE_CHAIN = '[ { kind = "cookie", name = "sid" }, { kind = "home-cookie" } ]'
 
 
-def get(farm: Farm, entry: str, cookie: str | None) -> tuple[int, dict[str, str], dict[str, object]]:
+def get(
+    farm: Farm, entry: str, cookie: str | None
+) -> tuple[int, dict[str, str], dict[str, object]]:
     host, port = farm.addr(entry)
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
@@ -97,7 +99,7 @@ def test_a_plugin_that_raises_does_not_take_the_node_down(make_farm) -> None:  #
         services={"web": ("http", '[ { kind = "test-raise" }, { kind = "home-cookie" } ]')},
     )
     for entry in ("a", "b", "c", "a"):
-        status, headers, body = get(farm, entry, farm.cookie_header("b"))
+        status, _headers, body = get(farm, entry, farm.cookie_header("b"))
         # the raising extractor counts as no match; the next one (home cookie) decides
         assert (status, body["node"]) == (200, "b")
     tables = farm.tables("a")

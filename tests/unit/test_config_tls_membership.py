@@ -92,7 +92,8 @@ def test_passthrough_defaults_to_ticket_then_session_id(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ping", "dead", "suspect"), [(0.5, 2.5, 1.0), (0.2, 1.0, 0.4), (1.0, 3.0, 2.0), (1.0, 1.5, 1.25)]
+    ("ping", "dead", "suspect"),
+    [(0.5, 2.5, 1.0), (0.2, 1.0, 0.4), (1.0, 3.0, 2.0), (1.0, 1.5, 1.25)],
 )
 def test_suspect_after_is_derived_between_ping_and_dead(
     tmp_path: Path, ping: float, dead: float, suspect: float
