@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--node", metavar="NAME", help="the node to run as (default: $LB_NODE, or the only node)"
     )
+    # set by the node's supervisor when it starts its workers (workers > 1)
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--bus-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a farm file and list every error")
     check.add_argument("file", metavar="FILE", help="the farm file (TOML)")
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: str | None = args.command
     try:
         if command == "run":
-            return _run(args.config, args.node)
+            return _run(args.config, args.node, args.worker, args.bus_fd)
         if command == "check-config":
             return _check_config(args.file, args.node)
         if command == "demo":
@@ -98,7 +101,9 @@ def _load(path: str, node: str | None) -> tuple[FarmConfig, NodeConfig]:
     return config, select_node(config, node)
 
 
-def _run(path: str, node_name: str | None) -> int:
+def _run(
+    path: str, node_name: str | None, worker: int | None = None, bus_fd: int | None = None
+) -> int:
     try:
         config, node = _load(path, node_name)
     except ConfigError as exc:
@@ -106,7 +111,7 @@ def _run(path: str, node_name: str | None) -> int:
         return EXIT_USAGE
     from lb.node.runner import run_node
 
-    return run_node(config, node)
+    return run_node(config, node, worker, bus_fd)
 
 
 def _plural(count: int, word: str) -> str:

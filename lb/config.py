@@ -76,7 +76,8 @@ _FARM_KEYS = (
 _LOG_KEYS = ("level", "format")
 _SERVICE_KEYS = ("name", "protocol", "extractors", "tls", "app_tls", "app_tls_ca")
 _TLS_KEYS = ("cert", "key")
-_NODE_KEYS = ("name", "forward", "weight", "listen", "apps")
+_NODE_KEYS = ("name", "forward", "weight", "listen", "apps", "workers")
+MAX_WORKERS = 256
 
 
 # --------------------------------------------------------------------------- dataclasses
@@ -146,6 +147,7 @@ class NodeConfig:
     weight: int
     listen: Mapping[str, Address]
     apps: Mapping[str, Address]
+    workers: int = 1  # processes sharing the node's ports (SO_REUSEPORT); "auto" = CPUs
 
 
 @dataclass(frozen=True, slots=True)
@@ -855,6 +857,15 @@ class _Validator:
                     ok = False
         return out if ok else None
 
+    def workers(self, value: Any, key: str) -> int | None:
+        """`workers`: processes sharing this node's ports; "auto" is one per CPU."""
+        if value == "auto":
+            return max(1, os.cpu_count() or 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+            self.error(key, f'must be "auto" or an integer from 1 to {MAX_WORKERS}, not {value!r}')
+            return None
+        return value
+
     def nodes(self, raw: Any) -> dict[str, NodeConfig] | None:
         items = self.array_of_tables(raw, "nodes", "the servers of the farm")
         if items is None:
@@ -894,6 +905,7 @@ class _Validator:
             else:
                 forward = self.address(tbl["forward"], f"{prefix}.forward")
             weight = self.integer(tbl, "weight", f"{prefix}.weight", 1, 1, 1000)
+            workers = self.workers(tbl.get("workers", "auto"), f"{prefix}.workers")
             listen = self.service_map(tbl, "listen", prefix, "client-facing listen")
             app_map = self.service_map(tbl, "apps", prefix, "local application")
             if forward is not None:
@@ -908,10 +920,11 @@ class _Validator:
                 or weight is None
                 or listen is None
                 or app_map is None
+                or workers is None
             ):
                 ok = False
                 continue
-            out[name] = NodeConfig(name, forward, weight, listen, app_map)
+            out[name] = NodeConfig(name, forward, weight, listen, app_map, workers)
         ok = self.check_binds(binds, apps) and ok
         return out if ok else None
 

@@ -87,6 +87,7 @@ def farm_toml(nodes: list[DemoNode], secret: str) -> str:
             "[[nodes]]",
             f'name = "{n.name}"',
             f'forward = "{HOST}:{n.forward}"',
+            "workers = 1",
             f'listen = {{ web = "{HOST}:{n.listen}" }}',
             f'apps = {{ web = "{HOST}:{n.app}" }}',
         ]

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -33,7 +34,7 @@ from lb.cluster.membership import (
 )
 from lb.cluster.view import FarmView, NodeInfo
 from lb.config import Address, FarmConfig, Limits, NodeConfig
-from lb.errors import LinkError, TableFull
+from lb.errors import FrameError, LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.client import SPLICE, WAIT, ClientEndpoint
 from lb.node.learn import SessionLearner
@@ -83,11 +84,56 @@ def _factory(protocol: P) -> Callable[[], P]:
     return lambda: protocol
 
 
+class WorkerBus(asyncio.Protocol):
+    """A worker's end of the bus to its sibling workers (see lb.node.workers)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.transport: asyncio.Transport | None = None
+        self.decoder = fr.FrameDecoder()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for frame in self.decoder.feed(data):
+                if frame.type == DIRECTORY_UPDATE:
+                    self.node.merge_directory(frame.payload, from_bus=True)
+                elif frame.type == fr.FrameType.PING:
+                    worker, load = fr.parse_ping(frame.payload)
+                    self.node.sibling_load(worker, load)
+        except FrameError as exc:
+            log.error("bus_protocol_error", node=self.node.name, error=str(exc))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # the supervisor is gone: a worker must not outlive it
+        if not self.node.stopping:
+            log.error("supervisor_lost", node=self.node.name, worker=self.node.worker)
+            self.node.exit_requested.set()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
 class Node:
     """One lb node of a farm, inside one event loop."""
 
-    def __init__(self, config: FarmConfig, me: NodeConfig) -> None:
+    def __init__(
+        self,
+        config: FarmConfig,
+        me: NodeConfig,
+        worker: int | None = None,
+        bus_fd: int | None = None,
+    ) -> None:
         self.config = config
+        self.worker = worker  # index among the node's workers; None when it runs alone
+        self.bus_fd = bus_fd
+        self.bus: WorkerBus | None = None
+        self.sibling_loads: dict[int, int] = {}  # the other workers' loads, by index
+        self.reuse_port = me.workers > 1
+        self.exit_requested = asyncio.Event()
         self.me = me
         self.name = me.name
         self.farm_name = config.name
@@ -146,7 +192,11 @@ class Node:
         fwd = self.me.forward
         self.servers.append(
             await loop.create_server(
-                lambda: Link(self, outbound=False), fwd.host, fwd.port, backlog=1024
+                lambda: Link(self, outbound=False),
+                fwd.host,
+                fwd.port,
+                backlog=1024,
+                reuse_port=self.reuse_port,
             )
         )
         for service in self.services.values():
@@ -156,16 +206,21 @@ class Node:
                     service.listen.host,
                     service.listen.port,
                     backlog=4096,
+                    reuse_port=self.reuse_port,
                     ssl=service.server_ssl,
                     ssl_handshake_timeout=self.limits.head_timeout if service.server_ssl else None,
                 )
             )
+        if self.bus_fd is not None:
+            sock = socket.socket(fileno=self.bus_fd)
+            _, self.bus = await loop.create_unix_connection(lambda: WorkerBus(self), sock=sock)
         for peer in self.peers:
             self.tasks.append(loop.create_task(self._keep_link(peer)))
         self.tasks.append(loop.create_task(self._tick_forever()))
         log.info(
             "node_started",
             node=self.name,
+            worker=self.worker,
             farm=self.farm_name,
             forward=str(fwd),
             listeners={s.name: str(s.listen) for s in self.services.values()},
@@ -405,11 +460,11 @@ class Node:
                 old.close()
             self.links_out[peer] = link
             link.ping()
-            # a full directory sync: the peer may have started or been cut off
-            for frame in encode_directory_frames(self.directory.entries(self.wall_time())):
-                link.write(frame)
         else:
             self.links_in.add(link)
+        # a full directory sync each way: the peer (or this worker) may be new or was cut off
+        for frame in encode_directory_frames(self.directory.entries(self.wall_time())):
+            link.write(frame)
         self.membership.link_up(peer, now)
         self._run_membership()
         log.info("link_up", node=self.name, peer=peer, direction=link.describe().split()[-1])
@@ -444,9 +499,7 @@ class Node:
         peer = link.peer_name
         assert peer is not None
         if frame.type == DIRECTORY_UPDATE:
-            now = self.wall_time()
-            for learned in decode_directory_update(frame.payload):
-                self.directory.merge(learned, now)
+            self.merge_directory(frame.payload, from_bus=False)
             return
         message = mw.parse_membership_frame(frame)
         if message is None:
@@ -514,6 +567,18 @@ class Node:
                 link.close_reason = "the peer was declared dead"
                 link.transport.abort()
 
+    def merge_directory(self, payload: bytes, *, from_bus: bool) -> None:
+        """Entries from a peer (or a sibling worker): merge; pass news on to the siblings."""
+        now = self.wall_time()
+        news = [e for e in decode_directory_update(payload) if self.directory.merge(e, now)]
+        if news and not from_bus and self.bus is not None:
+            for frame in encode_directory_frames(news):
+                self.bus.write(frame)
+
+    def sibling_load(self, worker: int, load: int) -> None:
+        if worker != self.worker:
+            self.sibling_loads[worker] = load
+
     def learn(self, key: str, ttl: float | None) -> None:
         """The home side saw a session start here: record it; the tick replicates it."""
         limit = self.limits.directory_ttl
@@ -528,9 +593,13 @@ class Node:
             return None
         return SessionLearner(self.learn, service.learn_cookies, service.passthrough)
 
-    def load(self) -> int:
-        """Sessions this node is home for right now: local splices and home flows."""
+    def own_load(self) -> int:
+        """Sessions this process is home for right now: local splices and home flows."""
         return self.local_active + sum(len(link.tables) for link in self.links_in)
+
+    def load(self) -> int:
+        """The node's load: this process's plus what its sibling workers reported."""
+        return self.own_load() + sum(self.sibling_loads.values())
 
     # -- the tick -----------------------------------------------------------------------
     async def _tick_forever(self) -> None:
@@ -559,6 +628,9 @@ class Node:
         if not learned:
             return
         frames = encode_directory_frames(learned)
+        if self.bus is not None:
+            for frame in frames:
+                self.bus.write(frame)
         for peer in self.peers:
             link = self._link_to(peer)
             if link is not None:
@@ -575,6 +647,8 @@ class Node:
     def _ping_and_expire(self, now: float) -> None:
         for link in list(self.links_out.values()):
             link.ping()
+        if self.bus is not None and self.worker is not None:
+            self.bus.write(fr.encode_ping(self.worker, self.own_load()))
         for link in list(self.links_in):
             if now - link.last_heard > self.limits.dead_after:
                 link.close_reason = f"no PING from the peer for {self.limits.dead_after:g}s"
@@ -626,6 +700,7 @@ class Node:
             links[link.describe()] = link.tables.snapshot()
         return {
             "node": self.name,
+            "worker": self.worker,
             "links": links,
             "pending": sum(len(v["pending"]) for v in links.values()),
             "forward": sum(len(v["forward"]) for v in links.values()),

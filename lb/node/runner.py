@@ -3,7 +3,8 @@
 Starts the uvloop event loop, the node, and the signal handlers: SIGTERM
 drains (no new sessions; existing flows run on until they end or
 `limits.drain_timeout`) and then exits 0, SIGINT stops at once, SIGUSR1 logs
-the pending and forward tables. No protocol logic.
+the pending and forward tables. With several workers it starts the
+supervisor instead (lb.node.workers). No protocol logic.
 """
 
 from __future__ import annotations
@@ -17,21 +18,24 @@ import uvloop
 from lb.config import FarmConfig, NodeConfig
 from lb.logs import configure_logging
 from lb.node.node import Node
+from lb.node.workers import Supervisor
 
 log = structlog.get_logger("lb.runner")
 
 
-async def serve(config: FarmConfig, me: NodeConfig) -> int:
+async def serve(
+    config: FarmConfig, me: NodeConfig, worker: int | None = None, bus_fd: int | None = None
+) -> int:
     """Run the node in the current loop until a stop signal; the process exit code."""
     loop = asyncio.get_running_loop()
-    node = Node(config, me)
+    node = Node(config, me, worker=worker, bus_fd=bus_fd)
     try:
         await node.start()
     except OSError as exc:
         log.error("node_start_failed", node=me.name, error=str(exc))
         await node.stop()
         return 1
-    stop = asyncio.Event()
+    stop = node.exit_requested  # also set when a worker loses its supervisor
     drain = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, drain.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -53,7 +57,15 @@ async def serve(config: FarmConfig, me: NodeConfig) -> int:
     return 0
 
 
-def run_node(config: FarmConfig, me: NodeConfig) -> int:
-    """`lb run`: configure logging, run the node on uvloop, return the exit code."""
+def run_node(
+    config: FarmConfig, me: NodeConfig, worker: int | None = None, bus_fd: int | None = None
+) -> int:
+    """`lb run`: configure logging, run the node on uvloop, return the exit code.
+
+    With `workers > 1` (and no `worker` given) this process supervises the
+    workers instead (lb.node.workers); each worker runs this same function.
+    """
     configure_logging(config.log_level, config.log_format)
-    return uvloop.run(serve(config, me))
+    if worker is None and me.workers > 1:
+        return uvloop.run(Supervisor(config, me).run())
+    return uvloop.run(serve(config, me, worker, bus_fd))

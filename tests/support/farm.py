@@ -146,6 +146,8 @@ class Farm:
     service_extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: (cert, key) PEM files for https backends (the applications of tls-passthrough services)
     tls_files: tuple[Path, Path] | None = None
+    #: processes per node (the harness default is 1; lb's own default is one per CPU)
+    workers: int = 1
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +201,7 @@ class Farm:
                 "[[nodes]]",
                 f'name = "{n}"',
                 f'forward = "{HOST}:{p.forward}"',
+                f"workers = {self.workers}",
                 f"listen = {{ {listen} }}",
                 f"apps = {{ {apps} }}",
             ]

@@ -92,6 +92,7 @@ def test_full_config_parses_to_dataclasses() -> None:
             "name": "a",
             "forward": "[::1]:7101",
             "weight": 5,
+            "workers": 3,
             "listen": {"web": "127.0.0.1:8101", "db.tcp": "127.0.0.1:8201"},
             "apps": {"web": "app.internal:9101", "db.tcp": "[::1]:9201"},
         }
@@ -125,12 +126,24 @@ def test_full_config_parses_to_dataclasses() -> None:
                 5,
                 {"web": Address("127.0.0.1", 8101), "db.tcp": Address("127.0.0.1", 8201)},
                 {"web": Address("app.internal", 9101), "db.tcp": Address("::1", 9201)},
+                3,
             )
         },
         source="x.toml",
     )
     assert isinstance(cfg.limits.head_timeout, float)
     assert list(cfg.services) == ["web", "db.tcp"]
+
+
+def test_workers_default_to_one_per_cpu_and_are_bounded() -> None:
+    import os
+
+    assert [n.workers for n in parse(base()).nodes.values()] == [os.cpu_count() or 1] * 3
+    data = base()
+    data["nodes"][0]["workers"] = 0
+    data["nodes"][1]["workers"] = "many"
+    data["nodes"][2]["workers"] = 2
+    assert keys_of(data) == {"nodes[0].workers", "nodes[1].workers"}
 
 
 def test_defaults() -> None:

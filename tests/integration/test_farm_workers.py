@@ -1,0 +1,134 @@
+"""workers = 2: two processes per node share its ports (SO_REUSEPORT).
+
+Whichever worker of whichever node takes a connection, a session homed on a
+node stays there; an application cookie learned by one worker is found by every
+worker of every node (the directory travels between a node's workers on the
+supervisor's bus); a killed worker is restarted; SIGTERM drains every worker
+and the node exits 0 with no process left behind.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.farm import Farm
+
+pytestmark = pytest.mark.integration
+
+CHAIN = '[ { kind = "cookie", name = "sid" }, { kind = "home-cookie" } ]'
+CONNECTIONS = 24  # new connections per check: spread over both workers by the kernel
+
+
+def get(farm: Farm, entry: str, cookie: str | None) -> tuple[str, str | None]:
+    host, port = farm.addr(entry)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
+        resp = conn.getresponse()
+        sid = next(
+            (
+                v.split(";")[0]
+                for k, v in resp.getheaders()
+                if k.lower() == "set-cookie" and v.startswith("sid=")
+            ),
+            None,
+        )
+        return str(json.loads(resp.read())["node"]), sid
+    finally:
+        conn.close()
+
+
+def workers_of(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+def settle(farm: Farm, timeout: float = 15.0) -> None:
+    """Every worker of every entry reaches every home (the farm's probe sees one worker)."""
+    deadline = time.monotonic() + timeout
+    for entry in farm.nodes:
+        for home in farm.nodes:
+            ok = 0
+            while ok < CONNECTIONS // 2:
+                assert time.monotonic() < deadline, f"{entry} -> {home} not settled"
+                ok = ok + 1 if get(farm, entry, farm.cookie_header(home))[0] == home else 0
+
+
+@pytest.fixture(scope="module")
+def wfarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    farm = Farm(tmp_path_factory.mktemp("wfarm"), services={"web": ("http", CHAIN)}, workers=2)
+    try:
+        farm.start()
+        settle(farm)
+        yield farm
+    finally:
+        farm.close()
+
+
+def test_each_node_runs_two_workers(wfarm: Farm) -> None:
+    for node in wfarm.nodes:
+        assert len(workers_of(wfarm.pid(node))) == 2
+
+
+def test_home_cookie_sessions_stay_home_whichever_worker_answers(wfarm: Farm) -> None:
+    for home in wfarm.nodes:
+        for entry in wfarm.nodes:
+            answers = {get(wfarm, entry, wfarm.cookie_header(home))[0] for _ in range(CONNECTIONS)}
+            assert answers == {home}, (entry, home, answers)
+
+
+def test_learned_app_cookie_reaches_every_worker_of_every_node(wfarm: Farm) -> None:
+    home, sid = get(wfarm, "b", None)
+    assert sid is not None
+    deadline = time.monotonic() + 2.0
+    while True:
+        answers = {get(wfarm, entry, sid)[0] for entry in wfarm.nodes for _ in range(8)}
+        if answers == {home} or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert answers == {home}
+    # now many new connections through every entry: every worker must know it
+    for entry in wfarm.nodes:
+        assert {get(wfarm, entry, sid)[0] for _ in range(CONNECTIONS)} == {home}
+
+
+def test_a_killed_worker_is_restarted_and_the_node_keeps_serving(wfarm: Farm) -> None:
+    supervisor = wfarm.pid("c")
+    before = workers_of(supervisor)
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = workers_of(supervisor)
+        if len(now) == 2 and before[0] not in now:
+            break
+        time.sleep(0.1)
+    assert len(workers_of(supervisor)) == 2
+    settle(wfarm)
+    assert {get(wfarm, "c", wfarm.cookie_header("a"))[0] for _ in range(CONNECTIONS)} == {"a"}
+
+
+def test_sigterm_drains_all_workers_and_exits_zero(wfarm: Farm) -> None:
+    supervisor = wfarm.pid("a")
+    children = workers_of(supervisor)
+    proc = wfarm.lb_procs["a"]
+    proc.expected_exit = True
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.popen.wait(timeout=40) == 0
+    time.sleep(0.2)
+    assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
