@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # states
 HEAD = 0  # reading until the extractor chain answers
-WAIT = 1  # routed; the local application connection is being made
+WAIT = 1  # routed; waiting for the local application connection or the link to the home
 SPLICE = 2  # bytes flow both ways
 DONE = 3
 

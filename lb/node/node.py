@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import socket
 import time
@@ -31,6 +32,7 @@ from lb.cluster.membership import (
     SendTo,
     StateChanged,
     Timing,
+    diff_members,
 )
 from lb.cluster.view import FarmView, NodeInfo
 from lb.config import Address, FarmConfig, Limits, NodeConfig
@@ -180,6 +182,7 @@ class Node:
         self.counters: Counter[str] = Counter()
         self.servers: list[asyncio.Server] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self.link_tasks: dict[str, asyncio.Task[None]] = {}
         self.salt = 0
         self.last_extractor_log = 0.0
         self.stopping = False
@@ -215,7 +218,7 @@ class Node:
             sock = socket.socket(fileno=self.bus_fd)
             _, self.bus = await loop.create_unix_connection(lambda: WorkerBus(self), sock=sock)
         for peer in self.peers:
-            self.tasks.append(loop.create_task(self._keep_link(peer)))
+            self.link_tasks[peer] = loop.create_task(self._keep_link(peer))
         self.tasks.append(loop.create_task(self._tick_forever()))
         log.info(
             "node_started",
@@ -225,6 +228,58 @@ class Node:
             forward=str(fwd),
             listeners={s.name: str(s.listen) for s in self.services.values()},
         )
+
+    def reload(self, config: FarmConfig) -> None:
+        """SIGHUP: nodes that joined or left the farm file, taken without a restart.
+
+        Only membership changes apply live; other changes (services, limits,
+        secrets, this node's own addresses) need a restart and are reported.
+        """
+        me = config.nodes.get(self.name)
+        if config.name != self.farm_name or config.secret != self.config.secret or me is None:
+            log.error(
+                "reload_refused",
+                node=self.name,
+                reason="the new file changes the farm name or secret, or drops this node",
+            )
+            return
+        if (
+            config.services != self.config.services
+            or config.limits != self.config.limits
+            or me != self.me
+        ):
+            log.warning(
+                "reload_partial",
+                node=self.name,
+                reason="only nodes joining or leaving apply live; restart for the other changes",
+            )
+        now = self.loop.time()
+        added, removed = diff_members(set(self.peers), set(config.nodes) - {self.name})
+        self.config = dataclasses.replace(self.config, nodes=config.nodes)
+        self.node_infos = {
+            n.name: NodeInfo(
+                n.name,
+                (n.forward.host, n.forward.port),
+                {s: (a.host, a.port) for s, a in n.listen.items()},
+                n.weight,
+            )
+            for n in config.nodes.values()
+        }
+        for peer in sorted(removed):
+            self.peers.remove(peer)
+            self.membership.remove_node(peer, now)
+            task = self.link_tasks.pop(peer, None)
+            if task is not None:
+                task.cancel()
+            self._drop_links(peer)
+            self.loads.pop(peer, None)
+        for peer in sorted(added):
+            self.peers.append(peer)
+            self.membership.add_node(peer, now)
+            self.link_tasks[peer] = self.loop.create_task(self._keep_link(peer))
+        self._run_membership()
+        self._refresh_view()
+        log.info("farm_reloaded", node=self.name, joined=sorted(added), left=sorted(removed))
 
     def start_draining(self) -> None:
         """Take no new sessions; keep serving existing flows. Idempotent."""
@@ -248,6 +303,11 @@ class Node:
         deadline = self.loop.time() + self.limits.drain_timeout
         while self.busy() and self.loop.time() < deadline:
             await asyncio.sleep(TICK)
+        # say goodbye: peers mark this node LEFT at once instead of detecting a failure
+        self.membership.leave(self.loop.time())
+        self._run_membership()
+        for link in [*self.links_out.values(), *self.links_in]:
+            link.flush()
         if self.busy():
             log.warning(
                 "drain_deadline", node=self.name, clients=len(self.clients), load=self.load()
@@ -258,9 +318,10 @@ class Node:
         self.stopping = True
         for server in self.servers:
             server.close()
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.link_tasks.values()]
+        for task in tasks:
             task.cancel()
-        for task in self.tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for client in list(self.clients):
@@ -290,7 +351,6 @@ class Node:
             identifier, self.view, self.wall_time(), self.salt ^ client.client[1]
         )
         self.counters[decision.reason] += 1
-        service = client.service
         if decision.local:
             self._start_local(client, decision.new_session)
             return
@@ -299,11 +359,32 @@ class Node:
             if decision.new_session:
                 self._start_local(client, True)
             else:
-                client.fail(int(ResetReason.LINK_CLOSED))
+                # the home is live but our link to it is (re)connecting: hold the client
+                # until it is up, bounded by connect_timeout, as a proxy retries a connect
+                client.state = WAIT
+                self.loop.create_task(self._forward_when_linked(client, decision.home))
             return
-        home_addr = self.config.nodes[decision.home].listen[service.name]
+        self._forward(client, link, decision.home, decision.new_session)
+
+    async def _forward_when_linked(self, client: ClientEndpoint, home: str) -> None:
+        deadline = self.loop.time() + self.limits.connect_timeout
+        while self.loop.time() < deadline and not client.closed:
+            link = self.links_out.get(home)
+            if link is not None and link.authenticated and not link.closed:
+                self._forward(client, link, home, False)
+                return
+            await asyncio.sleep(TICK / 2)
+        self.counters["link_waits_failed"] += 1
+        client.fail(int(ResetReason.LINK_CLOSED))
+
+    def _forward(self, client: ClientEndpoint, link: Link, home: str, new_session: bool) -> None:
+        """Open a flow to `home` on `link` and splice the client to it."""
+        if client.closed:
+            return
+        service = client.service
+        home_addr = self.config.nodes[home].listen[service.name]
         ref = make_conn_ref(client.client, home_addr, service.name)
-        flags = fr.FLAG_NEW_SESSION if decision.new_session and service.http else 0
+        flags = fr.FLAG_NEW_SESSION if new_session and service.http else 0
         initial, client.buf = client.buf, b""
         try:
             flow = link.open_flow(client, ref, initial, flags, self.loop.time())
@@ -460,6 +541,7 @@ class Node:
                 old.close()
             self.links_out[peer] = link
             link.ping()
+            self._refresh_view()
         else:
             self.links_in.add(link)
         # a full directory sync each way: the peer (or this worker) may be new or was cut off
@@ -474,6 +556,7 @@ class Node:
         if link.outbound:
             if peer is not None and self.links_out.get(peer) is link:
                 del self.links_out[peer]
+                self._refresh_view()
         else:
             self.links_in.discard(link)
         if link.authenticated and peer is not None and not self.stopping:
@@ -675,6 +758,9 @@ class Node:
     def _build_view(self) -> FarmView:
         now = self.loop.time()
         live, draining = self.membership.view_sets(now)
+        # a live peer this node has no link to yet can keep its homes, but gets no new sessions
+        unlinked = {p for p in live if p != self.name and p not in self.links_out}
+        draining = draining | unlinked
         loads = dict(self.loads)
         loads[self.name] = float(self.load())
         if self.draining:

@@ -3,7 +3,8 @@
 Starts the uvloop event loop, the node, and the signal handlers: SIGTERM
 drains (no new sessions; existing flows run on until they end or
 `limits.drain_timeout`) and then exits 0, SIGINT stops at once, SIGUSR1 logs
-the pending and forward tables. With several workers it starts the
+the pending and forward tables, SIGHUP re-reads the farm file (nodes that
+joined or left apply live). With several workers it starts the
 supervisor instead (lb.node.workers). No protocol logic.
 """
 
@@ -15,7 +16,8 @@ import signal
 import structlog
 import uvloop
 
-from lb.config import FarmConfig, NodeConfig
+from lb.config import FarmConfig, NodeConfig, load_config
+from lb.errors import ConfigError
 from lb.logs import configure_logging
 from lb.node.node import Node
 from lb.node.workers import Supervisor
@@ -40,6 +42,7 @@ async def serve(
     loop.add_signal_handler(signal.SIGTERM, drain.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, node.dump_tables)
+    loop.add_signal_handler(signal.SIGHUP, reload, node, config.source)
     stop_wait = loop.create_task(stop.wait())
     drain_wait = loop.create_task(drain.wait())
     await asyncio.wait({stop_wait, drain_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -55,6 +58,17 @@ async def serve(
     for task in (stop_wait, drain_wait):
         task.cancel()
     return 0
+
+
+def reload(node: Node, path: str) -> None:
+    """SIGHUP: re-read the farm file; a bad file is reported by key and changes nothing."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for key, message in exc.errors:
+            log.error("reload_config_error", node=node.name, key=key, error=message)
+        return
+    node.reload(config)
 
 
 def run_node(

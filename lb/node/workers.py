@@ -13,7 +13,7 @@ only the node's own processes hold, so it needs no HELLO/AUTH:
 - PING (0x07) with token = worker index and load = that worker's load: a
   node's load is the sum over its workers.
 
-Signals: SIGTERM (drain), SIGINT and SIGUSR1 are passed to every worker; the
+Signals: SIGTERM (drain), SIGINT, SIGUSR1 and SIGHUP are passed to every worker; the
 supervisor exits when they all have, with 0 when they all exited 0.
 """
 
@@ -138,7 +138,7 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
             loop.add_signal_handler(sig, self.signal_all, sig)
         for index in range(self.count):
             await self.start_worker(index)
