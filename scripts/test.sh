@@ -7,12 +7,18 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "lb needs Python 3.11 or newer"'
 
-# curl is a real client in a few integration tests.
-if ! command -v curl >/dev/null 2>&1; then
+# Real tools the tests drive: curl and openssl (clients), ip and nft (the
+# multi-host fault tests build network namespaces; they need root).
+missing=""
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     else
-        echo "note: curl is not installed; the tests that use it will be skipped" >&2
+        echo "note: not installed:$missing; the tests that need them will be skipped" >&2
     fi
 fi
 

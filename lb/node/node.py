@@ -303,11 +303,13 @@ class Node:
         deadline = self.loop.time() + self.limits.drain_timeout
         while self.busy() and self.loop.time() < deadline:
             await asyncio.sleep(TICK)
-        # say goodbye: peers mark this node LEFT at once instead of detecting a failure
+        # say goodbye: peers mark this node LEFT at once instead of detecting a failure;
+        # then linger a little, serving flows a peer routed here before LEFT reached it
         self.membership.leave(self.loop.time())
         self._run_membership()
-        for link in [*self.links_out.values(), *self.links_in]:
-            link.flush()
+        linger_until = min(deadline, self.loop.time() + max(0.2, 2 * self.limits.ping_interval))
+        while self.loop.time() < deadline and (self.loop.time() < linger_until or self.busy()):
+            await asyncio.sleep(TICK)
         if self.busy():
             log.warning(
                 "drain_deadline", node=self.name, clients=len(self.clients), load=self.load()
@@ -360,18 +362,26 @@ class Node:
                 self._start_local(client, True)
             else:
                 # the home is live but our link to it is (re)connecting: hold the client
-                # until it is up, bounded by connect_timeout, as a proxy retries a connect
+                # until it is up or the home is declared dead (then re-route), bounded
                 client.state = WAIT
-                self.loop.create_task(self._forward_when_linked(client, decision.home))
+                self.loop.create_task(self._forward_when_linked(client, decision.home, identifier))
             return
         self._forward(client, link, decision.home, decision.new_session)
 
-    async def _forward_when_linked(self, client: ClientEndpoint, home: str) -> None:
-        deadline = self.loop.time() + self.limits.connect_timeout
+    async def _forward_when_linked(
+        self, client: ClientEndpoint, home: str, identifier: Identifier | None
+    ) -> None:
+        # wait for the link, or for the membership verdict on a suspect home (dead_after)
+        limits = self.limits
+        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
         while self.loop.time() < deadline and not client.closed:
             link = self.links_out.get(home)
             if link is not None and link.authenticated and not link.closed:
                 self._forward(client, link, home, False)
+                return
+            if home not in self.view.live:
+                # declared dead while we waited: route again (the session is re-homed)
+                self.route_client(client, identifier)
                 return
             await asyncio.sleep(TICK / 2)
         self.counters["link_waits_failed"] += 1
