@@ -18,7 +18,7 @@ import ipaddress
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 import structlog
@@ -183,6 +183,8 @@ class Node:
         self.servers: list[asyncio.Server] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
+        self.connecting: dict[asyncio.Task[None], float] = {}  # application connects: deadline
+        self.connect_timed_out: set[asyncio.Task[None]] = set()
         self.salt = 0
         self.last_extractor_log = 0.0
         self.stopping = False
@@ -415,7 +417,7 @@ class Node:
         self.local_active += 1
         service = client.service
         inserter = self._cookie_inserter(service) if new_session and service.http else None
-        self.loop.create_task(self._connect_local(client, inserter))
+        self._start_connect(self._connect_local(client, inserter))
 
     async def _connect_local(
         self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
@@ -443,10 +445,34 @@ class Node:
         )
         return ResponseCookieInserter(header)
 
+    def _start_connect(self, connect: Coroutine[Any, Any, None]) -> None:
+        """Run an application connect; the tick's sweep bounds it by connect_timeout.
+
+        One sweep for all connects instead of a timer per connection: a connect
+        still running at its deadline is cancelled and fails with TimeoutError.
+        """
+        task = self.loop.create_task(connect)
+        self.connecting[task] = self.loop.time() + self.limits.connect_timeout
+        task.add_done_callback(self._connect_done)
+
+    def _connect_done(self, task: asyncio.Task[None]) -> None:
+        self.connecting.pop(task, None)
+        self.connect_timed_out.discard(task)
+
+    def _sweep_connects(self, now: float) -> None:
+        late = [task for task, deadline in self.connecting.items() if deadline <= now]
+        for task in late:
+            del self.connecting[task]
+            self.connect_timed_out.add(task)
+            task.cancel()
+
     async def _connect_app(self, app: AppEndpoint, service: Service) -> None:
-        """Connect the local application of `service` (TLS when configured), bounded in time."""
+        """Connect the local application of `service` (TLS when configured).
+
+        Bounded by the connect sweep: its cancellation surfaces here as TimeoutError.
+        """
         target = service.app
-        async with asyncio.timeout(self.limits.connect_timeout):
+        try:
             await self.loop.create_connection(
                 _factory(app),
                 target.host,
@@ -454,6 +480,14 @@ class Node:
                 ssl=service.app_ssl,
                 server_hostname=service.app_server_hostname if service.app_ssl else None,
             )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task in self.connect_timed_out:
+                task.uncancel()
+                raise TimeoutError(
+                    f"no connection to {target} within the connect timeout"
+                ) from None
+            raise
 
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None:
         self.counters["extractor_failures"] += 1
@@ -491,7 +525,7 @@ class Node:
         inserter = None
         if frame.flags & fr.FLAG_NEW_SESSION and service.http:
             inserter = self._cookie_inserter(service)
-        self.loop.create_task(self._connect_home(link, flow, service, inserter))
+        self._start_connect(self._connect_home(link, flow, service, inserter))
 
     async def _connect_home(
         self, link: Link, flow: Flow, service: Service, inserter: ResponseCookieInserter | None
@@ -703,6 +737,8 @@ class Node:
             now = self.loop.time()
             try:
                 self._sweep_heads(now)
+                if self.connecting:
+                    self._sweep_connects(now)
                 self.membership.tick(now)
                 self._run_membership()
                 self._replicate_directory()

@@ -59,7 +59,7 @@ class CookieKeyring:
     ``previous`` secrets (for rotation) verify cookies but never sign.
     """
 
-    __slots__ = ("_macs", "_prefix", "key_id")
+    __slots__ = ("_macs", "_prefix", "_verified", "key_id")
 
     key_id: str
 
@@ -70,6 +70,9 @@ class CookieKeyring:
             if not isinstance(old, bytes) or not old:
                 raise ValueError("previous home cookie secrets must be non-empty bytes")
         self._prefix = _MAC_PREFIX + farm.encode("utf-8") + b"\x00"
+        # value -> (node, expires) of recently verified cookies: a session sends the same
+        # value on every request, so most verifications skip the HMAC (bounded, FIFO)
+        self._verified: dict[str, tuple[str, int]] = {}
         # key id -> an HMAC-SHA256 object keyed and never updated: copied per MAC
         macs: dict[str, hmac.HMAC] = {}
         for raw in (secret, *previous):
@@ -106,6 +109,12 @@ class CookieKeyring:
     def verify(self, value: str, now: float) -> str | None:
         """The node named by a valid, unexpired cookie value; None for anything else."""
         try:
+            hit = self._verified.get(value)
+            if hit is not None:
+                if hit[1] > now:
+                    return hit[0]
+                del self._verified[value]
+                return None
             if not isinstance(value, str) or len(value) > MAX_VALUE_LENGTH or not value.isascii():
                 return None
             parts = value.split(".")
@@ -130,9 +139,16 @@ class CookieKeyring:
             # spelling of one MAC.
             if not hmac.compare_digest(self._mac(base, node, exp, kid), mac):
                 return None
+            verified = self._verified
+            if len(verified) >= VERIFIED_CACHE_SIZE:
+                del verified[next(iter(verified))]  # the oldest
+            verified[value] = (node, int(exp))
             return node
         except Exception:  # defensive: verify is documented never to raise
             return None
+
+
+VERIFIED_CACHE_SIZE = 4096  # verified cookie values remembered per keyring
 
 
 def set_cookie_header_value(name: str, value: str, *, max_age: int, secure: bool) -> str:

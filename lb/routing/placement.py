@@ -43,8 +43,9 @@ def least_loaded_of_two(candidates: Sequence[str], loads: Mapping[str, float], s
     """The less loaded of two candidates chosen by ``salt``.
 
     A missing load counts as 0 and a NaN load as infinite; equal loads go to
-    the lexicographically smaller name. One candidate is returned as is; no
-    candidate raises ValueError.
+    the first drawn candidate, so an idle farm spreads new sessions evenly
+    (breaking ties by name would send them all to the smallest name). One
+    candidate is returned as is; no candidate raises ValueError.
     """
     if not candidates:
         raise ValueError("no candidate node to place a session on")
@@ -53,6 +54,4 @@ def least_loaded_of_two(candidates: Sequence[str], loads: Mapping[str, float], s
     i, j = pick_two(len(candidates), salt)
     a, b = candidates[i], candidates[j]
     la, lb = _load(loads, a), _load(loads, b)
-    if la < lb or (la == lb and a < b):
-        return a
-    return b
+    return b if lb < la else a

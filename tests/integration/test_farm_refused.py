@@ -85,3 +85,42 @@ async def test_tcp_refused_by_home_app_closes(make_farm: Callable[..., Farm]) ->
                 writer.close()
             assert data == b"", f"entry {entry} (home {home}) sent {data!r}"
     await asyncio.to_thread(farm.assert_clean)
+
+
+async def test_application_that_never_accepts_is_502_within_the_connect_timeout(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A hung application (handshake never completes): 502 after connect_timeout, no leftovers."""
+    import socket
+    import time
+
+    farm = make_farm(limits={"connect_timeout": 1.0, "pending_timeout": 5.0})
+    farm.stop_backend("b", "web")
+    # A listener whose backlog is full and never accepted: further SYNs are dropped,
+    # so connecting to it hangs, exactly like a stalled application.
+    hung = socket.socket()
+    hung.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hung.bind(("127.0.0.1", farm.ports["b"].apps["web"]))
+    hung.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", farm.ports["b"].apps["web"]))
+            fillers.append(s)
+        await asyncio.sleep(0.3)
+        async with asyncio.timeout(20):
+            for entry in ("b", "a"):  # local at b, forwarded from a
+                t0 = time.monotonic()
+                resp = await http_request(
+                    farm.addr(entry), "GET", "/hung", {"Cookie": farm.cookie_header("b")}
+                )
+                took = time.monotonic() - t0
+                assert resp.status == 502, (entry, resp.status)
+                assert 0.9 <= took <= 2.5, f"entry {entry}: 502 after {took:.2f} s"
+        await asyncio.to_thread(farm.assert_clean)
+    finally:
+        for s in fillers:
+            s.close()
+        hung.close()

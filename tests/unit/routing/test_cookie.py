@@ -232,3 +232,20 @@ def test_set_cookie_header_value() -> None:
 def test_set_cookie_header_value_rejects_unsafe(name: str, value: str, max_age: int) -> None:
     with pytest.raises(ValueError):
         set_cookie_header_value(name, value, max_age=max_age, secure=False)
+
+
+def test_verified_cache_never_outlives_expiry_or_accepts_a_tampered_value() -> None:
+    from lb.routing.cookie import VERIFIED_CACHE_SIZE, CookieKeyring
+
+    ring = CookieKeyring("farm", b"k" * 32)
+    value = ring.sign("node-a", 1000)
+    assert ring.verify(value, 10.0) == "node-a"
+    assert ring.verify(value, 999.0) == "node-a"  # from the cache
+    assert ring.verify(value, 1000.0) is None  # expired, even though it was cached
+    assert ring.verify(value, 10.0) == "node-a"  # verified afresh, not from a stale entry
+    tampered = value[:-1] + ("A" if value[-1] != "A" else "B")
+    assert ring.verify(tampered, 10.0) is None
+    # bounded: many sessions never grow the cache past its size, and each still verifies
+    values = [ring.sign(f"n{i}", 5000) for i in range(VERIFIED_CACHE_SIZE + 10)]
+    assert all(ring.verify(v, 10.0) == f"n{i}" for i, v in enumerate(values))
+    assert len(ring._verified) <= VERIFIED_CACHE_SIZE

@@ -1,0 +1,110 @@
+"""Smoke test of the side-by-side benchmark: `bench/run.py --quick --scenarios local` end to end.
+
+It checks that the benchmark runs and reports every proxy with numbers and
+no failed requests; it asserts no timing or ratio thresholds (those depend
+on the machine). It is skipped when haproxy, nginx or wrk are missing and
+cannot be installed (bench/run.py exits with code 3 then).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "bench" / "run.py"
+EXIT_NO_TOOLS = 3
+NUMERIC = ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "proxy_cpu_pct")
+
+pytestmark = pytest.mark.integration
+
+
+def _load_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+WRK_SAMPLE = """Running 1s test @ http://127.0.0.1:41000/
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.10ms    2.00ms  30.12ms   90.00%
+    Req/Sec    12.00k     1.00k   13.00k    80.00%
+  Latency Distribution
+     50%  750.00us
+     75%    3.50ms
+     90%    6.00ms
+     99%    1.20s
+  12345 requests in 1.01s, 1.50MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:  12222.77
+Transfer/sec:      1.49MB
+"""
+
+
+def test_parse_wrk_reads_counts_units_and_errors() -> None:
+    run = _load_run()
+    res = run.parse_wrk(WRK_SAMPLE)
+    assert res["requests"] == 12345
+    assert res["rps"] == pytest.approx(12222.77)
+    assert res["p50_ms"] == pytest.approx(0.75)
+    assert res["p99_ms"] == pytest.approx(1200.0)
+    assert res["bytes"] == pytest.approx(1.5 * 1024 * 1024)
+    assert res["socket_errors"] == {"connect": 0, "read": 2, "write": 0, "timeout": 3}
+    assert res["non2xx"] == 7
+    assert res["errors"] == 12
+
+
+def test_parse_wrk_rejects_output_without_counts() -> None:
+    run = _load_run()
+    with pytest.raises(ValueError):
+        run.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(RUN), "--quick", "--scenarios", "local", "--json", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,  # the first run on a fresh root machine may install packages
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"bench/run.py --quick did not finish: {exc}")
+    if proc.returncode == EXIT_NO_TOOLS:
+        pytest.skip(f"benchmark tools unavailable: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+
+    rows = {r["proxy"]: r for r in result["rows"] if r["scenario"] == "local"}
+    assert set(rows) == {"lb", "haproxy-http", "haproxy-tcp", "nginx"}
+    for name, row in rows.items():
+        assert row["status"] in ("ok", "flagged"), (name, row)
+        assert row["errors"] == 0, (name, row["runs"])
+        assert row["requests"] > 0, name
+        for field in NUMERIC:
+            value = row[field]
+            assert isinstance(value, float) and math.isfinite(value), (name, field, value)
+        assert row["label"] in result["table_markdown"]
+
+    ratios = [r for r in result["ratios"] if r["scenario"] == "local"]
+    assert {r["metric"] for r in ratios} == {"rps", "cpu_us_per_req", "p99_ms"}
+    for r in ratios:
+        for peer in ("haproxy-http", "haproxy-tcp", "nginx"):
+            value = r[f"lb/{peer}"]
+            assert isinstance(value, float) and math.isfinite(value), (r, peer)
+    assert result["machine"]["nproc"] >= 1
