@@ -129,6 +129,7 @@ class ClientEndpoint(SocketEndpoint):
             result = Verdict.NO_MATCH
         node.heading.pop(self, None)
         identifier = result if isinstance(result, Identifier) else None
+        self.head = None  # routed: the parsed head is not needed for the connection's life
         node.route_client(self, identifier)
 
     def head_timed_out(self) -> None:
