@@ -82,6 +82,19 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
 
 
+def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
+    """The farm view's description of every node of the farm file."""
+    return {
+        n.name: NodeInfo(
+            n.name,
+            (n.forward.host, n.forward.port),
+            {s: (a.host, a.port) for s, a in n.listen.items()},
+            n.weight,
+        )
+        for n in config.nodes.values()
+    }
+
+
 def _factory(protocol: P) -> Callable[[], P]:
     return lambda: protocol
 
@@ -148,15 +161,7 @@ class Node:
         self.services: dict[str, Service] = {
             svc.name: build_service(svc, me, config.cookie_name) for svc in config.services.values()
         }
-        self.node_infos = {
-            n.name: NodeInfo(
-                n.name,
-                (n.forward.host, n.forward.port),
-                {s: (a.host, a.port) for s, a in n.listen.items()},
-                n.weight,
-            )
-            for n in config.nodes.values()
-        }
+        self.node_infos = node_infos(config)
         self.peers = [n for n in config.nodes if n != self.name]
         limits = self.limits
         self.membership = Membership(
@@ -258,15 +263,7 @@ class Node:
         now = self.loop.time()
         added, removed = diff_members(set(self.peers), set(config.nodes) - {self.name})
         self.config = dataclasses.replace(self.config, nodes=config.nodes)
-        self.node_infos = {
-            n.name: NodeInfo(
-                n.name,
-                (n.forward.host, n.forward.port),
-                {s: (a.host, a.port) for s, a in n.listen.items()},
-                n.weight,
-            )
-            for n in config.nodes.values()
-        }
+        self.node_infos = node_infos(config)
         for peer in sorted(removed):
             self.peers.remove(peer)
             self.membership.remove_node(peer, now)
