@@ -69,6 +69,8 @@ BIG_SIZE = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 PROXIES = ("lb", "haproxy-http", "haproxy-tcp", "nginx")
+# not in the default set: lb with two workers per node, for the 1-vs-2-workers comparison
+EXTRA_PROXIES = ("lb-w2",)
 PEERS = ("haproxy-http", "haproxy-tcp", "nginx")
 SCENARIOS = (
     "local",
@@ -728,6 +730,12 @@ class LbProxy(ProxyKind):
     key = "lb"
     label = "lb"
 
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        if workers != 1:
+            self.key = f"lb-w{workers}"
+            self.label = f"lb ({workers} workers)"
+
     def unsupported(self, ctx: Ctx, scenario: Scenario) -> str | None:
         if scenario.tls and not LB_HAS_TLS_LISTENER:
             return "n/a (lb has no TLS listener yet)"
@@ -765,7 +773,7 @@ class LbProxy(ProxyKind):
                 "",
                 "[[nodes]]",
                 f'name = "{n}"',
-                "workers = 1  # one process per node",
+                f"workers = {self.workers}  # processes per node (CPU summed over all)",
                 f'forward = "{HOST}:{next(ports)}"',
                 f'listen = {{ web = "{HOST}:{listen[n]}" }}',
                 f'apps = {{ web = "{HOST}:{app}" }}',
@@ -777,7 +785,9 @@ class LbProxy(ProxyKind):
                 f"lb-{n}",
                 [sys.executable, "-m", "lb", "run", "--config", str(conf), "--node", n],
                 d / f"node-{n}.log",
-                ctx.proxy_cpus,
+                # two workers get both CPUs (sharing the second with the load side);
+                # one worker stays on the proxy CPU like the other proxies
+                ctx.proxy_cpus if self.workers == 1 else None,
                 ctx.tools,
                 cwd=ROOT,
             )
@@ -942,6 +952,7 @@ events {{ worker_connections {max(1024, min(100_000, ctx.nofile - 500))}; }}
 
 KINDS: dict[str, ProxyKind] = {
     "lb": LbProxy(),
+    "lb-w2": LbProxy(workers=2),
     "haproxy-http": HaproxyProxy("http"),
     "haproxy-tcp": HaproxyProxy("tcp"),
     "nginx": NginxProxy(),
@@ -1499,7 +1510,7 @@ def _list(text: str, allowed: Sequence[str], what: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = _list(args.scenarios, SCENARIOS, "scenario")
-    proxies = _list(args.proxies, PROXIES, "proxy")
+    proxies = _list(args.proxies, PROXIES + EXTRA_PROXIES, "proxy")
     if args.quick:
         base = Settings(duration=1, warmup=0, repeat=1, idle_conns=500, quick=True)
     else:
