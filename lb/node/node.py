@@ -679,7 +679,9 @@ class Node:
                     old=action.old.name.lower() if action.old is not None else None,
                     new=action.new.name.lower(),
                 )
-                if action.new in (MemberState.DEAD, MemberState.LEFT):
+                if action.new is MemberState.DEAD:
+                    # a dead peer's flows will never finish: reset them now. A peer that
+                    # LEFT is finishing its flows and closes its links itself.
                     self._drop_links(action.node)
         if changed:
             self._refresh_view()
