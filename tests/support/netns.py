@@ -246,6 +246,21 @@ class LoadRun:
 ACTIVE_NETFARMS: list[NetFarm] = []
 
 
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is still in process group `pgid`."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
 class NetFarm:
     """A farm of real lb processes, one network namespace per node, joined by a bridge."""
 
@@ -499,10 +514,15 @@ class NetFarm:
         return t
 
     def kill9(self, node: str) -> float:
-        """SIGKILL every process of node `node` (a crash) and wait until the main one is
-        reaped; return the time of the kill."""
+        """SIGKILL every process of node `node` (a crash) and wait until all of them are
+        gone (the main one reaped, its workers too, so no socket of the node remains);
+        return the time of the kill."""
+        popen = self.lb_procs[node].popen
         t = self.signal(node, signal.SIGKILL, group=True)
-        self.lb_procs[node].popen.wait(timeout=10)
+        popen.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_alive(popen.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
         return t
 
     def sigterm(self, node: str) -> float:
