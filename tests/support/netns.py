@@ -286,7 +286,9 @@ class NetFarm:
         self.delay_relays = delay_relays
         self.log_level = log_level
         self.name = name
-        self.workers = workers  # None: lb's default
+        # one process per node by default: with several workers, a peer's membership
+        # gossip reaches only the worker its link lands on (see docs/testing-faults.md)
+        self.workers = 1 if workers is None else workers
         self.secret = secrets.token_urlsafe(48)
         self.ips = {n: f"{NET}.{11 + i}" for i, n in enumerate(self.nodes)}
         self.config_path = self.workdir / "farm.toml"
