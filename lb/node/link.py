@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("lb.link")
 
-_AUTH_PREFIX = b"lb-link-auth\x00"
+_AUTH_LABEL = b"lb link auth v2\x00"
+ROLE_INITIATOR = 0x01  # the side that connected (entry side of its flows)
+ROLE_RESPONDER = 0x02  # the side that accepted (home side)
 _NONCE_SIZE = 16
 MAX_FLOW_ID = 0xFFFFFFFF
 
@@ -54,8 +56,34 @@ def link_key(secret: bytes) -> bytes:
     return hmac.new(secret, b"lb link key v1", hashlib.sha256).digest()
 
 
-def auth_mac(key: bytes, peer_nonce: bytes, own_nonce: bytes, own_name: str) -> bytes:
-    msg = _AUTH_PREFIX + peer_nonce + own_nonce + own_name.encode()
+def auth_mac(
+    key: bytes,
+    role: int,
+    initiator_nonce: bytes,
+    responder_nonce: bytes,
+    initiator: str,
+    responder: str,
+) -> bytes:
+    """The AUTH proof of one side of one link (docs/protocol.md, links).
+
+    It binds who made it (`role`), both nonces and both node names, so an AUTH
+    made on one link, or by the other side of the same link, is worth nothing
+    anywhere else.
+    """
+    ini = initiator.encode()
+    res = responder.encode()
+    msg = b"".join(
+        (
+            _AUTH_LABEL,
+            bytes((role,)),
+            initiator_nonce,
+            responder_nonce,
+            bytes((len(ini),)),
+            ini,
+            bytes((len(res),)),
+            res,
+        )
+    )
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
@@ -435,31 +463,47 @@ class Link(asyncio.Protocol):
             raise FrameError("HELLO/AUTH after the link was authenticated")
 
     def handshake(self, frame: fr.Frame) -> None:
+        """HELLO both ways; then the initiator proves itself, and only then the responder.
+
+        The responder never sends AUTH before it verified the initiator's, so a
+        stranger who claims to be a farm member learns no proof it could relay.
+        """
         ftype = frame.type
+        node = self.node
         if ftype == T_HELLO and self.peer_nonce is None:
             farm, node_name, nonce = fr.parse_hello(frame.payload)
-            if farm != self.node.farm_name:
-                raise FrameError(f"link from farm {farm!r}, this farm is {self.node.farm_name!r}")
+            if farm != node.farm_name:
+                raise FrameError(f"link from farm {farm!r}, this farm is {node.farm_name!r}")
             if self.outbound and node_name != self.peer_name:
                 raise FrameError(f"expected node {self.peer_name!r}, the peer says {node_name!r}")
-            if not self.outbound and not self.node.is_peer(node_name):
+            if not self.outbound and not node.is_peer(node_name):
                 raise FrameError(f"node {node_name!r} is not a member of this farm")
             self.peer_name = node_name
             self.peer_nonce = nonce
-            self.write(
-                fr.encode_auth(auth_mac(self.node.link_key, nonce, self.nonce, self.node.name))
-            )
+            if self.outbound:
+                self.write(fr.encode_auth(self._mac(ROLE_INITIATOR)))
         elif ftype == T_AUTH and self.peer_nonce is not None:
             assert self.peer_name is not None
-            expected = auth_mac(self.node.link_key, self.nonce, self.peer_nonce, self.peer_name)
-            if not hmac.compare_digest(expected, frame.payload):
+            role = ROLE_RESPONDER if self.outbound else ROLE_INITIATOR
+            if not hmac.compare_digest(self._mac(role), frame.payload):
                 raise FrameError(f"bad link authentication from {self.peer_name!r}")
+            if not self.outbound:
+                self.write(fr.encode_auth(self._mac(ROLE_RESPONDER)))
             self.authenticated = True
             if not self.ready.done():
                 self.ready.set_result(self)
-            self.node.link_authenticated(self)
+            node.link_authenticated(self)
         else:
             raise FrameError(f"frame type {ftype:#x} before the link was authenticated")
+
+    def _mac(self, role: int) -> bytes:
+        peer_nonce, peer_name = self.peer_nonce, self.peer_name
+        assert peer_nonce is not None and peer_name is not None
+        if self.outbound:
+            return auth_mac(
+                self.node.link_key, role, self.nonce, peer_nonce, self.node.name, peer_name
+            )
+        return auth_mac(self.node.link_key, role, peer_nonce, self.nonce, peer_name, self.node.name)
 
     def protocol_error(self, message: str) -> None:
         self.close_reason = f"protocol error: {message}"

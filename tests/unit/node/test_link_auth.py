@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lb.config import Address
-from lb.node.link import auth_mac, link_key
+from lb.node.link import ROLE_INITIATOR, ROLE_RESPONDER, auth_mac, link_key
 from lb.node.node import make_conn_ref
 
 SECRET = b"correct horse battery staple"
@@ -21,21 +21,30 @@ def test_link_key_matches_the_spec_vector() -> None:
 
 def test_auth_macs_match_the_spec_vector() -> None:
     key = link_key(SECRET)
-    # each side MACs (peer nonce, own nonce, own name)
-    assert auth_mac(key, NONCE_B, NONCE_A, "node-a").hex() == (
-        "98b4ff7d0798229992070c52e34dd2287e1ec20a641f7aec1ccb5e5f1796b5ab"
+    # node-a connected (initiator, nonce A) to node-b (responder, nonce B)
+    assert auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-a", "node-b").hex() == (
+        "d5b1f219a9d166998cc3bf841309cdcd2e5d31d5b60aa863ea72188a763c6fbc"
     )
-    assert auth_mac(key, NONCE_A, NONCE_B, "node-b").hex() == (
-        "ae1ace9ea7fd02163acacd25585a3e325ff6de8fdb495a580f6f74255a4e641c"
+    assert auth_mac(key, ROLE_RESPONDER, NONCE_A, NONCE_B, "node-a", "node-b").hex() == (
+        "118ad8dbbb60fe9b40317d0908006077725ff97d1baf08f3de6ac218bff3f07e"
     )
 
 
-def test_auth_mac_binds_name_and_both_nonces() -> None:
+def test_auth_mac_binds_role_both_names_and_both_nonces() -> None:
     key = link_key(SECRET)
-    good = auth_mac(key, NONCE_B, NONCE_A, "node-a")
-    assert auth_mac(key, NONCE_B, NONCE_A, "node-c") != good
-    assert auth_mac(key, NONCE_A, NONCE_B, "node-a") != good
-    assert auth_mac(link_key(SECRET + b"!"), NONCE_B, NONCE_A, "node-a") != good
+    good = auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-a", "node-b")
+    variants = [
+        auth_mac(key, ROLE_RESPONDER, NONCE_A, NONCE_B, "node-a", "node-b"),  # other side
+        auth_mac(key, ROLE_INITIATOR, NONCE_B, NONCE_A, "node-a", "node-b"),  # nonces swapped
+        auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-b", "node-a"),  # names swapped
+        auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-c", "node-b"),
+        auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-a", "node-c"),
+        # the name lengths are part of the message: moving a byte across the boundary differs
+        auth_mac(key, ROLE_INITIATOR, NONCE_A, NONCE_B, "node-ab", "ode-b"),
+        auth_mac(link_key(SECRET + b"!"), ROLE_INITIATOR, NONCE_A, NONCE_B, "node-a", "node-b"),
+    ]
+    assert good not in variants
+    assert len(set(variants)) == len(variants)
 
 
 @pytest.mark.parametrize(

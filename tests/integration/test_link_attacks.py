@@ -1,0 +1,147 @@
+"""A stranger on the link port: what it can make real nodes say and accept.
+
+Every node's forward address is reachable by anyone on the farm's network.
+These tests play the stranger against a running farm with raw sockets and the
+frame codec: relaying one node's handshake to another must not log anybody in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import pytest
+
+from lb.wire import frames as fr
+from tests.support.farm import HOST, Farm
+
+pytestmark = pytest.mark.integration
+
+
+class RawLink:
+    """One TCP connection to a node's forward address, spoken frame by frame."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = fr.FrameDecoder()
+        self.frames: list[fr.Frame] = []
+        self.closed = False
+
+    @classmethod
+    async def open(cls, farm: Farm, node: str) -> RawLink:
+        reader, writer = await asyncio.open_connection(HOST, farm.ports[node].forward)
+        return cls(reader, writer)
+
+    def send(self, *frames: bytes) -> None:
+        self.writer.write(b"".join(frames))
+
+    async def read_for(self, seconds: float) -> list[fr.Frame]:
+        """Frames that arrive within `seconds` (stops early when the node closes)."""
+        got: list[fr.Frame] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self.closed:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), left)
+            except TimeoutError:
+                break
+            except ConnectionError:
+                data = b""
+            if not data:
+                self.closed = True
+                break
+            got += self.decoder.feed(data)
+        self.frames += got
+        return got
+
+    async def first(self, ftype: fr.FrameType, seconds: float = 3.0) -> fr.Frame:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            for frame in self.frames:
+                if frame.type == ftype:
+                    return frame
+            await self.read_for(min(0.2, max(0.01, deadline - loop.time())))
+        raise AssertionError(f"no {ftype.name} within {seconds}s; got {self.frames}")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _types(frames: list[fr.Frame]) -> list[str]:
+    return [fr.FrameType(f.type).name if f.type < 0x40 else hex(f.type) for f in frames]
+
+
+async def test_relaying_one_nodes_handshake_to_another_logs_nobody_in(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """The relay: a's HELLO to b, b's answer to a. Neither node may accept the stranger."""
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(30):
+        to_a = await RawLink.open(farm, "a")
+        to_b = await RawLink.open(farm, "b")
+        try:
+            hello_a = await to_a.first(fr.FrameType.HELLO)
+            hello_b = await to_b.first(fr.FrameType.HELLO)
+            _farm_a, name_a, _ = fr.parse_hello(hello_a.payload)
+            _farm_b, name_b, _ = fr.parse_hello(hello_b.payload)
+            assert (name_a, name_b) == ("a", "b")
+
+            # "I am a" to b, with a's own nonce: whatever b proves in reply is
+            # computed over a's nonce, exactly what a expects from b.
+            to_b.send(fr.encode_frame(hello_a))
+            from_b = await to_b.read_for(1.0)
+
+            # "I am b" to a, with b's nonce, followed by everything b said.
+            to_a.send(fr.encode_frame(hello_b), *(fr.encode_frame(f) for f in from_b))
+            to_a.send(fr.encode_ping(7, 0))
+            from_a = await to_a.read_for(3.0)
+            assert not [f for f in from_a if f.type in (fr.FrameType.PONG, fr.FrameType.AUTH)], (
+                f"node a answered a stranger as if it were b: {_types(from_a)}"
+            )
+            assert to_a.closed, "a frame before login must close the link"
+            # A node proves who it is only to an initiator that proved it first.
+            assert not [f for f in from_b if f.type == fr.FrameType.AUTH], _types(from_b)
+        finally:
+            to_a.close()
+            to_b.close()
+    # the farm's own links are untouched
+    resp_ok = await asyncio.to_thread(farm._probe_http, "a", "b")
+    assert resp_ok
+
+
+async def test_reflecting_a_nodes_handshake_back_to_it_fails(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """Two connections to one node, each fed the other's frames: no login either way."""
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(30):
+        first = await RawLink.open(farm, "a")
+        second = await RawLink.open(farm, "a")
+        try:
+            h1 = await first.first(fr.FrameType.HELLO)
+            await second.first(fr.FrameType.HELLO)
+            # claim to be b on both, with nonces of our own and of a
+            own = fr.encode_hello(farm.name, "b", os.urandom(fr.NONCE_SIZE))
+            _, _, nonce_a1 = fr.parse_hello(h1.payload)
+            second.send(fr.encode_hello(farm.name, "b", nonce_a1))
+            first.send(own)
+            f2 = await second.read_for(1.0)
+            f1 = await first.read_for(1.0)
+            for got in (f1, f2):
+                assert not [f for f in got if f.type == fr.FrameType.AUTH], _types(got)
+            # whatever came back, hand it over crosswise and ask for a PONG
+            first.send(*(fr.encode_frame(f) for f in f2), fr.encode_ping(1, 0))
+            second.send(*(fr.encode_frame(f) for f in f1), fr.encode_ping(2, 0))
+            for conn in (first, second):
+                got = await conn.read_for(3.0)
+                assert not [f for f in got if f.type == fr.FrameType.PONG], _types(got)
+                assert conn.closed
+        finally:
+            first.close()
+            second.close()
