@@ -49,5 +49,9 @@ class LinkError(LbError):
     """A link to a peer node could not be used (not connected, closed, not authenticated)."""
 
 
+class LinkAuthError(LinkError):
+    """A link login failed: another farm, not a member, a bad proof, or too slow."""
+
+
 class TlsError(LbError):
     """TLS bytes that cannot be a ClientHello/ServerHello (bad record, bad lengths...)."""
