@@ -7,6 +7,7 @@ Error answers (400/408/431/502/503) are written here. Connection-level
 splicing: every later request of a keep-alive connection follows the first.
 
 It must not parse frames or decide placement; those are lb.wire and lb.routing.
+Routing and admission are asked of the node's `Entry` (lb.node.entry).
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from lb.clock import wall
 from lb.errors import HttpError
 from lb.extract.api import Identifier, Seen, Verdict, run_chain
+from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
 from lb.wire.http import RequestHead, error_response, parse_request_head
 
 if TYPE_CHECKING:
-    from lb.node.node import Node, Service
+    from lb.node.entry import Entry
 
 # states
 HEAD = 0  # reading until the extractor chain answers
@@ -35,41 +38,38 @@ class ClientEndpoint(SocketEndpoint):
     __slots__ = (
         "buf",
         "client",
-        "deadline",
+        "entry",
         "eof_seen",
         "head",
         "local",
-        "node",
         "service",
         "state",
     )
 
-    def __init__(self, node: Node, service: Service) -> None:
+    def __init__(self, entry: Entry, service: Service) -> None:
         super().__init__()
-        self.node = node
+        self.entry = entry
         self.service = service
         self.state = HEAD
         self.buf = b""
         self.head: RequestHead | None = None
         self.client: tuple[str, int] = ("", 0)
-        self.deadline = 0.0
         self.eof_seen = False
         self.local = False  # spliced to the local application (counts in the node's load)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        node = self.node
+        entry = self.entry
         peername = transport.get_extra_info("peername")
         if peername:
             self.client = (peername[0], peername[1])
-        if not node.admit_client(self):
+        if not entry.admit(self):
             self.state = DONE
             if self.service.http:
                 transport.write(error_response(503))  # type: ignore[attr-defined]
             transport.close()
             return
-        self.deadline = node.loop.time() + node.limits.head_timeout
-        node.heading[self] = self.deadline
+        entry.head_started(self)
         self.try_route()
 
     def data_received(self, data: bytes) -> None:
@@ -84,7 +84,7 @@ class ClientEndpoint(SocketEndpoint):
             self.try_route()
         elif self.state == WAIT:
             self.buf += data
-            if len(self.buf) >= self.node.limits.head_bytes:
+            if len(self.buf) >= self.entry.head_bytes:
                 self.pause_reading(PAUSE_WAIT)
 
     def eof_received(self) -> bool:
@@ -100,37 +100,37 @@ class ClientEndpoint(SocketEndpoint):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.node.heading.pop(self, None)
+        self.entry.head_done(self)
         self.state = DONE
         super().connection_lost(exc)
 
     def on_closed(self) -> None:
-        self.node.release_client(self)
+        self.entry.release(self)
 
     # -- head phase -----------------------------------------------------------
     def try_route(self) -> None:
-        node = self.node
-        limit = node.limits.head_bytes
+        entry = self.entry
+        limit = entry.head_bytes
         service = self.service
         if service.http and self.head is None:
             try:
                 self.head = parse_request_head(self.buf, limit)
             except HttpError as exc:
-                node.count(f"http_{exc.status}")
+                entry.count(f"http_{exc.status}")
                 self.finish_with(exc.status)
                 return
             if self.head is None:
                 return
-        seen = Seen(self.buf, self.eof_seen, self.client, self.head, node.wall_time())
-        result = run_chain(service.chain, seen, node.extractor_failed)
+        seen = Seen(self.buf, self.eof_seen, self.client, self.head, wall())
+        result = run_chain(service.chain, seen, entry.extractor_failed)
         if result is Verdict.NEED_MORE:
             if len(self.buf) < limit and not self.eof_seen:
                 return
             result = Verdict.NO_MATCH
-        node.heading.pop(self, None)
+        entry.head_done(self)
         identifier = result if isinstance(result, Identifier) else None
         self.head = None  # routed: the parsed head is not needed for the connection's life
-        node.route_client(self, identifier)
+        entry.route(self, identifier)
 
     def head_timed_out(self) -> None:
         """Called by the node's sweep when the head did not arrive in time."""
@@ -138,15 +138,14 @@ class ClientEndpoint(SocketEndpoint):
             return
         if self.service.http and self.head is not None:
             # the head is complete but an extractor still wants more: route without it
-            self.node.heading.pop(self, None)
-            self.node.route_client(self, None)
+            self.entry.route(self, None)
             return
-        self.node.count("head_timeouts")
+        self.entry.count("head_timeouts")
         self.finish_with(408 if self.service.http else 0)
 
     def finish_with(self, status: int) -> None:
         """Answer an error status (http) or just close (tcp, status 0), then close."""
-        self.node.heading.pop(self, None)
+        self.entry.head_done(self)
         self.state = DONE
         transport = self.transport
         if transport is None or self.closed:
@@ -176,7 +175,7 @@ class ClientEndpoint(SocketEndpoint):
         if not self.sent_any:
             # nothing relayed yet: a clean answer (502 on http, a plain close on tcp)
             if self.service.http:
-                self.node.count("http_502")
+                self.entry.count("http_502")
             self.finish_with(502)
             return
         super().fail(reason)

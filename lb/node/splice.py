@@ -4,8 +4,8 @@ A stream is relayed between two *endpoints*: a socket (the client, or the
 local application) and either another socket (local splice) or a flow on a
 link (forwarded splice). Each endpoint knows its `peer` and calls four things
 on it: `send`, `send_eof`, `peer_closed` and `pause_reading`/`resume_reading`
-for back-pressure. This module holds the socket endpoint; `lb.node.link` holds
-the flow endpoint. Only I/O lives here: no parsing, no routing decisions.
+for back-pressure. This module holds the socket endpoints; `lb.node.peerlink`
+holds the flow endpoint. Only I/O lives here: no parsing, no routing decisions.
 
 Hot path rules: `data_received` -> `peer.send` with no copy, no logging, no
 timers; back-pressure by pausing the transport that feeds a full buffer.
@@ -19,16 +19,10 @@ import socket
 import struct
 from typing import Protocol, cast
 
+from lb.link.connection import PAUSE_LINK, PAUSE_PEER, PAUSE_WAIT
 from lb.node.learn import SessionLearner
 from lb.wire.frames import ResetReason
 from lb.wire.http import ResponseCookieInserter
-
-# Reasons an endpoint stops reading; a bit each, so one resume never undoes another pause.
-PAUSE_PEER = (
-    1  # the peer cannot take more bytes (its socket buffer is full, or its flow credit is spent)
-)
-PAUSE_LINK = 2  # the link under the peer flow has a full write buffer
-PAUSE_WAIT = 4  # the peer does not exist yet (the home is still connecting its application)
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -226,3 +220,14 @@ class AppEndpoint(SocketEndpoint):
             if rest and self.peer is not None:
                 self.peer.send(rest)
         return super().eof_received()
+
+
+__all__ = [
+    "PAUSE_LINK",
+    "PAUSE_PEER",
+    "PAUSE_WAIT",
+    "AppEndpoint",
+    "Endpoint",
+    "SocketEndpoint",
+    "abort_with_reset",
+]

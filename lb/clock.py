@@ -1,0 +1,29 @@
+"""The two clocks of lb, as two types a reader cannot mix up.
+
+`Monotonic` is the event loop's clock (seconds, arbitrary origin): deadlines,
+timeouts, membership timers, link liveness. `Wall` is Unix time (seconds since
+the epoch): what crosses nodes or outlives a process — home cookie expiry,
+directory entry expiry and versions, incarnations. The pure core takes them as
+arguments (`now`); only lb.node reads them, through `monotonic()` and `wall()`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NewType
+
+Monotonic = NewType("Monotonic", float)
+Wall = NewType("Wall", float)
+
+
+def monotonic() -> Monotonic:
+    """The monotonic clock asyncio's loop uses (time.monotonic)."""
+    return Monotonic(time.monotonic())
+
+
+def wall() -> Wall:
+    """Unix time."""
+    return Wall(time.time())
+
+
+__all__ = ["Monotonic", "Wall", "monotonic", "wall"]

@@ -1,0 +1,247 @@
+"""The entry side: admit client connections, route them, and start their splice.
+
+A client connection (lb.node.client) reads until the extractor chain answers
+and then asks `route`: the router's decision sends it to the local
+application (through the application connector) or to a flow on the link to
+its home. Admission (`max_connections`), head deadlines and the idle sweep of
+client connections live here too.
+
+It must not decide placement (lb.routing.route does) nor speak the link
+protocol (lb.link); it only carries out the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+
+from lb.clock import Monotonic, wall
+from lb.config import Address, FarmConfig, Limits
+from lb.errors import LinkError, TableFull
+from lb.extract.api import Extractor, Identifier
+from lb.node.app import AppConnector
+from lb.node.client import SPLICE, WAIT, ClientEndpoint
+from lb.node.home import Home
+from lb.node.peerlink import LinkDriver
+from lb.node.peers import Peers
+from lb.node.replication import Replication
+from lb.node.splice import AppEndpoint
+from lb.node.timer import Deadlines
+from lb.routing.route import Router
+from lb.wire import frames as fr
+from lb.wire.frames import ConnRef, ResetReason
+from lb.wire.http import ResponseCookieInserter
+
+log = structlog.get_logger("lb.entry")
+
+LINK_WAIT_POLL = 0.05  # seconds between looks at a link a held client waits for
+
+
+def _ip_or_unspecified(host: str, like: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "::" if ":" in like else "0.0.0.0"
+
+
+def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnRef:
+    """The NEW frame's connection reference; both addresses in one family (v4-mapped if mixed)."""
+    client_ip = client[0]
+    home_ip = _ip_or_unspecified(home.host, client_ip)
+    c = ipaddress.ip_address(client_ip)
+    h = ipaddress.ip_address(home_ip)
+    if c.version != h.version:
+        if c.version == 4:
+            client_ip = f"::ffff:{client_ip}"
+        else:
+            home_ip = f"::ffff:{home_ip}"
+    return ConnRef(client_ip, client[1], home_ip, home.port, service)
+
+
+class Entry:
+    """Client connections of this node: admission, head deadlines, routing, idle sweep."""
+
+    def __init__(
+        self,
+        config: FarmConfig,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        router: Router,
+        peers: Peers,
+        apps: AppConnector,
+        home: Home,
+        replication: Replication,
+        counters: Counter[str],
+        wake_at: Callable[[float | None], None],
+    ) -> None:
+        self.name = name
+        self.limits: Limits = config.limits
+        self.head_bytes = config.limits.head_bytes
+        self.loop = loop
+        self.router = router
+        self.peers = peers
+        self.apps = apps
+        self.home = home
+        self.replication = replication
+        self.counters = counters
+        self.wake_at = wake_at
+        self.clients: set[ClientEndpoint] = set()
+        self.heads: Deadlines[ClientEndpoint] = Deadlines()
+        self.local_active = 0
+        self.salt = 0
+        self.last_extractor_log = 0.0
+
+    # -- admission and head deadlines --------------------------------------------------
+    def admit(self, client: ClientEndpoint) -> bool:
+        if len(self.clients) >= self.limits.max_connections:
+            self.counters["clients_refused"] += 1
+            return False
+        self.clients.add(client)
+        return True
+
+    def release(self, client: ClientEndpoint) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            if client.local:
+                self.local_active -= 1
+
+    def head_started(self, client: ClientEndpoint) -> None:
+        self.wake_at(self.heads.add(client, self.loop.time() + self.limits.head_timeout))
+
+    def head_done(self, client: ClientEndpoint) -> None:
+        self.heads.discard(client)
+
+    def sweep(self, now: Monotonic) -> float | None:
+        """Timer: clients whose head did not arrive in time."""
+        for client in self.heads.pop_due(now):
+            client.head_timed_out()
+        return self.heads.next_deadline()
+
+    def sweep_idle(self) -> None:
+        """Spliced clients with no byte either way since the last sweep are aborted."""
+        for client in list(self.clients):
+            if client.state != SPLICE:
+                continue
+            if client.active:
+                client.active = False
+            else:
+                self.counters["idle_timeouts"] += 1
+                client.abort()
+
+    def count(self, name: str) -> None:
+        self.counters[name] += 1
+
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None:
+        self.counters["extractor_failures"] += 1
+        now = self.loop.time()
+        if now - self.last_extractor_log >= 1.0:  # at most one line a second
+            self.last_extractor_log = now
+            log.warning(
+                "extractor_failed",
+                extractor=getattr(extractor, "name", type(extractor).__name__),
+                error=f"{type(exc).__name__}: {exc}",
+                failures=self.counters["extractor_failures"],
+            )
+
+    # -- routing ---------------------------------------------------------------------------
+    def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
+        self.head_done(client)
+        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        decision = self.router.route(
+            identifier, self.peers.view, wall(), self.salt ^ client.client[1]
+        )
+        self.counters[decision.reason] += 1
+        if decision.local:
+            self._start_local(client, decision.new_session)
+            return
+        link = self.peers.links_out.get(decision.home)
+        if link is None or link.closed:
+            if decision.new_session:
+                self._start_local(client, True)
+            else:
+                # the home is live but our link to it is (re)connecting: hold the client
+                # until it is up or the home is declared dead (then re-route), bounded
+                client.state = WAIT
+                self.loop.create_task(self._forward_when_linked(client, decision.home, identifier))
+            return
+        self._forward(client, link, decision.home, decision.new_session)
+
+    async def _forward_when_linked(
+        self, client: ClientEndpoint, home: str, identifier: Identifier | None
+    ) -> None:
+        # wait for the link, or for the membership verdict on a suspect home (dead_after)
+        limits = self.limits
+        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
+        while self.loop.time() < deadline and not client.closed:
+            link = self.peers.links_out.get(home)
+            if link is not None and link.authenticated and not link.closed:
+                self._forward(client, link, home, False)
+                return
+            if home not in self.peers.view.live:
+                # declared dead while we waited: route again (the session is re-homed)
+                self.route(client, identifier)
+                return
+            await asyncio.sleep(LINK_WAIT_POLL)
+        self.counters["link_waits_failed"] += 1
+        client.fail(int(ResetReason.LINK_CLOSED))
+
+    def _forward(
+        self, client: ClientEndpoint, link: LinkDriver, home: str, new_session: bool
+    ) -> None:
+        """Open a flow to `home` on `link` and splice the client to it."""
+        if client.closed:
+            return
+        service = client.service
+        home_addr = self.peers.config.nodes[home].listen[service.name]
+        ref = make_conn_ref(client.client, home_addr, service.name)
+        flags = fr.FLAG_NEW_SESSION if new_session and service.http else 0
+        initial, client.buf = client.buf, b""
+        try:
+            flow = link.open_flow(client, ref, initial, flags)
+        except TableFull:
+            self.counters["table_full"] += 1
+            client.finish_with(503)
+            return
+        except LinkError:
+            link.close()  # flow ids used up (or the link just went): a fresh link is made
+            client.buf = initial
+            client.fail(int(ResetReason.LINK_CLOSED))
+            return
+        client.start_splice(flow)
+
+    def _start_local(self, client: ClientEndpoint, new_session: bool) -> None:
+        client.state = WAIT
+        client.local = True
+        self.local_active += 1
+        service = client.service
+        inserter = self.home.cookie_inserter(service) if new_session and service.http else None
+        self.apps.start(self._connect_local(client, inserter))
+
+    async def _connect_local(
+        self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
+    ) -> None:
+        app = AppEndpoint(client, inserter, self.replication.learner_for(client.service))
+        try:
+            await self.apps.connect_app(app, client.service)
+        except (OSError, TimeoutError) as exc:
+            self.counters["app_connect_failures"] += 1
+            log.debug("app_connect_failed", app=str(client.service.app), error=str(exc))
+            client.fail(int(ResetReason.APP_REFUSED))
+            return
+        if client.closed or client.state != WAIT:
+            app.peer = None
+            if app.transport is not None:
+                app.transport.close()
+            return
+        client.start_splice(app)
+
+    def abort_all(self) -> None:
+        for client in list(self.clients):
+            client.abort()
+
+
+__all__ = ["Entry", "make_conn_ref"]

@@ -1,0 +1,101 @@
+"""The home side: serve the flows entry nodes open here, and mark new sessions.
+
+On NEW (a `FlowOpened` event of an inbound link) the home connects its local
+application and answers VERIFIED, or RESET with the reason. When the entry says
+the session is new, the home inserts the signed home cookie into the first
+response head; a learner may watch the response for sessions to record in the
+directory. Local splices of new sessions use the same cookie inserter, so the
+local and the forwarded path share this code.
+
+It must not route or place (lb.routing), nor speak the link protocol (lb.link).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from lb.clock import wall
+from lb.link import FlowOpened
+from lb.node.app import AppConnector
+from lb.node.learn import SessionLearner
+from lb.node.peerlink import FlowEndpoint, LinkDriver
+from lb.node.service import Service
+from lb.node.splice import AppEndpoint
+from lb.routing.cookie import CookieKeyring, set_cookie_header_value
+from lb.wire import frames as fr
+from lb.wire.frames import ResetReason
+from lb.wire.http import ResponseCookieInserter
+
+log = structlog.get_logger("lb.home")
+
+
+class Home:
+    """Accepts forwarded flows for this node's services and signs new sessions' cookies."""
+
+    def __init__(
+        self,
+        name: str,
+        services: Mapping[str, Service],
+        apps: AppConnector,
+        keyring: CookieKeyring,
+        cookie_name: str,
+        cookie_ttl: int,
+        learner_for: Callable[[Service], SessionLearner | None],
+        counters: Counter[str],
+    ) -> None:
+        self.name = name
+        self.services = services
+        self.apps = apps
+        self.keyring = keyring
+        self.cookie_name = cookie_name
+        self.cookie_ttl = cookie_ttl
+        self.learner_for = learner_for
+        self.counters = counters
+
+    def cookie_inserter(self, service: Service) -> ResponseCookieInserter:
+        """Puts this node's fresh home cookie into the first final response head."""
+        ttl = self.cookie_ttl
+        value = self.keyring.sign(self.name, int(wall()) + ttl)
+        header = set_cookie_header_value(
+            self.cookie_name, value, max_age=ttl, secure=service.secure_cookie
+        )
+        return ResponseCookieInserter(header)
+
+    def flow_opened(self, link: LinkDriver, event: FlowOpened) -> None:
+        service = self.services.get(event.ref.service)
+        if service is None:
+            link.conn.reset(event.flow_id, int(ResetReason.NO_SERVICE), event.ref.service)
+            link.flush_soon()
+            return
+        flow = link.home_flow(event.flow_id)
+        inserter = None
+        if event.flags & fr.FLAG_NEW_SESSION and service.http:
+            inserter = self.cookie_inserter(service)
+        self.apps.start(self._connect(flow, service, inserter))
+
+    async def _connect(
+        self, flow: FlowEndpoint, service: Service, inserter: ResponseCookieInserter | None
+    ) -> None:
+        app = AppEndpoint(flow, inserter, self.learner_for(service))
+        try:
+            await self.apps.connect_app(app, service)
+        except TimeoutError:
+            self.counters["app_connect_failures"] += 1
+            flow.reset(int(ResetReason.APP_TIMEOUT))
+            return
+        except OSError:
+            self.counters["app_connect_failures"] += 1
+            flow.reset(int(ResetReason.APP_REFUSED))
+            return
+        if flow.done:  # the entry gave up meanwhile (RESET, pending timeout, link lost)
+            app.peer = None
+            if app.transport is not None:
+                app.transport.close()
+            return
+        flow.attach(app)
+
+
+__all__ = ["Home"]

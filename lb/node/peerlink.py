@@ -1,0 +1,340 @@
+"""The asyncio driver of one link end: bytes between a socket and a LinkConnection.
+
+`LinkDriver` feeds what the socket reads into its `LinkConnection`
+(lb.link), writes what the connection queued in one `writelines` per loop
+turn, and turns the connection's events into calls: flow bytes to the local
+endpoint of the flow, everything else to its `LinkOwner` (lb.node.peers).
+`FlowEndpoint` is the link side of a splice (lb.node.splice.Endpoint).
+
+It must not decide anything the protocol decides (that is lb.link), nor route
+or place (lb.routing), nor keep registries of links (lb.node.peers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, cast
+
+import structlog
+
+from lb.clock import Monotonic
+from lb.errors import FrameError, LinkError
+from lb.link import (
+    Authenticated,
+    ControlFrame,
+    Count,
+    FlowData,
+    FlowEnded,
+    FlowEof,
+    FlowOpened,
+    FlowReset,
+    FlowVerified,
+    FlowWritable,
+    LinkConnection,
+    PeerHeard,
+)
+from lb.link.connection import PAUSE_LINK, PAUSE_PEER
+from lb.link.events import Event
+from lb.node.splice import Endpoint
+from lb.wire.frames import ConnRef, Frame, ResetReason
+
+log = structlog.get_logger("lb.link")
+
+_CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)
+
+
+class LinkOwner(Protocol):
+    """What a link driver reports to the node (lb.node.peers implements it)."""
+
+    def admit(self, link: LinkDriver, source: str) -> bool: ...
+
+    def link_up(self, link: LinkDriver) -> None: ...
+
+    def link_down(self, link: LinkDriver) -> None: ...
+
+    def link_failed_login(self, link: LinkDriver, reason: str) -> None: ...
+
+    def flow_opened(self, link: LinkDriver, event: FlowOpened) -> None: ...
+
+    def peer_heard(self, link: LinkDriver, load: int) -> None: ...
+
+    def control_frame(self, link: LinkDriver, frame: Frame) -> None: ...
+
+    def load(self) -> int: ...
+
+    def count(self, name: str) -> None: ...
+
+    def wake_at(self, when: float | None) -> None: ...
+
+
+class FlowEndpoint:
+    """The link side of one splice: bytes from the local socket go into the flow."""
+
+    __slots__ = ("flow_id", "link", "peer")
+
+    def __init__(self, link: LinkDriver, flow_id: int, peer: Endpoint | None) -> None:
+        self.link = link
+        self.flow_id = flow_id
+        self.peer = peer  # the local socket; None until the home's application connected
+
+    def send(self, data: bytes) -> None:
+        link = self.link
+        if not link.conn.send(self.flow_id, data):
+            peer = self.peer
+            if peer is not None:
+                peer.pause_reading(PAUSE_PEER)
+        link.flush_soon()
+
+    def send_eof(self) -> None:
+        link = self.link
+        link.conn.close(self.flow_id)
+        link.forget_if_gone(self.flow_id)
+        link.flush_soon()
+
+    def peer_closed(self, clean: bool, reason: int) -> None:
+        """The local socket is gone: cleanly (CLOSE, orphan) or not (RESET)."""
+        self.peer = None
+        link = self.link
+        if clean:
+            link.conn.detach(self.flow_id)
+        else:
+            link.conn.reset(self.flow_id, reason or _CLIENT_ABORT)
+        link.forget_if_gone(self.flow_id)
+        link.flush_soon()
+
+    def pause_reading(self, reason: int) -> None:
+        self.link.conn.pause_flow(self.flow_id, reason)
+
+    def resume_reading(self, reason: int) -> None:
+        self.link.conn.resume_flow(self.flow_id, reason)
+        self.link.flush_soon()
+
+    def attach(self, peer: Endpoint) -> None:
+        """Home side: the application connected; VERIFIED, then what was held."""
+        self.peer = peer
+        link = self.link
+        link.handle(link.conn.accept_flow(self.flow_id))
+        link.flush_soon()
+
+    def reset(self, reason: int) -> None:
+        """Abort the flow from this side (the application failed, or a table sweep)."""
+        link = self.link
+        link.conn.reset(self.flow_id, reason)
+        link.flows.pop(self.flow_id, None)
+        link.flush_soon()
+
+    @property
+    def done(self) -> bool:
+        return not self.link.conn.has_flow(self.flow_id)
+
+
+class LinkDriver(asyncio.Protocol):
+    """One link end on a socket: outbound (this node connected) or inbound (home side)."""
+
+    def __init__(
+        self, owner: LinkOwner, conn: LinkConnection, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.owner = owner
+        self.conn = conn
+        self.loop = loop
+        self.outbound = conn.initiator
+        self.transport: asyncio.Transport | None = None
+        self.flows: dict[int, FlowEndpoint] = {}
+        self.flush_scheduled = False
+        self.closed = False
+        self.close_reason = "closed"
+        self.ready: asyncio.Future[LinkDriver] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    @property
+    def peer_name(self) -> str | None:
+        return self.conn.peer_name
+
+    @property
+    def authenticated(self) -> bool:
+        return self.conn.authenticated
+
+    @property
+    def direction(self) -> str:
+        return "out" if self.outbound else "in"
+
+    # -- asyncio.Protocol -------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
+        if not self.outbound:
+            peername = transport.get_extra_info("peername")
+            if not self.owner.admit(self, str(peername[0]) if peername else "?"):
+                self.abort("refused before login")
+                return
+        self.flush()  # our HELLO
+        self.owner.wake_at(self.conn.next_deadline())  # the login deadline
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data, Monotonic(self.loop.time()))
+        except (FrameError, LinkError) as exc:
+            self.fail(exc)
+            return
+        if events:
+            self.handle(events)
+        self.flush_soon()
+
+    def eof_received(self) -> bool:
+        self.close_reason = "peer closed the link"
+        return False
+
+    def pause_writing(self) -> None:
+        for flow in self.flows.values():
+            if flow.peer is not None:
+                flow.peer.pause_reading(PAUSE_LINK)
+
+    def resume_writing(self) -> None:
+        for flow in list(self.flows.values()):
+            if flow.peer is not None:
+                flow.peer.resume_reading(PAUSE_LINK)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if exc is not None and self.close_reason == "closed":
+            self.close_reason = f"{type(exc).__name__}: {exc}"
+        self.handle(self.conn.connection_lost())
+        self.flows.clear()
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(self.close_reason))
+            self.ready.exception()  # mark retrieved: the waiter may be gone
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.owner.link_down(self)
+
+    # -- events -------------------------------------------------------------
+    def handle(self, events: list[Event]) -> None:
+        flows = self.flows
+        for event in events:
+            kind = type(event)
+            if kind is FlowData:
+                data_event = cast(FlowData, event)
+                flow = flows.get(data_event.flow_id)
+                if flow is not None and flow.peer is not None:
+                    flow.peer.send(data_event.data)
+            elif kind is FlowWritable:
+                flow = flows.get(cast(FlowWritable, event).flow_id)
+                if flow is not None and flow.peer is not None:
+                    flow.peer.resume_reading(PAUSE_PEER)
+            elif kind is FlowEof:
+                flow = flows.get(cast(FlowEof, event).flow_id)
+                if flow is not None and flow.peer is not None:
+                    flow.peer.send_eof()
+                self.forget_if_gone(cast(FlowEof, event).flow_id)
+            elif kind is FlowReset:
+                reset = cast(FlowReset, event)
+                flow = flows.pop(reset.flow_id, None)
+                if flow is not None and flow.peer is not None:
+                    peer, flow.peer = flow.peer, None
+                    peer.peer_closed(False, reset.reason)
+            elif kind is FlowEnded:
+                flows.pop(cast(FlowEnded, event).flow_id, None)
+            elif kind is FlowVerified:
+                pass  # the entry's flow already carries bytes; the tables moved it
+            elif kind is FlowOpened:
+                self.owner.flow_opened(self, cast(FlowOpened, event))
+            elif kind is PeerHeard:
+                heard = cast(PeerHeard, event)
+                if heard.ping_token is not None:
+                    self.conn.send_pong(heard.ping_token, self.owner.load())
+                self.owner.peer_heard(self, heard.load)
+            elif kind is ControlFrame:
+                self.owner.control_frame(self, cast(ControlFrame, event).frame)
+            elif kind is Authenticated:
+                if not self.ready.done():
+                    self.ready.set_result(self)
+                self.owner.link_up(self)
+            elif kind is Count:
+                self.owner.count(cast(Count, event).name)
+
+    # -- flows ----------------------------------------------------------------
+    def open_flow(self, client: Endpoint, ref: ConnRef, initial: bytes, flags: int) -> FlowEndpoint:
+        """Entry side: NEW with the bytes read so far; raises TableFull / LinkError."""
+        flow_id, keep_reading = self.conn.open_flow(
+            ref, initial, flags, Monotonic(self.loop.time())
+        )
+        flow = FlowEndpoint(self, flow_id, client)
+        self.flows[flow_id] = flow
+        if not keep_reading:
+            client.pause_reading(PAUSE_PEER)
+        self.flush_soon()
+        self.owner.wake_at(self.conn.next_deadline())
+        return flow
+
+    def home_flow(self, flow_id: int) -> FlowEndpoint:
+        """Home side: the endpoint of a flow the entry opened (attached once the app is up)."""
+        flow = FlowEndpoint(self, flow_id, None)
+        self.flows[flow_id] = flow
+        self.owner.wake_at(self.conn.next_deadline())
+        return flow
+
+    def forget_if_gone(self, flow_id: int) -> None:
+        if not self.conn.has_flow(flow_id):
+            self.flows.pop(flow_id, None)
+
+    def sweep(self, now: Monotonic) -> float | None:
+        """Timer: pending flows past their deadline, the login deadline."""
+        try:
+            events = self.conn.handle_timeout(now)
+        except LinkError as exc:
+            self.fail(exc)
+            return None
+        if events:
+            self.handle(events)
+            self.flush_soon()
+        return self.conn.next_deadline()
+
+    # -- writing ---------------------------------------------------------------
+    def flush_soon(self) -> None:
+        if not self.flush_scheduled and self.conn.out:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        out = self.conn.data_to_send()
+        transport = self.transport
+        if out and transport is not None and not self.closed:
+            transport.writelines(out)
+
+    def send_control(self, frame: bytes) -> None:
+        if self.closed or not self.conn.authenticated:
+            return
+        self.conn.send_control(frame)
+        self.flush_soon()
+
+    def ping(self, load: int) -> None:
+        self.conn.ping(load)
+        self.flush_soon()
+
+    # -- the end -------------------------------------------------------------------
+    def fail(self, exc: Exception) -> None:
+        """A protocol error or a failed login: the link is closed, its flows reset."""
+        if self.conn.authenticated:
+            self.close_reason = f"protocol error: {exc}"
+            self.owner.count("link_protocol_errors")
+        else:
+            self.close_reason = f"login failed: {exc}"
+            self.owner.link_failed_login(self, str(exc))
+        self.abort()
+
+    def abort(self, reason: str | None = None) -> None:
+        if reason is not None:
+            self.close_reason = reason
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.flush()
+            self.transport.close()
+
+    def describe(self) -> str:
+        return f"{self.peer_name or '?'} {self.direction}"
+
+
+__all__ = ["FlowEndpoint", "LinkDriver", "LinkOwner"]

@@ -1,0 +1,453 @@
+"""Peers: the node's links to the rest of the farm and what membership asks of them.
+
+It keeps one outbound link to every peer (reconnecting with a short backoff),
+accepts inbound links on the forward address (bounded before login: a deadline
+and a cap per source address and in total), carries out the membership state
+machine's actions (probes, gossip, declaring a peer dead), dispatches control
+frames (directory, membership), relays membership frames to the sibling
+workers, pings, and builds the farm view the router reads.
+
+It must not speak the link protocol (lb.link does) nor decide membership
+(lb.cluster does): it drives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+
+from lb.clock import Monotonic
+from lb.cluster.membership import (
+    Broadcast,
+    Membership,
+    MemberState,
+    SendProbeRequest,
+    SendProbeResult,
+    SendTo,
+    StateChanged,
+    diff_members,
+)
+from lb.cluster.view import FarmView, NodeInfo
+from lb.config import FarmConfig, Limits
+from lb.link import FlowOpened, LinkConnection, Role, link_key
+from lb.node.home import Home
+from lb.node.peerlink import LinkDriver
+from lb.node.replication import Replication
+from lb.wire import frames as fr
+from lb.wire import membership as mw
+from lb.wire.bus import decode_relayed, encode_relayed
+from lb.wire.directory import DIRECTORY_UPDATE
+
+log = structlog.get_logger("lb.peers")
+
+RECONNECT_MIN = 0.1
+RECONNECT_MAX = 1.0
+LOGIN_TIMEOUT = 3.0  # seconds a socket on the forward address has to log in
+MAX_PRELOGIN = 256  # sockets not yet logged in, in total
+MAX_PRELOGIN_PER_SOURCE = 16  # ... and from one source address
+
+
+def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
+    """The farm view's description of every node of the farm file."""
+    return {
+        n.name: NodeInfo(
+            n.name,
+            (n.forward.host, n.forward.port),
+            {s: (a.host, a.port) for s, a in n.listen.items()},
+            n.weight,
+        )
+        for n in config.nodes.values()
+    }
+
+
+def _factory(link: LinkDriver) -> Callable[[], LinkDriver]:
+    return lambda: link
+
+
+class Peers:
+    """Links to every peer, membership actions, and the farm view."""
+
+    def __init__(
+        self,
+        config: FarmConfig,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        membership: Membership,
+        home: Home,
+        replication: Replication,
+        counters: Counter[str],
+        load: Callable[[], int],
+        wake_at: Callable[[float | None], None],
+        to_siblings: Callable[[list[bytes]], None],
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.farm_name = config.name
+        self.limits: Limits = config.limits
+        self.loop = loop
+        self.membership = membership
+        self.home = home
+        self.replication = replication
+        self.counters = counters
+        self.load = load
+        self.wake_at = wake_at
+        self.to_siblings = to_siblings
+        self.keys = [link_key(s) for s in (config.secret, *config.previous_secrets)]
+        self.node_infos = node_infos(config)
+        self.peers = [n for n in config.nodes if n != name]
+        self.loads: dict[str, float] = {}
+        self.links_out: dict[str, LinkDriver] = {}
+        self.links_in: set[LinkDriver] = set()
+        self.prelogin: dict[LinkDriver, str] = {}  # inbound, not logged in: source address
+        self.prelogin_by_source: Counter[str] = Counter()
+        self.link_tasks: dict[str, asyncio.Task[None]] = {}
+        self.stopping = False
+        self.draining = False
+        self.failed_logins = 0
+        self.last_login_log = 0.0
+        self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
+
+    # -- links: making them ------------------------------------------------------
+    def start(self) -> None:
+        for peer in self.peers:
+            self.link_tasks[peer] = self.loop.create_task(self._keep_link(peer))
+
+    def _connection(self, role: Role, peer: str | None, key_index: int) -> LinkConnection:
+        limits = self.limits
+        return LinkConnection(
+            role,
+            farm=self.farm_name,
+            name=self.name,
+            nonce=os.urandom(fr.NONCE_SIZE),
+            keys=self.keys,
+            key_index=key_index,
+            now=Monotonic(self.loop.time()),
+            expected_peer=peer,
+            is_member=self.is_peer,
+            max_flows=limits.max_flows,
+            pending_timeout=limits.pending_timeout,
+            window=limits.flow_window,
+            handshake_timeout=LOGIN_TIMEOUT,
+        )
+
+    def accept(self) -> LinkDriver:
+        """Protocol factory of the forward address: a responder link end."""
+        return LinkDriver(self, self._connection(Role.RESPONDER, None, 0), self.loop)
+
+    def is_peer(self, name: str) -> bool:
+        return name in self.node_infos and name != self.name
+
+    async def _keep_link(self, peer: str) -> None:
+        """Keep one outbound link to `peer` up, reconnecting with a short backoff.
+
+        After a failed login the next attempt proves itself with the next of this
+        node's keys (current secret, then previous ones), so a rolling change of
+        the farm secret keeps links up.
+        """
+        delay = RECONNECT_MIN
+        attempt = 0
+        while not self.stopping:
+            addr = self.config.nodes[peer].forward
+            link = LinkDriver(self, self._connection(Role.INITIATOR, peer, attempt), self.loop)
+            try:
+                async with asyncio.timeout(self.limits.connect_timeout):
+                    await self.loop.create_connection(_factory(link), addr.host, addr.port)
+                    await link.ready
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                link.abort()
+                if link.conn.peer_nonce is not None and not link.authenticated:
+                    attempt += 1  # refused our proof: try the next key next time
+                log.debug("link_connect_failed", peer=peer, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            delay = RECONNECT_MIN
+            await link.lost
+            await asyncio.sleep(RECONNECT_MIN)
+
+    # -- LinkOwner: what link drivers report ------------------------------------------
+    def admit(self, link: LinkDriver, source: str) -> bool:
+        """An inbound socket before login: within the caps, or refused at once."""
+        if (
+            len(self.prelogin) >= MAX_PRELOGIN
+            or self.prelogin_by_source[source] >= MAX_PRELOGIN_PER_SOURCE
+        ):
+            self.counters["link_logins_refused"] += 1
+            self._log_failed_login(source, "too many sockets not logged in")
+            return False
+        self.prelogin[link] = source
+        self.prelogin_by_source[source] += 1
+        return True
+
+    def _left_prelogin(self, link: LinkDriver) -> None:
+        source = self.prelogin.pop(link, None)
+        if source is not None:
+            self.prelogin_by_source[source] -= 1
+            if self.prelogin_by_source[source] <= 0:
+                del self.prelogin_by_source[source]
+
+    def link_up(self, link: LinkDriver) -> None:
+        peer = link.peer_name
+        assert peer is not None
+        self._left_prelogin(link)
+        if link.outbound:
+            old = self.links_out.get(peer)
+            if old is not None and old is not link:
+                old.close()
+            self.links_out[peer] = link
+            link.ping(self.load())
+            self.refresh_view()
+        else:
+            self.links_in.add(link)
+        # a full directory sync each way: the peer (or this worker) may be new or was cut off
+        for frame in self.replication.full_sync():
+            link.send_control(frame)
+        self.membership.link_up(peer, self.loop.time())
+        self.run_membership()
+        log.info("link_up", node=self.name, peer=peer, direction=link.direction)
+
+    def link_down(self, link: LinkDriver) -> None:
+        self._left_prelogin(link)
+        peer = link.peer_name
+        if link.outbound:
+            if peer is not None and self.links_out.get(peer) is link:
+                del self.links_out[peer]
+                self.refresh_view()
+        else:
+            self.links_in.discard(link)
+        if link.authenticated and peer is not None and not self.stopping:
+            self.membership.link_lost(peer, self.loop.time())
+            self.run_membership()
+            log.info(
+                "link_down",
+                node=self.name,
+                peer=peer,
+                direction=link.direction,
+                reason=link.close_reason,
+            )
+
+    def link_failed_login(self, link: LinkDriver, reason: str) -> None:
+        self.counters["link_logins_failed"] += 1
+        source = self.prelogin.get(link)
+        if source is None and link.transport is not None:
+            peername = link.transport.get_extra_info("peername")
+            source = str(peername[0]) if peername else "?"
+        self._log_failed_login(source or "?", reason, link.peer_name, link.direction)
+
+    def _log_failed_login(
+        self, source: str, reason: str, claimed: str | None = None, direction: str = "in"
+    ) -> None:
+        """One line a second at most; the count says how many were not logged."""
+        self.failed_logins += 1
+        now = self.loop.time()
+        if now - self.last_login_log < 1.0:
+            return
+        self.last_login_log = now
+        log.warning(
+            "link_login_failed",
+            node=self.name,
+            source=source,
+            claimed=claimed,
+            direction=direction,
+            reason=reason,
+            failures=self.failed_logins,
+        )
+
+    def flow_opened(self, link: LinkDriver, event: FlowOpened) -> None:
+        self.home.flow_opened(link, event)
+
+    def peer_heard(self, link: LinkDriver, load: int) -> None:
+        """A PING or PONG from the peer: it is alive and reachable, and this is its load."""
+        peer = link.peer_name
+        if peer is not None:
+            self.membership.heard(peer, self.loop.time())
+            self.loads[peer] = load
+
+    def control_frame(self, link: LinkDriver, frame: fr.Frame) -> None:
+        """An extension frame on an authenticated link: directory or membership."""
+        peer = link.peer_name
+        assert peer is not None
+        if frame.type == DIRECTORY_UPDATE:
+            self.replication.merge(frame.payload, from_bus=False)
+            return
+        if self._membership_frame(peer, frame):
+            # every worker of this node must hear what the peer said
+            self.to_siblings([encode_relayed(peer, fr.encode_frame(frame))])
+
+    def relayed_frame(self, frame: fr.Frame) -> None:
+        """A sibling worker passed on a membership frame it heard from a peer."""
+        peer, inner = decode_relayed(frame.payload)
+        if self.is_peer(peer):
+            self._membership_frame(peer, inner)
+
+    def _membership_frame(self, peer: str, frame: fr.Frame) -> bool:
+        message = mw.parse_membership_frame(frame)
+        if message is None:
+            return False  # an extension this version does not know: ignored (docs/protocol.md)
+        now = self.loop.time()
+        if isinstance(message, mw.ProbeRequest):
+            self.membership.on_probe_request(peer, message.target, message.nonce, now)
+        elif isinstance(message, mw.ProbeResult):
+            self.membership.on_probe_result(peer, message.target, message.nonce, message.alive, now)
+        else:
+            for state in message:
+                self.membership.on_node_state(peer, state, now)
+        self.run_membership()
+        return True
+
+    def count(self, name: str) -> None:
+        self.counters[name] += 1
+
+    # -- sending ------------------------------------------------------------------------
+    def link_to(self, peer: str) -> LinkDriver | None:
+        """An authenticated link to `peer` for control frames: ours if up, else its own."""
+        link = self.links_out.get(peer)
+        if link is not None and link.authenticated and not link.closed:
+            return link
+        for other in self.links_in:
+            if other.peer_name == peer and other.authenticated and not other.closed:
+                return other
+        return None
+
+    def send_control(self, peer: str, frame: bytes) -> None:
+        link = self.link_to(peer)
+        if link is not None:
+            link.send_control(frame)
+
+    def to_all(self, frames: list[bytes]) -> None:
+        for peer in self.peers:
+            link = self.link_to(peer)
+            if link is not None:
+                for frame in frames:
+                    link.send_control(frame)
+
+    # -- membership -------------------------------------------------------------------------
+    def run_membership(self) -> None:
+        """Carry out what the membership machine asked for."""
+        changed = False
+        for action in self.membership.take_actions():
+            if isinstance(action, SendProbeRequest):
+                frame = mw.encode_probe_request_frame(action.target, action.nonce)
+                self.send_control(action.via, frame)
+            elif isinstance(action, SendProbeResult):
+                frame = mw.encode_probe_result_frame(action.target, action.nonce, action.alive)
+                self.send_control(action.to, frame)
+            elif isinstance(action, Broadcast):
+                frame = mw.encode_node_state_frame([action.state])
+                for peer in self.peers:
+                    self.send_control(peer, frame)
+            elif isinstance(action, SendTo):
+                if action.states:
+                    self.send_control(action.peer, mw.encode_node_state_frame(action.states))
+            elif isinstance(action, StateChanged):
+                changed = True
+                log.info(
+                    "node_state",
+                    node=self.name,
+                    peer=action.node,
+                    old=action.old.name.lower() if action.old is not None else None,
+                    new=action.new.name.lower(),
+                )
+                if action.new is MemberState.DEAD:
+                    # a dead peer's flows will never finish: reset them now. A peer that
+                    # LEFT is finishing its flows and closes its links itself.
+                    self.drop_links(action.node, "the peer was declared dead")
+        if changed:
+            self.refresh_view()
+
+    def drop_links(self, peer: str, reason: str) -> None:
+        """Reset the flows of every link with `peer` now, never leave them hanging."""
+        for link in [*self.links_out.values(), *self.links_in]:
+            if link.peer_name == peer:
+                link.abort(reason)
+
+    def ping_and_check(self, now: Monotonic) -> None:
+        """Heartbeat on our links; inbound links whose peer went silent are closed."""
+        load = self.load()
+        for link in list(self.links_out.values()):
+            link.ping(load)
+        dead_after = self.limits.dead_after
+        for link in list(self.links_in):
+            if now - link.conn.last_heard > dead_after:
+                link.abort(f"no PING from the peer for {dead_after:g}s")
+
+    def sweep(self, now: Monotonic) -> float | None:
+        """Timer: each link's deadlines (login, pending flows); the earliest next one."""
+        nearest: float | None = None
+        for link in [*self.links_out.values(), *self.links_in, *self.prelogin]:
+            when = link.sweep(now)
+            if when is not None and (nearest is None or when < nearest):
+                nearest = when
+        return nearest
+
+    # -- the farm view ------------------------------------------------------------------------
+    def _build_view(self) -> FarmView:
+        now = self.loop.time()
+        live, draining = self.membership.view_sets(now)
+        # a live peer this node has no link to yet can keep its homes, but gets no new sessions
+        unlinked = {p for p in live if p != self.name and p not in self.links_out}
+        draining = draining | unlinked
+        loads = dict(self.loads)
+        loads[self.name] = float(self.load())
+        if self.draining:
+            draining = draining | {self.name}
+        return FarmView(self.name, self.node_infos, live | {self.name}, loads, draining)
+
+    def refresh_view(self, *, quiet: bool = False) -> None:
+        old = self.view.live
+        self.view = self._build_view()
+        if self.view.live != old and not quiet:
+            log.info("farm_view", node=self.name, live=sorted(self.view.live))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def reload(self, config: FarmConfig) -> tuple[set[str], set[str]]:
+        """Nodes that joined or left the farm file; returns (added, removed)."""
+        now = self.loop.time()
+        added, removed = diff_members(set(self.peers), set(config.nodes) - {self.name})
+        self.config = dataclasses.replace(self.config, nodes=config.nodes)
+        self.node_infos = node_infos(config)
+        for peer in sorted(removed):
+            self.peers.remove(peer)
+            self.membership.remove_node(peer, now)
+            task = self.link_tasks.pop(peer, None)
+            if task is not None:
+                task.cancel()
+            self.drop_links(peer, "the node left the farm file")
+            self.loads.pop(peer, None)
+        for peer in sorted(added):
+            self.peers.append(peer)
+            self.membership.add_node(peer, now)
+            self.link_tasks[peer] = self.loop.create_task(self._keep_link(peer))
+        self.run_membership()
+        self.refresh_view()
+        return added, removed
+
+    def home_flows(self) -> int:
+        """Flows this process is home for (inbound links)."""
+        return sum(link.conn.flow_count() for link in self.links_in)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        tasks = list(self.link_tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for link in [*self.links_out.values(), *self.links_in, *self.prelogin]:
+            link.close()
+
+    def tables(self) -> dict[str, dict[str, list[int]]]:
+        return {
+            link.describe(): link.conn.tables.snapshot()
+            for link in [*self.links_out.values(), *self.links_in]
+        }
+
+
+__all__ = ["Peers", "node_infos"]

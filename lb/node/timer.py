@@ -1,0 +1,108 @@
+"""One timer for the whole node, armed from the state machines' next deadlines.
+
+Drivers say when they next need attention (`at(when)`); the timer keeps one
+`loop.call_at` for the earliest such moment, rounded up to `RESOLUTION` so a
+burst of deadlines costs one wake-up. On firing it calls the node's sweep,
+which handles everything due and returns the next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from lb.clock import Monotonic
+
+T = TypeVar("T", bound=Hashable)
+
+RESOLUTION = 0.01  # seconds: deadlines closer together than this share one wake-up
+
+
+class Timer:
+    """A single re-armable deadline on the event loop."""
+
+    __slots__ = ("_handle", "_loop", "_sweep", "_when")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sweep: Callable[[Monotonic], float | None]
+    ) -> None:
+        self._loop = loop
+        self._sweep = sweep  # handles what is due at `now`; returns the next deadline
+        self._handle: asyncio.TimerHandle | None = None
+        self._when: float | None = None
+
+    def at(self, when: float | None) -> None:
+        """Make sure the sweep runs no later than `when` (None: nothing to do)."""
+        if when is None:
+            return
+        when = math.ceil(when / RESOLUTION) * RESOLUTION
+        if self._when is not None and self._when <= when:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._when = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._when = None
+        self.at(self._sweep(Monotonic(self._loop.time())))
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self._when = None
+
+
+class Deadlines(Generic[T]):
+    """Objects with deadlines that arrive in order (a constant timeout from `now`).
+
+    Insertion order is deadline order, so the earliest is the first and expiry
+    stops at the first one not yet due. A deadline earlier than its predecessor's
+    (the clock stepped back) is raised to it.
+    """
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self) -> None:
+        self._items: dict[T, float] = {}
+        self._last = -math.inf
+
+    def add(self, item: T, deadline: float) -> float:
+        deadline = max(deadline, self._last)
+        self._last = deadline
+        self._items.pop(item, None)
+        self._items[item] = deadline
+        return deadline
+
+    def discard(self, item: T) -> None:
+        self._items.pop(item, None)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def next_deadline(self) -> float | None:
+        for deadline in self._items.values():
+            return deadline
+        return None
+
+    def pop_due(self, now: float) -> list[T]:
+        """Remove and return the items whose deadline is <= now, earliest first."""
+        due: list[T] = []
+        items = self._items
+        for item, deadline in items.items():
+            if deadline > now:
+                break
+            due.append(item)
+        for item in due:
+            del items[item]
+        return due
+
+
+__all__ = ["RESOLUTION", "Deadlines", "Timer"]
