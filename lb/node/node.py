@@ -135,6 +135,7 @@ class Node:
             load=self.load,
             wake_at=self.timer.at,
             to_siblings=self._to_siblings,
+            worker=worker,
         )
         self.entry = Entry(
             config,

@@ -85,8 +85,10 @@ class Peers:
         load: Callable[[], int],
         wake_at: Callable[[float | None], None],
         to_siblings: Callable[[list[bytes]], None],
+        worker: int | None = None,
     ) -> None:
         self.config = config
+        self.worker = worker
         self.name = name
         self.farm_name = config.name
         self.limits: Limits = config.limits
@@ -350,6 +352,7 @@ class Peers:
                 log.info(
                     "node_state",
                     node=self.name,
+                    worker=self.worker,
                     peer=action.node,
                     old=action.old.name.lower() if action.old is not None else None,
                     new=action.new.name.lower(),

@@ -13,8 +13,9 @@ import http.client
 import json
 import os
 import signal
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -132,3 +133,37 @@ def test_sigterm_drains_all_workers_and_exits_zero(wfarm: Farm) -> None:
     assert proc.popen.wait(timeout=40) == 0
     time.sleep(0.2)
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+
+
+def test_every_worker_of_every_peer_marks_a_draining_node_draining(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A node says DRAINING on the link one worker of each peer took; every worker must hear."""
+    farm = make_farm(services={"web": ("http", CHAIN)}, workers=2, limits={"drain_timeout": 20.0})
+    settle(farm)
+    # an open client connection keeps a draining for a while
+    hold = socket.create_connection(farm.addr("a"))
+    try:
+        hold.sendall(
+            f"GET / HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header('a')}\r\n\r\n".encode()
+        )
+        assert hold.recv(65536).startswith(b"HTTP/1.1 200")
+        farm.lb_procs["a"].expected_exit = True
+        os.kill(farm.pid("a"), signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        while True:
+            heard = {
+                (peer, rec.get("worker"))
+                for peer in ("b", "c")
+                for rec in farm.events(peer, "node_state")
+                if rec.get("peer") == "a" and rec.get("new") == "draining"
+            }
+            if heard >= {(p, w) for p in ("b", "c") for w in (0, 1)}:
+                break
+            assert time.monotonic() < deadline, f"workers that heard a is draining: {heard}"
+            time.sleep(0.1)
+        # and so no worker of b or c places a new session on a
+        placed = {get(farm, entry, None)[0] for entry in ("b", "c") for _ in range(CONNECTIONS)}
+        assert "a" not in placed, placed
+    finally:
+        hold.close()
