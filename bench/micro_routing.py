@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from lb.cluster.view import FarmView, NodeInfo
 from lb.extract.api import Identifier
 from lb.routing.cookie import CookieKeyring
 from lb.routing.maglev import MaglevTable
 from lb.routing.route import Router
+from lb.routing.view import FarmView, NodeInfo
 
 NOW = 1_700_000_000.0
 

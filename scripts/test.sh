@@ -32,6 +32,7 @@ fi
 
 echo "== ruff"
 .venv/bin/ruff check lb tests bench
+.venv/bin/ruff format --check lb tests bench
 echo "== mypy (strict)"
 .venv/bin/mypy lb
 echo "== pytest: plugins/lb-jwt-subject"

@@ -13,17 +13,35 @@ Routing and admission are asked of the node's `Entry` (lb.node.entry).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lb.clock import wall
 from lb.errors import HttpError
-from lb.extract.api import Identifier, Seen, Verdict, run_chain
+from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
 from lb.wire.http import RequestHead, error_response, parse_request_head
 
-if TYPE_CHECKING:
-    from lb.node.entry import Entry
+
+class EntrySide(Protocol):
+    """What a client connection asks of the node's entry side (lb.node.entry.Entry)."""
+
+    head_bytes: int
+
+    def admit(self, client: ClientEndpoint) -> bool: ...
+
+    def release(self, client: ClientEndpoint) -> None: ...
+
+    def head_started(self, client: ClientEndpoint) -> None: ...
+
+    def head_done(self, client: ClientEndpoint) -> None: ...
+
+    def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None: ...
+
+    def count(self, name: str) -> None: ...
+
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
+
 
 # states
 HEAD = 0  # reading until the extractor chain answers
@@ -46,7 +64,7 @@ class ClientEndpoint(SocketEndpoint):
         "state",
     )
 
-    def __init__(self, entry: Entry, service: Service) -> None:
+    def __init__(self, entry: EntrySide, service: Service) -> None:
         super().__init__()
         self.entry = entry
         self.service = service

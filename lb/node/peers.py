@@ -33,12 +33,12 @@ from lb.cluster.membership import (
     StateChanged,
     diff_members,
 )
-from lb.cluster.view import FarmView, NodeInfo
 from lb.config import FarmConfig, Limits
 from lb.link import FlowOpened, LinkConnection, Role, link_key
 from lb.node.home import Home
 from lb.node.peerlink import LinkDriver
 from lb.node.replication import Replication
+from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
 from lb.wire import membership as mw
 from lb.wire.bus import decode_relayed, encode_relayed

@@ -18,8 +18,8 @@ from lb.routing.maglev import MaglevTable
 from lb.routing.placement import least_loaded_of_two
 
 if TYPE_CHECKING:
-    from lb.cluster.view import FarmView
     from lb.extract.api import Identifier
+    from lb.routing.view import FarmView
 
 __all__ = ["MAX_CACHED_TABLES", "REASONS", "Decision", "Router"]
 

@@ -71,8 +71,10 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
         farm._start_node("a")
         farm._start_node("b")
         wait_until(
-            lambda: get(farm, "a", farm.cookie_header("b"))[0] == "b"
-            and get(farm, "b", farm.cookie_header("a"))[0] == "a",
+            lambda: (
+                get(farm, "a", farm.cookie_header("b"))[0] == "b"
+                and get(farm, "b", farm.cookie_header("a"))[0] == "a"
+            ),
             15,
             "a and b did not form a farm",
         )

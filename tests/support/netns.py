@@ -246,7 +246,6 @@ class LoadRun:
 ACTIVE_NETFARMS: list[NetFarm] = []
 
 
-
 def _group_alive(pgid: int) -> bool:
     """Whether any live (not zombie) process is still in process group `pgid`."""
     for entry in os.listdir("/proc"):
@@ -260,6 +259,7 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
 
 class NetFarm:
     """A farm of real lb processes, one network namespace per node, joined by a bridge."""
@@ -286,9 +286,8 @@ class NetFarm:
         self.delay_relays = delay_relays
         self.log_level = log_level
         self.name = name
-        # one process per node by default: with several workers, a peer's membership
-        # gossip reaches only the worker its link lands on (see docs/testing-faults.md)
-        self.workers = 1 if workers is None else workers
+        # two processes per node by default: a peer's gossip must reach every worker
+        self.workers = 2 if workers is None else workers
         self.secret = secrets.token_urlsafe(48)
         self.ips = {n: f"{NET}.{11 + i}" for i, n in enumerate(self.nodes)}
         self.config_path = self.workdir / "farm.toml"

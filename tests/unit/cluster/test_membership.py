@@ -32,7 +32,7 @@ from lb.cluster.membership import (
     Timing,
     diff_members,
 )
-from lb.cluster.view import FarmView
+from lb.routing.view import FarmView
 from lb.wire.frames import FrameDecoder
 from lb.wire.membership import (
     ProbeRequest,

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lb.cluster.view import FarmView, NodeInfo
 from lb.extract.api import Identifier
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory
 from lb.routing.maglev import MaglevTable
 from lb.routing.route import MAX_CACHED_TABLES, REASONS, Decision, Router
+from lb.routing.view import FarmView, NodeInfo
 
 SECRET = b"farm-secret-for-route-tests-0123456789"
 NOW = 1_700_000_000.0
