@@ -8,7 +8,10 @@ frame codec: relaying one node's handshake to another must not log anybody in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -145,3 +148,121 @@ async def test_reflecting_a_nodes_handshake_back_to_it_fails(
         finally:
             first.close()
             second.close()
+
+
+async def test_a_silent_socket_on_the_link_port_is_closed_within_5s(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(15):
+        silent = await RawLink.open(farm, "a")
+        try:
+            t0 = asyncio.get_running_loop().time()
+            await silent.read_for(8.0)
+            took = asyncio.get_running_loop().time() - t0
+            assert silent.closed, "a socket that never logs in stays open"
+            assert took < 5.0, f"closed after {took:.1f} s"
+            assert _types(silent.frames) == ["HELLO"]
+        finally:
+            silent.close()
+    await asyncio.sleep(1.1)  # failed logins are logged at most once a second
+    fails = farm.events("a", "link_login_failed")
+    assert fails and fails[0]["source"] == HOST, fails
+
+
+async def test_a_frame_before_login_is_refused_from_its_header(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A DATA header announcing 256 KiB: the node closes before any payload byte arrives."""
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(15):
+        conn = await RawLink.open(farm, "a")
+        try:
+            header = fr.data_header(1, fr.MAX_PAYLOAD)
+            conn.send(header)
+            await conn.read_for(1.5)
+            assert conn.closed
+        finally:
+            conn.close()
+
+
+async def test_bad_proof_is_refused_and_logged(make_farm: Callable[..., Farm]) -> None:
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(15):
+        conn = await RawLink.open(farm, "a")
+        try:
+            await conn.first(fr.FrameType.HELLO)
+            conn.send(
+                fr.encode_hello(farm.name, "b", os.urandom(fr.NONCE_SIZE)),
+                fr.encode_auth(os.urandom(fr.AUTH_MAC_SIZE)),
+            )
+            got = await conn.read_for(2.0)
+            assert conn.closed and not [f for f in got if f.type == fr.FrameType.AUTH]
+        finally:
+            conn.close()
+    await asyncio.sleep(0.2)
+    fails = farm.events("a", "link_login_failed")
+    assert any("bad link authentication" in f.get("reason", "") for f in fails), fails
+    assert any(f.get("claimed") == "b" for f in fails), fails
+
+
+def _open_idle_sockets(port: int, count: int) -> list[socket.socket]:
+    out = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex((HOST, port))
+        out.append(s)
+    return out
+
+
+async def test_two_thousand_sockets_before_login_cost_little(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """Pre-login sockets are capped and each holds at most a handshake's bytes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2600:
+        pytest.skip(f"descriptor limit {hard} < 2600")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    farm = make_farm(nodes=("a", "b"))
+    before = farm.rss_mib("a")
+    socks = _open_idle_sockets(farm.ports["a"].forward, 2000)
+    try:
+        await asyncio.sleep(1.0)
+        # each sends the start of a HELLO that never completes (the most a socket may hold)
+        partial = fr.encode_hello(farm.name, "b", os.urandom(fr.NONCE_SIZE))[:-1]
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.send(partial)
+        await asyncio.sleep(1.0)
+        grown = farm.rss_mib("a") - before
+        assert grown < 50, f"RSS grew {grown:.1f} MiB"
+        # the farm keeps working meanwhile: a's own links are up
+        assert await asyncio.to_thread(farm._probe_http, "b", "a")
+        refused = [e for e in farm.events("a", "link_login_failed") if "too many" in e["reason"]]
+        assert refused, "the cap on sockets before login never applied"
+    finally:
+        for s in socks:
+            s.close()
+
+
+async def test_rolling_change_of_the_farm_secret_keeps_every_link_up(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """New secret with the old one in previous_secrets, one node at a time: links stay up."""
+    farm = make_farm()
+    old = farm.secret
+    new = "n" + old[1:] if old[0] != "n" else "m" + old[1:]
+    rolled = farm.config_text().replace(
+        f'secret = "{old}"', f'secret = "{new}"\nprevious_secrets = ["{old}"]'
+    )
+    path = farm.workdir / "farm-rolled.toml"
+    path.write_text(rolled)
+    for node in farm.nodes:
+        farm.node_configs[node] = path
+        farm.restart(node)  # waits until every entry reaches every home
+        for entry in farm.nodes:
+            for home in farm.nodes:
+                assert await asyncio.to_thread(farm._probe_http, entry, home), (
+                    f"after rolling {node}: {entry} -> {home} fails"
+                )

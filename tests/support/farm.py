@@ -164,6 +164,8 @@ class Farm:
         self.config_path = self.workdir / "farm.toml"
         self.config_path.write_text(self.config_text())
         self.lb_procs: dict[str, _Proc] = {}
+        #: a node started from its own file instead of the farm's (a rolling change)
+        self.node_configs: dict[str, Path] = {}
         self.backend_procs: dict[tuple[str, str], _Proc] = {}
         self.closed = False
 
@@ -300,7 +302,7 @@ class Farm:
                     "lb",
                     "run",
                     "--config",
-                    str(self.config_path),
+                    str(self.node_configs.get(node, self.config_path)),
                     "--node",
                     node,
                 ],

@@ -108,7 +108,7 @@ def test_no_import_circle_in_node() -> None:
         path.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                circle = path[path.index(n) :] + [n]
+                circle = [*path[path.index(n) :], n]
                 raise AssertionError("import circle: " + " -> ".join(circle))
             if n not in state:
                 visit(n)
