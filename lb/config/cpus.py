@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 def cpu_max_quota(text: str) -> float | None:
@@ -97,20 +98,22 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def read_usable_cpus() -> int:
-    """`usable_cpus` of this process, from os, /proc/self/cgroup and /sys/fs/cgroup."""
+def read_usable_cpus(
+    cgroup_root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP
+) -> int:
+    """`usable_cpus` of this process, from os, /proc/self/cgroup and the cgroup tree."""
     try:
         affinity: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = None
-    v2_path, v1_path = cgroup_paths(_read(Path("/proc/self/cgroup")) or "")
+    v2_path, v1_path = cgroup_paths(_read(proc_self_cgroup) or "")
     quotas: list[float | None] = []
-    for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+    for mount in (cgroup_root, cgroup_root / "unified"):
         for d in _upwards(mount, v2_path):
             text = _read(d / "cpu.max")
             if text is not None:
                 quotas.append(cpu_max_quota(text))
-    for mount in (CGROUP_ROOT / "cpu", CGROUP_ROOT / "cpu,cpuacct"):
+    for mount in (cgroup_root / "cpu", cgroup_root / "cpu,cpuacct"):
         for d in _upwards(mount, v1_path):
             quota, period = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
             if quota is not None and period is not None:

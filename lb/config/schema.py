@@ -303,7 +303,7 @@ SERVICE: tuple[Key, ...] = (
     Key(
         "app_tls",
         _app_tls,
-        Derived(lambda ctx: False, "false"),
+        Derived(lambda ctx: False),
         doc="tls-terminate: TLS to the application",
     ),
     Key("app_tls_ca", _app_tls_ca, NONE, doc="verify the application against this CA"),
@@ -500,9 +500,11 @@ def _check_binds(
     for i, b in enumerate(advertised):
         if b.forward:
             continue  # a repeated forward is reported above, as a bind
-        for other in advertised[:i]:
+        taken = [*advertised[:i], *(x for x in binds if x.forward and x.node != b.node)]
+        for other in taken:
             if other.addr == b.addr:
-                walker.error(b.key, f"{b.addr} is already the link address of {other.owner()}")
+                what = "the link address of" if other in advertised else "bound by"
+                walker.error(b.key, f"{b.addr} is already {what} {other.owner()}")
                 ok = False
                 break
     for b in apps:

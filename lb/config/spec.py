@@ -75,10 +75,9 @@ class Derived:
     """
 
     compute: Callable[[Ctx], Any]
-    doc: str = ""
 
 
-NONE: Final = Derived(lambda ctx: None, "none")
+NONE: Final = Derived(lambda ctx: None)
 """`Key.default` of an optional key whose absence is None."""
 
 

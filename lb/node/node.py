@@ -87,7 +87,7 @@ def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
     return {
         n.name: NodeInfo(
             n.name,
-            (n.forward.host, n.forward.port),
+            (n.forward_advertised.host, n.forward_advertised.port),
             {s: (a.host, a.port) for s, a in n.listen.items()},
             n.weight,
         )
@@ -553,7 +553,7 @@ class Node:
 
     async def _keep_link(self, peer: str) -> None:
         """Keep one outbound link to `peer` up, reconnecting with a short backoff."""
-        addr = self.config.nodes[peer].forward
+        addr = self.config.nodes[peer].forward_advertised
         delay = RECONNECT_MIN
         while not self.stopping:
             link = Link(self, outbound=True, expected_peer=peer)
