@@ -11,6 +11,7 @@ Pure values: no file, socket, clock or TLS here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -41,7 +42,9 @@ __all__ = [
     "ServiceConfig",
     "is_loopback",
     "is_wildcard",
+    "limit_keys",
     "parse_address",
+    "unknown_node",
 ]
 
 LIMIT_KEY = "lb.config.key"
@@ -86,6 +89,7 @@ def _secs(
     return {LIMIT_KEY: key}
 
 
+@functools.cache
 def limit_keys() -> tuple[Key, ...]:
     """The [limits] table's keys, read from the fields of Limits and their metadata."""
     keys = []

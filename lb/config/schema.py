@@ -39,6 +39,7 @@ from lb.config.spec import (
     ABSENT,
     INVALID,
     NONE,
+    Check,
     Ctx,
     Derived,
     Invalid,
@@ -176,7 +177,7 @@ def _farm(value: Any, ctx: Ctx) -> Mapping[str, Any] | Mark:
     return row if complete(row) else INVALID
 
 
-def _section(keys: Sequence[Key]) -> Any:
+def _section(keys: Sequence[Key]) -> Check:
     def check(value: Any, ctx: Ctx) -> Mapping[str, Any] | Mark:
         row = ctx.walker.walk(value, keys, ctx.key)
         return row if complete(row) else INVALID
@@ -359,7 +360,7 @@ def _workers(value: Any, ctx: Ctx) -> int:
     return value
 
 
-def _service_map(what: str) -> Any:
+def _service_map(what: str) -> Check:
     """A table service -> address naming every service of the farm, and only those."""
 
     def check(value: Any, ctx: Ctx) -> dict[str, Address] | Mark:
@@ -512,10 +513,11 @@ def _check_binds(
             if other.addr != b.addr:
                 continue
             if other.node == b.node or is_loopback(b.addr.host) or b.addr in links:
+                how = "advertised" if other.key.endswith(".advertise") else "bound"
                 walker.error(
                     b.key,
-                    f"{b.addr} is lb's own address, bound by {other.owner()}; the application must "
-                    "listen on an address of its own",
+                    f"{b.addr} is lb's own address, {how} by {other.owner()}; "
+                    "the application must listen on an address of its own",
                 )
                 ok = False
                 break
