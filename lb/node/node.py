@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from lb.clock import Monotonic
-from lb.cluster.membership import Membership, Timing
+from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
 from lb.node.app import AppConnector
 from lb.node.bus import WorkerBus
@@ -45,17 +45,6 @@ log = structlog.get_logger("lb.node")
 
 MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, probes)
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
-
-
-def membership_timing(limits: Limits) -> Timing:
-    """The membership machine's timers, from the farm's limits."""
-    return Timing(
-        ping_interval=limits.ping_interval,
-        suspect_after=limits.suspect_after,
-        dead_after=limits.dead_after,
-        probe_interval=limits.ping_interval,
-        recheck_interval=max(limits.dead_after, 2 * limits.ping_interval),
-    )
 
 
 class Node:
@@ -100,7 +89,7 @@ class Node:
             self.name,
             peers,
             self.loop.time(),
-            timing=membership_timing(self.limits),
+            timing=self.limits.membership_timing(),
             # a restarted node outranks what the farm remembers of its previous life
             incarnation=int(time.time()),
         )

@@ -58,7 +58,7 @@ def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
     return {
         n.name: NodeInfo(
             n.name,
-            (n.forward.host, n.forward.port),
+            (n.forward_advertised.host, n.forward_advertised.port),
             {s: (a.host, a.port) for s, a in n.listen.items()},
             n.weight,
         )
@@ -155,7 +155,7 @@ class Peers:
         delay = RECONNECT_MIN
         attempt = 0
         while not self.stopping:
-            addr = self.config.nodes[peer].forward
+            addr = self.config.nodes[peer].forward_advertised
             link = LinkDriver(self, self._connection(Role.INITIATOR, peer, attempt), self.loop)
             try:
                 async with asyncio.timeout(self.limits.connect_timeout):

@@ -11,8 +11,8 @@ import ssl
 from dataclasses import dataclass
 
 from lb.config import Address, NodeConfig, ServiceConfig
-from lb.extract.api import Extractor, ExtractorContext
-from lb.extract.registry import build_chain
+from lb.config.build import app_context, extractor_chain, server_context
+from lb.extract.api import Extractor
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,38 +33,15 @@ class Service:
     learn_cookies: tuple[str, ...]  # application cookies whose Set-Cookie the home records
 
 
-def server_context(cfg: ServiceConfig) -> ssl.SSLContext:
-    """The listener context of a tls-terminate service: TLS 1.2+, ALPN http/1.1."""
-    assert cfg.tls_cert is not None and cfg.tls_key is not None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def app_context(cfg: ServiceConfig) -> ssl.SSLContext:
-    """The client context towards the local application (verified only with app_tls_ca)."""
-    if cfg.app_tls_ca is not None:
-        ctx = ssl.create_default_context(cafile=str(cfg.app_tls_ca))
-    else:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
 def build_service(cfg: ServiceConfig, me: NodeConfig, cookie_name: str) -> Service:
     """Everything one node needs to serve `cfg`: extractor chain, addresses, TLS contexts."""
-    specs = [(spec.kind, spec.options) for spec in cfg.extractors]
-    chain = build_chain(
-        specs,
-        ExtractorContext(home_cookie_name=cookie_name),
-        key_prefix=f"services.{cfg.name}.extractors",
-    )
+    chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors")
     terminate = cfg.protocol == "tls-terminate"
-    app_ssl = app_context(cfg) if terminate and cfg.app_tls else None
+    app_ssl = app_context(cfg.app_tls_ca) if terminate and cfg.app_tls else None
+    server_ssl = None
+    if terminate:
+        assert cfg.tls_cert is not None and cfg.tls_key is not None
+        server_ssl = server_context(cfg.tls_cert, cfg.tls_key)
     app = me.apps[cfg.name]
     learn = tuple(
         str(spec.options["name"])
@@ -78,7 +55,7 @@ def build_service(cfg: ServiceConfig, me: NodeConfig, cookie_name: str) -> Servi
         chain=tuple(chain),
         listen=me.listen[cfg.name],
         app=app,
-        server_ssl=server_context(cfg) if terminate else None,
+        server_ssl=server_ssl,
         app_ssl=app_ssl,
         app_server_hostname=app.host if app_ssl is not None and cfg.app_tls_ca else None,
         secure_cookie=terminate,

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from lb.config import (
     Address,
@@ -19,7 +16,6 @@ from lb.config import (
     NodeConfig,
     ServiceConfig,
     load_config,
-    parse_address,
     parse_config,
     select_node,
 )
@@ -133,17 +129,6 @@ def test_full_config_parses_to_dataclasses() -> None:
     )
     assert isinstance(cfg.limits.head_timeout, float)
     assert list(cfg.services) == ["web", "db.tcp"]
-
-
-def test_workers_default_to_one_per_cpu_and_are_bounded() -> None:
-    import os
-
-    assert [n.workers for n in parse(base()).nodes.values()] == [os.cpu_count() or 1] * 3
-    data = base()
-    data["nodes"][0]["workers"] = 0
-    data["nodes"][1]["workers"] = "many"
-    data["nodes"][2]["workers"] = 2
-    assert keys_of(data) == {"nodes[0].workers", "nodes[1].workers"}
 
 
 def test_defaults() -> None:
@@ -396,47 +381,7 @@ def test_cookie_ttl_bounds(ttl: int, ok: bool) -> None:
         assert keys_of(data) == {"farm.cookie_ttl"}
 
 
-# ---------------------------------------------------------------- limits and log
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("head_bytes", 1023),
-        ("head_bytes", 1048577),
-        ("head_bytes", 2048.0),
-        ("head_timeout", 0),
-        ("head_timeout", 300.5),
-        ("head_timeout", float("nan")),
-        ("connect_timeout", -1),
-        ("pending_timeout", "5"),
-        ("idle_timeout", float("inf")),
-        ("max_flows", 0),
-        ("flow_window", 16383),
-        ("flow_window", 16777217),
-        ("max_connections", True),
-        ("ping_interval", 0.0),
-    ],
-)
-def test_bad_limit(key: str, value: Any) -> None:
-    data = base()
-    data["limits"] = {key: value}
-    assert keys_of(data) == {f"limits.{key}"}
-
-
-def test_dead_after_must_exceed_ping_interval() -> None:
-    data = base()
-    data["limits"] = {"ping_interval": 2, "dead_after": 2}
-    assert "ping_interval" in message_for(errors_of(data), "limits.dead_after")
-    data["limits"] = {"ping_interval": 2, "dead_after": 2.5}
-    assert parse(data).limits.dead_after == 2.5
-
-
-def test_limit_bounds_accepted() -> None:
-    data = base()
-    data["limits"] = {"head_bytes": 1024, "flow_window": 16777216, "head_timeout": 300}
-    limits = parse(data).limits
-    assert (limits.head_bytes, limits.flow_window, limits.head_timeout) == (1024, 16777216, 300.0)
+# ---------------------------------------------------------------- log (limits: elsewhere)
 
 
 def test_bad_log() -> None:
@@ -530,142 +475,30 @@ def test_extractor_options_checked_by_registry() -> None:
     assert all(k.startswith("services[0].extractors") for k in keys)
 
 
-# ---------------------------------------------------------------- nodes and addresses
-
-
-def test_duplicate_node_names() -> None:
+def test_unknown_extractor_option_gets_a_suggestion() -> None:
     data = base()
-    data["nodes"][2]["name"] = "a"
+    data["services"][0]["extractors"] = [
+        {"kind": "uri-path", "segmnts": 2},
+        {"kind": "header", "nmae": "X-User", "zzz": 1},
+        {"kind": "client-ip", "name": "x"},
+    ]
     errors = errors_of(data)
-    assert {k for k, _ in errors} == {"nodes[2].name"}
-    assert "nodes[0]" in message_for(errors, "nodes[2].name")
+    assert {k for k, _ in errors} == {
+        "services[0].extractors[0].segmnts",
+        "services[0].extractors[1].nmae",
+        "services[0].extractors[1].name",
+        "services[0].extractors[1].zzz",
+        "services[0].extractors[2].name",
+    }
+    assert message_for(errors, "services[0].extractors[0].segmnts") == (
+        "unknown option (known options: segments, prefix); did you mean 'segments'?"
+    )
+    assert message_for(errors, "services[0].extractors[1].nmae").endswith("did you mean 'name'?")
+    assert "did you mean" not in message_for(errors, "services[0].extractors[1].zzz")
+    assert "did you mean" not in message_for(errors, "services[0].extractors[2].name")
 
 
-@pytest.mark.parametrize("name", ["a.b", "", "x" * 65, "a b"])
-def test_bad_node_name(name: str) -> None:
-    data = base()
-    data["nodes"][0]["name"] = name
-    assert keys_of(data) == {"nodes[0].name"}
-
-
-def test_node_missing_fields() -> None:
-    data = base()
-    data["nodes"][0] = {"name": "a"}
-    assert keys_of(data) == {"nodes[0].forward", "nodes[0].listen", "nodes[0].apps"}
-
-
-def test_duplicate_forward_addresses() -> None:
-    data = base()
-    data["nodes"][1]["forward"] = "127.0.0.1:7101"
-    errors = errors_of(data)
-    assert {k for k, _ in errors} == {"nodes[1].forward"}
-    assert "nodes[0].forward" in message_for(errors, "nodes[1].forward")
-
-
-def test_duplicate_listen_on_loopback_across_nodes() -> None:
-    data = base()
-    data["nodes"][2]["listen"]["web"] = "127.0.0.1:8101"
-    assert keys_of(data) == {"nodes[2].listen.web"}
-
-
-def test_listen_on_another_nodes_forward() -> None:
-    data = base()
-    data["nodes"][1]["listen"]["web"] = "127.0.0.1:7101"
-    assert keys_of(data) == {"nodes[1].listen.web"}
-
-
-def test_duplicate_binds_within_one_node() -> None:
-    data = base()
-    data["nodes"][0]["listen"]["web"] = "127.0.0.1:7101"
-    assert keys_of(data) == {"nodes[0].listen.web"}
-    data = base()
-    data["nodes"][0]["forward"] = "0.0.0.0:8101"
-    assert keys_of(data) == {"nodes[0].listen.web"}
-
-
-def test_separate_servers_may_share_a_public_listen_address() -> None:
-    data = base()
-    for i, node in enumerate(data["nodes"], start=1):
-        node["forward"] = f"10.0.0.{i}:7100"
-        node["listen"] = {"web": "0.0.0.0:80"}
-        node["apps"] = {"web": "127.0.0.1:8080"}
-    cfg = parse(data)
-    assert {str(n.listen["web"]) for n in cfg.nodes.values()} == {"0.0.0.0:80"}
-
-
-def test_app_must_not_point_at_lb() -> None:
-    data = base()
-    data["nodes"][0]["apps"]["web"] = "127.0.0.1:8101"
-    data["nodes"][1]["apps"]["web"] = "127.0.0.1:7103"
-    assert keys_of(data) == {"nodes[0].apps.web", "nodes[1].apps.web"}
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "127.0.0.1",
-        "127.0.0.1:",
-        ":80",
-        "127.0.0.1:0",
-        "127.0.0.1:65536",
-        "127.0.0.1:\uff18\uff10",  # full-width digits
-        "127.0.0.1:+80",
-        "::1:80",
-        "[::1]80",
-        "[::1",
-        "[nothex]:80",
-        "[127.0.0.1]:80",
-        "999.1.1.1:80",
-        "bad_host:80",
-        "-x:80",
-    ],
-)
-def test_bad_addresses(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_address(text)
-    data = base()
-    data["nodes"][0]["forward"] = text
-    assert keys_of(data) == {"nodes[0].forward"}
-
-
-def test_address_wrong_type() -> None:
-    data = base()
-    data["nodes"][0]["forward"] = 7101
-    data["nodes"][1]["listen"] = "127.0.0.1:8102"
-    assert keys_of(data) == {"nodes[0].forward", "nodes[1].listen"}
-
-
-def test_address_forms() -> None:
-    assert parse_address("127.0.0.1:80") == Address("127.0.0.1", 80)
-    assert parse_address("[::0001]:443") == Address("::1", 443)
-    assert parse_address("App.Example:8080") == Address("app.example", 8080)
-    assert str(Address("::1", 80)) == "[::1]:80"
-    assert str(Address("127.0.0.1", 80)) == "127.0.0.1:80"
-
-
-@settings(max_examples=300)
-@given(
-    ip=st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
-    port=st.integers(min_value=1, max_value=65535),
-)
-def test_address_round_trip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> None:
-    text = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-    addr = parse_address(text)
-    assert addr == Address(str(ip), port)
-    assert str(addr) == text
-    assert parse_address(str(addr)) == addr
-
-
-@settings(max_examples=300)
-@given(st.text(max_size=40))
-def test_parse_address_raises_only_value_error(text: str) -> None:
-    try:
-        addr = parse_address(text)
-    except ValueError:
-        return
-    assert 1 <= addr.port <= 65535
-    assert parse_address(str(addr)) == addr
+# ---------------------------------------------------------------- nodes: see test_config_nodes
 
 
 # ---------------------------------------------------------------- loading files

@@ -1,9 +1,10 @@
-"""Config: TLS services (certificate files proven at load time) and membership timers."""
+"""Config: TLS services (certificate files proven at load time) and the TLS contexts built once."""
 
 from __future__ import annotations
 
 import copy
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from lb.config import parse_config
+from lb.config.build import app_context, server_context
 from lb.errors import ConfigError
 
 SECRET = "s" * 40
@@ -91,21 +93,53 @@ def test_passthrough_defaults_to_ticket_then_session_id(tmp_path: Path) -> None:
     assert not cfg.services["web"].speaks_http
 
 
-@pytest.mark.parametrize(
-    ("ping", "dead", "suspect"),
-    [(0.5, 2.5, 1.0), (0.2, 1.0, 0.4), (1.0, 3.0, 2.0), (1.0, 1.5, 1.25)],
-)
-def test_suspect_after_is_derived_between_ping_and_dead(
-    tmp_path: Path, ping: float, dead: float, suspect: float
-) -> None:
-    data = copy.deepcopy(BASE)
-    data["limits"] = {"ping_interval": ping, "dead_after": dead}
-    limits = parse_config(data, base_dir=tmp_path).limits
-    assert limits.suspect_after == pytest.approx(suspect)
-    assert ping < limits.suspect_after < dead
+def test_a_bad_protocol_does_not_also_blame_the_tls_keys(pem: Path) -> None:
+    found = errors(with_service(protocol="tls-terminat", tls={"cert": "cert.pem"}), pem)
+    assert set(found) == {"services[0].protocol"}
 
 
-def test_suspect_after_outside_the_window_is_refused(tmp_path: Path) -> None:
-    data = copy.deepcopy(BASE)
-    data["limits"] = {"ping_interval": 0.5, "dead_after": 2.5, "suspect_after": 3.0}
-    assert "between limits.ping_interval" in errors(data, tmp_path)["limits.suspect_after"]
+def test_tls_table_keys(pem: Path) -> None:
+    found = errors(
+        with_service(protocol="tls-terminate", tls={"cert": "cert.pem", "kye": "key.pem"}), pem
+    )
+    assert found["services[0].tls.kye"] == "unknown key; did you mean 'key'?"
+    assert "required" in found["services[0].tls.key"]
+
+
+def test_app_tls_ca_is_loaded(pem: Path) -> None:
+    cfg = parse_config(
+        with_service(
+            protocol="tls-terminate",
+            tls={"cert": "cert.pem", "key": "key.pem"},
+            app_tls=True,
+            app_tls_ca="cert.pem",
+        ),
+        base_dir=pem,
+    )
+    svc = cfg.services["web"]
+    assert (svc.app_tls, svc.app_tls_ca) == (True, pem / "cert.pem")
+    bad = errors(
+        with_service(
+            protocol="tls-terminate",
+            tls={"cert": "cert.pem", "key": "key.pem"},
+            app_tls=True,
+            app_tls_ca="garbage.pem",
+        ),
+        pem,
+    )
+    assert set(bad) == {"services[0].app_tls_ca"}
+    assert "cannot load the CA file" in bad["services[0].app_tls_ca"]
+
+
+def test_server_context_is_what_the_listener_serves(pem: Path) -> None:
+    ctx = server_context(pem / "cert.pem", pem / "key.pem")
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        server_context(pem / "garbage.pem", pem / "key.pem")
+
+
+def test_app_context_verifies_only_with_a_ca(pem: Path) -> None:
+    plain = app_context(None)
+    assert plain.verify_mode == ssl.CERT_NONE and not plain.check_hostname
+    verified = app_context(pem / "cert.pem")
+    assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname

@@ -1,0 +1,565 @@
+"""The farm file's sections as key tables, and the rules that span keys.
+
+Each table of the file ([farm], [limits], [log], [[services]], [[nodes]],
+a service's `tls`) is one tuple of `Key` (name, check, default, meaning);
+[limits] is read from the Limits dataclass. `parse_document` walks them with
+one `Walker` and builds the FarmConfig. What a key table cannot say is here
+as a rule written once: the secret pair, the extractor chain (proven by
+building it), TLS files (proven by loading them), node addresses that cannot
+all be bound.
+
+Reads the secret file and the PEM files a farm file names; never touches
+sockets and never reads the clock.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lb.config.build import app_context, extractor_chain, server_context
+from lb.config.cpus import read_usable_cpus
+from lb.config.model import (
+    Address,
+    ExtractorSpec,
+    FarmConfig,
+    Limits,
+    NodeConfig,
+    ServiceConfig,
+    is_loopback,
+    is_wildcard,
+    limit_keys,
+    parse_address,
+)
+from lb.config.spec import (
+    ABSENT,
+    INVALID,
+    NONE,
+    Check,
+    Ctx,
+    Derived,
+    Invalid,
+    Key,
+    Mark,
+    Walker,
+    array_of,
+    boolean,
+    choice,
+    complete,
+    did_you_mean,
+    file_path,
+    integer,
+    text,
+    type_name,
+)
+from lb.errors import ConfigError
+
+__all__ = ["DOCUMENT", "FARM", "LOG", "NODE", "SERVICE", "TLS", "parse_document"]
+
+MIN_SECRET_BYTES = 32
+MAX_WORKERS = 256
+
+_FARM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SERVICE_NAME = _FARM_NAME
+_NODE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")  # RFC 9110 token
+
+PROTOCOLS = ("http", "tcp", "tls-passthrough", "tls-terminate")
+DEFAULT_EXTRACTORS: dict[str, tuple[str, ...]] = {
+    "http": ("home-cookie",),
+    "tcp": ("client-ip",),
+    "tls-passthrough": ("tls-ticket", "tls-session-id"),
+    "tls-terminate": ("home-cookie",),
+}
+
+
+# --------------------------------------------------------------------------- [farm]
+
+
+def _check_secret(secret: bytes) -> bytes:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise Invalid(
+            f"the secret is {len(secret)} bytes; at least {MIN_SECRET_BYTES} are required. "
+            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    return secret
+
+
+def _secret_text(value: Any, ctx: Ctx) -> bytes:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string, not {type_name(value)}")
+    return _check_secret(value.encode("utf-8"))
+
+
+def _secret(value: Any, ctx: Ctx) -> bytes:
+    if "secret_file" in ctx.table:
+        raise Invalid("set exactly one of secret and secret_file, not both")
+    return _secret_text(value, ctx)
+
+
+def _no_secret(ctx: Ctx) -> Any:
+    if "secret_file" not in ctx.table:
+        raise Invalid(
+            "required: set secret (or secret_file); every node of the farm uses the same one"
+        )
+    return ABSENT
+
+
+def _secret_file(value: Any, ctx: Ctx) -> bytes | Mark:
+    if "secret" in ctx.table:
+        return INVALID  # reported under farm.secret
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"must be a file path, not {type_name(value)}")
+    path = ctx.walker.base_dir / value
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise Invalid(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if content.endswith(b"\r\n"):
+        content = content[:-2]
+    elif content.endswith(b"\n"):
+        content = content[:-1]
+    return _check_secret(content)
+
+
+def _link_security(value: Any, ctx: Ctx) -> str:
+    if value == "tls":
+        raise Invalid(
+            'mutual TLS links are not implemented yet; set link_security = "plaintext" explicitly'
+        )
+    if value != "plaintext":
+        raise Invalid(
+            f'{value!r} is not supported; the only value this version supports is "plaintext"'
+        )
+    return "plaintext"
+
+
+FARM: tuple[Key, ...] = (
+    Key("name", text(_FARM_NAME, "[A-Za-z0-9._-]{1,64}"), doc="farm name"),
+    Key("secret", _secret, Derived(_no_secret), doc="the shared secret, >= 32 bytes"),
+    Key("secret_file", _secret_file, ABSENT, doc="a file holding the secret"),
+    Key("previous_secrets", array_of(_secret_text), [], doc="old secrets still accepted"),
+    Key(
+        "link_security",
+        _link_security,
+        doc="plaintext, chosen explicitly",
+        required="required: links between nodes are not protected by TLS in this version, "
+        "so plaintext links must be chosen explicitly: set "
+        'link_security = "plaintext" and keep the forward addresses on a trusted network',
+    ),
+    Key(
+        "cookie_name",
+        text(_TOKEN, "HTTP token characters (letters, digits, !#$%&'*+-.^_`|~), 1..128"),
+        "lbhome",
+        doc="the home cookie's name",
+    ),
+    Key("cookie_ttl", integer(60, 31536000), 86400, doc="the home cookie's lifetime, seconds"),
+)
+
+LOG: tuple[Key, ...] = (
+    Key("level", choice(("debug", "info", "warning", "error")), "info", doc="log level"),
+    Key("format", choice(("console", "json")), "console", doc="one JSON object per line"),
+)
+
+
+def _farm(value: Any, ctx: Ctx) -> Mapping[str, Any] | Mark:
+    row = ctx.walker.walk(value, FARM, ctx.key)
+    if row is None:
+        return INVALID
+    if isinstance(row["cookie_name"], str):
+        ctx.walker.cookie_name = row["cookie_name"]
+    if row["secret"] is ABSENT:
+        row["secret"] = row["secret_file"]
+    return row if complete(row) else INVALID
+
+
+def _section(keys: Sequence[Key]) -> Check:
+    def check(value: Any, ctx: Ctx) -> Mapping[str, Any] | Mark:
+        row = ctx.walker.walk(value, keys, ctx.key)
+        return row if complete(row) else INVALID
+
+    return check
+
+
+def _limits(value: Any, ctx: Ctx) -> Limits | Mark:
+    row = ctx.walker.walk(value, limit_keys(), ctx.key)
+    if row is None or not complete(row):
+        return INVALID
+    return Limits(**row)
+
+
+# --------------------------------------------------------------------------- [[services]]
+
+
+def _protocol_is_terminate(ctx: Ctx) -> bool | None:
+    """True for tls-terminate, False for another protocol, None when it is invalid."""
+    protocol = ctx.row["protocol"]
+    return None if protocol is INVALID else protocol == "tls-terminate"
+
+
+def _terminate_only(value: Any, ctx: Ctx) -> bool:
+    """The key is legal here; False (nothing to check) when the protocol is unknown."""
+    terminate = _protocol_is_terminate(ctx)
+    if terminate is False:
+        raise Invalid("only a tls-terminate service takes this key")
+    return bool(terminate)
+
+
+TLS: tuple[Key, ...] = (
+    Key("cert", file_path, doc="certificate chain (PEM)", required=(
+        "required: a file path (relative to the config file)")),
+    Key("key", file_path, doc="private key (PEM)", required=(
+        "required: a file path (relative to the config file)")),
+)  # fmt: skip
+
+
+def _tls(value: Any, ctx: Ctx) -> tuple[Path, Path] | Mark:
+    if not _terminate_only(value, ctx):
+        return INVALID
+    row = ctx.walker.walk(value, TLS, ctx.key)
+    if row is None or not complete(row):
+        return INVALID
+    try:
+        server_context(row["cert"], row["key"])
+    except (ssl.SSLError, OSError) as exc:
+        raise Invalid(f"cannot load the certificate and key: {exc}") from None
+    return row["cert"], row["key"]
+
+
+def _no_tls(ctx: Ctx) -> None:
+    if _protocol_is_terminate(ctx):
+        raise Invalid('required for tls-terminate: tls = { cert = "cert.pem", key = "key.pem" }')
+
+
+def _app_tls(value: Any, ctx: Ctx) -> bool:
+    flag = boolean(value, ctx)
+    return _terminate_only(value, ctx) and flag
+
+
+def _app_tls_ca(value: Any, ctx: Ctx) -> Path | Mark:
+    if not _terminate_only(value, ctx):
+        return INVALID
+    path = file_path(value, ctx)
+    try:
+        app_context(path)
+    except (ssl.SSLError, OSError) as exc:
+        raise Invalid(f"cannot load the CA file: {exc}") from None
+    return path
+
+
+def _extractor_spec(entry: Any, key: str, ctx: Ctx) -> ExtractorSpec | None:
+    tbl = ctx.walker.table(entry, key)
+    if tbl is None:
+        return None
+    kind = tbl.get("kind", ABSENT)
+    if kind is ABSENT:
+        ctx.walker.error(f"{key}.kind", 'required: the extractor kind, e.g. kind = "home-cookie"')
+        return None
+    if not isinstance(kind, str) or not kind:
+        ctx.walker.error(f"{key}.kind", f"must be a non-empty string, not {type_name(kind)}")
+        return None
+    return ExtractorSpec(kind, {k: v for k, v in tbl.items() if k != "kind"})
+
+
+def _prove_chain(specs: tuple[ExtractorSpec, ...], ctx: Ctx) -> tuple[ExtractorSpec, ...] | Mark:
+    try:
+        extractor_chain(specs, ctx.walker.cookie_name, ctx.key)
+    except ConfigError as exc:
+        ctx.walker.errors.extend(exc.errors)
+        return INVALID
+    return specs
+
+
+def _extractors(value: Any, ctx: Ctx) -> tuple[ExtractorSpec, ...] | Mark:
+    if not isinstance(value, list):
+        raise Invalid(f"must be an array of tables, not {type_name(value)}")
+    if not value:
+        raise Invalid(
+            "must list at least one extractor; leave it out for the default "
+            "(http, tls-terminate: home-cookie; tcp: client-ip; "
+            "tls-passthrough: tls-ticket, tls-session-id)"
+        )
+    specs = [_extractor_spec(entry, f"{ctx.key}[{j}]", ctx) for j, entry in enumerate(value)]
+    if None in specs:
+        return INVALID
+    return _prove_chain(tuple(s for s in specs if s is not None), ctx)
+
+
+def _default_extractors(ctx: Ctx) -> tuple[ExtractorSpec, ...] | Mark:
+    protocol = ctx.row["protocol"]
+    if not isinstance(protocol, str):
+        return INVALID
+    return _prove_chain(tuple(ExtractorSpec(k, {}) for k in DEFAULT_EXTRACTORS[protocol]), ctx)
+
+
+SERVICE: tuple[Key, ...] = (
+    Key("name", text(_SERVICE_NAME, "[A-Za-z0-9._-]{1,64}"), doc="service name"),
+    Key("protocol", choice(PROTOCOLS), doc="how lb reads the client's stream"),
+    Key("extractors", _extractors, Derived(_default_extractors), doc="the chain"),
+    Key("tls", _tls, Derived(_no_tls), doc="tls-terminate: { cert, key }"),
+    Key(
+        "app_tls",
+        _app_tls,
+        Derived(lambda ctx: False),
+        doc="tls-terminate: TLS to the application",
+    ),
+    Key("app_tls_ca", _app_tls_ca, NONE, doc="verify the application against this CA"),
+)
+
+
+def _services(value: Any, ctx: Ctx) -> dict[str, ServiceConfig] | Mark:
+    walker = ctx.walker
+    rows = walker.array_of_tables(value, ctx.key, "what the farm serves", SERVICE, "service")
+    if rows is None:
+        return INVALID
+    walker.service_names = [row["name"] for _, row in rows if isinstance(row["name"], str)]
+    out: dict[str, ServiceConfig] = {}
+    for _, row in rows:
+        if complete(row):
+            cert, key = row["tls"] or (None, None)
+            out[row["name"]] = ServiceConfig(
+                row["name"],
+                row["protocol"],
+                row["extractors"],
+                cert,
+                key,
+                row["app_tls"],
+                row["app_tls_ca"],
+            )
+    return out if len(out) == len(value) else INVALID
+
+
+# --------------------------------------------------------------------------- [[nodes]]
+
+
+def _address(value: Any, ctx: Ctx) -> Address:
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string host:port, not {type_name(value)}")
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def _advertise(value: Any, ctx: Ctx) -> Address:
+    address = _address(value, ctx)
+    if is_wildcard(address.host):
+        raise Invalid(f"{address} is a wildcard; peers need an address they can connect to")
+    return address
+
+
+def _workers(value: Any, ctx: Ctx) -> int:
+    if value == "auto":
+        return read_usable_cpus()
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise Invalid(f'must be "auto" or an integer from 1 to {MAX_WORKERS}, not {value!r}')
+    return value
+
+
+def _service_map(what: str) -> Check:
+    """A table service -> address naming every service of the farm, and only those."""
+
+    def check(value: Any, ctx: Ctx) -> dict[str, Address] | Mark:
+        walker = ctx.walker
+        mapping = walker.table(value, ctx.key)
+        if mapping is None:
+            return INVALID
+        services = walker.service_names
+        out: dict[str, Address] = {}
+        ok = True
+        for svc, raw in mapping.items():
+            key = f"{ctx.key}.{svc}"
+            try:
+                out[svc] = _address(raw, ctx)
+            except Invalid as exc:
+                walker.error(key, str(exc))
+                ok = False
+            if services is not None and svc not in services:
+                message = f"unknown service {svc!r}"
+                close = did_you_mean(str(svc), services)
+                if close is not None:
+                    message += f"; did you mean {close!r}?"
+                elif services:
+                    message += f"; the farm's services are: {', '.join(services)}"
+                walker.error(key, message)
+                ok = False
+        node = ctx.row["name"]
+        this = f"node {node!r}" if isinstance(node, str) else "this node"
+        for svc in services or ():
+            if svc not in mapping:
+                walker.error(
+                    f"{ctx.key}.{svc}",
+                    f"missing: every node needs a {what} address for every service "
+                    f"({this} has none for {svc!r})",
+                )
+                ok = False
+        return out if ok else INVALID
+
+    return check
+
+
+def _map_required(what: str) -> str:
+    return f"required: a table service -> {what} address"
+
+
+NODE: tuple[Key, ...] = (
+    Key("name", text(_NODE_NAME, "[A-Za-z0-9_-]{1,64}"), doc="node name"),
+    Key("forward", _address, doc="the link listener this node binds",
+        required="required: the link listener, host:port"),
+    Key("advertise", _advertise, NONE, doc="where peers connect (default: forward)"),
+    Key("weight", integer(1, 1000), 1, doc="share of new sessions"),
+    Key("workers", _workers, "auto", doc="processes sharing the node's ports"),
+    Key("listen", _service_map("client-facing listen"), doc="service -> client-facing address",
+        required=_map_required("client-facing listen")),
+    Key("apps", _service_map("local application"), doc="service -> application address",
+        required=_map_required("local application")),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """An address some node binds (or advertises), with its key and node."""
+
+    addr: Address
+    key: str
+    node: int
+    name: str | None
+
+    @property
+    def forward(self) -> bool:
+        return self.key.endswith(".forward")
+
+    def owner(self) -> str:
+        """The key, after the node's name when it has a valid one."""
+        return self.key if self.name is None else f"node {self.name!r} ({self.key})"
+
+
+def _nodes(value: Any, ctx: Ctx) -> dict[str, NodeConfig] | Mark:
+    walker = ctx.walker
+    rows = walker.array_of_tables(value, ctx.key, "the servers of the farm", NODE, "node")
+    if rows is None:
+        return INVALID
+    binds: list[_Bound] = []
+    apps: list[_Bound] = []
+    advertised: list[_Bound] = []
+    for i, row in rows:
+        prefix = f"{ctx.key}[{i}]"
+        name = row["name"] if isinstance(row["name"], str) else None
+        if isinstance(row["forward"], Address):
+            binds.append(_Bound(row["forward"], f"{prefix}.forward", i, name))
+        if isinstance(row["advertise"], Address):
+            advertised.append(_Bound(row["advertise"], f"{prefix}.advertise", i, name))
+        elif row["advertise"] is None and isinstance(row["forward"], Address):
+            advertised.append(_Bound(row["forward"], f"{prefix}.forward", i, name))
+        for svc, addr in (row["listen"] if isinstance(row["listen"], dict) else {}).items():
+            binds.append(_Bound(addr, f"{prefix}.listen.{svc}", i, name))
+        for svc, addr in (row["apps"] if isinstance(row["apps"], dict) else {}).items():
+            apps.append(_Bound(addr, f"{prefix}.apps.{svc}", i, name))
+    ok = _check_binds(walker, binds, apps, advertised)
+    out = {row["name"]: NodeConfig(**row) for _, row in rows if complete(row)}
+    return out if ok and len(out) == len(value) else INVALID
+
+
+def _check_binds(
+    walker: Walker, binds: list[_Bound], apps: list[_Bound], advertised: list[_Bound]
+) -> bool:
+    """Refuse addresses that cannot all be bound or reached, and apps that point back at lb.
+
+    Within one node every bind must be distinct (a wildcard host overlaps
+    every host of the same port). The advertised link addresses (`advertise`,
+    else `forward`) must be distinct across nodes: peers connect to them. Any
+    address two nodes bind is refused when it is a loopback address or a link
+    address: those nodes would run on one machine. Nodes on separate servers
+    may share a non-loopback listen or forward address (0.0.0.0:80, an anycast
+    address, the same 0.0.0.0:7100 in every container when each advertises
+    its own).
+    """
+    ok = True
+    links = {b.addr for b in advertised}
+    seen: list[_Bound] = []
+    for b in binds:
+        for other in seen:
+            if other.addr.port != b.addr.port:
+                continue
+            if other.node == b.node:
+                clash = (
+                    other.addr.host == b.addr.host
+                    or is_wildcard(other.addr.host)
+                    or is_wildcard(b.addr.host)
+                )
+            else:
+                clash = other.addr == b.addr and (b.addr in links or is_loopback(b.addr.host))
+            if clash:
+                walker.error(b.key, f"{b.addr} is already bound by {other.owner()}")
+                ok = False
+                break
+        seen.append(b)
+    for i, b in enumerate(advertised):
+        if b.forward:
+            continue  # a repeated forward is reported above, as a bind
+        taken = [*advertised[:i], *(x for x in binds if x.forward and x.node != b.node)]
+        for other in taken:
+            if other.addr == b.addr:
+                what = "the link address of" if other in advertised else "bound by"
+                walker.error(b.key, f"{b.addr} is already {what} {other.owner()}")
+                ok = False
+                break
+    for b in apps:
+        for other in [*binds, *advertised]:
+            if other.addr != b.addr:
+                continue
+            if other.node == b.node or is_loopback(b.addr.host) or b.addr in links:
+                how = "advertised" if other.key.endswith(".advertise") else "bound"
+                walker.error(
+                    b.key,
+                    f"{b.addr} is lb's own address, {how} by {other.owner()}; "
+                    "the application must listen on an address of its own",
+                )
+                ok = False
+                break
+    return ok
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def _required_array(what: str, where: str) -> str:
+    return f"required: at least one [[{where}]] table ({what})"
+
+
+DOCUMENT: tuple[Key, ...] = (
+    Key("farm", _farm, doc="the farm", required="required: the [farm] table is missing"),
+    Key("limits", _limits, {}, doc="bounds on bytes, time and flows"),
+    Key("log", _section(LOG), {}, doc="logging"),
+    Key("services", _services, doc="what the farm serves",
+        required=_required_array("what the farm serves", "services")),
+    Key("nodes", _nodes, doc="the servers of the farm",
+        required=_required_array("the servers of the farm", "nodes")),
+)  # fmt: skip
+
+
+def parse_document(data: Any, base_dir: Path, source: str) -> FarmConfig:
+    """Validate a parsed farm file; ConfigError listing every problem by key."""
+    walker = Walker(base_dir)
+    row = walker.walk(data, DOCUMENT, "")
+    if walker.errors or row is None or not complete(row):
+        raise ConfigError(walker.errors)
+    farm, log = row["farm"], row["log"]
+    return FarmConfig(
+        name=farm["name"],
+        secret=farm["secret"],
+        previous_secrets=farm["previous_secrets"],
+        link_security=farm["link_security"],
+        cookie_name=farm["cookie_name"],
+        cookie_ttl=farm["cookie_ttl"],
+        limits=row["limits"],
+        log_level=log["level"],
+        log_format=log["format"],
+        services=row["services"],
+        nodes=row["nodes"],
+        source=source,
+    )
