@@ -255,6 +255,7 @@ class FarmConfig:
     services: Mapping[str, ServiceConfig]
     nodes: Mapping[str, NodeConfig]
     source: str
+    link_certs: Path | None = None  # link_security = "mtls": ca.pem, <node>.pem, <node>.key
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`; ConfigError keyed "--node" when the farm has none."""

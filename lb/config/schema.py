@@ -126,16 +126,36 @@ def _secret_file(value: Any, ctx: Ctx) -> bytes | Mark:
     return _check_secret(content)
 
 
+LINK_SECURITY = ("mtls", "plaintext")
+
+
 def _link_security(value: Any, ctx: Ctx) -> str:
-    if value == "tls":
+    if value not in LINK_SECURITY:
+        hint = ' (did you mean "mtls"?)' if value in ("tls", "mutual-tls", "mTLS") else ""
+        raise Invalid(f'{value!r} is not one of: "mtls" (the default), "plaintext"{hint}')
+    return str(value)
+
+
+def _link_certs(value: Any, ctx: Ctx) -> Path:
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"must be a directory path, not {type_name(value)}")
+    path = ctx.walker.base_dir / value
+    if not (path / "ca.pem").is_file():
         raise Invalid(
-            'mutual TLS links are not implemented yet; set link_security = "plaintext" explicitly'
+            f"no farm CA at {str(path / 'ca.pem')!r}: make one with "
+            f"`lb certs {value} --farm FARM --nodes NODE,...`"
         )
-    if value != "plaintext":
+    return path
+
+
+def _no_link_certs(ctx: Ctx) -> Any:
+    if ctx.row.get("link_security", "mtls") == "mtls":
         raise Invalid(
-            f'{value!r} is not supported; the only value this version supports is "plaintext"'
+            'required with link_security = "mtls" (the default): the directory of the farm CA '
+            "and node certificates, made by `lb certs DIR --farm FARM --nodes a,b,c`; or set "
+            'link_security = "plaintext" to run links without TLS on a trusted network'
         )
-    return "plaintext"
+    return None
 
 
 FARM: tuple[Key, ...] = (
@@ -146,10 +166,14 @@ FARM: tuple[Key, ...] = (
     Key(
         "link_security",
         _link_security,
-        doc="plaintext, chosen explicitly",
-        required="required: links between nodes are not protected by TLS in this version, "
-        "so plaintext links must be chosen explicitly: set "
-        'link_security = "plaintext" and keep the forward addresses on a trusted network',
+        "mtls",
+        doc='"mtls" (mutual TLS 1.3 with the farm CA) or "plaintext"',
+    ),
+    Key(
+        "link_certs",
+        _link_certs,
+        Derived(_no_link_certs),
+        doc="directory of ca.pem and <node>.pem/.key (lb certs)",
     ),
     Key(
         "cookie_name",
@@ -554,6 +578,7 @@ def parse_document(data: Any, base_dir: Path, source: str) -> FarmConfig:
         secret=farm["secret"],
         previous_secrets=farm["previous_secrets"],
         link_security=farm["link_security"],
+        link_certs=farm["link_certs"],
         cookie_name=farm["cookie_name"],
         cookie_ttl=farm["cookie_ttl"],
         limits=row["limits"],

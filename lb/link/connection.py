@@ -123,6 +123,7 @@ class LinkConnection:
         pending_timeout: float = 5.0,
         window: int = 256 * 1024,
         handshake_timeout: float = 3.0,
+        require_identity: bool = False,
     ) -> None:
         if role is Role.INITIATOR and expected_peer is None:
             raise ValueError("an initiator must know which node it meant to reach")
@@ -144,6 +145,9 @@ class LinkConnection:
         self.peer_nonce: bytes | None = None
         self.authenticated = False
         self.closed = False
+        # the node name the transport proved (a verified TLS certificate), if links use mTLS
+        self.require_identity = require_identity
+        self.identity: str | None = None
         self.handshake_deadline = now + handshake_timeout
         self.handshake_timeout = handshake_timeout
         self.window = window
@@ -165,6 +169,10 @@ class LinkConnection:
             _HELLO: self._on_login_again,
             _AUTH: self._on_login_again,
         }
+
+    def set_identity(self, node: str | None) -> None:
+        """The node name the transport authenticated (the peer's TLS certificate)."""
+        self.identity = node
 
     # -- bytes in and out ------------------------------------------------------
     def data_to_send(self) -> list[bytes]:
@@ -232,6 +240,10 @@ class LinkConnection:
             farm, peer, nonce = fr.parse_hello(frame.payload)
             if farm != self.farm:
                 raise LinkAuthError(f"link from farm {farm!r}, this farm is {self.farm!r}")
+            if self.require_identity and self.identity != peer:
+                raise LinkAuthError(
+                    f"the peer's certificate names {self.identity!r}, its HELLO {peer!r}"
+                )
             if self.initiator:
                 if peer != self.peer_name:
                     raise LinkAuthError(f"expected node {self.peer_name!r}, the peer says {peer!r}")

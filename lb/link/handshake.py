@@ -56,4 +56,23 @@ def auth_mac(
     return hmac.new(key, msg, hashlib.sha256).digest()
 
 
-__all__ = ["Role", "auth_mac", "link_key"]
+def node_from_certificate(peercert: object, farm: str) -> str | None:
+    """The node a peer certificate names: its subjectAltName URI `lb://<farm>/<node>`.
+
+    `peercert` is what Python's ssl gives for a verified peer (a dict with
+    "subjectAltName"). None when no URI of this farm is there, or more than one.
+    """
+    if not isinstance(peercert, dict):
+        return None
+    prefix = f"lb://{farm}/"
+    names = [
+        value[len(prefix) :]
+        for kind, value in peercert.get("subjectAltName", ())
+        if kind == "URI" and isinstance(value, str) and value.startswith(prefix)
+    ]
+    if len(names) != 1 or not names[0] or "/" in names[0]:
+        return None
+    return names[0]
+
+
+__all__ = ["Role", "auth_mac", "link_key", "node_from_certificate"]

@@ -14,6 +14,7 @@ is lb.wire, lb.link and lb.routing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 from collections import Counter
@@ -24,11 +25,13 @@ import structlog
 from lb.clock import Monotonic
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
+from lb.errors import ConfigError
 from lb.node.app import AppConnector
 from lb.node.bus import WorkerBus
 from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry, make_conn_ref
 from lb.node.home import Home
+from lb.node.linktls import LinkTls
 from lb.node.peers import Peers
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
@@ -79,6 +82,10 @@ class Node:
         self.next_membership = 0.0
 
         keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
+        self.link_tls: LinkTls | None = None
+        if config.link_security == "mtls":
+            assert config.link_certs is not None
+            self.link_tls = LinkTls(config.link_certs, self.name)  # ConfigError: files missing
         self.directory = Directory(max_entries=self.limits.directory_entries)
         self.router = Router(keyring, self.directory)
         self.services: dict[str, Service] = {
@@ -125,6 +132,7 @@ class Node:
             wake_at=self.timer.at,
             to_siblings=self._to_siblings,
             worker=worker,
+            tls=self.link_tls,
         )
         self.entry = Entry(
             config,
@@ -204,8 +212,9 @@ class Node:
     def reload(self, config: FarmConfig) -> None:
         """SIGHUP: nodes that joined or left the farm file, taken without a restart.
 
-        Only membership changes apply live; other changes (services, limits,
-        secrets, this node's own addresses) need a restart and are reported.
+        Nodes joining or leaving, `previous_secrets` and the link certificates
+        apply live; other changes (services, limits, the secret, this node's own
+        addresses) need a restart and are reported.
         """
         me = config.nodes.get(self.name)
         if config.name != self.farm_name or config.secret != self.config.secret or me is None:
@@ -223,10 +232,27 @@ class Node:
             log.warning(
                 "reload_partial",
                 node=self.name,
-                reason="only nodes joining or leaving apply live; restart for the other changes",
+                reason="nodes joining or leaving, previous_secrets and link certificates apply "
+                "live; restart for the other changes (services, limits, this node's addresses)",
             )
+        if self.link_tls is not None:
+            try:
+                self.link_tls.reload()
+                log.info("link_certs_reloaded", node=self.name)
+            except ConfigError as exc:
+                for key, message in exc.errors:
+                    log.error("reload_config_error", node=self.name, key=key, error=message)
+        if config.previous_secrets != self.config.previous_secrets:
+            self.peers.set_secrets(config.secret, config.previous_secrets)
+            keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
+            self.router = Router(keyring, self.directory)
+            self.entry.router = self.router
+            self.home.keyring = keyring
+            log.info("previous_secrets_reloaded", node=self.name)
         added, removed = self.peers.reload(config)
-        self.config = self.peers.config
+        self.config = dataclasses.replace(
+            self.peers.config, previous_secrets=config.previous_secrets
+        )
         log.info("farm_reloaded", node=self.name, joined=sorted(added), left=sorted(removed))
 
     def start_draining(self) -> None:

@@ -13,6 +13,7 @@ or place (lb.routing), nor keep registries of links (lb.node.peers).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Protocol, cast
 
 import structlog
@@ -35,6 +36,7 @@ from lb.link import (
 )
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER
 from lb.link.events import Event
+from lb.link.handshake import node_from_certificate
 from lb.node.splice import Endpoint
 from lb.wire.frames import ConnRef, Frame, ResetReason
 
@@ -132,9 +134,15 @@ class LinkDriver(asyncio.Protocol):
     """One link end on a socket: outbound (this node connected) or inbound (home side)."""
 
     def __init__(
-        self, owner: LinkOwner, conn: LinkConnection, loop: asyncio.AbstractEventLoop
+        self,
+        owner: LinkOwner,
+        conn: LinkConnection,
+        loop: asyncio.AbstractEventLoop,
+        server_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.owner = owner
+        self.server_tls = server_tls  # inbound mTLS: the handshake runs before HELLO
+        self.tls_task: asyncio.Task[None] | None = None
         self.conn = conn
         self.loop = loop
         self.outbound = conn.initiator
@@ -166,6 +174,41 @@ class LinkDriver(asyncio.Protocol):
             if not self.owner.admit(self, str(peername[0]) if peername else "?"):
                 self.abort("refused before login")
                 return
+            if self.server_tls is not None:
+                self.transport.pause_reading()  # the first bytes are the peer's ClientHello
+                self.tls_task = self.loop.create_task(self._start_tls(self.transport))
+                self.owner.wake_at(self.conn.next_deadline())  # the login deadline covers TLS
+                return
+        self._started()
+
+    async def _start_tls(self, raw: asyncio.Transport) -> None:
+        assert self.server_tls is not None
+        try:
+            tls = await self.loop.start_tls(
+                raw,
+                self,
+                self.server_tls,
+                server_side=True,
+                ssl_handshake_timeout=self.conn.handshake_timeout,
+            )
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            if not self.closed:
+                self.owner.link_failed_login(self, f"TLS handshake failed: {exc}")
+            raw.abort()
+            self.connection_lost(None)  # the TLS layer may never tell this protocol
+            return
+        if tls is None or self.closed:
+            return
+        self.transport = tls
+        self._started()
+
+    def _started(self) -> None:
+        """The transport is ready (TLS done when used): say HELLO."""
+        transport = self.transport
+        assert transport is not None
+        peercert = transport.get_extra_info("peercert")
+        if peercert is not None:
+            self.conn.set_identity(node_from_certificate(peercert, self.conn.farm))
         self.flush()  # our HELLO
         self.owner.wake_at(self.conn.next_deadline())  # the login deadline
 
@@ -194,6 +237,8 @@ class LinkDriver(asyncio.Protocol):
                 flow.peer.resume_reading(PAUSE_LINK)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed and self.lost.done():
+            return
         self.closed = True
         if exc is not None and self.close_reason == "closed":
             self.close_reason = f"{type(exc).__name__}: {exc}"
@@ -278,6 +323,8 @@ class LinkDriver(asyncio.Protocol):
 
     def sweep(self, now: Monotonic) -> float | None:
         """Timer: pending flows past their deadline, the login deadline."""
+        if self.closed:
+            return None
         try:
             events = self.conn.handle_timeout(now)
         except LinkError as exc:
@@ -326,6 +373,7 @@ class LinkDriver(asyncio.Protocol):
         if reason is not None:
             self.close_reason = reason
         if self.transport is not None and not self.closed:
+            self.closed = True  # no more writes; connection_lost follows
             self.transport.abort()
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import ssl
 from collections import Counter
 from collections.abc import Callable
 
@@ -36,6 +37,7 @@ from lb.cluster.membership import (
 from lb.config import FarmConfig, Limits
 from lb.link import FlowOpened, LinkConnection, Role, link_key
 from lb.node.home import Home
+from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
 from lb.node.replication import Replication
 from lb.routing.view import FarmView, NodeInfo
@@ -86,9 +88,11 @@ class Peers:
         wake_at: Callable[[float | None], None],
         to_siblings: Callable[[list[bytes]], None],
         worker: int | None = None,
+        tls: LinkTls | None = None,
     ) -> None:
         self.config = config
         self.worker = worker
+        self.tls = tls  # mutual TLS on links; None: plaintext (configured explicitly)
         self.name = name
         self.farm_name = config.name
         self.limits: Limits = config.limits
@@ -115,6 +119,10 @@ class Peers:
         self.last_login_log = 0.0
         self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
 
+    def set_secrets(self, secret: bytes, previous: tuple[bytes, ...]) -> None:
+        """SIGHUP changed previous_secrets: new logins prove and accept with these keys."""
+        self.keys = [link_key(s) for s in (secret, *previous)]
+
     # -- links: making them ------------------------------------------------------
     def start(self) -> None:
         for peer in self.peers:
@@ -136,11 +144,15 @@ class Peers:
             pending_timeout=limits.pending_timeout,
             window=limits.flow_window,
             handshake_timeout=LOGIN_TIMEOUT,
+            require_identity=self.tls is not None,
         )
 
     def accept(self) -> LinkDriver:
         """Protocol factory of the forward address: a responder link end."""
-        return LinkDriver(self, self._connection(Role.RESPONDER, None, 0), self.loop)
+        server_tls = self.tls.server if self.tls is not None else None
+        return LinkDriver(
+            self, self._connection(Role.RESPONDER, None, 0), self.loop, server_tls=server_tls
+        )
 
     def is_peer(self, name: str) -> bool:
         return name in self.node_infos and name != self.name
@@ -158,9 +170,26 @@ class Peers:
             addr = self.config.nodes[peer].forward_advertised
             link = LinkDriver(self, self._connection(Role.INITIATOR, peer, attempt), self.loop)
             try:
-                async with asyncio.timeout(self.limits.connect_timeout):
-                    await self.loop.create_connection(_factory(link), addr.host, addr.port)
+                async with asyncio.timeout(self.limits.connect_timeout + LOGIN_TIMEOUT):
+                    if self.tls is None:
+                        await self.loop.create_connection(_factory(link), addr.host, addr.port)
+                    else:
+                        await self.loop.create_connection(
+                            _factory(link),
+                            addr.host,
+                            addr.port,
+                            ssl=self.tls.client,
+                            server_hostname=peer,
+                            ssl_handshake_timeout=LOGIN_TIMEOUT,
+                        )
                     await link.ready
+            except ssl.SSLError as exc:
+                link.abort()
+                self.counters["link_logins_failed"] += 1
+                self._log_failed_login(str(addr), f"TLS handshake failed: {exc}", peer, "out")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
             except (OSError, TimeoutError, ConnectionError) as exc:
                 link.abort()
                 if link.conn.peer_nonce is not None and not link.authenticated:

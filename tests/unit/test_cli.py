@@ -41,7 +41,7 @@ apps = { wb = "127.0.0.1:9102" }
 BAD_KEYS = [
     "farm.name",
     "farm.secret",
-    "farm.link_security",
+    "farm.link_certs",
     "farm.cookie_tll",
     "services[0].protocol",
     "nodes[1].forward",

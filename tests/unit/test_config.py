@@ -228,7 +228,7 @@ def test_many_mistakes_are_all_reported() -> None:
     assert {k for k, _ in errors} == {
         "farm.name",
         "farm.secret",
-        "farm.link_security",
+        "farm.link_certs",
         "farm.cookie_ttl",
         "farm.colour",
         "limits.head_bytes",
@@ -338,21 +338,36 @@ def test_secret_and_secret_file_exclusive(tmp_path: Path) -> None:
     assert "required" in message_for(errors_of(data, tmp_path), "farm.secret")
 
 
-def test_missing_link_security_explains() -> None:
+def test_missing_link_security_means_mtls_which_needs_link_certs() -> None:
     data = base()
     del data["farm"]["link_security"]
-    message = message_for(errors_of(data), "farm.link_security")
-    assert 'link_security = "plaintext"' in message and "explicit" in message
+    errors = errors_of(data)
+    assert {k for k, _ in errors} == {"farm.link_certs"}
+    message = message_for(errors, "farm.link_certs")
+    assert "lb certs" in message and 'link_security = "plaintext"' in message
 
 
-def test_tls_link_security_not_implemented() -> None:
+def test_link_security_values() -> None:
     data = base()
     data["farm"]["link_security"] = "tls"
-    assert message_for(errors_of(data), "farm.link_security") == (
-        'mutual TLS links are not implemented yet; set link_security = "plaintext" explicitly'
-    )
+    message = message_for(errors_of(data), "farm.link_security")
+    assert '"mtls"' in message and "did you mean" in message
     data["farm"]["link_security"] = "none"
     assert keys_of(data) == {"farm.link_security"}
+
+
+def test_mtls_links_with_a_certificate_directory(tmp_path: Path) -> None:
+    from lb.certs import ensure_certs
+
+    ensure_certs(tmp_path / "certs", "f1", ["a"])
+    data = base()
+    data["farm"]["link_security"] = "mtls"
+    data["farm"]["link_certs"] = "certs"
+    cfg = parse_config(data, base_dir=tmp_path)
+    assert cfg.link_security == "mtls"
+    assert cfg.link_certs == tmp_path / "certs"
+    data["farm"]["link_certs"] = "nowhere"
+    assert "no farm CA" in message_for(errors_of(data, tmp_path), "farm.link_certs")
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 65, "é"])
