@@ -574,6 +574,19 @@ def test_detach_credits_what_was_owed() -> None:
     assert fr.parse_window(frames[1].payload) == 100
 
 
+def test_detach_of_a_paused_flow_keeps_crediting() -> None:
+    """The endpoint that paused the flow is gone: its pause must not stall the remote."""
+    pair = small_pair()
+    flow_id = open_flow(pair)
+    pair.b.pause_flow(flow_id, PAUSE_PEER)  # its socket was backed up ...
+    pair.b.detach(flow_id)  # ... and then closed cleanly
+    assert pair.a.send(flow_id, b"p" * (3 * W)) is False
+    got_a, got_b = pair.pump()
+    assert got_b == []
+    assert FlowWritable(flow_id) in got_a
+    assert sent_payload(pair, "a", flow_id) == 3 * W
+
+
 def test_detach_after_the_remote_closed_ends_the_flow() -> None:
     pair = logged_in_pair()
     flow_id = open_flow(pair)
