@@ -71,7 +71,8 @@ def frame_types(chunks: list[bytes]) -> list[int]:
 
 
 def sent_payload(pair: LinkPair, side: Side, flow_id: int) -> int:
-    """Payload bytes of NEW and DATA `side` ever put on the wire for `flow_id`."""
+    """Payload bytes of NEW and DATA `side` put on the wire for `flow_id` (up to the last
+    collect: pump and deliver collect first)."""
     frames = frames_of([bytes(pair.sent_log[side])])
     return sum(
         len(f.payload)
@@ -169,6 +170,10 @@ def test_sender_stops_at_the_window_and_resumes_on_window() -> None:
     assert sent_payload(pair, "a", flow_id) == W
     assert not of_type(pair.events["a"], FlowWritable)
     pair.b.resume_flow(flow_id, PAUSE_PEER)
+    # the first WINDOW lets one more window out; the queue is not empty yet: no FlowWritable
+    assert pair.deliver("b") == []
+    pair.collect()
+    assert sent_payload(pair, "a", flow_id) == 2 * W
     got_a, got_b = pair.pump()
     assert data_of(pair.events["b"], flow_id) == payload
     assert got_a.count(FlowWritable(flow_id)) == 1  # once, when the queue drained

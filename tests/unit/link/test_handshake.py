@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lb.errors import FrameError, LinkAuthError, LinkError
-from lb.link import Authenticated, ControlFrame, LinkConnection, PeerHeard, link_key
+from lb.link import (
+    Authenticated,
+    ControlFrame,
+    LinkConnection,
+    PeerHeard,
+    Role,
+    auth_mac,
+    link_key,
+)
 from lb.link.connection import MAX_HANDSHAKE_BYTES
 from lb.wire import frames as fr
 from lb.wire.frames import ConnRef, FrameType
@@ -380,6 +388,22 @@ def test_reflecting_the_initiators_auth_back_to_it_fails() -> None:
     with pytest.raises(LinkAuthError):
         a.receive_data(fr.encode_auth(auth_a.payload), clock.now)
     assert not a.authenticated
+
+
+def test_an_auth_in_the_other_role_is_refused_even_with_the_right_key() -> None:
+    """Right key, right nonces, right names, but the other side's role: worth nothing."""
+    clock = FakeClock()
+    b = responder(clock)
+    b.receive_data(hello(NAME_A, NONCE_A), clock.now)
+    as_responder = auth_mac(KEY, Role.RESPONDER, NONCE_A, NONCE_B, NAME_A, NAME_B)
+    with pytest.raises(LinkAuthError):
+        b.receive_data(fr.encode_auth(as_responder), clock.now)
+    assert types(b.data_to_send()) == [FrameType.HELLO]  # and no AUTH
+    a = initiator(clock)
+    a.receive_data(hello(NAME_B, NONCE_B), clock.now)
+    as_initiator = auth_mac(KEY, Role.INITIATOR, NONCE_A, NONCE_B, NAME_A, NAME_B)
+    with pytest.raises(LinkAuthError):
+        a.receive_data(fr.encode_auth(as_initiator), clock.now)
 
 
 def test_replaying_a_recorded_login_fails_on_a_fresh_link() -> None:
