@@ -81,6 +81,7 @@ class LinkPair:
         # bytes a side sent that the other has not received yet
         self.wire: dict[Side, bytearray] = {"a": bytearray(), "b": bytearray()}
         self.received: dict[Side, int] = {"a": 0, "b": 0}  # bytes fed into each side
+        # every byte each side ever queued, up to the last collect (for replays and counts)
         self.sent_log: dict[Side, bytearray] = {"a": bytearray(), "b": bytearray()}
 
     @classmethod

@@ -68,10 +68,6 @@ def other(side: Side) -> Side:
     return "b" if side == "a" else "a"
 
 
-def _per_side(value: object) -> dict[Side, object]:
-    return {"a": value, "b": value}
-
-
 @dataclass
 class FlowModel:
     """What the test knows about one flow, per side."""
@@ -381,11 +377,12 @@ class Simulation:
         before = {side: set(self.conn(side).flow_ids()) for side in SIDES}
         lost_a, lost_b = self.pair.lose()
         self.lost = True
-        for side, lost in (("a", lost_a), ("b", lost_b)):
-            assert all(isinstance(e, FlowReset) for e in lost)
-            ids = [e.flow_id for e in lost]
+        for side, lost in zip(SIDES, (lost_a, lost_b), strict=True):
+            resets = [e for e in lost if isinstance(e, FlowReset)]
+            assert len(resets) == len(lost), f"{side}: only FlowReset when the link is lost"
+            ids = [e.flow_id for e in resets]
             assert sorted(ids) == sorted(before[side]), f"{side}: every open flow, once"
-            assert {e.reason for e in lost} <= {int(ResetReason.LINK_CLOSED)}
+            assert {e.reason for e in resets} <= {int(ResetReason.LINK_CLOSED)}
         self.absorb()
         for model in self.flows.values():
             for side in SIDES:
