@@ -451,7 +451,7 @@ class LinkConnection:
         flow.attached = False
         flow.orphan = True
         flow.held = []
-        flow.paused &= ~PAUSE_WAIT
+        flow.paused &= ~(PAUSE_WAIT | PAUSE_PEER)  # the endpoint's reasons left with it
         self.close(flow_id)
         if flow.recv_owed and flow_id in self.tables:
             self._credit(flow)
