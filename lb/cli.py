@@ -65,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("extractors", help="list the installed extractor kinds")
+
+    certs = sub.add_parser(
+        "certs",
+        help="make the farm CA (if missing) and node certificates for mutual TLS links",
+        description="Writes ca.pem/ca.key (once) and <node>.pem/<node>.key into DIR. Run it "
+        "again for a node to renew its certificate (the CA stays), then SIGHUP that node.",
+    )
+    certs.add_argument("dir", metavar="DIR", help="the certificate directory (farm.link_certs)")
+    certs.add_argument("--farm", required=True, metavar="NAME", help="the farm name (farm.name)")
+    certs.add_argument(
+        "--nodes", required=True, metavar="A,B,...", help="node names to issue certificates for"
+    )
+    certs.add_argument(
+        "--days", type=int, default=30, metavar="N", help="node certificate validity (default 30)"
+    )
     return parser
 
 
@@ -84,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args.port_base)
         if command == "extractors":
             return _extractors(sys.stdout)
+        if command == "certs":
+            return _certs(args.dir, args.farm, args.nodes, args.days)
     except KeyboardInterrupt:
         return 130
     parser.print_help(sys.stderr)
@@ -157,4 +174,21 @@ def _extractors(out: TextIO) -> int:
         print(f"{kind:<{width}}  {dist}", file=out)
     for kind, reason in sorted(broken.items()):
         print(f"{kind:<{width}}  unusable: {reason}", file=out)
+    return EXIT_OK
+
+
+def _certs(directory: str, farm: str, nodes_arg: str, days: int) -> int:
+    from pathlib import Path
+
+    from lb.certs import ensure_certs
+
+    nodes = [n.strip() for n in nodes_arg.split(",") if n.strip()]
+    if not nodes or days < 1:
+        print("lb certs: give at least one node name and --days >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    done = ensure_certs(Path(directory), farm, nodes, days=days)
+    if done.ca_created:
+        print(f"made the farm CA of {farm!r}: {done.directory / 'ca.pem'} (keep ca.key safe)")
+    for node in done.nodes:
+        print(f"issued {done.directory / (node + '.pem')} for node {node!r}, valid {days} days")
     return EXIT_OK

@@ -312,6 +312,9 @@ class LinkConnection:
         flow.send_credit += fr.parse_window(frame.payload)
         if flow.out_queue:
             self._flush_queue(flow)
+            if flow.flow_id not in self.tables:  # the queued CLOSE went out and ended it
+                events.append(FlowEnded(flow.flow_id))
+                return
         if not flow.out_queue and flow.blocked:
             flow.blocked = False
             events.append(FlowWritable(flow.flow_id))
@@ -398,6 +401,8 @@ class LinkConnection:
 
     def accept_flow(self, flow_id: int) -> list[Event]:
         """Home: the application is connected; VERIFIED, then the bytes held so far."""
+        if self.initiator:
+            raise LinkError("only the home side accepts flows")
         flow = self.tables.verify(flow_id)
         if flow is None:
             return []  # reset meanwhile
@@ -415,8 +420,8 @@ class LinkConnection:
     def send(self, flow_id: int, data: bytes) -> bool:
         """Bytes for the remote end of a flow; False: stop reading until FlowWritable."""
         flow = self.tables.get(flow_id)
-        if flow is None or flow.closed_out:
-            return True  # gone: the bytes are dropped, the caller learns it by events
+        if flow is None or flow.closed_out or flow.eof_queued or not data:
+            return True  # gone or closed: the bytes are dropped (the caller learns by events)
         n = len(data)
         if flow.out_queue is None and n <= flow.send_credit and n <= fr.MAX_PAYLOAD:
             flow.send_credit -= n
@@ -487,10 +492,14 @@ class LinkConnection:
 
     # -- link-level frames ----------------------------------------------------------
     def ping(self, load: int) -> None:
+        if not self.authenticated or self.closed:
+            return  # PING only on an authenticated link
         self.ping_token += 1
         self.out.append(fr.encode_ping(self.ping_token, load))
 
     def send_pong(self, token: int, load: int) -> None:
+        if not self.authenticated or self.closed:
+            return
         self.out.append(fr.encode_pong(token, load))
 
     def send_control(self, frame: bytes) -> None:

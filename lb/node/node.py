@@ -198,6 +198,13 @@ class Node:
             _, self.bus = await loop.create_unix_connection(
                 lambda: WorkerBus(handlers, self._supervisor_lost), sock=sock
             )
+        if self.link_tls is None:
+            log.warning(
+                "links_in_plaintext",
+                node=self.name,
+                reason='link_security = "plaintext": links are not encrypted; keep forward '
+                "addresses on a trusted network",
+            )
         self.peers.start()
         self.timer.at(loop.time())
         log.info(

@@ -30,7 +30,12 @@ async def serve(
 ) -> int:
     """Run the node in the current loop until a stop signal; the process exit code."""
     loop = asyncio.get_running_loop()
-    node = Node(config, me, worker=worker, bus_fd=bus_fd)
+    try:
+        node = Node(config, me, worker=worker, bus_fd=bus_fd)
+    except ConfigError as exc:
+        for key, message in exc.errors:
+            log.error("node_start_failed", node=me.name, key=key, error=message)
+        return 2
     try:
         await node.start()
     except OSError as exc:

@@ -148,6 +148,8 @@ class Farm:
     tls_files: tuple[Path, Path] | None = None
     #: processes per node (the harness default is 1; lb's own default is one per CPU)
     workers: int = 1
+    #: "mtls" (lb's default: certificates from `lb certs` in workdir/certs) or "plaintext"
+    link_security: str = "mtls"
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +163,10 @@ class Farm:
                 {s: next(ports) for s in svc},
                 {s: next(ports) for s in svc},
             )
+        if self.link_security == "mtls":
+            from lb.certs import ensure_certs
+
+            ensure_certs(self.workdir / "certs", self.name, list(self.nodes))
         self.config_path = self.workdir / "farm.toml"
         self.config_path.write_text(self.config_text())
         self.lb_procs: dict[str, _Proc] = {}
@@ -178,7 +184,8 @@ class Farm:
             "[farm]",
             f'name = "{self.name}"',
             f'secret = "{self.secret}"',
-            'link_security = "plaintext"',
+            f'link_security = "{self.link_security}"',
+            *(['link_certs = "certs"'] if self.link_security == "mtls" else []),
             f'cookie_name = "{COOKIE_NAME}"',
             "",
             "[limits]",

@@ -32,11 +32,13 @@ from lb.link import (
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER
 from lb.wire import frames as fr
 from lb.wire.frames import ConnRef, FrameType, ResetReason
+from tests.support.fake_clock import FakeClock
 from tests.support.link_pair import (
     NAME_A,
     LinkPair,
     Side,
     frames_of,
+    initiator,
     logged_in_pair,
     of_type,
 )
@@ -802,3 +804,41 @@ def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
 
 def test_byte_by_byte_gives_the_same_events() -> None:
     assert _events_of([SESSION[i : i + 1] for i in range(len(SESSION))]) == WHOLE
+
+
+def test_a_close_queued_behind_data_ends_the_flow_with_flowended() -> None:
+    """The remote closed first; our CLOSE waits behind queued bytes until credit lets it out."""
+    pair = small_pair()
+    flow_id = open_flow(pair)
+    pair.b.close(flow_id)
+    pair.pump()
+    assert pair.a.send(flow_id, b"q" * (3 * W)) is False
+    pair.a.close(flow_id)  # queued behind the bytes
+    assert pair.a.has_flow(flow_id)
+    got_a, _ = pair.pump()
+    assert FlowEnded(flow_id) in got_a
+    assert FlowWritable(flow_id) not in got_a
+    assert not pair.a.has_flow(flow_id)
+
+
+def test_bytes_after_close_are_dropped_even_while_queued() -> None:
+    pair = small_pair()
+    flow_id = open_flow(pair)
+    assert pair.a.send(flow_id, b"x" * (2 * W)) is False
+    pair.a.close(flow_id)
+    assert pair.a.send(flow_id, b"late") is True
+    pair.pump()
+    assert sent_payload(pair, "a", flow_id) == 2 * W
+
+
+def test_wrong_side_and_wrong_time_calls_are_refused() -> None:
+    clock = FakeClock()
+    a = initiator(clock)
+    a.ping(0)
+    a.send_pong(1, 0)
+    assert frames_of(a.data_to_send()) == frames_of([fr.encode_hello(a.farm, a.name, a.nonce)])
+    pair = logged_in_pair()
+    with pytest.raises(LinkError):
+        pair.a.accept_flow(1)
+    flow_id = open_flow(pair)
+    assert pair.a.send(flow_id, b"") is True
