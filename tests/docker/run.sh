@@ -24,9 +24,6 @@
 # Python that builds the wheels; default python3, same version as the image's).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HERE=$ROOT/tests/docker
-
 skip() {
     echo "SKIPPED: $*"
     exit 0
@@ -43,6 +40,8 @@ if [ -z "${LB_DOCKER_WATCHED:-}" ]; then
     exec timeout --kill-after=30 "${LB_DOCKER_TIMEOUT:-1200}" bash "$0" "$@"
 fi
 
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$ROOT/tests/docker
 BASE=${LB_DOCKER_BASE_IMAGE:-lb-base:bookworm}
 PY=${PYTHON:-python3}
 RUN=lbdt$$
