@@ -153,9 +153,20 @@ def _check_config(path: str, node_name: str | None) -> int:
     return EXIT_OK
 
 
-def _demo(port_base: int) -> int:
-    from lb.demo.run import main as demo_main
+DEMO_EXTRA_MISSING = (
+    "lb demo: the demo needs aiohttp, which a node does not; install the demo extra: "
+    "pip install 'lb[demo]'"
+)
 
+
+def _demo(port_base: int) -> int:
+    try:
+        from lb.demo.run import main as demo_main
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "aiohttp":
+            raise
+        print(DEMO_EXTRA_MISSING, file=sys.stderr)
+        return EXIT_USAGE
     return demo_main(port_base)
 
 

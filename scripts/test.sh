@@ -24,7 +24,7 @@ fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,demo]'
 # the third-party-style extractor plugin, installed like a user would
 .venv/bin/python -m pip install -q -e plugins/lb-jwt-subject
 # a test-only plugin whose extractor raises (proves plugin failures are contained)

@@ -137,6 +137,19 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err
 
 
+def test_demo_without_aiohttp_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # aiohttp is an extra (lb[demo]); None in sys.modules makes its import fail as if absent
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    for name in ("lb.demo.run", "lb.demo.app"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "aiohttp" in err
+    assert "pip install 'lb[demo]'" in err
+
+
 def test_console_script_check_config_ok() -> None:
     proc = subprocess.run(
         [str(LB), "check-config", "examples/farm.toml"],
