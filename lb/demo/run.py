@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from lb.certs import ensure_certs
 from lb.demo.app import NODE_HEADER, make_app
 from lb.routing.cookie import CookieKeyring
 
@@ -62,7 +63,8 @@ def farm_toml(nodes: list[DemoNode], secret: str) -> str:
         "[farm]",
         f'name = "{FARM_NAME}"',
         f'secret = "{secret}"',
-        'link_security = "plaintext"',
+        'link_security = "mtls"',
+        'link_certs = "certs"',
         f'cookie_name = "{COOKIE_NAME}"',
         "",
         "[limits]",
@@ -265,6 +267,7 @@ async def _serve(port_base: int) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lb-demo-"))
     secret = secrets.token_urlsafe(48)
     config = workdir / "farm.toml"
+    ensure_certs(workdir / "certs", FARM_NAME, [n.name for n in nodes])  # mutual TLS links
     config.write_text(farm_toml(nodes, secret))
 
     runners: list[web.AppRunner] = []

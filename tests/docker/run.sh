@@ -217,23 +217,16 @@ T_FARM0=$(now)
 secret=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 sed "s|^secret = .*|secret = \"$secret\"|" "$ROOT/examples/compose/farm.toml" >"$WORK/farm.toml"
 chmod 644 "$WORK/farm.toml"
+# mutual TLS links: a farm CA and a certificate per node, readable by the image's user
+PYTHONPATH="$ROOT" "$PY" -m lb certs "$WORK/certs" --farm compose --nodes a,b,c >/dev/null \
+    || fail "lb certs failed"
+chown -R 10001:10001 "$WORK/certs"
 check() {
-    docker run --rm --network none -v "$WORK/farm.toml:/etc/lb/farm.toml:ro" "$IMAGE_NODE" \
-        check-config /etc/lb/farm.toml 2>&1
+    docker run --rm --network none -v "$WORK/farm.toml:/etc/lb/farm.toml:ro" \
+        -v "$WORK/certs:/etc/lb/certs:ro" "$IMAGE_NODE" check-config /etc/lb/farm.toml 2>&1
 }
-mode=advertise
-if ! out=$(check); then
-    case $out in
-    *advertise*)
-        # this lb has no nodes.<name>.advertise yet: bind forward on the container's name
-        mode=forward-by-name
-        "$PY" "$HERE/farm_without_advertise.py" "$ROOT/examples/compose/farm.toml" \
-            | sed "s|^secret = .*|secret = \"$secret\"|" >"$WORK/farm.toml"
-        out=$(check) || fail "farm file refused: $out"
-        ;;
-    *) fail "farm file refused: $out" ;;
-    esac
-fi
+out=$(check) || fail "farm file refused: $out"
+mode="advertise, mTLS links"
 say "farm file: examples/compose/farm.toml, fresh secret, peers found by container name ($mode)"
 
 docker network create --driver bridge --label "$LABEL" "$NET" >/dev/null
@@ -243,7 +236,8 @@ for n in "${NODES[@]}"; do
 done
 for n in "${NODES[@]}"; do
     docker run -d --name "$RUN-lb-$n" --label "$LABEL" --network "$NET" --network-alias "lb-$n" \
-        -e LB_NODE="$n" -v "$WORK/farm.toml:/etc/lb/farm.toml:ro" -p 127.0.0.1::8080 \
+        -e LB_NODE="$n" -v "$WORK/farm.toml:/etc/lb/farm.toml:ro" \
+        -v "$WORK/certs:/etc/lb/certs:ro" -p 127.0.0.1::8080 \
         --stop-timeout 30 --health-interval 2s --health-start-period 5s "$IMAGE_NODE" >/dev/null
 done
 for n in "${NODES[@]}"; do PORT[$n]=$(publish_port "$n"); done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,19 +64,29 @@ def error_keys(stderr: str) -> list[str]:
     return [line.strip().split(": ", 1)[0] for line in lines[1:] if line.startswith("  ")]
 
 
-def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(EXAMPLE)]) == 0
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """examples/farm.toml with the link certificates `lb certs` makes for it."""
+    from lb.certs import ensure_certs
+
+    shutil.copy(EXAMPLE, tmp_path / "farm.toml")
+    ensure_certs(tmp_path / "certs", "example", ["a", "b", "c"])
+    return tmp_path / "farm.toml"
+
+
+def test_check_config_ok(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(example)]) == 0
     out, err = capsys.readouterr()
     assert out == "ok: farm 'example', 3 nodes (a, b, c), 1 service (web)\n"
     assert err == ""
 
 
-def test_check_config_with_node(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(EXAMPLE), "--node", "b"]) == 0
+def test_check_config_with_node(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(example), "--node", "b"]) == 0
     assert "node 'b'" in capsys.readouterr().out
-    assert main(["check-config", str(EXAMPLE), "--node", "x"]) == 1
+    assert main(["check-config", str(example), "--node", "x"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"{EXAMPLE}: 1 error(s)\n")
+    assert err.startswith(f"{example}: 1 error(s)\n")
     assert "  --node: unknown node 'x'; the farm has: a, b, c" in err
 
 
@@ -100,14 +111,14 @@ def test_run_with_bad_config_exits_2(bad_file: Path, capsys: pytest.CaptureFixtu
 
 
 def test_run_needs_a_node_choice(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("LB_NODE", raising=False)
-    assert main(["run", "--config", str(EXAMPLE)]) == 2
+    assert main(["run", "--config", str(example)]) == 2
     err = capsys.readouterr().err
     assert "--node" in err and "a, b, c" in err
     monkeypatch.setenv("LB_NODE", "nope")
-    assert main(["run", "--config", str(EXAMPLE)]) == 2
+    assert main(["run", "--config", str(example)]) == 2
     assert "LB_NODE: unknown node 'nope'" in capsys.readouterr().err
 
 
@@ -150,10 +161,27 @@ def test_demo_without_aiohttp_names_the_extra(
     assert "pip install 'lb[demo]'" in err
 
 
-def test_console_script_check_config_ok() -> None:
+def test_console_script_check_config_ok(tmp_path: Path) -> None:
+    """The README's steps: copy the example, make its link certificates, check it."""
+    shutil.copy(ROOT / "examples" / "farm.toml", tmp_path / "farm.toml")
+    without = subprocess.run(
+        [str(LB), "check-config", str(tmp_path / "farm.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert without.returncode == 1 and "farm.link_certs" in without.stderr
+    assert "lb certs" in without.stderr
+    made = subprocess.run(
+        [str(LB), "certs", str(tmp_path / "certs"), "--farm", "example", "--nodes", "a,b,c"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "made the farm CA" in made.stdout
     proc = subprocess.run(
-        [str(LB), "check-config", "examples/farm.toml"],
-        cwd=ROOT,
+        [str(LB), "check-config", str(tmp_path / "farm.toml")],
         capture_output=True,
         text=True,
         timeout=60,

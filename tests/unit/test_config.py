@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -171,18 +172,27 @@ def test_secret_is_not_in_repr() -> None:
     assert SECRET not in text and "q" * 33 not in text
 
 
-@pytest.mark.parametrize("name", ["farm.toml", "tcp-farm.toml"])
-def test_examples_load(name: str) -> None:
-    cfg = load_config(EXAMPLES / name)
+def example(name: str, tmp: Path) -> Path:
+    """An example farm file copied to `tmp`, with the link certificates `lb certs` makes."""
+    from lb.certs import ensure_certs
+
+    shutil.copy(EXAMPLES / name, tmp / name)
+    ensure_certs(tmp / "certs", "example", ["a", "b", "c"])
+    return tmp / name
+
+
+@pytest.mark.parametrize(("name", "links"), [("farm.toml", "mtls"), ("tcp-farm.toml", "plaintext")])
+def test_examples_load(name: str, links: str, tmp_path: Path) -> None:
+    cfg = load_config(example(name, tmp_path))
     assert list(cfg.nodes) == ["a", "b", "c"]
-    assert cfg.link_security == "plaintext"
+    assert cfg.link_security == links
     assert len(cfg.secret) >= 32
     forwards = {str(n.forward) for n in cfg.nodes.values()}
     assert len(forwards) == 3
 
 
-def test_example_farm_shape() -> None:
-    cfg = load_config(EXAMPLES / "farm.toml")
+def test_example_farm_shape(tmp_path: Path) -> None:
+    cfg = load_config(example("farm.toml", tmp_path))
     assert cfg.name == "example"
     web = cfg.services["web"]
     assert web.protocol == "http"
