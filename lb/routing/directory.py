@@ -23,6 +23,7 @@ from lb.wire.directory import MAX_HOME_BYTES, DirectoryEntry
 __all__ = [
     "ENTRY_OVERHEAD",
     "MAX_KEY_BYTES",
+    "MAX_VERSION_AHEAD",
     "Directory",
     "DirectoryEntry",
     "entry_memory",
@@ -32,6 +33,15 @@ MAX_KEY_BYTES = 512
 """Longer keys are refused by ``learn`` (ValueError) and ignored by ``merge``."""
 
 _U64_MAX = 2**64 - 1
+
+MAX_VERSION_AHEAD = 600.0
+"""How far (seconds) a peer's clock may run ahead: ``merge`` refuses an entry whose
+version (ms) is more than this, plus one second, ahead of ``now``, so no peer can pin
+a key with a version nobody can ever beat. The extra second is room for relearning:
+a learn takes one ms above the version held, so a node's own observation of a key
+held at this bound is still taken by its peers."""
+
+_VERSION_SLACK = 1.0  # seconds beyond MAX_VERSION_AHEAD: up to 1,000 relearns
 
 ENTRY_OVERHEAD = 280
 """Bytes one entry costs beyond its key string, measured with tracemalloc on CPython
@@ -87,6 +97,7 @@ class Directory:
         "_max_bytes",
         "_max_entries",
         "_outbox",
+        "_refused",
         "_table",
     )
 
@@ -106,6 +117,7 @@ class Directory:
         self._bytes = 0
         self._last_version = 0
         self._evictions = 0
+        self._refused = 0
 
     # -- reading ---------------------------------------------------------------------
 
@@ -121,6 +133,11 @@ class Directory:
     def evictions(self) -> int:
         """Entries dropped because a bound was reached (not counting expiry)."""
         return self._evictions
+
+    @property
+    def refused(self) -> int:
+        """Entries ``merge`` ignored because their version was too far ahead of ``now``."""
+        return self._refused
 
     def lookup(self, key: str, now: float) -> str | None:
         """The home of ``key``, or None if absent or expired (an expired entry is dropped).
@@ -187,9 +204,10 @@ class Directory:
 
         Ignored: an expired entry (``expires <= now``), a key that is empty or longer
         than MAX_KEY_BYTES, an empty or too long home, a version or expiry outside
-        u64. Otherwise it replaces the current entry of its key only if it ranks
-        higher: newer version; equal versions -> the lexicographically larger home;
-        equal too -> the later expiry. Never raises for a bad entry.
+        u64, a version more than MAX_VERSION_AHEAD (+ 1) seconds ahead of ``now``
+        (counted in ``refused``). Otherwise it replaces the current entry of its key
+        only if it ranks higher: newer version; equal versions -> the lexicographically
+        larger home; equal too -> the later expiry. Never raises for a bad entry.
         """
         if not isinstance(entry, DirectoryEntry):
             return False
@@ -203,6 +221,9 @@ class Directory:
             and _key_ok(key)
             and _home_ok(entry.home)
         ):
+            return False
+        if version > (now + MAX_VERSION_AHEAD + _VERSION_SLACK) * 1000:
+            self._refused += 1
             return False
         current = self._table.get(key)
         if current is not None and current.expires > now and _rank(current) >= _rank(entry):
