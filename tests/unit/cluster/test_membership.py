@@ -1296,3 +1296,31 @@ def test_same_seed_replays_exactly(seed: int) -> None:
     first, second = simulate(seed), simulate(seed)
     assert first.log == second.log
     assert first.log != simulate(seed + 100).log
+
+
+# --- boundaries that a mutation of the code would cross ----------------------------------------
+
+
+def test_draining_then_alive_at_the_same_incarnation_stays_draining() -> None:
+    m = fresh(["b", "c"])
+    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.1, wall=WALL)
+    m.on_node_state("c", NodeState("c", ALIVE, 1), 0.2, wall=WALL)  # a stale one, reordered
+    assert m.state("c") is DRAINING
+    m.on_node_state("c", NodeState("c", LEFT, 1), 0.3, wall=WALL)  # LEFT outranks DRAINING
+    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.4, wall=WALL)
+    assert m.state("c") is LEFT
+
+
+def test_hearing_one_node_keeps_the_pending_probes_about_another() -> None:
+    m = fresh(["b", "c", "d"])
+    m.heard("b", 1.0)
+    m.tick(1.0)  # c and d fall silent: both SUSPECT, both probed through b
+    probes = {p.target: p for p in of(m.take_actions(), SendProbeRequest)}
+    assert set(probes) == {"c", "d"}
+    m.heard("d", 1.5)  # d is back: its probes are dropped, not c's
+    p = probes["c"]
+    m.on_probe_result(p.via, p.target, p.nonce, True, 2.0)  # b vouches for c at 2.0
+    m.tick(2.6)  # without that vouch c would be dead now (silent since 0, dead_after 2.5)
+    assert m.state("c") is SUSPECT
+    m.tick(3.5 + EPS)  # the vouch proved c up at 2.0 - suspect_after: dead after 3.5
+    assert m.state("c") is DEAD
