@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from lb.wire.membership import MAX_INCARNATION, MemberState, NodeState
 
 __all__ = [
+    "MAX_AHEAD",
     "Action",
     "Broadcast",
     "MemberState",
@@ -41,8 +42,20 @@ UNKNOWN = MemberState.UNKNOWN
 
 # A node's own declarations, ordered for merging at equal incarnation.
 _DECLARATION_RANK: dict[MemberState, int] = {ALIVE: 0, DRAINING: 1, LEFT: 2}
+# Declarations believed only from the node itself (ALIVE may be relayed: refutations).
+_OWN_WORD = frozenset((DRAINING, LEFT))
 
 _NEVER = float("-inf")
+
+MAX_AHEAD = 600.0
+"""Seconds an incarnation may run ahead of the receiver's wall clock.
+
+A node's incarnation starts at its start wall time (Unix seconds) and rises by one
+per refutation or drain, so a real one is never far ahead of any clock of the
+farm. A statement about another node (relayed) with an incarnation beyond
+``wall + MAX_AHEAD`` is refused, and so is gossip about this node itself; a node's
+word about itself gets twice that, because it may have refuted a record at the
+bound. The farm's clocks must agree within ``MAX_AHEAD`` (NTP does far better)."""
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -210,15 +223,21 @@ class Membership:
     what ``take_actions()`` returns. Peers start UNKNOWN (not live) until heard.
     Events from or about names that are not members are ignored. Every input
     must come with a ``now`` that does not go backward.
+
+    Gossip is trusted only so far: a node's own state (DRAINING, LEFT) is taken only
+    from that node, and an incarnation more than ``max_ahead`` seconds ahead of the
+    wall clock passed to ``on_node_state`` is refused (``refused`` counts both).
     """
 
     __slots__ = (
         "_actions",
         "_inc",
+        "_max_ahead",
         "_members",
         "_mode",
         "_name",
         "_pending",
+        "_refused",
         "_rng",
         "_timing",
     )
@@ -232,10 +251,19 @@ class Membership:
         timing: Timing | None = None,
         rng: random.Random | None = None,
         incarnation: int = 0,
+        max_ahead: float = MAX_AHEAD,
     ) -> None:
         if isinstance(incarnation, bool) or not 0 <= incarnation <= MAX_INCARNATION:
             raise ValueError(f"incarnation must be 0..2**64-1, got {incarnation!r}")
+        if (
+            isinstance(max_ahead, bool)
+            or not isinstance(max_ahead, int | float)
+            or not 0 < max_ahead < float("inf")
+        ):
+            raise ValueError(f"max_ahead must be a number of seconds > 0, got {max_ahead!r}")
         self._name = self_name
+        self._max_ahead = float(max_ahead)
+        self._refused = 0
         self._timing = timing if timing is not None else Timing()
         self._rng = rng if rng is not None else random.Random()
         self._inc = incarnation
@@ -260,6 +288,12 @@ class Membership:
     @property
     def timing(self) -> Timing:
         return self._timing
+
+    @property
+    def refused(self) -> int:
+        """NODE_STATE entries not believed: a node's DRAINING or LEFT from another
+        node, or an incarnation too far ahead of the wall clock."""
+        return self._refused
 
     @property
     def members(self) -> frozenset[str]:
@@ -382,19 +416,31 @@ class Membership:
                 del self._pending[nonce]
 
     # -- inputs: gossip and probes ---------------------------------------------------------
-    def on_node_state(self, sender: str, entry: NodeState, now: float) -> None:
-        """One NODE_STATE entry from ``sender`` (call once per entry of a frame)."""
+    def on_node_state(self, sender: str, entry: NodeState, now: float, *, wall: float) -> None:
+        """One NODE_STATE entry from ``sender`` (call once per entry of a frame).
+
+        ``wall`` is the wall clock (Unix seconds) at ``now``: an entry whose
+        incarnation is more than ``max_ahead`` ahead of it (twice that for the
+        sender's word about itself) is refused, and so is DRAINING or LEFT about a
+        node other than the sender. A refused entry still counts as hearing the sender.
+        """
         if sender not in self._members:
             return
         node, state, inc = entry.node, entry.state, entry.incarnation
-        if node == self._name:
-            self._about_self(state, inc)
+        direct = node == sender
+        ahead = 2 * self._max_ahead if direct else self._max_ahead
+        if not inc <= wall + ahead:
+            self._refused += 1  # a NaN wall refuses everything rather than nothing
+        elif node == self._name:
+            self._about_self(state, inc)  # never believed, only refuted
+        elif state in _OWN_WORD and not direct:
+            self._refused += 1
         else:
             member = self._members.get(node)
             if member is not None:
                 if state in _DECLARATION_RANK:
-                    self._declaration(member, state, inc, now, direct=node == sender)
-                elif state is DEAD and node != sender:
+                    self._declaration(member, state, inc, now, direct=direct)
+                elif state is DEAD and not direct:
                     self._dead_claim(member, inc, now)
                 # SUSPECT from a third party is its own opinion: only the target acts on it.
         self.heard(sender, now)

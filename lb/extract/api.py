@@ -19,6 +19,7 @@ __all__ = [
     "ExtractResult",
     "Extractor",
     "ExtractorContext",
+    "HomeCookieVerifier",
     "Identifier",
     "Seen",
     "Verdict",
@@ -33,7 +34,8 @@ class Identifier:
     kind: str
     """``"home-cookie"``, ``"uri"``, ``"query"``, ``"client-ip"``, or a plugin's kind."""
     value: str
-    """What was read (a home cookie is the raw signed value; routing verifies it)."""
+    """What was read (a home cookie is the raw signed value, verified by the extractor
+    when it has the farm's keyring; routing checks it again from the keyring's cache)."""
     placement: str
     """``"home-cookie"`` (the value names the home) or ``"hash"`` (consistent hash)."""
 
@@ -78,11 +80,29 @@ class Extractor(Protocol):
         ...
 
 
+class HomeCookieVerifier(Protocol):
+    """What checks a home cookie value: ``lb.routing.cookie.CookieKeyring`` in a node.
+
+    Declared here so that this layer does not import the routing layer above it.
+    """
+
+    def verify(self, value: str, now: float) -> str | None:
+        """The node named by a valid, unexpired cookie value; None for anything else.
+        Never raises."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ExtractorContext:
     """Farm-wide settings a factory may need when it builds an extractor."""
 
     home_cookie_name: str = "lbhome"
+    home_cookie_keyring: HomeCookieVerifier | None = None
+    """The farm's keyring. With it, ``home-cookie`` answers only for a cookie that
+    verifies at ``Seen.now``: a forged, tampered, expired or other-farm cookie is
+    NO_MATCH, so the extractors after it in the chain still run. Without it (config
+    validation builds chains without keys) every non-empty cookie is answered and
+    routing alone verifies it."""
 
 
 def run_chain(

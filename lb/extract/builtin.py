@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lb.errors import ExtractorError
-from lb.extract.api import ExtractorContext, Identifier, Seen, Verdict
+from lb.extract.api import ExtractorContext, HomeCookieVerifier, Identifier, Seen, Verdict
 
 __all__ = [
     "MAX_PATTERN_LENGTH",
@@ -70,9 +70,17 @@ class _Options:
 
 @dataclass(frozen=True, slots=True)
 class HomeCookieExtractor:
-    """The farm's home cookie from the request head: placement by the node it names."""
+    """The farm's home cookie from the request head: placement by the node it names.
+
+    With a ``keyring``, a cookie that does not verify at ``seen.now`` (forged,
+    tampered, expired, of another farm or an unknown key) is no identifier at all:
+    NO_MATCH, and the next extractor of the chain answers. The keyring remembers
+    the values it verified, so the router's own check of the same value, and the
+    later requests of the session, cost a dict look-up, not an HMAC.
+    """
 
     cookie_name: str
+    keyring: HomeCookieVerifier | None = None
     name: str = "home-cookie"
 
     def extract(self, seen: Seen) -> Identifier | Verdict:
@@ -80,6 +88,9 @@ class HomeCookieExtractor:
             return Verdict.NO_MATCH
         value = seen.http.cookies().get(self.cookie_name)
         if not value:
+            return Verdict.NO_MATCH
+        keyring = self.keyring
+        if keyring is not None and keyring.verify(value, seen.now) is None:
             return Verdict.NO_MATCH
         return Identifier("home-cookie", value, "home-cookie")
 
@@ -139,9 +150,10 @@ class ClientIpExtractor:
 
 
 def make_home_cookie(options: Mapping[str, Any], ctx: ExtractorContext) -> HomeCookieExtractor:
-    """Kind ``home-cookie``: no options; reads the cookie ``ctx.home_cookie_name``."""
+    """Kind ``home-cookie``: no options; reads the cookie ``ctx.home_cookie_name`` and
+    verifies it with ``ctx.home_cookie_keyring`` when the context has one."""
     _Options(options, ()).check()
-    return HomeCookieExtractor(ctx.home_cookie_name)
+    return HomeCookieExtractor(ctx.home_cookie_name, ctx.home_cookie_keyring)
 
 
 def make_uri_path(options: Mapping[str, Any], ctx: ExtractorContext) -> UriPathExtractor:

@@ -5,7 +5,9 @@ Set-Cookie, a TLS 1.2 session id or ticket); the I/O layer sends what
 ``take_outbox`` returns to the peers, which ``merge`` it. Every node applies the
 same conflict rule (newest version, then the larger home name, then the later
 expiry), so nodes that saw the same entries hold the same table whatever the
-order. Details and the measured memory per entry: docs/directory.md.
+order. Entries that were used (looked up) are protected from floods of new ones
+(segmented LRU); a version far ahead of the clock is refused; learning per client
+source is capped. Details and the measured memory per entry: docs/directory.md.
 
 Pure: no I/O, no clock (time is ``now``), no randomness. Not thread-safe: one
 directory per worker process.
@@ -14,6 +16,7 @@ directory per worker process.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import math
 import sys
 from collections import OrderedDict
@@ -23,15 +26,37 @@ from lb.wire.directory import MAX_HOME_BYTES, DirectoryEntry
 __all__ = [
     "ENTRY_OVERHEAD",
     "MAX_KEY_BYTES",
+    "MAX_VERSION_AHEAD",
+    "PROTECTED_SHARE",
     "Directory",
     "DirectoryEntry",
+    "SourceLimited",
     "entry_memory",
+    "source_key",
 ]
 
 MAX_KEY_BYTES = 512
 """Longer keys are refused by ``learn`` (ValueError) and ignored by ``merge``."""
 
 _U64_MAX = 2**64 - 1
+
+MAX_VERSION_AHEAD = 600.0
+"""How far (seconds) a peer's clock may run ahead: ``merge`` refuses an entry whose
+version (ms) is more than this, plus one second, ahead of ``now``, so no peer can pin
+a key with a version nobody can ever beat. The extra second is room for relearning:
+a learn takes one ms above the version held, so a node's own observation of a key
+held at this bound is still taken by its peers."""
+
+_VERSION_SLACK = 1.0  # seconds beyond MAX_VERSION_AHEAD: up to 1,000 relearns
+
+PROTECTED_SHARE = 0.8
+"""The share of both bounds (entries and bytes) that used entries may hold; the rest
+is always left to new entries."""
+
+
+class SourceLimited(ValueError):
+    """``learn`` refused a new key: its source learned its share in this window."""
+
 
 ENTRY_OVERHEAD = 280
 """Bytes one entry costs beyond its key string, measured with tracemalloc on CPython
@@ -76,41 +101,106 @@ def _rank(entry: DirectoryEntry) -> tuple[int, str, int]:
     return (entry.version, entry.home, entry.expires)
 
 
+def source_key(address: str) -> str:
+    """The source ``learn`` counts for a client address: the address itself for IPv4,
+    its /64 for IPv6 (one host commonly owns a whole /64), the IPv4 address of an
+    IPv4-mapped one; anything that is not an address is returned unchanged."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class Directory:
-    """Learned identifier -> home, bounded by entries and by bytes (LRU eviction)."""
+    """Learned identifier -> home, bounded by entries and by bytes.
+
+    Eviction is a segmented LRU: a new entry enters the *probation* segment; its
+    first lookup hit moves it to the *protected* segment, which holds at most
+    PROTECTED_SHARE of both bounds (its least recently used entry goes back to
+    probation when it is full). Evictions take the least recently used entry of
+    probation first, so a flood of entries that are never used evicts only other
+    unused entries. ``used_evictions`` counts evicted entries that had been hit.
+    """
 
     __slots__ = (
         "_bytes",
+        "_demoted",
         "_evictions",
         "_heap",
         "_last_version",
         "_max_bytes",
         "_max_entries",
         "_outbox",
-        "_table",
+        "_probation",
+        "_protected",
+        "_protected_bytes",
+        "_protected_max_bytes",
+        "_protected_max_entries",
+        "_refused",
+        "_source_epoch",
+        "_source_limit",
+        "_source_refusals",
+        "_source_window",
+        "_sources",
+        "_used_evictions",
     )
 
-    def __init__(self, max_entries: int = 100_000, max_bytes: int = 32 * 2**20) -> None:
-        """ValueError unless ``max_entries >= 1`` and ``max_bytes`` holds one entry of
-        the largest key (about 2,400 bytes)."""
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        max_bytes: int = 32 * 2**20,
+        *,
+        source_limit: int = 1000,
+        source_window: float = 60.0,
+    ) -> None:
+        """ValueError unless ``max_entries >= 1``, ``max_bytes`` holds one entry of the
+        largest key (about 2,400 bytes), ``source_limit >= 1`` and ``source_window > 0``.
+
+        ``source_limit`` new keys per ``source_window`` seconds is what ``learn`` takes
+        from one ``source``.
+        """
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         smallest = _LARGEST_KEY_MEMORY + ENTRY_OVERHEAD
         if max_bytes < smallest:
             raise ValueError(f"max_bytes must be at least {smallest}, got {max_bytes}")
+        if isinstance(source_limit, bool) or not isinstance(source_limit, int) or source_limit < 1:
+            raise ValueError(f"source_limit must be an int >= 1, got {source_limit!r}")
+        if isinstance(source_window, bool) or not (
+            isinstance(source_window, int | float) and 0 < source_window < math.inf
+        ):
+            raise ValueError(f"source_window must be seconds > 0, got {source_window!r}")
         self._max_entries = max_entries
         self._max_bytes = max_bytes
-        self._table: OrderedDict[str, DirectoryEntry] = OrderedDict()  # LRU first
+        self._protected_max_entries = int(max_entries * PROTECTED_SHARE)
+        self._protected_max_bytes = int(max_bytes * PROTECTED_SHARE)
+        # least recently used first in each segment; a key is in one of them
+        self._probation: OrderedDict[str, DirectoryEntry] = OrderedDict()
+        self._protected: OrderedDict[str, DirectoryEntry] = OrderedDict()
+        self._demoted: set[str] = set()  # keys in probation that were hit once
         self._heap: list[tuple[int, str]] = []  # (expires, key); stale items are skipped
         self._outbox: OrderedDict[str, DirectoryEntry] = OrderedDict()
         self._bytes = 0
+        self._protected_bytes = 0
         self._last_version = 0
         self._evictions = 0
+        self._used_evictions = 0
+        self._refused = 0
+        self._source_limit = source_limit
+        self._source_window = float(source_window)
+        self._source_epoch = math.nan
+        self._sources: dict[str, int] = {}  # source -> new keys learned in this window
+        self._source_refusals = 0
 
     # -- reading ---------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._probation) + len(self._protected)
 
     @property
     def bytes_used(self) -> int:
@@ -122,34 +212,71 @@ class Directory:
         """Entries dropped because a bound was reached (not counting expiry)."""
         return self._evictions
 
+    @property
+    def used_evictions(self) -> int:
+        """Evicted entries that had had a lookup hit: a sign the directory is too small
+        for the sessions in use, or under a flood."""
+        return self._used_evictions
+
+    @property
+    def refused(self) -> int:
+        """Entries ``merge`` ignored because their version was too far ahead of ``now``."""
+        return self._refused
+
+    @property
+    def source_refusals(self) -> int:
+        """New keys ``learn`` refused because their source had learned its share."""
+        return self._source_refusals
+
+    @property
+    def tracked_sources(self) -> int:
+        """Sources counted in the current window (at most ``max_entries``)."""
+        return len(self._sources)
+
     def lookup(self, key: str, now: float) -> str | None:
         """The home of ``key``, or None if absent or expired (an expired entry is dropped).
 
-        A hit becomes the most recently used entry. Never raises.
+        A hit makes the entry the most recently used of the protected segment. Never
+        raises.
         """
-        entry = self._table.get(key)
+        entry = self._protected.get(key)
+        if entry is not None:
+            if not entry.expires > now:
+                self._remove(key, entry)
+                return None
+            self._protected.move_to_end(key)
+            return entry.home
+        entry = self._probation.get(key)
         if entry is None:
             return None
         if not entry.expires > now:
             self._remove(key, entry)
             return None
-        self._table.move_to_end(key)
+        self._promote(key, entry)
         return entry.home
 
     def get(self, key: str, now: float) -> DirectoryEntry | None:
         """The live entry of ``key`` without touching its LRU position (for inspection)."""
-        entry = self._table.get(key)
+        entry = self._find(key)
         if entry is None or not entry.expires > now:
             return None
         return entry
 
     def entries(self, now: float) -> list[DirectoryEntry]:
-        """Every live entry, least recently used first: a full sync for a peer."""
-        return [e for e in self._table.values() if e.expires > now]
+        """Every live entry (probation then protected, each least recently used first):
+        a full sync for a peer."""
+        return [
+            e
+            for segment in (self._probation, self._protected)
+            for e in segment.values()
+            if e.expires > now
+        ]
 
     # -- writing ---------------------------------------------------------------------
 
-    def learn(self, key: str, home: str, now: float, ttl: float) -> DirectoryEntry:
+    def learn(
+        self, key: str, home: str, now: float, ttl: float, *, source: str | None = None
+    ) -> DirectoryEntry:
         """Record locally that ``home`` owns ``key`` for ``ttl`` seconds; queue it for peers.
 
         The version is ``max(now in ms, last version + 1, current version of key + 1)``:
@@ -157,6 +284,11 @@ class Directory:
         key, so a local observation always takes effect and wins on the peers too.
         ValueError for an empty key or one longer than MAX_KEY_BYTES bytes of UTF-8, an
         empty home or one longer than 255 bytes, a non-finite ``now`` or ``ttl <= 0``.
+
+        ``source`` (the client that started the session, see ``source_key``) is
+        charged for a key the table does not hold: beyond ``source_limit`` new keys
+        in the current window of ``source_window`` seconds, SourceLimited (a
+        ValueError) is raised and nothing is stored.
         """
         if not _key_ok(key):
             raise ValueError(
@@ -167,12 +299,14 @@ class Directory:
         if not (math.isfinite(now) and math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"now must be finite and ttl > 0, got now={now} ttl={ttl}")
         version = max(int(now * 1000), self._last_version + 1)
-        current = self._table.get(key)
+        current = self._find(key)
         if current is not None and current.version >= version:
             version = current.version + 1
         expires = int(now + ttl)
         if version > _U64_MAX or not 0 <= expires <= _U64_MAX:
             raise ValueError("directory version or expiry outside u64")
+        if source is not None and current is None:
+            self._charge(source, now)
         self._last_version = version
         entry = DirectoryEntry(key, sys.intern(home), version, expires)
         self._store(key, entry, now)
@@ -187,9 +321,10 @@ class Directory:
 
         Ignored: an expired entry (``expires <= now``), a key that is empty or longer
         than MAX_KEY_BYTES, an empty or too long home, a version or expiry outside
-        u64. Otherwise it replaces the current entry of its key only if it ranks
-        higher: newer version; equal versions -> the lexicographically larger home;
-        equal too -> the later expiry. Never raises for a bad entry.
+        u64, a version more than MAX_VERSION_AHEAD (+ 1) seconds ahead of ``now``
+        (counted in ``refused``). Otherwise it replaces the current entry of its key only if it
+        ranks higher: newer version; equal versions -> the lexicographically larger
+        home; equal too -> the later expiry. Never raises for a bad entry.
         """
         if not isinstance(entry, DirectoryEntry):
             return False
@@ -204,7 +339,10 @@ class Directory:
             and _home_ok(entry.home)
         ):
             return False
-        current = self._table.get(key)
+        if version > (now + MAX_VERSION_AHEAD + _VERSION_SLACK) * 1000:
+            self._refused += 1
+            return False
+        current = self._find(key)
         if current is not None and current.expires > now and _rank(current) >= _rank(entry):
             return False
         home = sys.intern(entry.home)
@@ -216,11 +354,10 @@ class Directory:
     def expire(self, now: float) -> int:
         """Drop every entry with ``expires <= now``; returns how many. O(expired) amortized."""
         heap = self._heap
-        table = self._table
         dropped = 0
         while heap and not heap[0][0] > now:
             _, key = heapq.heappop(heap)
-            entry = table.get(key)
+            entry = self._find(key)
             if entry is not None and not entry.expires > now:
                 self._remove(key, entry)
                 dropped += 1
@@ -237,34 +374,99 @@ class Directory:
 
     # -- internals -------------------------------------------------------------------
 
+    def _find(self, key: str) -> DirectoryEntry | None:
+        entry = self._probation.get(key)
+        return self._protected.get(key) if entry is None else entry
+
+    def _charge(self, source: str, now: float) -> None:
+        """Count one new key for ``source``; SourceLimited beyond its share."""
+        epoch = math.floor(now / self._source_window)
+        sources = self._sources
+        if epoch != self._source_epoch:
+            self._source_epoch = epoch
+            sources.clear()
+        count = sources.get(source)
+        if count is None:
+            if len(sources) < self._max_entries:  # beyond that many sources: not tracked
+                sources[source] = 1
+            return
+        if count >= self._source_limit:
+            self._source_refusals += 1
+            raise SourceLimited(
+                f"source {source} learned {count} new keys in this "
+                f"{self._source_window:g}s window (limit {self._source_limit})"
+            )
+        sources[source] = count + 1
+
     def _store(self, key: str, entry: DirectoryEntry, now: float) -> None:
-        table = self._table
-        current = table.get(key)
+        current = self._find(key)
         if current is None:
             self._bytes += entry_memory(key)
+            self._probation[key] = entry
         else:
-            table.move_to_end(key)
-        table[key] = entry
+            segment = self._protected if key in self._protected else self._probation
+            segment.move_to_end(key)
+            segment[key] = entry
         if current is None or current.expires != entry.expires:
             heapq.heappush(self._heap, (entry.expires, key))
-            if len(self._heap) > 2 * len(table) + 64:
+            if len(self._heap) > 2 * len(self) + 64:
                 self._compact_heap()
-        if len(table) > self._max_entries or self._bytes > self._max_bytes:
+        if len(self) > self._max_entries or self._bytes > self._max_bytes:
             self._evict(now)
 
+    def _promote(self, key: str, entry: DirectoryEntry) -> None:
+        """A hit in probation: into the protected segment; its overflow back to probation."""
+        del self._probation[key]
+        if self._demoted:
+            self._demoted.discard(key)
+        protected = self._protected
+        protected[key] = entry
+        self._protected_bytes += entry_memory(key)
+        while (
+            len(protected) > self._protected_max_entries
+            or self._protected_bytes > self._protected_max_bytes
+        ):
+            old, old_entry = protected.popitem(last=False)
+            self._protected_bytes -= entry_memory(old)
+            self._probation[old] = old_entry
+            self._demoted.add(old)
+
     def _remove(self, key: str, entry: DirectoryEntry) -> None:
-        del self._table[key]
-        self._bytes -= entry_memory(entry.key)
+        size = entry_memory(entry.key)
+        if self._protected.pop(key, None) is not None:
+            self._protected_bytes -= size
+        else:
+            del self._probation[key]
+            if self._demoted:
+                self._demoted.discard(key)
+        self._bytes -= size
 
     def _evict(self, now: float) -> None:
-        """Back under both bounds: expired entries first, then least recently used."""
+        """Back under both bounds: expired entries first, then the least recently used
+        entry of probation, and of the protected segment only when probation is empty."""
         self.expire(now)
-        table = self._table
-        while table and (len(table) > self._max_entries or self._bytes > self._max_bytes):
-            _, entry = table.popitem(last=False)
-            self._bytes -= entry_memory(entry.key)
+        probation, protected = self._probation, self._protected
+        while len(self) > self._max_entries or self._bytes > self._max_bytes:
+            if probation:
+                key, _ = probation.popitem(last=False)
+                used = bool(self._demoted) and key in self._demoted
+                if used:
+                    self._demoted.discard(key)
+            elif protected:
+                key, _ = protected.popitem(last=False)
+                self._protected_bytes -= entry_memory(key)
+                used = True
+            else:
+                break
+            self._bytes -= entry_memory(key)
             self._evictions += 1
+            if used:
+                self._used_evictions += 1
 
     def _compact_heap(self) -> None:
-        self._heap = [(e.expires, k) for k, e in self._table.items()]
+        self._heap = [
+            (e.expires, k)
+            for segment in (self._probation, self._protected)
+            for k, e in segment.items()
+        ]
         heapq.heapify(self._heap)

@@ -17,6 +17,7 @@ from lb.errors import HttpError
 __all__ = [
     "MAX_HEADER_LINES",
     "RequestHead",
+    "RequestHeadScanner",
     "ResponseCookieInserter",
     "SetCookieWatcher",
     "error_response",
@@ -35,6 +36,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # only control bytes, so CR/LF pairing and forbidden CTLs are checked in one pass.
 _NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
 _TARGET_BAD = re.compile(r"[\x00-\x20\x7f]")
+_TOKEN_BYTES = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+
+_Buffer = bytes | bytearray
 
 
 @dataclass(slots=True)
@@ -116,41 +120,7 @@ def _check_request_line(line: str) -> tuple[str, str, str]:
     return method, target, version
 
 
-def _skip_leading_empty_lines(data: bytes) -> int:
-    pos = 0
-    for _ in range(_MAX_LEADING_EMPTY_LINES):
-        if not data.startswith(b"\r\n", pos):
-            break
-        pos += 2
-    if data.startswith(b"\r\n", pos):
-        raise _bad("too many empty lines before the request line")
-    return pos
-
-
-def _check_partial(data: bytes, pos: int, end: int) -> None:
-    """Fail early on an incomplete head that can never become valid."""
-    if data.find(b"\x00", 0, end) >= 0:
-        raise _bad("NUL byte in request head")
-    pairs = data.count(b"\r\n", 0, end)
-    if data.count(b"\n", 0, end) != pairs:
-        raise _bad("bare LF in request head")
-    trailing_cr = 1 if end > 0 and data[end - 1] == 0x0D else 0
-    if data.count(b"\r", 0, end) - pairs > trailing_cr:
-        raise _bad("bare CR in request head")
-    eol = data.find(b"\r\n", pos, end)
-    if eol >= 0:
-        _check_request_line(data[pos:eol].decode("latin-1"))
-        return
-    partial = data[pos:end]
-    space = partial.find(b" ")
-    method = partial if space < 0 else partial[:space]
-    if method.endswith(b"\r"):
-        method = method[:-1]
-    if (space >= 0 or method) and _TOKEN.fullmatch(method.decode("latin-1")) is None:
-        raise _bad("method is not a token")
-
-
-def _raise_bad_bytes(raw: bytes) -> NoReturn:
+def _raise_bad_bytes(raw: _Buffer) -> NoReturn:
     if b"\x00" in raw:
         raise _bad("NUL byte in request head")
     pairs = raw.count(b"\r\n")
@@ -170,25 +140,9 @@ def _raise_bad_header_line(line: str) -> NoReturn:
     raise _bad("header name is not a token")
 
 
-def parse_request_head(data: bytes, max_bytes: int) -> RequestHead | None:
-    """Parse the request head at the start of ``data``.
-
-    Returns None when more bytes are needed. Raises ``HttpError(431)`` when no
-    complete head fits in ``max_bytes`` (a buffer of ``max_bytes`` or more without
-    a head end in its first ``max_bytes`` bytes) and ``HttpError(400)`` for a
-    malformed head. Up to two empty lines before the request line are skipped and
-    counted in ``length``. Bytes after the head are not looked at.
-    """
-    pos = _skip_leading_empty_lines(data)
-    end = data.find(b"\r\n\r\n", pos, max_bytes)
-    if end < 0:
-        window = min(len(data), max_bytes)
-        _check_partial(data, pos, window)
-        if len(data) >= max_bytes:
-            raise HttpError(431, f"request head larger than {max_bytes} bytes")
-        return None
-
-    raw = data[pos:end]
+def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
+    """Validate a complete head: ``raw`` runs from the request line to just before the
+    final CRLFCRLF; ``length`` is the head's length with leading empty lines and CRLFCRLF."""
     pairs = raw.count(b"\r\n")
     # Only CR, LF and forbidden control bytes survive the translate; all CR/LF paired.
     if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
@@ -225,7 +179,170 @@ def parse_request_head(data: bytes, max_bytes: int) -> RequestHead | None:
             numbers.add(int(part))
         if len(numbers) != 1:
             raise _bad("differing Content-Length values")
-    return RequestHead(method, target, version, headers, end + 4)
+    return RequestHead(method, target, version, headers, length)
+
+
+_LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2
+
+
+def _skip_empty_lines(buf: _Buffer, n: int) -> int:
+    """Where the request line starts in ``buf[:n]``: after up to two empty lines.
+    Raises 400 if a third empty line follows within ``buf[:n]``."""
+    pos = 0
+    while pos < 2 * _MAX_LEADING_EMPTY_LINES and pos + 2 <= n and buf.startswith(b"\r\n", pos):
+        pos += 2
+    if pos + 2 <= n and buf.startswith(b"\r\n", pos):
+        raise _bad("too many empty lines before the request line")
+    return pos
+
+
+class RequestHeadScanner:
+    """Scan one growing buffer for a request head, looking at each byte a bounded
+    number of times.
+
+    Call ``scan(buf)`` after every read with the whole buffer received so far
+    (``bytes`` or ``bytearray``; later calls only append to it). The answer is the
+    one ``parse_request_head(buf, max_bytes)`` gives: None while more bytes are
+    needed, the RequestHead, or HttpError(400 / 431). The scanner remembers where
+    it stopped (``scanned``): bytes before ``scanned - 3`` are never read again
+    until the head is complete, when the head is parsed once. So the work over a
+    whole head is linear in the bytes received, whatever ``max_bytes`` is and
+    however the bytes were split into reads. Once decided, the scanner keeps its
+    answer (returns the same head, raises the same status) whatever the buffer
+    holds next.
+    """
+
+    __slots__ = (
+        "_eol",
+        "_error",
+        "_head",
+        "_max",
+        "_method_at",
+        "_method_done",
+        "_pos",
+        "_pos_final",
+        "examined",
+        "scanned",
+    )
+
+    def __init__(self, max_bytes: int) -> None:
+        """ValueError unless ``max_bytes`` is an int >= 0."""
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
+        self._max = max_bytes
+        self.scanned = 0
+        """Bytes at the start of the buffer (within ``max_bytes``) already scanned."""
+        self.examined = 0
+        """Total length of the buffer regions looked at so far (for tests and metrics)."""
+        self._pos = 0  # where the request line starts, after up to two empty lines
+        self._pos_final = False
+        self._eol = -1  # the end of the request line once seen (and checked)
+        self._method_at = 0  # the method is checked up to here
+        self._method_done = False
+        self._head: RequestHead | None = None
+        self._error: HttpError | None = None
+
+    def scan(self, buf: _Buffer) -> RequestHead | None:
+        """None while more bytes are needed; the head; or HttpError(400 or 431).
+
+        ValueError if ``buf`` is shorter than what was scanned already (the caller
+        must pass the same buffer, only ever appended to).
+        """
+        if self._head is not None:
+            return self._head
+        if self._error is not None:
+            raise HttpError(self._error.status, self._error.reason)
+        if len(buf) < self.scanned:
+            raise ValueError("the buffer shrank: scan() takes one growing buffer")
+        try:
+            return self._scan(buf)
+        except HttpError as exc:
+            self._error = exc
+            raise
+
+    def _scan(self, buf: _Buffer) -> RequestHead | None:
+        size = len(buf)
+        limit = self._max
+        n = min(size, limit)  # the window: nothing beyond max_bytes is ever looked at
+        start = self.scanned
+        if n == start:
+            if size >= limit:
+                raise HttpError(431, f"request head larger than {limit} bytes")
+            return None
+        pos = self._pos
+        if not self._pos_final:
+            pos = _skip_empty_lines(buf, n)
+            self.examined += min(n, _LEAD_BYTES)
+            self._pos = pos
+            self._pos_final = n >= pos + 2  # the two bytes after the empty lines are in
+
+        back = max(start - 3, 0)  # a CRLFCRLF may straddle the previous end
+        self.examined += n - back
+        end = buf.find(b"\r\n\r\n", max(pos, back), n)
+        if end >= 0:
+            self.examined += end - pos
+            self._head = _parse_complete(buf[pos:end], end + 4)
+            return self._head
+
+        # fail early on an incomplete head that can never become valid
+        if buf.find(b"\x00", start, n) >= 0:
+            raise _bad("NUL byte in request head")
+        before = max(start - 1, 0)  # a CRLF may straddle the previous end
+        pairs = buf.count(b"\r\n", before, n)
+        if buf.count(b"\n", start, n) != pairs:
+            raise _bad("bare LF in request head")
+        # every CR but a last one must be followed by LF (the last may still get one)
+        if buf.count(b"\r", before, n - 1) != pairs:
+            raise _bad("bare CR in request head")
+        if self._eol < 0:
+            eol = buf.find(b"\r\n", max(pos, before), n)
+            if eol >= 0:
+                self.examined += eol - pos
+                _check_request_line(bytes(buf[pos:eol]).decode("latin-1"))
+                self._eol = eol
+                self._method_done = True
+            elif not self._method_done:
+                self._check_method(buf, pos, n)
+        if size >= limit:
+            raise HttpError(431, f"request head larger than {limit} bytes")
+        self.scanned = n
+        return None
+
+    def _check_method(self, buf: _Buffer, pos: int, n: int) -> None:
+        """The method read so far, up to its space, must be a token."""
+        begin = max(pos, self._method_at)
+        space = buf.find(b" ", begin, n)
+        stop = n if space < 0 else space
+        if space < 0 and buf[n - 1] == 0x0D:
+            stop -= 1  # a last CR may be the end of an empty line or of a bad request line
+        if _TOKEN_BYTES.fullmatch(buf, begin, stop) is None or space == pos:
+            raise _bad("method is not a token")
+        self._method_at = stop
+        self._method_done = space >= 0
+
+
+def parse_request_head(data: bytes, max_bytes: int) -> RequestHead | None:
+    """Parse the request head at the start of ``data``.
+
+    Returns None when more bytes are needed. Raises ``HttpError(431)`` when no
+    complete head fits in ``max_bytes`` (a buffer of ``max_bytes`` or more without
+    a head end in its first ``max_bytes`` bytes) and ``HttpError(400)`` for a
+    malformed head. Up to two empty lines before the request line are skipped and
+    counted in ``length``. Nothing beyond the first ``max_bytes`` bytes and nothing
+    after the head is looked at, so once a buffer is decided (a head, 400 or 431)
+    every longer buffer that starts with it is decided the same way.
+
+    This is a one-shot scan: a caller that calls it again after every read of a
+    growing buffer re-reads the buffer every time; ``RequestHeadScanner`` gives the
+    same answers and reads each byte once. ValueError if ``max_bytes`` < 0.
+    """
+    if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
+        n = min(len(data), max_bytes)
+        pos = _skip_empty_lines(data, n)
+        end = data.find(b"\r\n\r\n", pos, n)
+        if end >= 0:
+            return _parse_complete(data[pos:end], end + 4)
+    return RequestHeadScanner(max_bytes).scan(data)
 
 
 # -- response side -------------------------------------------------------------------
@@ -242,8 +359,6 @@ _STATUS_PREFIX: tuple[frozenset[int], ...] = (
     frozenset(b" \r"),
 )
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
-
-_Buffer = bytes | bytearray
 
 
 def _status_prefix_ok(buf: _Buffer, start: int) -> bool:

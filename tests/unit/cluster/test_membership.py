@@ -51,6 +51,7 @@ LEFT = MemberState.LEFT
 UNKNOWN = MemberState.UNKNOWN
 
 T = Timing()
+WALL = 1_700_000_000.0  # the wall clock passed with gossip: small incarnations are far behind
 TICK = 0.1
 EPS = 1e-6
 
@@ -159,8 +160,8 @@ def test_events_for_non_members_and_self_are_ignored() -> None:
     m.heard("a", 0.0)
     m.link_lost("zz", 0.0)
     m.link_up("zz", 0.0)
-    m.on_node_state("zz", NodeState("b", DEAD, 9), 0.0)
-    m.on_node_state("b", NodeState("zz", ALIVE, 0), 0.0)
+    m.on_node_state("zz", NodeState("b", DEAD, 9), 0.0, wall=WALL)
+    m.on_node_state("b", NodeState("zz", ALIVE, 0), 0.0, wall=WALL)
     m.on_probe_request("zz", "b", 1, 0.0)
     m.on_probe_result("zz", "b", 1, True, 0.0)
     assert m.state("zz") is None
@@ -503,13 +504,13 @@ def test_hearing_a_dead_member_revives_it_and_asks_it_to_refute() -> None:
 
 def test_a_node_refutes_suspicion_and_death_with_a_new_incarnation() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("b", NodeState("a", SUSPECT, 0), 0.1)
+    m.on_node_state("b", NodeState("a", SUSPECT, 0), 0.1, wall=WALL)
     assert m.incarnation == 1
     assert m.take_actions() == [Broadcast(NodeState("a", ALIVE, 1))]
-    m.on_node_state("b", NodeState("a", SUSPECT, 0), 0.2)  # stale: already refuted
-    m.on_node_state("c", NodeState("a", ALIVE, 1), 0.2)  # agrees
+    m.on_node_state("b", NodeState("a", SUSPECT, 0), 0.2, wall=WALL)  # stale: already refuted
+    m.on_node_state("c", NodeState("a", ALIVE, 1), 0.2, wall=WALL)  # agrees
     assert m.take_actions() == []
-    m.on_node_state("c", NodeState("a", DEAD, 1), 0.3)
+    m.on_node_state("c", NodeState("a", DEAD, 1), 0.3, wall=WALL)
     assert m.incarnation == 2
     assert m.take_actions() == [Broadcast(NodeState("a", ALIVE, 2))]
     assert m.state("a") is ALIVE
@@ -517,7 +518,7 @@ def test_a_node_refutes_suspicion_and_death_with_a_new_incarnation() -> None:
 
 def test_a_restarted_node_takes_an_incarnation_above_its_old_one() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("b", NodeState("a", ALIVE, 41), 0.1)
+    m.on_node_state("b", NodeState("a", ALIVE, 41), 0.1, wall=WALL)
     assert m.incarnation == 42
     assert m.take_actions() == [Broadcast(NodeState("a", ALIVE, 42))]
 
@@ -526,14 +527,16 @@ def test_a_draining_node_refutes_with_draining() -> None:
     m = fresh(["b", "c"])
     m.start_draining(0.1)
     m.take_actions()
-    m.on_node_state("b", NodeState("a", ALIVE, 1), 0.2)  # a stale record at our incarnation
+    m.on_node_state(
+        "b", NodeState("a", ALIVE, 1), 0.2, wall=WALL
+    )  # a stale record at our incarnation
     assert m.take_actions() == [Broadcast(NodeState("a", DRAINING, 2))]
 
 
 def test_third_party_suspicion_is_not_adopted() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("b", NodeState("c", SUSPECT, 0), 0.1)
-    m.on_node_state("b", NodeState("c", SUSPECT, 5), 0.1)
+    m.on_node_state("b", NodeState("c", SUSPECT, 0), 0.1, wall=WALL)
+    m.on_node_state("b", NodeState("c", SUSPECT, 5), 0.1, wall=WALL)
     assert m.state("c") is ALIVE
     assert m.take_actions() == []
 
@@ -541,10 +544,10 @@ def test_third_party_suspicion_is_not_adopted() -> None:
 def test_a_death_claim_about_a_node_heard_lately_is_relayed_to_it_not_adopted() -> None:
     m = fresh(["b", "c"])
     m.heard("c", 0.5)
-    m.on_node_state("b", NodeState("c", DEAD, 0), 1.0)
+    m.on_node_state("b", NodeState("c", DEAD, 0), 1.0, wall=WALL)
     assert m.state("c") is ALIVE
     assert m.take_actions() == [SendTo("c", (NodeState("c", DEAD, 0),))]
-    m.on_node_state("b", NodeState("c", DEAD, 0), 1.1)  # once per incarnation
+    m.on_node_state("b", NodeState("c", DEAD, 0), 1.1, wall=WALL)  # once per incarnation
     assert m.take_actions() == []
 
 
@@ -553,13 +556,13 @@ def test_a_death_claim_is_adopted_without_own_evidence() -> None:
     m.heard("b", 1.2)
     m.tick(1.2)
     m.take_actions()
-    m.on_node_state("b", NodeState("c", DEAD, 0), 1.3)
+    m.on_node_state("b", NodeState("c", DEAD, 0), 1.3, wall=WALL)
     assert m.state("c") is DEAD
     assert m.take_actions() == [
         StateChanged("c", SUSPECT, DEAD),
         Broadcast(NodeState("c", DEAD, 0)),
     ]
-    m.on_node_state("b", NodeState("c", DEAD, 0), 1.4)
+    m.on_node_state("b", NodeState("c", DEAD, 0), 1.4, wall=WALL)
     assert m.take_actions() == []
 
 
@@ -567,18 +570,18 @@ def test_a_death_claim_is_ignored_while_a_helper_vouches() -> None:
     m = fresh(["b", "c", "d"])
     m.link_lost("c", 0.5)
     answer_probes(m, m.take_actions(), True, 0.5)
-    m.on_node_state("d", NodeState("c", DEAD, 0), 1.2)
+    m.on_node_state("d", NodeState("c", DEAD, 0), 1.2, wall=WALL)
     assert m.state("c") is SUSPECT
     assert m.take_actions() == []
 
 
 def test_a_stale_death_claim_is_ignored() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("c", NodeState("c", ALIVE, 3), 0.1)
+    m.on_node_state("c", NodeState("c", ALIVE, 3), 0.1, wall=WALL)
     m.take_actions()
     m.heard("b", 1.9)
     m.tick(1.9)
-    m.on_node_state("b", NodeState("c", DEAD, 2), 2.0)
+    m.on_node_state("b", NodeState("c", DEAD, 2), 2.0, wall=WALL)
     assert m.state("c") is SUSPECT
 
 
@@ -586,7 +589,7 @@ def test_a_relayed_refutation_revives_a_dead_member_as_suspect() -> None:
     m = fresh(["b", "c"])
     drive(m, 0.1, 2.5, heard=["b"], vouch=False)
     m.take_actions()
-    m.on_node_state("b", NodeState("c", ALIVE, 1), 2.6)
+    m.on_node_state("b", NodeState("c", ALIVE, 1), 2.6, wall=WALL)
     assert m.state("c") is SUSPECT
     assert m.take_actions() == [
         StateChanged("c", DEAD, SUSPECT),
@@ -601,10 +604,10 @@ def test_a_relayed_refutation_revives_a_dead_member_as_suspect() -> None:
 
 def test_a_newer_declaration_is_relayed_once() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("b", NodeState("c", ALIVE, 4), 0.1)
+    m.on_node_state("b", NodeState("c", ALIVE, 4), 0.1, wall=WALL)
     assert m.take_actions() == [Broadcast(NodeState("c", ALIVE, 4))]
-    m.on_node_state("b", NodeState("c", ALIVE, 4), 0.2)
-    m.on_node_state("c", NodeState("c", ALIVE, 3), 0.2)
+    m.on_node_state("b", NodeState("c", ALIVE, 4), 0.2, wall=WALL)
+    m.on_node_state("c", NodeState("c", ALIVE, 3), 0.2, wall=WALL)
     assert m.take_actions() == []
 
 
@@ -612,14 +615,14 @@ def test_a_suspected_node_refuting_does_not_gossip_the_suspicion_again() -> None
     m = fresh(["b", "c"])
     m.link_lost("c", 0.5)
     m.take_actions()
-    m.on_node_state("b", NodeState("c", ALIVE, 1), 0.6)  # c refuted through b
+    m.on_node_state("b", NodeState("c", ALIVE, 1), 0.6, wall=WALL)  # c refuted through b
     assert m.state("c") is SUSPECT
     assert m.take_actions() == []
 
 
 def test_draining_is_announced_by_the_node_and_adopted() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.5)
+    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.5, wall=WALL)
     assert m.state("c") is DRAINING
     assert m.take_actions() == [
         StateChanged("c", ALIVE, DRAINING),
@@ -633,23 +636,28 @@ def test_draining_is_announced_by_the_node_and_adopted() -> None:
     assert m.state("c") is SUSPECT
     m.heard("c", 2.0)
     assert m.state("c") is DRAINING  # its own mode survives the suspicion
-    m.on_node_state("c", NodeState("c", ALIVE, 2), 2.1)
+    m.on_node_state("c", NodeState("c", ALIVE, 2), 2.1, wall=WALL)
     assert m.state("c") is ALIVE
 
 
 def test_left_member_is_not_live_not_watched_until_it_comes_back() -> None:
     m = fresh(["b", "c"])
-    m.on_node_state("b", NodeState("c", LEFT, 2), 0.5)  # relayed by b
+    m.on_node_state("b", NodeState("c", LEFT, 2), 0.5, wall=WALL)  # relayed: not believed
+    assert m.state("c") is ALIVE
+    assert m.take_actions() == []
+    m.on_node_state("c", NodeState("c", LEFT, 2), 0.5, wall=WALL)  # from c itself
     assert m.state("c") is LEFT
     assert m.take_actions() == [StateChanged("c", ALIVE, LEFT), Broadcast(NodeState("c", LEFT, 2))]
     assert m.live_nodes(0.5) == {"a", "b"}
     actions = drive(m, 0.6, 10.0, heard=["b"])
     assert changes(actions, "c") == []
     assert of(actions, SendProbeRequest) == []
-    m.on_node_state("b", NodeState("c", DEAD, 2), 10.0)  # LEFT outranks DEAD at equal inc
+    m.on_node_state(
+        "b", NodeState("c", DEAD, 2), 10.0, wall=WALL
+    )  # LEFT outranks DEAD at equal inc
     m.heard("c", 10.1)  # hearing it does not undo LEFT
     assert m.state("c") is LEFT
-    m.on_node_state("c", NodeState("c", ALIVE, 3), 10.2)
+    m.on_node_state("c", NodeState("c", ALIVE, 3), 10.2, wall=WALL)
     assert m.state("c") is ALIVE
 
 
@@ -682,7 +690,7 @@ def test_leave_announces_left_and_stops_refuting() -> None:
     m = fresh(["b", "c"])
     m.leave(1.0)
     assert m.take_actions() == [StateChanged("a", ALIVE, LEFT), Broadcast(NodeState("a", LEFT, 1))]
-    m.on_node_state("b", NodeState("a", DEAD, 1), 1.1)
+    m.on_node_state("b", NodeState("a", DEAD, 1), 1.1, wall=WALL)
     m.start_draining(1.2)
     assert m.take_actions() == []
     assert m.state("a") is LEFT
@@ -792,7 +800,7 @@ def test_random_inputs_keep_the_books_straight(script: list[tuple[Any, ...]]) ->
             now += op[1]
             m.tick(now)
         elif kind == "gossip":
-            m.on_node_state(op[1], NodeState(op[2], op[3], op[4]), now)
+            m.on_node_state(op[1], NodeState(op[2], op[3], op[4]), now, wall=WALL)
         elif kind == "answer" and asked:
             p = asked.pop(0)
             m.on_probe_result(p.via, p.target, p.nonce, op[1], now)
@@ -970,7 +978,7 @@ class Farm:
                 msg = parse_membership_frame(frame)
                 if isinstance(msg, list):
                     for entry in msg:
-                        m.on_node_state(src, entry, now)
+                        m.on_node_state(src, entry, now, wall=WALL)
                 elif isinstance(msg, ProbeRequest):
                     m.on_probe_request(src, msg.target, msg.nonce, now)
                 elif isinstance(msg, ProbeResult):
@@ -1288,3 +1296,31 @@ def test_same_seed_replays_exactly(seed: int) -> None:
     first, second = simulate(seed), simulate(seed)
     assert first.log == second.log
     assert first.log != simulate(seed + 100).log
+
+
+# --- boundaries that a mutation of the code would cross ----------------------------------------
+
+
+def test_draining_then_alive_at_the_same_incarnation_stays_draining() -> None:
+    m = fresh(["b", "c"])
+    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.1, wall=WALL)
+    m.on_node_state("c", NodeState("c", ALIVE, 1), 0.2, wall=WALL)  # a stale one, reordered
+    assert m.state("c") is DRAINING
+    m.on_node_state("c", NodeState("c", LEFT, 1), 0.3, wall=WALL)  # LEFT outranks DRAINING
+    m.on_node_state("c", NodeState("c", DRAINING, 1), 0.4, wall=WALL)
+    assert m.state("c") is LEFT
+
+
+def test_hearing_one_node_keeps_the_pending_probes_about_another() -> None:
+    m = fresh(["b", "c", "d"])
+    m.heard("b", 1.0)
+    m.tick(1.0)  # c and d fall silent: both SUSPECT, both probed through b
+    probes = {p.target: p for p in of(m.take_actions(), SendProbeRequest)}
+    assert set(probes) == {"c", "d"}
+    m.heard("d", 1.5)  # d is back: its probes are dropped, not c's
+    p = probes["c"]
+    m.on_probe_result(p.via, p.target, p.nonce, True, 2.0)  # b vouches for c at 2.0
+    m.tick(2.6)  # without that vouch c would be dead now (silent since 0, dead_after 2.5)
+    assert m.state("c") is SUSPECT
+    m.tick(3.5 + EPS)  # the vouch proved c up at 2.0 - suspect_after: dead after 3.5
+    assert m.state("c") is DEAD

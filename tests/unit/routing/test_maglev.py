@@ -221,3 +221,14 @@ def test_lookup_any_text_returns_a_member(key: str) -> None:
 
 
 _SMALL = MaglevTable({"a": 1, "b": 1, "c": 2, "d": 1})
+
+
+@pytest.mark.parametrize("size", [4, 1024, 25, 49, 121, 169, 1369])
+def test_even_numbers_and_squares_of_primes_are_not_prime_sizes(size: int) -> None:
+    with pytest.raises(ValueError):
+        MaglevTable({"a": 1, "b": 1}, size=size)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 23, 29, 31, 1021])
+def test_small_primes_are_sizes(size: int) -> None:
+    assert MaglevTable({"a": 1, "b": 1}, size=size).size == size

@@ -220,3 +220,20 @@ class TablesVersusModel(RuleBasedStateMachine):
 
 TablesVersusModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
 test_tables_versus_model = TablesVersusModel.TestCase
+
+
+def test_deadlines_never_go_backwards_when_the_clock_steps_back() -> None:
+    t: FlowTables[str] = FlowTables(max_flows=10, pending_timeout=5.0)
+    t.add_pending(1, "a", 100.0)  # deadline 105
+    t.add_pending(2, "b", 50.0)  # the clock stepped back: still 105, not 55
+    t.add_pending(3, "c", 200.0)  # 205
+    t.add_pending(4, "d", 10.0)  # 205
+    assert t.next_deadline() == 105.0
+    t.verify(1)  # flow 2 is first now: its deadline is the one it inherited
+    assert t.next_deadline() == 105.0
+    assert t.expire(60.0) == []
+    assert t.expire(104.9) == []
+    assert t.expire(105.0) == [(2, "b")]
+    assert t.next_deadline() == 205.0
+    assert t.expire(204.0) == []
+    assert t.expire(205.0) == [(3, "c"), (4, "d")]

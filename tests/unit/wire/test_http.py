@@ -600,3 +600,101 @@ def test_error_response_is_a_complete_closing_response(status: int, reason: str)
 def test_error_response_for_other_statuses_is_refused(status: int) -> None:
     with pytest.raises(ValueError):
         error_response(status)
+
+
+# -- boundaries that a mutation of the code would cross --------------------------------
+
+
+def test_content_length_of_18_digits_is_taken_and_of_19_is_400() -> None:
+    head = parse(b"POST / HTTP/1.1\r\nContent-Length: " + b"9" * 18 + b"\r\n\r\n")
+    assert head is not None
+    assert head.header("Content-Length") == "9" * 18
+    assert status_of(b"POST / HTTP/1.1\r\nContent-Length: " + b"1" * 19 + b"\r\n\r\n") == 400
+    assert status_of(b"POST / HTTP/1.1\r\nContent-Length: 0" + b"0" * 18 + b"\r\n\r\n") == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("If-Modified-Since", "Sat, 29 Oct 1994 19:43:31 GMT"),  # 17 chars: Transfer-Encoding
+        ("Accept-Charset", "utf-8, iso-8859-1;q=0.5"),  # 14 chars: Content-Length
+    ],
+)
+def test_headers_as_long_as_the_framing_ones_are_not_taken_for_them(name: str, value: str) -> None:
+    data = f"POST /f HTTP/1.1\r\n{name}: {value}\r\nContent-Length: 5\r\n\r\n".encode()
+    head = parse(data)
+    assert head is not None
+    assert head.headers == [(name, value), ("Content-Length", "5")]
+    assert head.header(name) == value
+    # and the framing headers themselves are still recognised, in any case
+    assert (
+        status_of(
+            data.replace(b"Content-Length: 5", b"Transfer-Encoding: chunked\r\nContent-Length: 5")
+        )
+        == 400
+    )
+    assert (
+        status_of(data.replace(b"Content-Length: 5", b"content-LENGTH: 5\r\nContent-Length: 6"))
+        == 400
+    )
+
+
+@pytest.mark.parametrize("byte", [0x1F, 0x01, 0x08, 0x0B, 0x0C, 0x7F])
+def test_control_bytes_up_to_0x1f_are_400_in_a_head(byte: int) -> None:
+    assert status_of(b"GET / HTTP/1.1\r\nX-A: a" + bytes([byte]) + b"b\r\n\r\n") == 400
+    assert status_of(b"GET / HTTP/1.1\r\nX" + bytes([byte]) + b"A: ab\r\n\r\n") == 400
+
+
+def test_0x20_and_tab_are_fine_in_a_value() -> None:
+    head = parse(b"GET / HTTP/1.1\r\nX-A: a \tb\r\n\r\n")
+    assert head is not None and head.header("x-a") == "a \tb"
+
+
+@pytest.mark.parametrize("name", ["X-Foo", "X-Cook", "Cookies", "Cooki", "Set-Cookie", "X-Cookie"])
+def test_cookies_come_only_from_cookie_headers(name: str) -> None:
+    head = parse(f"GET / HTTP/1.1\r\n{name}: lbhome=evil\r\nCookie: a=1\r\n\r\n".encode())
+    assert head is not None
+    assert head.cookies() == {"a": "1"}
+    alone = parse(f"GET / HTTP/1.1\r\n{name}: lbhome=evil\r\n\r\n".encode())
+    assert alone is not None and alone.cookies() == {}
+
+
+def test_cookie_header_name_is_case_insensitive() -> None:
+    head = parse(b"GET / HTTP/1.1\r\ncOOKIE: lbhome=v\r\n\r\n")
+    assert head is not None and head.cookies() == {"lbhome": "v"}
+
+
+def test_101_stops_the_inserter_even_when_http_follows() -> None:
+    switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"
+    after = b"HTTP/1.1 200 OK\r\nServer: y\r\n\r\n"
+    inserter = ResponseCookieInserter(COOKIE)
+    assert inserter.feed(switch) == switch
+    assert inserter.done and not inserter.inserted  # done at the 101 head itself
+    assert inserter.feed(after) == after
+    assert run(switch + after) == (switch + after, False)
+    assert run(switch + after, [10, 30, 5]) == (switch + after, False)
+
+
+@pytest.mark.parametrize("chunks", [None, [1] * 200, [7] * 30, [30, 1]])
+def test_response_head_limit_is_exactly_max_head_bytes(chunks: list[int] | None) -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 40 + b"\r\n\r\n"
+    stream = head + b"body"
+    out, inserted = run(stream, chunks, max_head_bytes=len(head))
+    assert inserted and out == b"HTTP/1.1 200 OK\r\n" + LINE + head[17:] + b"body"
+    assert run(stream, chunks, max_head_bytes=len(head) - 1) == (stream, False)
+
+
+def test_response_head_gives_up_as_soon_as_max_head_bytes_arrived_without_an_end() -> None:
+    for head in (b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 40, b"HTTP/1.1 200 " + b"K" * 50):
+        inserter = ResponseCookieInserter(COOKIE, max_head_bytes=len(head))
+        assert inserter.feed(head[:-1]) == b""
+        assert inserter.feed(head[-1:]) == head
+        assert inserter.done and not inserter.inserted
+
+
+@pytest.mark.parametrize("byte", [0x1F, 0x01, 0x7F])
+def test_a_control_byte_in_the_cookie_or_the_reason_phrase_is_refused(byte: int) -> None:
+    with pytest.raises(ValueError):
+        ResponseCookieInserter("a=b" + chr(byte) + "c")
+    stream = b"HTTP/1.1 200 O" + bytes([byte]) + b"K\r\n\r\n"
+    assert run(stream) == (stream, False)

@@ -224,3 +224,46 @@ def test_any_chunking_finds_the_same(sizes: list[int]) -> None:
         watcher.feed(data[pos : pos + size])
         pos += size
     assert watcher.found == EXPECTED
+
+
+# -- boundaries that a mutation of the code would cross --------------------------------
+
+
+@pytest.mark.parametrize("byte", [0x1F, 0x01, 0x0B, 0x7F])
+def test_a_control_byte_in_a_cookie_value_makes_it_unusable(byte: int) -> None:
+    assert parse_set_cookie("JSESSIONID=ab" + chr(byte) + "c; Path=/") is None
+    watcher = SetCookieWatcher(NAMES)
+    watcher.feed(b"HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=a" + bytes([byte]) + b"\r\n\r\n")
+    assert watcher.done and watcher.found == []
+
+
+def test_a_tab_and_high_bytes_in_a_cookie_value_are_kept() -> None:
+    assert parse_set_cookie("S=a\tb\xe9") == ("S", "a\tb\xe9", {})
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_head_limit_is_exactly_max_head_bytes(size: int) -> None:
+    head = b"HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=x\r\nX-Pad: " + b"p" * 30 + b"\r\n\r\n"
+    exact = SetCookieWatcher(NAMES, max_head_bytes=len(head))
+    feed_in_chunks(exact, head, size)
+    assert exact.done and exact.found == [("JSESSIONID", "x", None)]
+    over = SetCookieWatcher(NAMES, max_head_bytes=len(head) - 1)
+    feed_in_chunks(over, head, size)
+    assert over.done and over.found == []
+
+
+def test_gives_up_as_soon_as_max_head_bytes_arrived_without_an_end() -> None:
+    start = b"HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=x\r\nX-Pad: ppp"
+    watcher = SetCookieWatcher(NAMES, max_head_bytes=len(start))
+    watcher.feed(start[:-1])
+    assert not watcher.done
+    watcher.feed(start[-1:])
+    assert watcher.done and watcher.found == []
+
+
+def test_101_gives_up_even_when_http_follows() -> None:
+    watcher = SetCookieWatcher(NAMES)
+    watcher.feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    assert watcher.done
+    watcher.feed(b"HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=late\r\n\r\n")
+    assert watcher.found == []
