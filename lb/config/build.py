@@ -19,7 +19,7 @@ from pathlib import Path
 from lb.config.model import ExtractorSpec
 from lb.config.spec import did_you_mean
 from lb.errors import ConfigError
-from lb.extract.api import Extractor, ExtractorContext
+from lb.extract.api import Extractor, ExtractorContext, HomeCookieVerifier
 from lb.extract.registry import build_chain
 
 __all__ = ["app_context", "extractor_chain", "server_context"]
@@ -28,14 +28,21 @@ _UNKNOWN_OPTION = re.compile(r"unknown option \(known options: ([^)]*)\)")
 
 
 def extractor_chain(
-    specs: Iterable[ExtractorSpec], cookie_name: str, key_prefix: str
+    specs: Iterable[ExtractorSpec],
+    cookie_name: str,
+    key_prefix: str,
+    keyring: HomeCookieVerifier | None = None,
 ) -> list[Extractor]:
-    """One extractor per spec, in order; ConfigError keyed `key_prefix[i]...` otherwise."""
+    """One extractor per spec, in order; ConfigError keyed `key_prefix[i]...` otherwise.
+
+    With `keyring` (a running node), `home-cookie` answers only for cookies that
+    verify, so a bad one lets the rest of the chain decide.
+    """
     specs = tuple(specs)
     try:
         return build_chain(
             [(spec.kind, spec.options) for spec in specs],
-            ExtractorContext(home_cookie_name=cookie_name),
+            ExtractorContext(home_cookie_name=cookie_name, home_cookie_keyring=keyring),
             key_prefix=key_prefix,
         )
     except ConfigError as exc:

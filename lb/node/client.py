@@ -20,7 +20,7 @@ from lb.errors import HttpError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
-from lb.wire.http import RequestHead, error_response, parse_request_head
+from lb.wire.http import RequestHead, RequestHeadScanner, error_response
 
 
 class EntrySide(Protocol):
@@ -60,6 +60,7 @@ class ClientEndpoint(SocketEndpoint):
         "eof_seen",
         "head",
         "local",
+        "scanner",
         "service",
         "state",
     )
@@ -69,7 +70,8 @@ class ClientEndpoint(SocketEndpoint):
         self.entry = entry
         self.service = service
         self.state = HEAD
-        self.buf = b""
+        self.buf = bytearray()  # grows in place: appending never copies what was read
+        self.scanner: RequestHeadScanner | None = None  # http: resumes where it stopped
         self.head: RequestHead | None = None
         self.client: tuple[str, int] = ("", 0)
         self.eof_seen = False
@@ -131,15 +133,18 @@ class ClientEndpoint(SocketEndpoint):
         limit = entry.head_bytes
         service = self.service
         if service.http and self.head is None:
+            scanner = self.scanner
+            if scanner is None:
+                scanner = self.scanner = RequestHeadScanner(limit)
             try:
-                self.head = parse_request_head(self.buf, limit)
+                self.head = scanner.scan(self.buf)
             except HttpError as exc:
                 entry.count(f"http_{exc.status}")
                 self.finish_with(exc.status)
                 return
             if self.head is None:
                 return
-        seen = Seen(self.buf, self.eof_seen, self.client, self.head, wall())
+        seen = Seen(bytes(self.buf), self.eof_seen, self.client, self.head, wall())
         result = run_chain(service.chain, seen, entry.extractor_failed)
         if result is Verdict.NEED_MORE:
             if len(self.buf) < limit and not self.eof_seen:
@@ -148,6 +153,7 @@ class ClientEndpoint(SocketEndpoint):
         entry.head_done(self)
         identifier = result if isinstance(result, Identifier) else None
         self.head = None  # routed: the parsed head is not needed for the connection's life
+        self.scanner = None
         entry.route(self, identifier)
 
     def head_timed_out(self) -> None:
@@ -178,9 +184,9 @@ class ClientEndpoint(SocketEndpoint):
         """The peer endpoint is ready: send what was read, then relay."""
         self.peer = peer
         self.state = SPLICE
-        buf, self.buf = self.buf, b""
+        buf, self.buf = self.buf, bytearray()
         if buf:
-            peer.send(buf)
+            peer.send(bytes(buf))
         if self.eof_in:
             peer.send_eof()
         if self.paused & PAUSE_WAIT:

@@ -199,7 +199,8 @@ class Entry:
         home_addr = self.peers.config.nodes[home].listen[service.name]
         ref = make_conn_ref(client.client, home_addr, service.name)
         flags = fr.FLAG_NEW_SESSION if new_session and service.http else 0
-        initial, client.buf = client.buf, b""
+        initial = bytes(client.buf)
+        client.buf = bytearray()
         try:
             flow = link.open_flow(client, ref, initial, flags)
         except TableFull:
@@ -208,7 +209,7 @@ class Entry:
             return
         except LinkError:
             link.close()  # flow ids used up (or the link just went): a fresh link is made
-            client.buf = initial
+            client.buf = bytearray(initial)
             client.fail(int(ResetReason.LINK_CLOSED))
             return
         client.start_splice(flow)
@@ -224,7 +225,8 @@ class Entry:
     async def _connect_local(
         self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
     ) -> None:
-        app = AppEndpoint(client, inserter, self.replication.learner_for(client.service))
+        learner = self.replication.learner_for(client.service, client.client[0])
+        app = AppEndpoint(client, inserter, learner)
         try:
             await self.apps.connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:

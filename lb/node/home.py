@@ -43,7 +43,7 @@ class Home:
         keyring: CookieKeyring,
         cookie_name: str,
         cookie_ttl: int,
-        learner_for: Callable[[Service], SessionLearner | None],
+        learner_for: Callable[[Service, str], SessionLearner | None],
         counters: Counter[str],
     ) -> None:
         self.name = name
@@ -74,12 +74,17 @@ class Home:
         inserter = None
         if event.flags & fr.FLAG_NEW_SESSION and service.http:
             inserter = self.cookie_inserter(service)
-        self.apps.start(self._connect(flow, service, inserter))
+        learner = self.learner_for(service, event.ref.client_ip)
+        self.apps.start(self._connect(flow, service, inserter, learner))
 
     async def _connect(
-        self, flow: FlowEndpoint, service: Service, inserter: ResponseCookieInserter | None
+        self,
+        flow: FlowEndpoint,
+        service: Service,
+        inserter: ResponseCookieInserter | None,
+        learner: SessionLearner | None,
     ) -> None:
-        app = AppEndpoint(flow, inserter, self.learner_for(service))
+        app = AppEndpoint(flow, inserter, learner)
         try:
             await self.apps.connect_app(app, service)
         except TimeoutError:

@@ -50,6 +50,18 @@ MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, pro
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
 
 
+class _RouterKeyring:
+    """Home cookies are checked with the keyring the router uses now (SIGHUP may renew it)."""
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def verify(self, value: str, now: float) -> str | None:
+        return self._node.router.keyring.verify(value, now)
+
+
 class Node:
     """One lb node of a farm (or one worker of it), inside one event loop."""
 
@@ -88,8 +100,10 @@ class Node:
             self.link_tls = LinkTls(config.link_certs, self.name)  # ConfigError: files missing
         self.directory = Directory(max_entries=self.limits.directory_entries)
         self.router = Router(keyring, self.directory)
+        verifier = _RouterKeyring(self)
         self.services: dict[str, Service] = {
-            svc.name: build_service(svc, me, config.cookie_name) for svc in config.services.values()
+            svc.name: build_service(svc, me, config.cookie_name, verifier)
+            for svc in config.services.values()
         }
         peers = [n for n in config.nodes if n != self.name]
         self.membership = Membership(

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import structlog
 
-from lb.clock import Monotonic
+from lb.clock import Monotonic, wall
 from lb.cluster.membership import (
     Broadcast,
     Membership,
@@ -328,7 +328,7 @@ class Peers:
             self.membership.on_probe_result(peer, message.target, message.nonce, message.alive, now)
         else:
             for state in message:
-                self.membership.on_node_state(peer, state, now)
+                self.membership.on_node_state(peer, state, now, wall=wall())
         self.run_membership()
         return True
 

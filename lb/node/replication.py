@@ -12,13 +12,14 @@ encoded frames to the callables it was given.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Callable
 
 from lb.clock import wall
 from lb.node.learn import SessionLearner
 from lb.node.service import Service
-from lb.routing.directory import Directory
+from lb.routing.directory import Directory, SourceLimited, source_key
 from lb.wire.directory import decode_directory_update, encode_directory_frames
 
 SendFrames = Callable[[list[bytes]], None]
@@ -46,17 +47,27 @@ class Replication:
         self.to_siblings = to_siblings
         self.flush_scheduled = False
 
-    def learner_for(self, service: Service) -> SessionLearner | None:
+    def learner_for(self, service: Service, client_ip: str) -> SessionLearner | None:
+        """A learner for one response stream; what it learns counts against `client_ip`."""
         if not service.learn_cookies and not service.passthrough:
             return None
-        return SessionLearner(self.learn, service.learn_cookies, service.passthrough)
+        learn = functools.partial(self.learn, source=client_ip)
+        return SessionLearner(learn, service.learn_cookies, service.passthrough)
 
-    def learn(self, key: str, ttl: float | None) -> None:
-        """The home side saw a session start here: record it; it goes out this loop turn."""
+    def learn(self, key: str, ttl: float | None, source: str | None = None) -> None:
+        """The home side saw a session start here: record it; it goes out this loop turn.
+
+        Learning is bounded per client address (`source`), so one client cannot
+        flood the directory with sessions it makes up."""
         limit = self.directory_ttl
         ttl = limit if ttl is None else min(max(ttl, 1.0), limit)
         try:
-            self.directory.learn(key, self.name, wall(), ttl)
+            self.directory.learn(
+                key, self.name, wall(), ttl, source=source_key(source) if source else None
+            )
+        except SourceLimited:
+            self.counters["directory_source_limited"] += 1
+            return
         except ValueError:
             self.counters["directory_refused"] += 1
             return

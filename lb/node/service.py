@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lb.config import Address, NodeConfig, ServiceConfig
 from lb.config.build import app_context, extractor_chain, server_context
-from lb.extract.api import Extractor
+from lb.extract.api import Extractor, HomeCookieVerifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,14 @@ class Service:
     learn_cookies: tuple[str, ...]  # application cookies whose Set-Cookie the home records
 
 
-def build_service(cfg: ServiceConfig, me: NodeConfig, cookie_name: str) -> Service:
+def build_service(
+    cfg: ServiceConfig,
+    me: NodeConfig,
+    cookie_name: str,
+    keyring: HomeCookieVerifier | None = None,
+) -> Service:
     """Everything one node needs to serve `cfg`: extractor chain, addresses, TLS contexts."""
-    chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors")
+    chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors", keyring)
     terminate = cfg.protocol == "tls-terminate"
     app_ssl = app_context(cfg.app_tls_ca) if terminate and cfg.app_tls else None
     server_ssl = None

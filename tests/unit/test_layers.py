@@ -27,6 +27,7 @@ LAYERS = {
     "lb.node": 6,
     "lb.admin": 7,
     "lb.cli": 7,
+    "lb.certs": 7,
     "lb.demo": 7,
     "lb.__main__": 7,
 }

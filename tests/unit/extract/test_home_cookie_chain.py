@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from lb.cluster.view import FarmView, NodeInfo
 from lb.extract import ExtractorContext, Identifier, Seen, Verdict, build_chain, run_chain
 from lb.extract.builtin import make_home_cookie
 from lb.routing.cookie import CookieKeyring
 from lb.routing.route import Router
+from lb.routing.view import FarmView, NodeInfo
 from lb.wire.http import parse_request_head
 
 FARM = "prod"
