@@ -24,7 +24,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ def eventually_passes(
 
     The failure after `timeout` carries the last AssertionError's message.
     """
-    retry = (AssertionError, *retry_on)
+    retry: Retryable = (AssertionError, *retry_on)
     poll = _Poll(timeout, interval, what)
     while True:
         try:
@@ -137,6 +137,24 @@ async def _call(check: Callable[[], Awaitable[T] | T]) -> T:
     return value
 
 
+@overload
+async def eventually_async(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,
+    interval: float = ...,
+    what: str,
+    retry_on: Retryable = ...,
+) -> T: ...
+@overload
+async def eventually_async(
+    check: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = ...,
+    what: str,
+    retry_on: Retryable = ...,
+) -> T: ...
 async def eventually_async(
     check: Callable[[], Awaitable[T] | T],
     *,
@@ -162,6 +180,24 @@ async def eventually_async(
         await asyncio.sleep(pause)
 
 
+@overload
+async def eventually_passes_async(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float,
+    interval: float = ...,
+    what: str,
+    retry_on: Retryable = ...,
+) -> T: ...
+@overload
+async def eventually_passes_async(
+    check: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = ...,
+    what: str,
+    retry_on: Retryable = ...,
+) -> T: ...
 async def eventually_passes_async(
     check: Callable[[], Awaitable[T] | T],
     *,
@@ -171,7 +207,7 @@ async def eventually_passes_async(
     retry_on: Retryable = (),
 ) -> T:
     """`eventually_passes` in a coroutine: `check` may be a coroutine function or a plain one."""
-    retry = (AssertionError, *retry_on)
+    retry: Retryable = (AssertionError, *retry_on)
     poll = _Poll(timeout, interval, what)
     while True:
         try:
