@@ -92,7 +92,7 @@ def check(
 def test_bytes_exact_through_kill9(make_netfarm: Callable[..., NetFarm]) -> None:
     farm = make_netfarm()
     run = start_bytes(farm, duration=10.0)
-    time.sleep(3.0)
+    time.sleep(3.0)  # fixed: transfers run 3 s before the fault, so some are in flight
     t_kill = farm.kill9(VICTIM)
     res = run.result()
     check(farm, res["records"], t_kill, t_kill, "kill9")
@@ -101,10 +101,10 @@ def test_bytes_exact_through_kill9(make_netfarm: Callable[..., NetFarm]) -> None
 def test_bytes_exact_through_partition(make_netfarm: Callable[..., NetFarm]) -> None:
     farm = make_netfarm()
     run = start_bytes(farm, duration=16.0)
-    time.sleep(3.0)
+    time.sleep(3.0)  # fixed: transfers run 3 s before the fault, so some are in flight
     t_part = time.time()
     farm.partition(VICTIM)
-    time.sleep(6.0)
+    time.sleep(6.0)  # fixed: the partition lasts 6 s, past dead_after, under load
     farm.heal_all()
     t_heal = time.time()
     res = run.result()

@@ -49,7 +49,7 @@ def test_kill9_one_of_three_under_load(make_netfarm: Callable[..., NetFarm]) -> 
     # The node homing the most sessions dies (placement decides which that is).
     victim = max(sorted(homes), key=lambda n: homes[n])
     others = [n for n in farm.nodes if n != victim]
-    time.sleep(3.0)
+    time.sleep(3.0)  # fixed: 3 s of load before the kill
     t_kill = farm.kill9(victim)
     t_gone = time.time()  # the process is reaped: its kernel accepts nothing more
     res = run.result()

@@ -47,10 +47,10 @@ def test_partition_then_heal(make_netfarm: Callable[..., NetFarm]) -> None:
     homes = run.wait_ready()["homes"]
     victim = max(sorted(homes), key=lambda n: homes[n])
     majority = [n for n in farm.nodes if n != victim]
-    time.sleep(3.0)
+    time.sleep(3.0)  # fixed: 3 s of load before the fault
     t_part = time.time()
     farm.partition(victim)
-    time.sleep(PARTITION)
+    time.sleep(PARTITION)  # fixed: the partition lasts PARTITION seconds under load
     farm.heal_all()
     t_heal = time.time()
     res = run.result()

@@ -41,7 +41,7 @@ def test_rolling_restart_under_load(make_netfarm: Callable[..., NetFarm]) -> Non
         "10",
     )
     homes = run.wait_ready()["homes"]
-    time.sleep(2.0)
+    time.sleep(2.0)  # fixed: 2 s of load before the first restart
     steps: list[dict[str, Any]] = []
     try:
         for node in farm.nodes:
@@ -70,7 +70,7 @@ def test_rolling_restart_under_load(make_netfarm: Callable[..., NetFarm]) -> Non
                     "t_exit": t_exit,
                 }
             )
-            time.sleep(1.0)
+            time.sleep(1.0)  # fixed: 1 s of load on the whole farm before the next node
     finally:
         run.stop()
     res = run.result()

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from lb.demo.app import make_app
 from lb.demo.run import JAR
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -144,10 +145,12 @@ def test_demo_session_sticks_and_stops_cleanly(
     assert len(children) >= 3, "the demo should run one lb node process per node"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     assert proc.wait(timeout=10) == 0
-    deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in children):
-        assert time.monotonic() < deadline, [p for p in children if _alive(p)]
-        time.sleep(0.1)
+
+    def every_child_gone() -> None:
+        alive = [p for p in children if _alive(p)]
+        assert not alive, alive
+
+    eventually_passes(every_child_gone, timeout=5, what="demo node processes still alive")
     for url in entries:
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         with socket.socket() as s:

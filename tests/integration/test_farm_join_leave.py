@@ -12,12 +12,12 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.farm import ACTIVE_FARMS, Farm
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -35,19 +35,6 @@ def get(farm: Farm, entry: str, cookie: str | None = None) -> tuple[str, bool]:
         return str(json.loads(resp.read())["node"]), fresh
     finally:
         conn.close()
-
-
-def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    """Poll `check` (a refused connection counts as not yet) until it holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def write_config(farm: Farm, members: tuple[str, ...]) -> None:
@@ -70,13 +57,15 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
             farm._wait_backend(key, 10)
         farm._start_node("a")
         farm._start_node("b")
-        wait_until(
+        # a refused connection counts as not yet
+        eventually(
             lambda: (
                 get(farm, "a", farm.cookie_header("b"))[0] == "b"
                 and get(farm, "b", farm.cookie_header("a"))[0] == "a"
             ),
-            15,
-            "a and b did not form a farm",
+            timeout=15,
+            what="a and b did not form a farm",
+            retry_on=(OSError,),
         )
         # c joins: the file lists it, c starts, a and b re-read the file
         write_config(farm, ("a", "b", "c"))
@@ -84,10 +73,15 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
         for n in ("a", "b"):
             farm.kill(n, signal.SIGHUP)
         for entry in ("a", "b", "c"):
-            wait_until(
-                lambda e=entry: get(farm, e, farm.cookie_header("c")) == ("c", False),
-                15,
-                f"a session homed on c is not reachable through {entry}",
+
+            def reaches_c(e: str = entry) -> bool:
+                return get(farm, e, farm.cookie_header("c")) == ("c", False)
+
+            eventually(
+                reaches_c,
+                timeout=15,
+                what=f"a session homed on c is not reachable through {entry}",
+                retry_on=(OSError,),
             )
         assert any(e.get("joined") == ["c"] for e in farm.events("a", "farm_reloaded"))
         # c takes new sessions: placement spreads fresh sessions over all three nodes

@@ -18,6 +18,7 @@ from tests.support.farm import (
     read_until_closed,
     request_bytes,
 )
+from tests.support.wait import eventually_async, eventually_passes_async
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +48,11 @@ async def test_home_killed_during_download_resets_client(make_farm: Callable[...
     assert how == "reset", f"connection ended with a clean close after {got} of {SIZE} bytes"
 
     # The entry noticed the link to the dead home.
-    deadline = time.monotonic() + 5
-    while not any(e.get("peer") == home for e in farm.events(entry, "link_down")):
-        assert time.monotonic() < deadline, "entry logged no link_down for the killed home"
-        await asyncio.sleep(0.1)
+    await eventually_async(
+        lambda: any(e.get("peer") == home for e in farm.events(entry, "link_down")),
+        timeout=5,
+        what="entry logged no link_down for the killed home",
+    )
     await asyncio.to_thread(farm.assert_clean, [entry, "c"])
 
     # The home comes back: its sessions are served by it again through the same entry.
@@ -73,7 +75,15 @@ async def test_home_killed_during_download_resets_client(make_farm: Callable[...
 async def test_sessions_of_a_dead_home_are_rehomed(make_farm: Callable[..., Farm]) -> None:
     farm = make_farm()
     farm.kill("c", signal.SIGKILL)
-    await asyncio.sleep(2.0)  # > dead_after
+
+    def c_out_of_the_views_of_a_and_b() -> None:
+        views = {n: farm.events(n, "farm_view")[-1:] for n in ("a", "b")}
+        assert all(v and "c" not in v[0]["live"] for v in views.values()), views
+
+    # c is declared dead after dead_after (1 s): the entries' views drop it
+    await eventually_passes_async(
+        c_out_of_the_views_of_a_and_b, timeout=2.0, what="c still live for a or b"
+    )
     keyring = CookieKeyring(farm.name, farm.secret.encode())
     async with asyncio.timeout(20):
         for entry in ("a", "b"):

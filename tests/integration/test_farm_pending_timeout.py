@@ -38,6 +38,8 @@ async def test_stopped_home_gives_502_after_pending_timeout(
         farm.kill(home, signal.SIGCONT)
 
     # The home wakes up, finds the NEW of a flow the entry gave up on: nothing may stay.
+    # A fixed wait: the home handles that NEW without logging it, and a poll of the
+    # tables could see them clean before the home has even woken up.
     await asyncio.sleep(0.5)
     await asyncio.to_thread(farm.assert_clean)
     async with asyncio.timeout(15):

@@ -109,6 +109,8 @@ async def test_application_that_never_accepts_is_502_within_the_connect_timeout(
             s.setblocking(False)
             s.connect_ex(("127.0.0.1", farm.ports["b"].apps["web"]))
             fillers.append(s)
+        # a fixed wait for the kernel to fill the backlog: a full SYN queue shows nowhere
+        # a test could poll
         await asyncio.sleep(0.3)
         async with asyncio.timeout(20):
             for entry in ("b", "a"):  # local at b, forwarded from a

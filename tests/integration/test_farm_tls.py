@@ -15,13 +15,13 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.farm import DEFAULT_SERVICES, Farm, make_cert
+from tests.support.wait import eventually_passes
 
 pytestmark = [
     pytest.mark.integration,
@@ -121,11 +121,17 @@ def test_tls12_resumption_through_any_entry_lands_on_the_session_holder(
 ) -> None:
     sess = tmp_path / "sess.pem"
     extra = ["-no_ticket"] if mode == "session-id" else []
+    before = {n: tls_farm.tables(n)["directory"] for n in tls_farm.nodes}
     kind, home = s_client(tls_farm, "a", "-sess_out", str(sess), *extra)
     assert kind == "New"
+
     # the home learned the session from its ServerHello / NewSessionTicket and
-    # replicated it to every node; give the directory its second to converge
-    time.sleep(1.0)
+    # replicated it to every node: each node's directory grows as much as the home's
+    def replicated() -> None:
+        grown = {n: tls_farm.tables(n)["directory"] - before[n] for n in tls_farm.nodes}
+        assert grown[home] >= 1 and set(grown.values()) == {grown[home]}, grown
+
+    eventually_passes(replicated, timeout=1.0, what="the new TLS session is not in every directory")
     for entry in ("b", "c", "a", "b", "c"):
         kind, node = s_client(tls_farm, entry, "-sess_in", str(sess), *extra)
         assert (kind, node) == ("Reused", home), (mode, entry)

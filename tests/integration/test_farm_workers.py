@@ -14,12 +14,12 @@ import json
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.farm import Farm
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +61,24 @@ def workers_of(pid: int) -> list[int]:
 
 
 def settle(farm: Farm, timeout: float = 15.0) -> None:
-    """Every worker of every entry reaches every home (the farm's probe sees one worker)."""
-    deadline = time.monotonic() + timeout
-    for entry in farm.nodes:
-        for home in farm.nodes:
-            ok = 0
-            while ok < CONNECTIONS // 2:
-                assert time.monotonic() < deadline, f"{entry} -> {home} not settled"
-                ok = ok + 1 if get(farm, entry, farm.cookie_header(home))[0] == home else 0
+    """Every worker of every entry reaches every home (the farm's probe sees one worker).
+
+    Pair by pair, CONNECTIONS // 2 new connections in a row must reach the home; one
+    connection per check, no pause between checks, one deadline for all pairs.
+    """
+    todo = [(entry, home) for entry in farm.nodes for home in farm.nodes]
+    in_a_row = 0
+
+    def one_more_connection() -> None:
+        nonlocal in_a_row
+        entry, home = todo[0]
+        in_a_row = in_a_row + 1 if get(farm, entry, farm.cookie_header(home))[0] == home else 0
+        if in_a_row == CONNECTIONS // 2:
+            todo.pop(0)
+            in_a_row = 0
+        assert not todo, f"{todo[0][0]} -> {todo[0][1]} not settled"
+
+    eventually_passes(one_more_connection, timeout=timeout, interval=0, what="workers not settled")
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +107,14 @@ def test_home_cookie_sessions_stay_home_whichever_worker_answers(wfarm: Farm) ->
 def test_learned_app_cookie_reaches_every_worker_of_every_node(wfarm: Farm) -> None:
     home, sid = get(wfarm, "b", None)
     assert sid is not None
-    deadline = time.monotonic() + 2.0
-    while True:
+
+    def every_entry_finds_the_home() -> None:
         answers = {get(wfarm, entry, sid)[0] for entry in wfarm.nodes for _ in range(8)}
-        if answers == {home} or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert answers == {home}
+        assert answers == {home}, answers
+
+    eventually_passes(
+        every_entry_finds_the_home, timeout=2.0, interval=0.05, what="app cookie not learned"
+    )
     # now many new connections through every entry: every worker must know it
     for entry in wfarm.nodes:
         assert {get(wfarm, entry, sid)[0] for _ in range(CONNECTIONS)} == {home}
@@ -113,12 +124,12 @@ def test_a_killed_worker_is_restarted_and_the_node_keeps_serving(wfarm: Farm) ->
     supervisor = wfarm.pid("c")
     before = workers_of(supervisor)
     os.kill(before[0], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def replaced() -> None:
         now = workers_of(supervisor)
-        if len(now) == 2 and before[0] not in now:
-            break
-        time.sleep(0.1)
+        assert len(now) == 2 and before[0] not in now, (before, now)
+
+    eventually_passes(replaced, timeout=10, what="the killed worker was not replaced")
     assert len(workers_of(supervisor)) == 2
     settle(wfarm)
     assert {get(wfarm, "c", wfarm.cookie_header("a"))[0] for _ in range(CONNECTIONS)} == {"a"}
@@ -131,8 +142,11 @@ def test_sigterm_drains_all_workers_and_exits_zero(wfarm: Farm) -> None:
     proc.expected_exit = True
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.popen.wait(timeout=40) == 0
-    time.sleep(0.2)
-    assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+
+    def no_worker_left() -> None:
+        assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")], children
+
+    eventually_passes(no_worker_left, timeout=0.2, interval=0.02, what="workers outlive the node")
 
 
 def test_every_worker_of_every_peer_marks_a_draining_node_draining(
@@ -150,18 +164,19 @@ def test_every_worker_of_every_peer_marks_a_draining_node_draining(
         assert hold.recv(65536).startswith(b"HTTP/1.1 200")
         farm.lb_procs["a"].expected_exit = True
         os.kill(farm.pid("a"), signal.SIGTERM)
-        deadline = time.monotonic() + 10.0
-        while True:
+
+        def every_worker_heard() -> None:
             heard = {
                 (peer, rec.get("worker"))
                 for peer in ("b", "c")
                 for rec in farm.events(peer, "node_state")
                 if rec.get("peer") == "a" and rec.get("new") == "draining"
             }
-            if heard >= {(p, w) for p in ("b", "c") for w in (0, 1)}:
-                break
-            assert time.monotonic() < deadline, f"workers that heard a is draining: {heard}"
-            time.sleep(0.1)
+            assert heard >= {(p, w) for p in ("b", "c") for w in (0, 1)}, (
+                f"workers that heard a is draining: {heard}"
+            )
+
+        eventually_passes(every_worker_heard, timeout=10.0, what="a draining not heard")
         # and so no worker of b or c places a new session on a
         placed = {get(farm, entry, None)[0] for entry in ("b", "c") for _ in range(CONNECTIONS)}
         assert "a" not in placed, placed

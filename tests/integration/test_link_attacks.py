@@ -18,6 +18,7 @@ import pytest
 
 from lb.wire import frames as fr
 from tests.support.farm import HOST, Farm
+from tests.support.wait import eventually_passes_async
 
 pytestmark = pytest.mark.integration
 
@@ -165,9 +166,13 @@ async def test_a_silent_socket_on_the_link_port_is_closed_within_5s(
             assert _types(silent.frames) == ["HELLO"]
         finally:
             silent.close()
-    await asyncio.sleep(1.1)  # failed logins are logged at most once a second
-    fails = farm.events("a", "link_login_failed")
-    assert fails and fails[0]["source"] == HOST, fails
+
+    def failure_logged() -> None:
+        fails = farm.events("a", "link_login_failed")
+        assert fails and fails[0]["source"] == HOST, fails
+
+    # failed logins are logged at most once a second
+    await eventually_passes_async(failure_logged, timeout=1.1, what="no failed login logged")
 
 
 async def test_a_frame_before_login_is_refused_from_its_header(
@@ -200,10 +205,15 @@ async def test_bad_proof_is_refused_and_logged(make_farm: Callable[..., Farm]) -
             assert conn.closed and not [f for f in got if f.type == fr.FrameType.AUTH]
         finally:
             conn.close()
-    await asyncio.sleep(0.2)
-    fails = farm.events("a", "link_login_failed")
-    assert any("bad link authentication" in f.get("reason", "") for f in fails), fails
-    assert any(f.get("claimed") == "b" for f in fails), fails
+
+    def bad_proof_logged() -> None:
+        fails = farm.events("a", "link_login_failed")
+        assert any("bad link authentication" in f.get("reason", "") for f in fails), fails
+        assert any(f.get("claimed") == "b" for f in fails), fails
+
+    await eventually_passes_async(
+        bad_proof_logged, timeout=0.2, interval=0.02, what="bad proof not logged"
+    )
 
 
 def _open_idle_sockets(port: int, count: int) -> list[socket.socket]:
@@ -228,6 +238,9 @@ async def test_two_thousand_sockets_before_login_cost_little(
     before = farm.rss_mib("a")
     socks = _open_idle_sockets(farm.ports["a"].forward, 2000)
     try:
+        # fixed waits: the node gets a second to take the connections in, then one to read
+        # what they send; the memory bound is measured after that (a poll would pass on an
+        # early, low reading)
         await asyncio.sleep(1.0)
         # each sends the start of a HELLO that never completes (the most a socket may hold)
         partial = fr.encode_hello(farm.name, "b", os.urandom(fr.NONCE_SIZE))[:-1]
@@ -244,25 +257,3 @@ async def test_two_thousand_sockets_before_login_cost_little(
     finally:
         for s in socks:
             s.close()
-
-
-async def test_rolling_change_of_the_farm_secret_keeps_every_link_up(
-    make_farm: Callable[..., Farm],
-) -> None:
-    """New secret with the old one in previous_secrets, one node at a time: links stay up."""
-    farm = make_farm()
-    old = farm.secret
-    new = "n" + old[1:] if old[0] != "n" else "m" + old[1:]
-    rolled = farm.config_text().replace(
-        f'secret = "{old}"', f'secret = "{new}"\nprevious_secrets = ["{old}"]'
-    )
-    path = farm.workdir / "farm-rolled.toml"
-    path.write_text(rolled)
-    for node in farm.nodes:
-        farm.node_configs[node] = path
-        farm.restart(node)  # waits until every entry reaches every home
-        for entry in farm.nodes:
-            for home in farm.nodes:
-                assert await asyncio.to_thread(farm._probe_http, entry, home), (
-                    f"after rolling {node}: {entry} -> {home} fails"
-                )

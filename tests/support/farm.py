@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.wait import eventually, eventually_passes
+
 BACKEND = Path(__file__).with_name("backend.py")
 HOST = "127.0.0.1"
 COOKIE_NAME = "lbhome"
@@ -410,18 +412,14 @@ class Farm:
             if "web" in http_services:
                 todo |= {("http", entry, home) for home in self.nodes}
             todo |= {("tcp", entry, s) for s in tcp_services}
-        deadline = time.monotonic() + timeout
-        while todo:
+
+        def every_pair_answers() -> None:
             for n, p in self.lb_procs.items():
                 if p.popen.poll() is not None and not p.expected_exit:
                     raise RuntimeError(
                         f"node {n} exited with code {p.popen.returncode} while starting:\n"
                         + self.log_tail(n)
                     )
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"farm not ready within {timeout} s; missing {sorted(todo)}\n" + self.all_logs()
-                )
             for item in sorted(todo):
                 kind, entry, other = item
                 ok = (
@@ -431,8 +429,14 @@ class Farm:
                 )
                 if ok:
                     todo.discard(item)
-            if todo:
-                time.sleep(0.1)
+            assert not todo, f"missing {sorted(todo)}"
+
+        if not todo:
+            return
+        try:
+            eventually_passes(every_pair_answers, timeout=timeout, what="farm not ready")
+        except AssertionError as exc:
+            raise RuntimeError(f"{exc}\n{self.all_logs()}") from None
 
     # ------------------------------------------------------------------ logs and tables
 
@@ -471,8 +475,8 @@ class Farm:
         path = self.log_path(node)
         start = path.stat().st_size if path.exists() else 0
         os.kill(self.pid(node), signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def tables_record() -> dict[str, Any] | None:
             with path.open("rb") as f:
                 f.seek(start)
                 new = f.read()
@@ -483,8 +487,16 @@ class Farm:
                     continue
                 if isinstance(rec, dict) and rec.get("event") == "tables":
                     return rec
-            time.sleep(0.05)
-        raise AssertionError(f"node {node} logged no tables record within {timeout} s")
+            return None
+
+        found = eventually(
+            tables_record,
+            timeout=timeout,
+            interval=0.05,
+            what=f"node {node} logged no tables record",
+        )
+        assert found is not None
+        return found
 
     @staticmethod
     def leftover_flows(tables: Mapping[str, Any]) -> list[str]:
@@ -503,18 +515,17 @@ class Farm:
     def assert_clean(self, nodes: Iterable[str] | None = None, timeout: float = 3.0) -> None:
         """Poll the tables of `nodes` (default: every running node) until no flow is left."""
         names = list(nodes) if nodes is not None else self.running_nodes()
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def no_flow_left() -> None:
             dirty = {}
             for n in names:
-                left = self.leftover_flows(self.tables(n))
+                # a node that logs no tables record spends the whole timeout: not retried
+                left = self.leftover_flows(self.tables(n, timeout=timeout))
                 if left:
                     dirty[n] = left
-            if not dirty:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"flows left behind after {timeout} s: {dirty}")
-            time.sleep(0.2)
+            assert not dirty, f"{dirty}"
+
+        eventually_passes(no_flow_left, timeout=timeout, interval=0.2, what="flows left behind")
 
     def running_nodes(self) -> list[str]:
         return [n for n, p in self.lb_procs.items() if p.popen.poll() is None]
@@ -661,7 +672,7 @@ async def read_until_closed(
     reader: asyncio.StreamReader,
 ) -> tuple[bytes, str]:
     """Read until the peer ends the stream; return the bytes and "eof" or "reset"."""
-    chunks = []
+    chunks: list[bytes] = []
     try:
         while True:
             chunk = await reader.read(2**20)

@@ -518,12 +518,17 @@ class NetFarm:
         """SIGKILL every process of node `node` (a crash) and wait until all of them are
         gone (the main one reaped, its workers too, so no socket of the node remains);
         return the time of the kill."""
+        from tests.support.wait import eventually  # not at the top: the relay runs this file
+
         popen = self.lb_procs[node].popen
         t = self.signal(node, signal.SIGKILL, group=True)
         popen.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _group_alive(popen.pid) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        eventually(
+            lambda: not _group_alive(popen.pid),
+            timeout=10,
+            interval=0.005,
+            what=f"a process of node {node} still runs after SIGKILL",
+        )
         return t
 
     def sigterm(self, node: str) -> float:
@@ -726,25 +731,29 @@ class NetFarm:
 
         Returns the time the views agreed (before the routing probe).
         """
+        from tests.support.wait import eventually_passes  # not at the top: the relay runs this file
+
         observers = [o for o in self.nodes if o != node and self.running(o)]
-        deadline = time.monotonic() + timeout
-        while True:
+        started = time.monotonic()
+
+        def live_in_every_view() -> float:
             missing = []
             for o in observers:
                 ups = [e for e in self.events(o, "link_up", since) if e.get("peer") == node]
                 views = self.events(o, "farm_view")
                 if not ups or not views or node not in (views[-1].get("live") or []):
                     missing.append(o)
-            if not missing:
-                t = time.time()
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"node {node} not live again in the views of {missing} within {timeout} s\n"
-                    + self.all_logs()
-                )
-            time.sleep(0.1)
-        self.wait_ready(timeout=max(1.0, deadline - time.monotonic()), homes=[node])
+            assert not missing, f"not in the views of {missing}"
+            return time.time()
+
+        try:
+            t = eventually_passes(
+                live_in_every_view, timeout=timeout, what=f"node {node} not live again"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.all_logs()}") from None
+        left = timeout - (time.monotonic() - started)
+        self.wait_ready(timeout=max(1.0, left), homes=[node])
         return t
 
     # ------------------------------------------------------------------ clients
