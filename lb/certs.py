@@ -64,7 +64,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+def load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if not cert_path.exists() or not key_path.exists():
         return None
@@ -158,7 +158,7 @@ def ensure_certs(
     """Make the farm CA if the directory has none, then (re)issue each node's certificate."""
     now = now or datetime.datetime.now(datetime.UTC)
     directory.mkdir(parents=True, exist_ok=True)
-    ca = _load_ca(directory)
+    ca = load_ca(directory)
     created = ca is None
     if ca is None:
         ca = make_ca(farm, now)
@@ -171,4 +171,4 @@ def ensure_certs(
     return Issued(directory, created, tuple(nodes))
 
 
-__all__ = ["Issued", "ensure_certs", "make_ca", "make_node_cert", "node_uri"]
+__all__ = ["Issued", "ensure_certs", "load_ca", "make_ca", "make_node_cert", "node_uri"]

@@ -185,11 +185,7 @@ class Node:
     async def start(self) -> None:
         loop = self.loop
         fwd = self.me.forward
-        self.servers.append(
-            await loop.create_server(
-                self.peers.accept, fwd.host, fwd.port, backlog=1024, reuse_port=self.reuse_port
-            )
-        )
+        await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
         for service in self.services.values():
             self.servers.append(
                 await loop.create_server(
@@ -282,7 +278,7 @@ class Node:
             return
         self.draining = True
         self.peers.draining = True
-        for server in self.servers[1:]:  # client listeners; the link listener stays for peers
+        for server in self.servers:  # client listeners; the link listener stays for peers
             server.close()
         self.membership.start_draining(self.loop.time())
         self.peers.run_membership()

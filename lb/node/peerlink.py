@@ -13,7 +13,6 @@ or place (lb.routing), nor keep registries of links (lb.node.peers).
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Protocol, cast
 
 import structlog
@@ -47,8 +46,6 @@ _CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)
 
 class LinkOwner(Protocol):
     """What a link driver reports to the node (lb.node.peers implements it)."""
-
-    def admit(self, link: LinkDriver, source: str) -> bool: ...
 
     def link_up(self, link: LinkDriver) -> None: ...
 
@@ -138,11 +135,8 @@ class LinkDriver(asyncio.Protocol):
         owner: LinkOwner,
         conn: LinkConnection,
         loop: asyncio.AbstractEventLoop,
-        server_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.owner = owner
-        self.server_tls = server_tls  # inbound mTLS: the handshake runs before HELLO
-        self.tls_task: asyncio.Task[None] | None = None
         self.conn = conn
         self.loop = loop
         self.outbound = conn.initiator
@@ -168,38 +162,8 @@ class LinkDriver(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # inbound links were admitted at accept time, before any TLS handshake (Peers)
         self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
-        if not self.outbound:
-            peername = transport.get_extra_info("peername")
-            if not self.owner.admit(self, str(peername[0]) if peername else "?"):
-                self.abort("refused before login")
-                return
-            if self.server_tls is not None:
-                self.transport.pause_reading()  # the first bytes are the peer's ClientHello
-                self.tls_task = self.loop.create_task(self._start_tls(self.transport))
-                self.owner.wake_at(self.conn.next_deadline())  # the login deadline covers TLS
-                return
-        self._started()
-
-    async def _start_tls(self, raw: asyncio.Transport) -> None:
-        assert self.server_tls is not None
-        try:
-            tls = await self.loop.start_tls(
-                raw,
-                self,
-                self.server_tls,
-                server_side=True,
-                ssl_handshake_timeout=self.conn.handshake_timeout,
-            )
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            if not self.closed:
-                self.owner.link_failed_login(self, f"TLS handshake failed: {exc}")
-            raw.abort()
-            self.connection_lost(None)  # the TLS layer may never tell this protocol
-            return
-        if tls is None or self.closed:
-            return
-        self.transport = tls
         self._started()
 
     def _started(self) -> None:
@@ -323,8 +287,8 @@ class LinkDriver(asyncio.Protocol):
 
     def sweep(self, now: Monotonic) -> float | None:
         """Timer: pending flows past their deadline, the login deadline."""
-        if self.closed:
-            return None
+        if self.closed or self.transport is None:
+            return None  # a TLS handshake in progress is bounded by its own timeout
         try:
             events = self.conn.handle_timeout(now)
         except LinkError as exc:

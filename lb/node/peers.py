@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable
@@ -111,6 +112,9 @@ class Peers:
         self.links_out: dict[str, LinkDriver] = {}
         self.links_in: set[LinkDriver] = set()
         self.prelogin: dict[LinkDriver, str] = {}  # inbound, not logged in: source address
+        self.listener: socket.socket | None = None
+        self.accept_task: asyncio.Task[None] | None = None
+        self.handshakes: set[asyncio.Task[None]] = set()
         self.prelogin_by_source: Counter[str] = Counter()
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -147,12 +151,60 @@ class Peers:
             require_identity=self.tls is not None,
         )
 
-    def accept(self) -> LinkDriver:
-        """Protocol factory of the forward address: a responder link end."""
-        server_tls = self.tls.server if self.tls is not None else None
-        return LinkDriver(
-            self, self._connection(Role.RESPONDER, None, 0), self.loop, server_tls=server_tls
+    async def listen(self, host: str, port: int, reuse_port: bool) -> None:
+        """Bind the forward address; accept links in a task (see `_accept_links`)."""
+        infos = await self.loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
+        family = infos[0][0]
+        sock = socket.create_server(
+            infos[0][4][:2], family=family, backlog=1024, reuse_port=reuse_port
+        )
+        sock.setblocking(False)
+        self.listener = sock
+        self.accept_task = self.loop.create_task(self._accept_links(sock))
+
+    async def _accept_links(self, sock: socket.socket) -> None:
+        """Admit each socket before any byte is read (caps, deadline), then TLS, then HELLO.
+
+        Admission happens at accept time, so the caps on sockets not logged in
+        cover the TLS handshake too; a failed handshake is a failed login, logged
+        with the source address.
+        """
+        while True:
+            try:
+                conn, addr = await self.loop.sock_accept(sock)
+            except OSError as exc:  # out of descriptors, mostly: say so, back off, go on
+                self.counters["link_accept_errors"] += 1
+                self._log_failed_login("?", f"accept failed: {exc}")
+                await asyncio.sleep(0.1)
+                continue
+            link = LinkDriver(self, self._connection(Role.RESPONDER, None, 0), self.loop)
+            source = str(addr[0]) if addr else "?"
+            if not self.admit(link, source):
+                conn.close()
+                continue
+            task = self.loop.create_task(self._start_inbound(link, conn, source))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
+
+    async def _start_inbound(self, link: LinkDriver, conn: socket.socket, source: str) -> None:
+        conn.setblocking(False)
+        try:
+            if self.tls is None:
+                await self.loop.connect_accepted_socket(_factory(link), conn)
+            else:
+                await self.loop.connect_accepted_socket(
+                    _factory(link),
+                    conn,
+                    ssl=self.tls.server,
+                    ssl_handshake_timeout=LOGIN_TIMEOUT,
+                )
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            conn.close()
+            self._left_prelogin(link)
+            self.counters["link_logins_failed"] += 1
+            self._log_failed_login(source, f"TLS handshake failed: {exc or type(exc).__name__}")
 
     def is_peer(self, name: str) -> bool:
         return name in self.node_infos and name != self.name
@@ -466,7 +518,11 @@ class Peers:
 
     async def stop(self) -> None:
         self.stopping = True
-        tasks = list(self.link_tasks.values())
+        if self.listener is not None:
+            self.listener.close()
+        tasks = [*self.link_tasks.values(), *self.handshakes]
+        if self.accept_task is not None:
+            tasks.append(self.accept_task)
         for task in tasks:
             task.cancel()
         for task in tasks:

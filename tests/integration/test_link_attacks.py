@@ -2,20 +2,28 @@
 
 Every node's forward address is reachable by anyone on the farm's network.
 These tests play the stranger against a running farm with raw sockets and the
-frame codec: relaying one node's handshake to another must not log anybody in.
+frame codec. On plaintext links (chosen explicitly) the HELLO/AUTH handshake
+alone must hold: relaying one node's handshake to another logs nobody in. On
+mutual TLS links (the default) a stranger does not even get to HELLO without a
+certificate of the farm CA naming the node it claims to be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import resource
 import socket
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from lb.certs import ensure_certs, load_ca, make_node_cert
 from lb.wire import frames as fr
 from tests.support.farm import HOST, Farm
 from tests.support.wait import eventually_passes_async
@@ -85,7 +93,7 @@ async def test_relaying_one_nodes_handshake_to_another_logs_nobody_in(
     make_farm: Callable[..., Farm],
 ) -> None:
     """The relay: a's HELLO to b, b's answer to a. Neither node may accept the stranger."""
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     async with asyncio.timeout(30):
         to_a = await RawLink.open(farm, "a")
         to_b = await RawLink.open(farm, "b")
@@ -123,7 +131,7 @@ async def test_reflecting_a_nodes_handshake_back_to_it_fails(
     make_farm: Callable[..., Farm],
 ) -> None:
     """Two connections to one node, each fed the other's frames: no login either way."""
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     async with asyncio.timeout(30):
         first = await RawLink.open(farm, "a")
         second = await RawLink.open(farm, "a")
@@ -154,7 +162,7 @@ async def test_reflecting_a_nodes_handshake_back_to_it_fails(
 async def test_a_silent_socket_on_the_link_port_is_closed_within_5s(
     make_farm: Callable[..., Farm],
 ) -> None:
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     async with asyncio.timeout(15):
         silent = await RawLink.open(farm, "a")
         try:
@@ -179,7 +187,7 @@ async def test_a_frame_before_login_is_refused_from_its_header(
     make_farm: Callable[..., Farm],
 ) -> None:
     """A DATA header announcing 256 KiB: the node closes before any payload byte arrives."""
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     async with asyncio.timeout(15):
         conn = await RawLink.open(farm, "a")
         try:
@@ -192,7 +200,7 @@ async def test_a_frame_before_login_is_refused_from_its_header(
 
 
 async def test_bad_proof_is_refused_and_logged(make_farm: Callable[..., Farm]) -> None:
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     async with asyncio.timeout(15):
         conn = await RawLink.open(farm, "a")
         try:
@@ -234,7 +242,7 @@ async def test_two_thousand_sockets_before_login_cost_little(
     if hard < 2600:
         pytest.skip(f"descriptor limit {hard} < 2600")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    farm = make_farm(nodes=("a", "b"))
+    farm = make_farm(nodes=("a", "b"), link_security="plaintext")
     before = farm.rss_mib("a")
     socks = _open_idle_sockets(farm.ports["a"].forward, 2000)
     try:
@@ -257,3 +265,139 @@ async def test_two_thousand_sockets_before_login_cost_little(
     finally:
         for s in socks:
             s.close()
+
+
+# -- mutual TLS links (the default) ---------------------------------------------------------
+
+
+def _client_context(certs: Path, node: str, ca: Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cafile=str(ca or certs / "ca.pem"))
+    ctx.load_cert_chain(str(certs / f"{node}.pem"), str(certs / f"{node}.key"))
+    return ctx
+
+
+async def _tls_login(farm: Farm, node: str, ctx: ssl.SSLContext, claim: str = "b") -> RawLink:
+    """TLS to `node`'s forward address with `ctx`, then a HELLO claiming to be `claim`."""
+    reader, writer = await asyncio.open_connection(
+        HOST, farm.ports[node].forward, ssl=ctx, server_hostname=node
+    )
+    link = RawLink(reader, writer)
+    link.send(fr.encode_hello(farm.name, claim, os.urandom(fr.NONCE_SIZE)))
+    return link
+
+
+async def _refused(farm: Farm, ctx: ssl.SSLContext) -> bool:
+    """Whether node a refuses a TLS login with `ctx` (at the handshake or right after it)."""
+    try:
+        async with asyncio.timeout(10):
+            link = await _tls_login(farm, "a", ctx)
+    except (ssl.SSLError, ConnectionError, OSError):
+        return True
+    try:
+        got = await link.read_for(3.0)
+        return link.closed and not [f for f in got if f.type == fr.FrameType.AUTH]
+    finally:
+        link.close()
+
+
+def _refusals(farm: Farm, node: str, text: str) -> list[dict[str, object]]:
+    return [e for e in farm.events(node, "link_login_failed") if text in str(e.get("reason"))]
+
+
+async def test_mtls_links_form_and_strangers_without_a_certificate_are_refused(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(nodes=("a", "b"))  # link_security = "mtls", certificates from lb certs
+    assert await asyncio.to_thread(farm._probe_http, "a", "b")
+    assert not farm.events("a", "links_in_plaintext")
+    async with asyncio.timeout(15):
+        plain = await RawLink.open(farm, "a")
+        try:
+            plain.send(fr.encode_hello(farm.name, "b", os.urandom(fr.NONCE_SIZE)))
+            got = await plain.read_for(5.0)
+            assert plain.closed and not got, _types(got)
+        finally:
+            plain.close()
+    await eventually_passes_async(
+        lambda: _assert(_refusals(farm, "a", "TLS handshake failed")),
+        timeout=3.0,
+        what="a logs the refused TLS handshake",
+    )
+
+
+def _assert(value: object) -> object:
+    assert value
+    return value
+
+
+async def test_mtls_refuses_another_ca_an_expired_certificate_and_a_wrong_name(
+    make_farm: Callable[..., Farm], tmp_path: Path
+) -> None:
+    farm = make_farm(nodes=("a", "b"))
+    certs = farm.workdir / "certs"
+    # 1. a certificate for "b" from another CA (same farm name)
+    ensure_certs(tmp_path / "other", farm.name, ["b"])
+    other = _client_context(tmp_path / "other", "b", certs / "ca.pem")
+    assert await _refused(farm, other), "a certificate of another CA logged in"
+    await eventually_passes_async(
+        lambda: _assert(_refusals(farm, "a", "unable to get local issuer certificate")),
+        timeout=3.0,
+        what="a logs the certificate of another CA",
+    )
+    await asyncio.sleep(1.1)  # failed logins are logged at most once a second
+    # 2. an expired certificate for "b" from the farm's own CA
+    ca = load_ca(certs)
+    assert ca is not None
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=10)
+    cert, key = make_node_cert(farm.name, "b", ca, past, days=1)
+    expired = tmp_path / "expired"
+    expired.mkdir()
+    (expired / "b.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (expired / "b.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    assert await _refused(farm, _client_context(expired, "b", certs / "ca.pem")), (
+        "an expired certificate logged in"
+    )
+    await eventually_passes_async(
+        lambda: _assert(len(_refusals(farm, "a", "certificate has expired")) >= 1),
+        timeout=3.0,
+        what="a logs the expired certificate",
+    )
+    await asyncio.sleep(1.1)
+    # 3. a valid certificate of node "b" whose HELLO claims another member
+    async with asyncio.timeout(10):
+        link = await _tls_login(farm, "a", _client_context(certs, "b"), claim="a")
+        try:
+            got = await link.read_for(3.0)
+            assert link.closed and not [f for f in got if f.type == fr.FrameType.AUTH]
+        finally:
+            link.close()
+    await eventually_passes_async(
+        lambda: _assert(_refusals(farm, "a", "certificate names 'b', its HELLO 'a'")),
+        timeout=3.0,
+        what="a logs the certificate / HELLO mismatch",
+    )
+    # the farm's own links are untouched by all this
+    assert await asyncio.to_thread(farm._probe_http, "b", "a")
+
+
+async def test_a_silent_socket_on_an_mtls_link_port_is_closed_within_5s(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(nodes=("a", "b"))
+    async with asyncio.timeout(15):
+        silent = await RawLink.open(farm, "a")
+        try:
+            t0 = asyncio.get_running_loop().time()
+            await silent.read_for(8.0)
+            took = asyncio.get_running_loop().time() - t0
+            assert silent.closed and took < 5.0, f"closed={silent.closed} after {took:.1f} s"
+        finally:
+            silent.close()
