@@ -3,8 +3,9 @@
 The home side watches what its application answers: `Set-Cookie` of the
 application cookies the service's chain looks for, and (tls-passthrough) the
 TLS 1.2 ServerHello session id and a cleartext NewSessionTicket. Each finding
-becomes a directory key, named exactly as the matching extractor names its
-identifier (`cookie:NAME=VALUE`, `tls-session-id:HEX`, `tls-ticket:DIGEST`).
+is reported as the (kind, value) the matching extractor answers (`cookie`,
+`NAME=VALUE`; `tls-session-id`, HEX; `tls-ticket`, DIGEST); the directory stores
+only a keyed hash of it (lb.routing.directory.DirectoryKeys).
 The watchers observe without copying; once they are done the splice forgets
 this object. No I/O here: findings go to a callback.
 """
@@ -17,8 +18,9 @@ from lb.extract.tls import digest
 from lb.wire.http import SetCookieWatcher
 from lb.wire.tls import TLS13, ServerHelloWatcher
 
-# (directory key, ttl seconds or None for the farm default)
-Learn = Callable[[str, float | None], None]
+# (identifier kind, identifier value, ttl seconds or None for the farm default); the
+# pair is what the matching extractor answers, and is hashed before it is stored
+Learn = Callable[[str, str, float | None], None]
 
 
 class SessionLearner:
@@ -40,7 +42,7 @@ class SessionLearner:
                 self.cookies = None
                 for name, value, max_age in cookies.found:
                     if value and max_age != 0:  # an empty value or Max-Age=0 deletes the cookie
-                        self.learn(f"cookie:{name}={value}", max_age)
+                        self.learn("cookie", f"{name}={value}", max_age)
         watcher = self.tls
         if watcher is not None:
             watcher.feed(data)
@@ -50,7 +52,7 @@ class SessionLearner:
                 if info is not None and info.version != TLS13:
                     # TLS 1.3 session ids are random per connection: nothing to learn there
                     if info.session_id:
-                        self.learn(f"tls-session-id:{info.session_id.hex()}", None)
+                        self.learn("tls-session-id", info.session_id.hex(), None)
                     if info.new_session_ticket:
-                        self.learn(f"tls-ticket:{digest(info.new_session_ticket)}", None)
+                        self.learn("tls-ticket", digest(info.new_session_ticket), None)
         return self.cookies is None and self.tls is None

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from lb.clock import Monotonic
+from lb.clock import Monotonic, wall
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
 from lb.errors import ConfigError
@@ -38,7 +38,7 @@ from lb.node.service import Service, build_service
 from lb.node.splice import Endpoint
 from lb.node.timer import Timer
 from lb.routing.cookie import CookieKeyring
-from lb.routing.directory import Directory
+from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.route import Router
 from lb.wire import frames as fr
 from lb.wire.bus import RELAYED
@@ -48,6 +48,7 @@ log = structlog.get_logger("lb.node")
 
 MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, probes)
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
+DUMP_DIRECTORY_SAMPLE = 20  # learned sessions shown by SIGUSR1
 
 
 class _RouterKeyring:
@@ -99,7 +100,10 @@ class Node:
             assert config.link_certs is not None
             self.link_tls = LinkTls(config.link_certs, self.name)  # ConfigError: files missing
         self.directory = Directory(max_entries=self.limits.directory_entries)
-        self.router = Router(keyring, self.directory)
+        self.directory_keys = DirectoryKeys(
+            directory_secret(config.secret, config.previous_secrets)
+        )
+        self.router = Router(keyring, self.directory, self.directory_keys)
         verifier = _RouterKeyring(self)
         self.services: dict[str, Service] = {
             svc.name: build_service(svc, me, config.cookie_name, verifier)
@@ -118,6 +122,7 @@ class Node:
         self.replication = Replication(
             self.name,
             self.directory,
+            self.directory_keys,
             self.limits.directory_ttl,
             self.loop,
             self.counters,
@@ -262,7 +267,8 @@ class Node:
         if config.previous_secrets != self.config.previous_secrets:
             self.peers.set_secrets(config.secret, config.previous_secrets)
             keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
-            self.router = Router(keyring, self.directory)
+            # directory keys stay as they are: entries already learned keep their names
+            self.router = Router(keyring, self.directory, self.directory_keys)
             self.entry.router = self.router
             self.home.keyring = keyring
             log.info("previous_secrets_reloaded", node=self.name)
@@ -377,6 +383,10 @@ class Node:
                 for state in [self.membership.state(peer)]
             },
             "directory": len(self.directory),
+            # where some learned sessions live; keys are keyed hashes, never the tokens
+            "directory_sample": {
+                e.key: e.home for e in self.directory.entries(wall())[:DUMP_DIRECTORY_SAMPLE]
+            },
             "counters": dict(self.counters),
         }
 

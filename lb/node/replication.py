@@ -19,7 +19,7 @@ from collections.abc import Callable
 from lb.clock import wall
 from lb.node.learn import SessionLearner
 from lb.node.service import Service
-from lb.routing.directory import Directory, SourceLimited, source_key
+from lb.routing.directory import Directory, DirectoryKeys, SourceLimited, source_key
 from lb.wire.directory import decode_directory_update, encode_directory_frames
 
 SendFrames = Callable[[list[bytes]], None]
@@ -32,6 +32,7 @@ class Replication:
         self,
         name: str,
         directory: Directory,
+        keys: DirectoryKeys,
         directory_ttl: float,
         loop: asyncio.AbstractEventLoop,
         counters: Counter[str],
@@ -40,6 +41,7 @@ class Replication:
     ) -> None:
         self.name = name
         self.directory = directory
+        self.keys = keys
         self.directory_ttl = directory_ttl
         self.loop = loop
         self.counters = counters
@@ -54,13 +56,14 @@ class Replication:
         learn = functools.partial(self.learn, source=client_ip)
         return SessionLearner(learn, service.learn_cookies, service.passthrough)
 
-    def learn(self, key: str, ttl: float | None, source: str | None = None) -> None:
+    def learn(self, kind: str, value: str, ttl: float | None, source: str | None = None) -> None:
         """The home side saw a session start here: record it; it goes out this loop turn.
 
         Learning is bounded per client address (`source`), so one client cannot
         flood the directory with sessions it makes up."""
         limit = self.directory_ttl
         ttl = limit if ttl is None else min(max(ttl, 1.0), limit)
+        key = self.keys.key(kind, value)  # never the session token itself
         try:
             self.directory.learn(
                 key, self.name, wall(), ttl, source=source_key(source) if source else None

@@ -15,7 +15,10 @@ directory per worker process.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import heapq
+import hmac
 import ipaddress
 import math
 import sys
@@ -30,10 +33,42 @@ __all__ = [
     "PROTECTED_SHARE",
     "Directory",
     "DirectoryEntry",
+    "DirectoryKeys",
     "SourceLimited",
+    "directory_secret",
     "entry_memory",
     "source_key",
 ]
+
+
+class DirectoryKeys:
+    """The one way to name a learned session in the directory: a keyed hash.
+
+    ``key(kind, value)`` is ``kind + ":" + base64url(HMAC-SHA256(k, kind NUL value)[:16])``
+    with ``k`` derived from a farm secret, so session tokens (cookie values, TLS
+    session ids and tickets) never sit in memory, travel on links or appear in
+    dumps in clear; the kind stays readable for statistics. Every node must use
+    the same secret here (see ``directory_secret``).
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"lb directory key v1", hashlib.sha256).digest()
+
+    def key(self, kind: str, value: str) -> str:
+        mac = hmac.new(self._key, kind.encode() + b"\0" + value.encode(), hashlib.sha256)
+        return kind + ":" + base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
+
+
+def directory_secret(secret: bytes, previous_secrets: tuple[bytes, ...]) -> bytes:
+    """The secret directory keys derive from: the oldest one a node knows.
+
+    During a rolling change of the farm secret every node still knows the old
+    one (as `secret` or in `previous_secrets`), so all nodes hash alike.
+    """
+    return previous_secrets[-1] if previous_secrets else secret
+
 
 MAX_KEY_BYTES = 512
 """Longer keys are refused by ``learn`` (ValueError) and ignored by ``merge``."""

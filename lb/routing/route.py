@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lb.routing.cookie import CookieKeyring
-from lb.routing.directory import Directory
+from lb.routing.directory import Directory, DirectoryKeys
 from lb.routing.maglev import MaglevTable
 from lb.routing.placement import least_loaded_of_two
 
@@ -56,6 +56,7 @@ class Router:
     __slots__ = (
         "_directory",
         "_keyring",
+        "_keys",
         "_last_table",
         "_last_view",
         "_placeable",
@@ -63,9 +64,15 @@ class Router:
         "_tables",
     )
 
-    def __init__(self, keyring: CookieKeyring, directory: Directory | None = None) -> None:
+    def __init__(
+        self,
+        keyring: CookieKeyring,
+        directory: Directory | None = None,
+        keys: DirectoryKeys | None = None,
+    ) -> None:
         self._keyring = keyring
         self._directory = directory
+        self._keys = keys  # how the directory names an identifier (None: kind:value)
         self._tables: OrderedDict[frozenset[tuple[str, int]], MaglevTable] = OrderedDict()
         self._last_view: FarmView | None = None
         self._last_table: MaglevTable | None = None
@@ -133,7 +140,13 @@ class Router:
         directory = self._directory
         home = None
         if directory is not None:
-            home = directory.lookup(f"{identifier.kind}:{identifier.value}", now)
+            keys = self._keys
+            key = (
+                keys.key(identifier.kind, identifier.value)
+                if keys is not None
+                else f"{identifier.kind}:{identifier.value}"
+            )
+            home = directory.lookup(key, now)
         if home is None:
             return self._place(view, salt, "directory-miss")
         if home in view.live:

@@ -230,3 +230,44 @@ def test_source_settings_are_checked(bad: str, value: object) -> None:
 )
 def test_source_key(address: str, key: str) -> None:
     assert source_key(address) == key
+
+
+# -- keys are keyed hashes, never the session token ---------------------------------------
+
+
+def test_directory_keys_hide_the_value_and_depend_on_the_secret() -> None:
+    from lb.routing.directory import DirectoryKeys, directory_secret
+
+    token = "JSESSIONID=8f14e45fceea167a5a36dedd4bea2543"
+    keys = DirectoryKeys(b"s" * 32)
+    key = keys.key("cookie", token)
+    assert key.startswith("cookie:") and "8f14e45f" not in key and token not in key
+    assert len(key) == len("cookie:") + 22  # 16 bytes, base64url without padding
+    assert keys.key("cookie", token) == key  # the same on every node with the secret
+    assert DirectoryKeys(b"t" * 32).key("cookie", token) != key
+    assert keys.key("tls-session-id", token) != key  # the kind is part of the MAC
+    assert keys.key("cookie", token + "x") != key
+    # the oldest secret a node knows names the keys, so a rolling change agrees
+    assert directory_secret(b"new", (b"old",)) == b"old"
+    assert directory_secret(b"only", ()) == b"only"
+
+
+def test_router_looks_a_learned_session_up_by_its_hashed_key() -> None:
+    from lb.extract.api import Identifier
+    from lb.routing.cookie import CookieKeyring
+    from lb.routing.directory import DirectoryKeys
+    from lb.routing.route import Router
+    from lb.routing.view import FarmView, NodeInfo
+
+    keys = DirectoryKeys(b"s" * 32)
+    d = Directory()
+    d.learn(keys.key("cookie", "SID=abc"), "b", NOW, HOUR)
+    nodes = {n: NodeInfo(n, ("127.0.0.1", 1), {}) for n in ("a", "b")}
+    view = FarmView("a", nodes, frozenset({"a", "b"}), {"a": 0.0, "b": 0.0})
+    router = Router(CookieKeyring("f", b"k" * 32), d, keys)
+    hit = router.route(Identifier("cookie", "SID=abc", "directory"), view, NOW, 1)
+    assert (hit.home, hit.reason) == ("b", "directory")
+    # a router that names keys differently (another secret) misses: the hash is the name
+    other = Router(CookieKeyring("f", b"k" * 32), d, DirectoryKeys(b"t" * 32))
+    miss = other.route(Identifier("cookie", "SID=abc", "directory"), view, NOW, 1)
+    assert miss.reason == "directory-miss"
