@@ -70,7 +70,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 PROXIES = ("lb", "haproxy-http", "haproxy-tcp", "nginx")
 # not in the default set: lb with two workers per node, for the 1-vs-2-workers comparison
-EXTRA_PROXIES = ("lb-w2",)
+EXTRA_PROXIES = ("lb-w2", "lb-mtls")
 PEERS = ("haproxy-http", "haproxy-tcp", "nginx")
 SCENARIOS = (
     "local",
@@ -730,11 +730,15 @@ class LbProxy(ProxyKind):
     key = "lb"
     label = "lb"
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, mtls: bool = False) -> None:
         self.workers = workers
+        self.mtls = mtls  # links: mutual TLS (lb's default) or plaintext (the baseline)
         if workers != 1:
             self.key = f"lb-w{workers}"
             self.label = f"lb ({workers} workers)"
+        if mtls:
+            self.key = "lb-mtls"
+            self.label = "lb (mTLS links)"
 
     def unsupported(self, ctx: Ctx, scenario: Scenario) -> str | None:
         if scenario.tls and not LB_HAS_TLS_LISTENER:
@@ -749,7 +753,8 @@ class LbProxy(ProxyKind):
             "[farm]",
             f'name = "{ctx.farm}"',
             f'secret = "{ctx.secret}"',
-            'link_security = "plaintext"',
+            'link_security = "mtls"' if self.mtls else 'link_security = "plaintext"',
+            *(['link_certs = "certs"'] if self.mtls else []),
             'cookie_name = "lbhome"',
             "",
             "[log]",
@@ -780,6 +785,10 @@ class LbProxy(ProxyKind):
             ]
         conf = d / "farm.toml"
         conf.write_text("\n".join(lines) + "\n")
+        if self.mtls:
+            from lb.certs import ensure_certs
+
+            ensure_certs(d / "certs", ctx.farm, nodes)
         procs = [
             Proc(
                 f"lb-{n}",
@@ -953,6 +962,7 @@ events {{ worker_connections {max(1024, min(100_000, ctx.nofile - 500))}; }}
 KINDS: dict[str, ProxyKind] = {
     "lb": LbProxy(),
     "lb-w2": LbProxy(workers=2),
+    "lb-mtls": LbProxy(mtls=True),
     "haproxy-http": HaproxyProxy("http"),
     "haproxy-tcp": HaproxyProxy("tcp"),
     "nginx": NginxProxy(),

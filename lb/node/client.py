@@ -60,14 +60,16 @@ class ClientEndpoint(SocketEndpoint):
         "eof_seen",
         "head",
         "local",
+        "reserved",
         "scanner",
         "service",
         "state",
     )
 
-    def __init__(self, entry: EntrySide, service: Service) -> None:
+    def __init__(self, entry: EntrySide, service: Service, reserved: bool = False) -> None:
         super().__init__()
         self.entry = entry
+        self.reserved = reserved  # counted at accept time (TLS), before connection_made
         self.service = service
         self.state = HEAD
         self.buf = bytearray()  # grows in place: appending never copies what was read

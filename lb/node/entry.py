@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 
@@ -29,6 +31,7 @@ from lb.node.home import Home
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.replication import Replication
+from lb.node.service import Service
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
 from lb.routing.route import Router
@@ -39,6 +42,7 @@ from lb.wire.http import ResponseCookieInserter
 log = structlog.get_logger("lb.entry")
 
 LINK_WAIT_POLL = 0.05  # seconds between looks at a link a held client waits for
+MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
 
 
 def _ip_or_unspecified(host: str, like: str) -> str:
@@ -94,14 +98,83 @@ class Entry:
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
+        self.last_accept_log = 0.0
+        self.max_connections = config.limits.max_connections
+        self.max_handshakes = MAX_TLS_HANDSHAKES
+        self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: ClientEndpoint) -> bool:
-        if len(self.clients) >= self.limits.max_connections:
+        """A connection that is ready for bytes; TLS ones were reserved at accept time."""
+        if client.reserved:
+            client.reserved = False
+            self.handshaking -= 1
+        elif len(self.clients) + self.handshaking >= self.max_connections:
             self.counters["clients_refused"] += 1
             return False
         self.clients.add(client)
         return True
+
+    def reserve_tls(self) -> bool:
+        """Accept time of a TLS client: count it before its handshake, within both caps."""
+        if len(self.clients) + self.handshaking >= self.max_connections:
+            self.counters["clients_refused"] += 1
+            return False
+        if self.handshaking >= self.max_handshakes:
+            self.counters["tls_handshakes_refused"] += 1
+            return False
+        self.handshaking += 1
+        return True
+
+    def handshake_failed(self) -> None:
+        self.handshaking -= 1
+        self.counters["tls_handshakes_failed"] += 1
+
+    async def serve_tls(self, sock: socket.socket, service: Service) -> None:
+        """Accept loop of a tls-terminate listener: admission before the TLS handshake.
+
+        Every socket counts against max_connections from accept on, handshakes
+        are capped (max_handshakes) and bounded by head_timeout; a socket over a
+        cap is closed at once, before any byte of it is read.
+        """
+        ssl_ctx = service.server_ssl
+        assert ssl_ctx is not None
+        while True:
+            try:
+                conn, _addr = await self.loop.sock_accept(sock)
+            except OSError as exc:  # out of descriptors, mostly
+                self._accept_failed(exc)
+                await asyncio.sleep(0.1)
+                continue
+            if not self.reserve_tls():
+                conn.close()
+                continue
+            self.loop.create_task(self._handshake(conn, service, ssl_ctx))
+
+    async def _handshake(self, conn: socket.socket, service: Service, ctx: ssl.SSLContext) -> None:
+        conn.setblocking(False)
+        client = ClientEndpoint(self, service, reserved=True)
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: client, conn, ssl=ctx, ssl_handshake_timeout=self.limits.head_timeout
+            )
+        except (OSError, TimeoutError, ConnectionError):
+            conn.close()
+            if client.reserved:  # the handshake never completed: release the slot
+                client.reserved = False
+                self.handshake_failed()
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.counters["accept_errors"] += 1
+        now = self.loop.time()
+        if now - self.last_accept_log >= 1.0:
+            self.last_accept_log = now
+            log.error(
+                "accept_failed",
+                error=str(exc),
+                clients=len(self.clients),
+                errors=self.counters["accept_errors"],
+            )
 
     def release(self, client: ClientEndpoint) -> None:
         if client in self.clients:

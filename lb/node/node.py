@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import resource
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -48,7 +50,20 @@ log = structlog.get_logger("lb.node")
 
 MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, probes)
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
+DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
 DUMP_DIRECTORY_SAMPLE = 20  # learned sessions shown by SIGUSR1
+
+
+def _listening_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.create_server(addr[:2], family=family, backlog=backlog, reuse_port=reuse_port)
+    sock.setblocking(False)
+    return sock
+
+
+def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint]:
+    return lambda: ClientEndpoint(entry, service)
 
 
 class _RouterKeyring:
@@ -89,6 +104,8 @@ class Node:
         self.draining = False
         self.counters: Counter[str] = Counter()
         self.servers: list[asyncio.Server] = []
+        self.tls_listeners: list[socket.socket] = []
+        self.tls_tasks: list[asyncio.Task[None]] = []
         self.timer = Timer(self.loop, self._sweep)
         self.next_ping = 0.0
         self.next_idle = self.loop.time() + self.limits.idle_timeout / 2
@@ -166,6 +183,7 @@ class Node:
             self.timer.at,
         )
         self.peers.refresh_view(quiet=True)
+        self._fit_connections_to_descriptors()
 
     # -- wiring helpers ------------------------------------------------------------
     def _to_peers(self, frames: list[bytes]) -> None:
@@ -192,15 +210,21 @@ class Node:
         fwd = self.me.forward
         await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
         for service in self.services.values():
+            if service.server_ssl is not None:
+                # tls-terminate: counted from accept on, before the handshake (Entry)
+                sock = _listening_socket(
+                    service.listen.host, service.listen.port, self.reuse_port, 4096
+                )
+                self.tls_listeners.append(sock)
+                self.tls_tasks.append(loop.create_task(self.entry.serve_tls(sock, service)))
+                continue
             self.servers.append(
                 await loop.create_server(
-                    lambda s=service: ClientEndpoint(self.entry, s),
+                    _client_factory(self.entry, service),
                     service.listen.host,
                     service.listen.port,
                     backlog=4096,
                     reuse_port=self.reuse_port,
-                    ssl=service.server_ssl,
-                    ssl_handshake_timeout=self.limits.head_timeout if service.server_ssl else None,
                 )
             )
         if self.bus_fd is not None:
@@ -284,8 +308,7 @@ class Node:
             return
         self.draining = True
         self.peers.draining = True
-        for server in self.servers:  # client listeners; the link listener stays for peers
-            server.close()
+        self._close_client_listeners()
         self.membership.start_draining(self.loop.time())
         self.peers.run_membership()
         self.peers.refresh_view()
@@ -320,12 +343,39 @@ class Node:
     async def stop(self) -> None:
         self.stopping = True
         self.timer.cancel()
-        for server in self.servers:
-            server.close()
+        self._close_client_listeners()
         self.entry.abort_all()
         await self.peers.stop()
         await asyncio.sleep(0)
         log.info("node_stopped", node=self.name)
+
+    def _fit_connections_to_descriptors(self) -> None:
+        """max_connections must fit the descriptor limit: a local splice holds two."""
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return
+        allowed = max(1, (soft - DESCRIPTOR_RESERVE) // 2)
+        if self.entry.max_connections > allowed:
+            log.warning(
+                "max_connections_lowered",
+                node=self.name,
+                configured=self.entry.max_connections,
+                allowed=allowed,
+                descriptor_limit=soft,
+                reason="each client connection may hold two descriptors (client and app)",
+            )
+            self.entry.max_connections = allowed
+
+    def _close_client_listeners(self) -> None:
+        """Client listeners only; the link listener stays for peers (Peers.stop closes it)."""
+        for server in self.servers:
+            server.close()
+        for task in self.tls_tasks:
+            task.cancel()
+        for sock in self.tls_listeners:
+            sock.close()
+        self.tls_tasks.clear()
+        self.tls_listeners.clear()
 
     # -- the one timer --------------------------------------------------------------
     def _sweep(self, now: Monotonic) -> float | None:

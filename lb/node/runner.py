@@ -11,6 +11,7 @@ supervisor instead (lb.node.workers). No protocol logic.
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 
 import structlog
@@ -76,6 +77,20 @@ def reload(node: Node, path: str) -> None:
     node.reload(config)
 
 
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open descriptors to the hard limit; return the new soft one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("descriptor_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+    return soft
+
+
 def run_node(
     config: FarmConfig, me: NodeConfig, worker: int | None = None, bus_fd: int | None = None
 ) -> int:
@@ -85,6 +100,7 @@ def run_node(
     workers instead (lb.node.workers); each worker runs this same function.
     """
     configure_logging(config.log_level, config.log_format)
+    raise_descriptor_limit()
     if worker is None and me.workers > 1:
         return uvloop.run(Supervisor(config, me).run())
     return uvloop.run(serve(config, me, worker, bus_fd))
