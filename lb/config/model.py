@@ -189,6 +189,18 @@ class Limits:
         default=3600.0,
         metadata=_secs(31536000.0, "lifetime of a directory entry"),
     )
+    health_interval: float = field(
+        default=2.0,
+        metadata=_secs(3600.0, "seconds between TCP connect checks of each local application"),
+    )
+    health_fall: int = field(
+        default=3,
+        metadata=_count(1, 100, "failed checks or application connects in a row that mark it down"),
+    )
+    health_rise: int = field(
+        default=2,
+        metadata=_count(1, 100, "passed checks in a row that mark a down application up"),
+    )
 
     def membership_timing(self) -> Timing:
         """The failure detector's timers, derived from these limits (the only place)."""

@@ -35,6 +35,8 @@ class AppConnector:
         self.wake_at = wake_at
         self.running: Deadlines[asyncio.Task[None]] = Deadlines()
         self.timed_out: set[asyncio.Task[None]] = set()
+        # passive health: every real connect's outcome, by service (lb.node.health)
+        self.report: Callable[[str, bool], None] = lambda _service, _ok: None
 
     def start(self, connect: Coroutine[Any, Any, None]) -> None:
         """Run `connect` (which awaits `connect_app`) under the connect deadline."""
@@ -54,6 +56,14 @@ class AppConnector:
 
     async def connect_app(self, app: AppEndpoint, service: Service) -> None:
         """Connect `service`'s application to `app`; TimeoutError past the deadline."""
+        try:
+            await self._connect(app, service)
+        except (OSError, TimeoutError):
+            self.report(service.name, False)
+            raise
+        self.report(service.name, True)
+
+    async def _connect(self, app: AppEndpoint, service: Service) -> None:
         target = service.app
         try:
             await self.loop.create_connection(

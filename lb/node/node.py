@@ -32,6 +32,7 @@ from lb.node.app import AppConnector
 from lb.node.bus import WorkerBus
 from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry, make_conn_ref
+from lb.node.health import HealthChecker
 from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.peers import Peers
@@ -136,6 +137,11 @@ class Node:
             incarnation=int(time.time()),
         )
         self.apps = AppConnector(self.loop, self.limits.connect_timeout, self.timer.at)
+        self.app_unhealthy = False
+        self.health = HealthChecker(
+            self.name, self.loop, self.services, self.limits, self.counters, self._apps_changed
+        )
+        self.apps.report = self.health.observe
         self.replication = Replication(
             self.name,
             self.directory,
@@ -245,6 +251,7 @@ class Node:
                 "addresses on a trusted network",
             )
         self.peers.start()
+        self.health.start()
         self.timer.at(loop.time())
         log.info(
             "node_started",
@@ -302,6 +309,24 @@ class Node:
         )
         log.info("farm_reloaded", node=self.name, joined=sorted(added), left=sorted(removed))
 
+    def _apps_changed(self, healthy: bool) -> None:
+        """A local application went down (or all are up again): stop (resume) new sessions.
+
+        The farm learns it like a drain (DRAINING), so every entry places new
+        sessions elsewhere; sessions homed here keep coming.
+        """
+        self.app_unhealthy = not healthy
+        if self.draining:
+            return  # a real drain goes on whatever the applications do
+        now = self.loop.time()
+        if healthy:
+            self.membership.stop_draining(now)
+        else:
+            self.membership.start_draining(now)
+        self.peers.draining = not healthy
+        self.peers.run_membership()
+        self.peers.refresh_view()
+
     def start_draining(self) -> None:
         """Take no new sessions; keep serving existing flows. Idempotent."""
         if self.draining:
@@ -345,6 +370,7 @@ class Node:
         self.timer.cancel()
         self._close_client_listeners()
         self.entry.abort_all()
+        await self.health.stop()
         await self.peers.stop()
         await asyncio.sleep(0)
         log.info("node_stopped", node=self.name)
@@ -432,6 +458,7 @@ class Node:
                 for peer in self.peers.peers
                 for state in [self.membership.state(peer)]
             },
+            "apps": self.health.state(),
             "directory": len(self.directory),
             # where some learned sessions live; keys are keyed hashes, never the tokens
             "directory_sample": {

@@ -1,0 +1,69 @@
+"""A node whose application is down takes no new sessions; it takes them again when it is up.
+
+The node's health check (a TCP connect every health_interval) marks the
+application down after health_fall failures; the node then says DRAINING to
+the farm, so every entry places new sessions elsewhere: no new session gets a
+502 from a dead application. When the application is back, health_rise passed
+checks later, the node takes new sessions again.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Callable
+
+import pytest
+
+from tests.support.farm import Farm
+from tests.support.wait import eventually
+
+pytestmark = pytest.mark.integration
+
+LIMITS = {"health_interval": 0.3, "health_fall": 2, "health_rise": 2}
+
+
+def new_session(farm: Farm, entry: str) -> tuple[int, str | None]:
+    """A request without a cookie: (status, the node that answered)."""
+    conn = http.client.HTTPConnection(*farm.addr(entry), timeout=10)
+    try:
+        conn.request("GET", "/new")
+        resp = conn.getresponse()
+        body = resp.read()
+        node = json.loads(body)["node"] if resp.status == 200 else None
+        return resp.status, node
+    finally:
+        conn.close()
+
+
+def test_an_application_down_takes_its_node_out_of_placement(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(limits=LIMITS)
+    farm.stop_backend("b", "web")
+    eventually(
+        lambda: any(e.get("service") == "web" for e in farm.events("b", "app_down")),
+        timeout=5.0,
+        what="b logs its application down",
+    )
+    eventually(
+        lambda: all(farm.tables(n)["members"].get("b") == "draining" for n in ("a", "c")),
+        timeout=5.0,
+        what="a and c see b taking no new sessions",
+    )
+    answers = [new_session(farm, entry) for entry in ("a", "b", "c") * 10]
+    assert all(status == 200 for status, _ in answers), answers
+    assert "b" not in {node for _, node in answers}, answers
+    assert farm.tables("b")["apps"] == {"web": "down", "raw": "up"}
+
+    farm.start_backend("b", "web")
+    eventually(
+        lambda: any(e.get("service") == "web" for e in farm.events("b", "app_up")),
+        timeout=5.0,
+        what="b logs its application up again",
+    )
+    eventually(
+        lambda: "b" in {new_session(farm, entry)[1] for entry in ("a", "c") * 10},
+        timeout=10.0,
+        what="b takes new sessions again",
+    )
