@@ -141,9 +141,11 @@ def _link_certs(value: Any, ctx: Ctx) -> Path:
         raise Invalid(f"must be a directory path, not {type_name(value)}")
     path = ctx.walker.base_dir / value
     if not (path / "ca.pem").is_file():
+        farm = ctx.row.get("name")
+        farm_arg = farm if isinstance(farm, str) else "FARM"
         raise Invalid(
-            f"no farm CA at {str(path / 'ca.pem')!r}: make one with "
-            f"`lb certs {value} --farm FARM --nodes NODE,...`"
+            f"no farm CA at {str(path / 'ca.pem')!r}: make it and the node certificates "
+            f"with `lb certs {path} --farm {farm_arg} --nodes <every node name, comma-separated>`"
         )
     return path
 

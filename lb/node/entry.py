@@ -34,6 +34,7 @@ from lb.node.replication import Replication
 from lb.node.service import Service
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
+from lb.routing.directory import source_key
 from lb.routing.route import Router
 from lb.wire import frames as fr
 from lb.wire.frames import ConnRef, ResetReason
@@ -43,6 +44,7 @@ log = structlog.get_logger("lb.entry")
 
 LINK_WAIT_POLL = 0.05  # seconds between looks at a link a held client waits for
 MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
+MAX_TLS_HANDSHAKES_PER_SOURCE = 32  # ... of them from one IPv4 address or IPv6 /64
 
 
 def _ip_or_unspecified(host: str, like: str) -> str:
@@ -102,6 +104,8 @@ class Entry:
         self.max_connections = config.limits.max_connections
         self.max_handshakes = MAX_TLS_HANDSHAKES
         self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
+        self.handshakes_by_source: Counter[str] = Counter()
+        self.handshakes: set[asyncio.Task[None]] = set()
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: ClientEndpoint) -> bool:
@@ -115,16 +119,32 @@ class Entry:
         self.clients.add(client)
         return True
 
-    def reserve_tls(self) -> bool:
-        """Accept time of a TLS client: count it before its handshake, within both caps."""
+    def reserve_tls(self, source: str) -> bool:
+        """Accept time of a TLS client: count it before its handshake, within the caps.
+
+        Handshakes are capped per process and per source (an IPv4 address, an
+        IPv6 /64), so one source cannot hold every handshake slot.
+        """
         if len(self.clients) + self.handshaking >= self.max_connections:
             self.counters["clients_refused"] += 1
             return False
-        if self.handshaking >= self.max_handshakes:
+        if (
+            self.handshaking >= self.max_handshakes
+            or self.handshakes_by_source[source] >= MAX_TLS_HANDSHAKES_PER_SOURCE
+        ):
             self.counters["tls_handshakes_refused"] += 1
             return False
         self.handshaking += 1
+        self.handshakes_by_source[source] += 1
         return True
+
+    def handshake_ended(self, source: str) -> None:
+        """The handshake of a client from `source` finished, either way."""
+        left = self.handshakes_by_source[source] - 1
+        if left > 0:
+            self.handshakes_by_source[source] = left
+        else:
+            del self.handshakes_by_source[source]
 
     def handshake_failed(self) -> None:
         self.handshaking -= 1
@@ -146,12 +166,17 @@ class Entry:
                 self._accept_failed(exc)
                 await asyncio.sleep(0.1)
                 continue
-            if not self.reserve_tls():
+            source = source_key(str(_addr[0])) if _addr else "?"
+            if not self.reserve_tls(source):
                 conn.close()
                 continue
-            self.loop.create_task(self._handshake(conn, service, ssl_ctx))
+            task = self.loop.create_task(self._handshake(conn, service, ssl_ctx, source))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
 
-    async def _handshake(self, conn: socket.socket, service: Service, ctx: ssl.SSLContext) -> None:
+    async def _handshake(
+        self, conn: socket.socket, service: Service, ctx: ssl.SSLContext, source: str
+    ) -> None:
         conn.setblocking(False)
         client = ClientEndpoint(self, service, reserved=True)
         try:
@@ -163,6 +188,8 @@ class Entry:
             if client.reserved:  # the handshake never completed: release the slot
                 client.reserved = False
                 self.handshake_failed()
+        finally:
+            self.handshake_ended(source)
 
     def _accept_failed(self, exc: OSError) -> None:
         self.counters["accept_errors"] += 1
@@ -216,7 +243,8 @@ class Entry:
             log.warning(
                 "extractor_failed",
                 extractor=getattr(extractor, "name", type(extractor).__name__),
-                error=f"{type(exc).__name__}: {exc}",
+                # the type only: an exception's text may quote the request (a session token)
+                error=type(exc).__name__,
                 failures=self.counters["extractor_failures"],
             )
 

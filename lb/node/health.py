@@ -69,7 +69,11 @@ class HealthChecker:
     async def _check_forever(self, service: Service) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self.observe(service.name, await self._connects(service))
+            ok = await self._connects(service)
+            try:
+                self.observe(service.name, ok)
+            except Exception:  # a failing reaction must not end the checks
+                log.exception("health_check_failed", node=self.name, service=service.name)
 
     async def _connects(self, service: Service) -> bool:
         """A TCP connect to the application (no TLS, no request: it listens, it answers)."""

@@ -44,7 +44,7 @@ from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire.bus import RELAYED
+from lb.wire.bus import APP_HEALTH, RELAYED, decode_app_health, encode_app_health
 from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.node")
@@ -118,9 +118,8 @@ class Node:
             assert config.link_certs is not None
             self.link_tls = LinkTls(config.link_certs, self.name)  # ConfigError: files missing
         self.directory = Directory(max_entries=self.limits.directory_entries)
-        self.directory_keys = DirectoryKeys(
-            directory_secret(config.secret, config.previous_secrets)
-        )
+        self.directory_secret = directory_secret(config.secret, config.previous_secrets)
+        self.directory_keys = DirectoryKeys(self.directory_secret)
         self.router = Router(keyring, self.directory, self.directory_keys)
         verifier = _RouterKeyring(self)
         self.services: dict[str, Service] = {
@@ -239,6 +238,7 @@ class Node:
                 DIRECTORY_UPDATE: lambda f: self.replication.merge(f.payload, from_bus=True),
                 int(fr.FrameType.PING): self._sibling_load,
                 RELAYED: self.peers.relayed_frame,
+                APP_HEALTH: self._sibling_app_health,
             }
             _, self.bus = await loop.create_unix_connection(
                 lambda: WorkerBus(handlers, self._supervisor_lost), sock=sock
@@ -251,7 +251,11 @@ class Node:
                 "addresses on a trusted network",
             )
         self.peers.start()
-        self.health.start()
+        if self.worker in (None, 0):
+            # one process checks the applications for the node; its siblings follow (bus)
+            self.health.start()
+        else:
+            self.apps.report = lambda _service, _ok: None
         self.timer.at(loop.time())
         log.info(
             "node_started",
@@ -298,7 +302,14 @@ class Node:
         if config.previous_secrets != self.config.previous_secrets:
             self.peers.set_secrets(config.secret, config.previous_secrets)
             keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
-            # directory keys stay as they are: entries already learned keep their names
+            rekey = directory_secret(config.secret, config.previous_secrets)
+            if rekey != self.directory_secret:
+                # the oldest secret left the file: name sessions as a restarted node would;
+                # sessions learned under the old names are learned again as they are used
+                self.directory_secret = rekey
+                self.directory_keys = DirectoryKeys(rekey)
+                self.replication.keys = self.directory_keys
+                log.warning("directory_rekeyed", node=self.name, entries=len(self.directory))
             self.router = Router(keyring, self.directory, self.directory_keys)
             self.entry.router = self.router
             self.home.keyring = keyring
@@ -310,11 +321,22 @@ class Node:
         log.info("farm_reloaded", node=self.name, joined=sorted(added), left=sorted(removed))
 
     def _apps_changed(self, healthy: bool) -> None:
+        """Worker 0 (or the only process) saw the applications change: all workers follow."""
+        if self.bus is not None:
+            self.bus.write(encode_app_health(healthy))
+        self._apply_app_health(healthy)
+
+    def _sibling_app_health(self, frame: fr.Frame) -> None:
+        self._apply_app_health(decode_app_health(frame.payload))
+
+    def _apply_app_health(self, healthy: bool) -> None:
         """A local application went down (or all are up again): stop (resume) new sessions.
 
         The farm learns it like a drain (DRAINING), so every entry places new
         sessions elsewhere; sessions homed here keep coming.
         """
+        if self.app_unhealthy == (not healthy):
+            return
         self.app_unhealthy = not healthy
         if self.draining:
             return  # a real drain goes on whatever the applications do
@@ -382,7 +404,9 @@ class Node:
             return
         allowed = max(1, (soft - DESCRIPTOR_RESERVE) // 2)
         if self.entry.max_connections > allowed:
-            log.warning(
+            # a limit set explicitly above what fits deserves a warning; the default, a note
+            explicit = self.entry.max_connections != Limits().max_connections
+            (log.warning if explicit else log.info)(
                 "max_connections_lowered",
                 node=self.name,
                 configured=self.entry.max_connections,

@@ -41,6 +41,7 @@ from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
 from lb.node.replication import Replication
+from lb.routing.directory import source_key
 from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
 from lb.wire import membership as mw
@@ -115,6 +116,8 @@ class Peers:
         self.listener: socket.socket | None = None
         self.accept_task: asyncio.Task[None] | None = None
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.handshake_tasks: dict[LinkDriver, asyncio.Task[None]] = {}
+        self.member_sources: set[str] = set()  # the farm members' addresses (resolved)
         self.prelogin_by_source: Counter[str] = Counter()
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -162,7 +165,25 @@ class Peers:
         )
         sock.setblocking(False)
         self.listener = sock
+        await self.resolve_members()
         self.accept_task = self.loop.create_task(self._accept_links(sock))
+
+    async def resolve_members(self) -> None:
+        """The addresses farm members connect from (their forward and advertised hosts)."""
+        hosts = {
+            a.host
+            for n in self.config.nodes.values()
+            if n.name != self.name
+            for a in (n.forward, n.forward_advertised)
+        }
+        found: set[str] = set()
+        for host in hosts:
+            try:
+                infos = await self.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            except OSError:
+                continue
+            found.update(str(info[4][0]) for info in infos)
+        self.member_sources = {ip for ip in found if ip not in ("0.0.0.0", "::")}
 
     async def _accept_links(self, sock: socket.socket) -> None:
         """Admit each socket before any byte is read (caps, deadline), then TLS, then HELLO.
@@ -185,6 +206,7 @@ class Peers:
                 conn.close()
                 continue
             task = self.loop.create_task(self._start_inbound(link, conn, source))
+            self.handshake_tasks[link] = task
             self.handshakes.add(task)
             task.add_done_callback(self.handshakes.discard)
 
@@ -202,9 +224,12 @@ class Peers:
                 )
         except (OSError, TimeoutError, ConnectionError) as exc:
             conn.close()
-            self._left_prelogin(link)
-            self.counters["link_logins_failed"] += 1
-            self._log_failed_login(source, f"TLS handshake failed: {exc or type(exc).__name__}")
+            if link in self.prelogin:  # not evicted meanwhile
+                self._left_prelogin(link)
+                self.counters["link_logins_failed"] += 1
+                self._log_failed_login(source, f"TLS handshake failed: {exc or type(exc).__name__}")
+        finally:
+            self.handshake_tasks.pop(link, None)
 
     def is_peer(self, name: str) -> bool:
         return name in self.node_infos and name != self.name
@@ -256,24 +281,46 @@ class Peers:
 
     # -- LinkOwner: what link drivers report ------------------------------------------
     def admit(self, link: LinkDriver, source: str) -> bool:
-        """An inbound socket before login: within the caps, or refused at once."""
-        if (
-            len(self.prelogin) >= MAX_PRELOGIN
-            or self.prelogin_by_source[source] >= MAX_PRELOGIN_PER_SOURCE
-        ):
+        """An inbound socket before login: within the caps, or refused at once.
+
+        At most MAX_PRELOGIN_PER_SOURCE per source (an IPv4 address, an IPv6 /64).
+        The farm members' own addresses do not count against the total, and when
+        the total is full the oldest stranger's socket makes room: a flood from
+        many sources cannot keep a restarted peer from linking.
+        """
+        key = source_key(source)
+        if self.prelogin_by_source[key] >= MAX_PRELOGIN_PER_SOURCE:
             self.counters["link_logins_refused"] += 1
-            self._log_failed_login(source, "too many sockets not logged in")
+            self._log_failed_login(source, "too many sockets not logged in from this source")
             return False
+        if source not in self.member_sources:
+            strangers = [ln for ln, src in self.prelogin.items() if src not in self.member_sources]
+            if len(strangers) >= MAX_PRELOGIN:
+                oldest = strangers[0]
+                self.counters["link_prelogin_evicted"] += 1
+                evicted_from = self.prelogin.get(oldest, "?")
+                self._log_failed_login(evicted_from, "evicted: too many sockets not logged in")
+                self._left_prelogin(oldest)
+                oldest.abort("evicted: too many sockets not logged in")
+                if oldest.transport is None:
+                    self._close_handshake_socket(oldest)
         self.prelogin[link] = source
-        self.prelogin_by_source[source] += 1
+        self.prelogin_by_source[key] += 1
         return True
 
     def _left_prelogin(self, link: LinkDriver) -> None:
         source = self.prelogin.pop(link, None)
         if source is not None:
-            self.prelogin_by_source[source] -= 1
-            if self.prelogin_by_source[source] <= 0:
-                del self.prelogin_by_source[source]
+            key = source_key(source)
+            self.prelogin_by_source[key] -= 1
+            if self.prelogin_by_source[key] <= 0:
+                del self.prelogin_by_source[key]
+
+    def _close_handshake_socket(self, link: LinkDriver) -> None:
+        """An evicted socket still in its TLS handshake: cancel the handshake (it closes it)."""
+        task = self.handshake_tasks.pop(link, None)
+        if task is not None:
+            task.cancel()
 
     def link_up(self, link: LinkDriver) -> None:
         peer = link.peer_name
@@ -496,6 +543,7 @@ class Peers:
         added, removed = diff_members(set(self.peers), set(config.nodes) - {self.name})
         self.config = dataclasses.replace(self.config, nodes=config.nodes)
         self.node_infos = node_infos(config)
+        self.loop.create_task(self.resolve_members())
         for peer in sorted(removed):
             self.peers.remove(peer)
             self.membership.remove_node(peer, now)

@@ -5,7 +5,9 @@ codec. Besides DIRECTORY_UPDATE and PING it carries RELAYED (0x50): a membership
 control frame (NODE_STATE, PROBE_REQUEST, PROBE_RESULT) that one worker received
 on a link from `peer`, so every worker hears what the peer said. RELAYED is
 never sent on a link. Payload: u8 N, N bytes peer node name (UTF-8), then the
-complete inner frame (header and payload). Pure codec: no I/O.
+complete inner frame (header and payload). APP_HEALTH (0x51): worker 0, the one
+that checks the node's applications, tells the others whether they are up, so
+all workers say the same to the farm. Pure codec: no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from lb.errors import FrameError
 from lb.wire import frames as fr
 
 RELAYED = 0x50
+APP_HEALTH = 0x51  # payload: u8 1 = the node's applications are up, 0 = one is down
 
 
 def encode_relayed(peer: str, inner: bytes) -> bytes:
@@ -41,4 +44,22 @@ def decode_relayed(payload: bytes) -> tuple[str, fr.Frame]:
     return peer, decoded[0]
 
 
-__all__ = ["RELAYED", "decode_relayed", "encode_relayed"]
+def encode_app_health(healthy: bool) -> bytes:
+    """APP_HEALTH: worker 0 tells its siblings whether the node's applications are up."""
+    return fr.encode_frame(fr.Frame(APP_HEALTH, 0, 0, b"\x01" if healthy else b"\x00"))
+
+
+def decode_app_health(payload: bytes) -> bool:
+    if payload not in (b"\x00", b"\x01"):
+        raise FrameError("APP_HEALTH payload is one byte, 0 or 1")
+    return payload == b"\x01"
+
+
+__all__ = [
+    "APP_HEALTH",
+    "RELAYED",
+    "decode_app_health",
+    "decode_relayed",
+    "encode_app_health",
+    "encode_relayed",
+]
