@@ -143,6 +143,7 @@ class LinkDriver(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.flows: dict[int, FlowEndpoint] = {}
         self.flush_scheduled = False
+        self.tls = False  # the transport is TLS (mutual TLS links)
         self.closed = False
         self.close_reason = "closed"
         self.ready: asyncio.Future[LinkDriver] = loop.create_future()
@@ -170,6 +171,7 @@ class LinkDriver(asyncio.Protocol):
         """The transport is ready (TLS done when used): say HELLO."""
         transport = self.transport
         assert transport is not None
+        self.tls = transport.get_extra_info("sslcontext") is not None
         peercert = transport.get_extra_info("peercert")
         if peercert is not None:
             self.conn.set_identity(node_from_certificate(peercert, self.conn.farm))
@@ -310,7 +312,11 @@ class LinkDriver(asyncio.Protocol):
         out = self.conn.data_to_send()
         transport = self.transport
         if out and transport is not None and not self.closed:
-            transport.writelines(out)
+            if self.tls and len(out) > 1:
+                # one TLS record per loop turn, not one per frame piece
+                transport.write(b"".join(out))
+            else:
+                transport.writelines(out)
 
     def send_control(self, frame: bytes) -> None:
         if self.closed or not self.conn.authenticated:
