@@ -401,3 +401,59 @@ async def test_a_silent_socket_on_an_mtls_link_port_is_closed_within_5s(
             assert silent.closed and took < 5.0, f"closed={silent.closed} after {took:.1f} s"
         finally:
             silent.close()
+
+
+# -- a node that holds the secret may still only speak for itself ----------------------------
+
+
+async def _login_as(farm: Farm, node: str, claim: str) -> RawLink:
+    """A plaintext link to `node`, logged in as member `claim` with the farm secret."""
+    from lb.link import Role, auth_mac, link_key
+
+    link = await RawLink.open(farm, node)
+    hello = await link.first(fr.FrameType.HELLO)
+    _, _, responder_nonce = fr.parse_hello(hello.payload)
+    nonce = os.urandom(fr.NONCE_SIZE)
+    key = link_key(farm.secret.encode())
+    link.send(
+        fr.encode_hello(farm.name, claim, nonce),
+        fr.encode_auth(auth_mac(key, Role.INITIATOR, nonce, responder_nonce, claim, node)),
+    )
+    await link.first(fr.FrameType.AUTH)
+    return link
+
+
+async def test_a_member_cannot_say_another_left_nor_pin_a_session_far_ahead(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """Logged in as b: "c LEFT at incarnation 2^64-1" and a directory version 2^64-1."""
+    from lb.wire import membership as mw
+    from lb.wire.directory import DirectoryEntry, encode_directory_frames
+
+    farm = make_farm(link_security="plaintext")
+    async with asyncio.timeout(30):
+        rogue = await _login_as(farm, "a", "b")
+        try:
+            left = mw.NodeState("c", mw.MemberState.LEFT, 2**64 - 1)
+            draining = mw.NodeState("c", mw.MemberState.DRAINING, 2**63)
+            far = DirectoryEntry("cookie:pinned", "b", 2**64 - 1, 2**63)
+            rogue.send(
+                mw.encode_node_state_frame([left, draining]),
+                *encode_directory_frames([far]),
+                fr.encode_ping(99, 0),
+            )
+            # the PONG says a processed everything sent before the PING
+            pong = await rogue.first(fr.FrameType.PONG)
+            assert fr.parse_ping(pong.payload)[0] == 99
+        finally:
+            rogue.close()
+    tables = farm.tables("a")
+    assert tables["members"]["c"] == "alive", tables["members"]
+    assert "c" in tables["live"]
+    assert "cookie:pinned" not in tables["directory_sample"]
+    # c still gets new sessions through a
+    placed = set()
+    for _ in range(30):
+        resp = await asyncio.to_thread(farm._probe_http, "a", "c")
+        placed.add(resp)
+    assert placed == {True}
