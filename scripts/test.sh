@@ -37,5 +37,14 @@ echo "== mypy (strict)"
 .venv/bin/mypy lb
 echo "== pytest: plugins/lb-jwt-subject"
 LB_FARM_TESTS=1 .venv/bin/python -m pytest -q -p no:cacheprovider plugins/lb-jwt-subject/tests
+# the Docker image and container farm run when a Docker engine answers (minutes)
+if [ -z "${LB_DOCKER_TESTS:-}" ]; then
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        export LB_DOCKER_TESTS=1
+        echo "== docker: an engine answers; tests/docker builds the image and runs the farm"
+    else
+        echo "== docker: SKIPPED (no Docker engine answers here); tests/docker/run.sh runs it"
+    fi
+fi
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

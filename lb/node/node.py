@@ -19,7 +19,6 @@ import resource
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -30,11 +29,11 @@ from lb.config import FarmConfig, Limits, NodeConfig
 from lb.errors import ConfigError
 from lb.node.app import AppConnector
 from lb.node.bus import WorkerBus
-from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry, make_conn_ref
 from lb.node.health import HealthChecker
 from lb.node.home import Home
 from lb.node.linktls import LinkTls
+from lb.node.listeners import ClientListeners
 from lb.node.peers import Peers
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
@@ -53,18 +52,6 @@ MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, pro
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
 DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
 DUMP_DIRECTORY_SAMPLE = 20  # learned sessions shown by SIGUSR1
-
-
-def _listening_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, addr = infos[0]
-    sock = socket.create_server(addr[:2], family=family, backlog=backlog, reuse_port=reuse_port)
-    sock.setblocking(False)
-    return sock
-
-
-def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint]:
-    return lambda: ClientEndpoint(entry, service)
 
 
 class _RouterKeyring:
@@ -104,10 +91,8 @@ class Node:
         self.stopping = False
         self.draining = False
         self.counters: Counter[str] = Counter()
-        self.servers: list[asyncio.Server] = []
-        self.tls_listeners: list[socket.socket] = []
-        self.tls_tasks: list[asyncio.Task[None]] = []
         self.timer = Timer(self.loop, self._sweep)
+        self.listeners: ClientListeners | None = None
         self.next_ping = 0.0
         self.next_idle = self.loop.time() + self.limits.idle_timeout / 2
         self.next_membership = 0.0
@@ -214,24 +199,8 @@ class Node:
         loop = self.loop
         fwd = self.me.forward
         await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
-        for service in self.services.values():
-            if service.server_ssl is not None:
-                # tls-terminate: counted from accept on, before the handshake (Entry)
-                sock = _listening_socket(
-                    service.listen.host, service.listen.port, self.reuse_port, 4096
-                )
-                self.tls_listeners.append(sock)
-                self.tls_tasks.append(loop.create_task(self.entry.serve_tls(sock, service)))
-                continue
-            self.servers.append(
-                await loop.create_server(
-                    _client_factory(self.entry, service),
-                    service.listen.host,
-                    service.listen.port,
-                    backlog=4096,
-                    reuse_port=self.reuse_port,
-                )
-            )
+        self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
+        await self.listeners.open(self.services.values())
         if self.bus_fd is not None:
             sock = socket.socket(fileno=self.bus_fd)
             handlers = {
@@ -418,14 +387,8 @@ class Node:
 
     def _close_client_listeners(self) -> None:
         """Client listeners only; the link listener stays for peers (Peers.stop closes it)."""
-        for server in self.servers:
-            server.close()
-        for task in self.tls_tasks:
-            task.cancel()
-        for sock in self.tls_listeners:
-            sock.close()
-        self.tls_tasks.clear()
-        self.tls_listeners.clear()
+        if self.listeners is not None:
+            self.listeners.close()
 
     # -- the one timer --------------------------------------------------------------
     def _sweep(self, now: Monotonic) -> float | None:

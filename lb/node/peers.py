@@ -1,8 +1,8 @@
 """Peers: the node's links to the rest of the farm and what membership asks of them.
 
 It keeps one outbound link to every peer (reconnecting with a short backoff),
-accepts inbound links on the forward address (bounded before login: a deadline
-and a cap per source address and in total), carries out the membership state
+owns the inbound ones (admitted on the forward address by lb.node.linkport),
+carries out the membership state
 machine's actions (probes, gossip, declaring a peer dead), dispatches control
 frames (directory, membership), relays membership frames to the sibling
 workers, pings, and builds the farm view the router reads.
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable
@@ -38,10 +37,10 @@ from lb.cluster.membership import (
 from lb.config import FarmConfig, Limits
 from lb.link import FlowOpened, LinkConnection, Role, link_key
 from lb.node.home import Home
+from lb.node.linkport import LOGIN_TIMEOUT, LinkPort
 from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
 from lb.node.replication import Replication
-from lb.routing.directory import source_key
 from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
 from lb.wire import membership as mw
@@ -52,9 +51,6 @@ log = structlog.get_logger("lb.peers")
 
 RECONNECT_MIN = 0.1
 RECONNECT_MAX = 1.0
-LOGIN_TIMEOUT = 3.0  # seconds a socket on the forward address has to log in
-MAX_PRELOGIN = 256  # sockets not yet logged in, in total
-MAX_PRELOGIN_PER_SOURCE = 16  # ... and from one source address
 
 
 def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
@@ -95,6 +91,14 @@ class Peers:
         self.config = config
         self.worker = worker
         self.tls = tls  # mutual TLS on links; None: plaintext (configured explicitly)
+        self.port = LinkPort(
+            name,
+            config,
+            loop,
+            counters,
+            lambda: LinkDriver(self, self._connection(Role.RESPONDER, None, 0), self.loop),
+            tls,
+        )
         self.name = name
         self.farm_name = config.name
         self.limits: Limits = config.limits
@@ -112,18 +116,9 @@ class Peers:
         self.loads: dict[str, float] = {}
         self.links_out: dict[str, LinkDriver] = {}
         self.links_in: set[LinkDriver] = set()
-        self.prelogin: dict[LinkDriver, str] = {}  # inbound, not logged in: source address
-        self.listener: socket.socket | None = None
-        self.accept_task: asyncio.Task[None] | None = None
-        self.handshakes: set[asyncio.Task[None]] = set()
-        self.handshake_tasks: dict[LinkDriver, asyncio.Task[None]] = {}
-        self.member_sources: set[str] = set()  # the farm members' addresses (resolved)
-        self.prelogin_by_source: Counter[str] = Counter()
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self.draining = False
-        self.failed_logins = 0
-        self.last_login_log = 0.0
         self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
 
     def set_secrets(self, secret: bytes, previous: tuple[bytes, ...]) -> None:
@@ -153,83 +148,6 @@ class Peers:
             handshake_timeout=LOGIN_TIMEOUT,
             require_identity=self.tls is not None,
         )
-
-    async def listen(self, host: str, port: int, reuse_port: bool) -> None:
-        """Bind the forward address; accept links in a task (see `_accept_links`)."""
-        infos = await self.loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family = infos[0][0]
-        sock = socket.create_server(
-            infos[0][4][:2], family=family, backlog=1024, reuse_port=reuse_port
-        )
-        sock.setblocking(False)
-        self.listener = sock
-        await self.resolve_members()
-        self.accept_task = self.loop.create_task(self._accept_links(sock))
-
-    async def resolve_members(self) -> None:
-        """The addresses farm members connect from (their forward and advertised hosts)."""
-        hosts = {
-            a.host
-            for n in self.config.nodes.values()
-            if n.name != self.name
-            for a in (n.forward, n.forward_advertised)
-        }
-        found: set[str] = set()
-        for host in hosts:
-            try:
-                infos = await self.loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-            except OSError:
-                continue
-            found.update(str(info[4][0]) for info in infos)
-        self.member_sources = {ip for ip in found if ip not in ("0.0.0.0", "::")}
-
-    async def _accept_links(self, sock: socket.socket) -> None:
-        """Admit each socket before any byte is read (caps, deadline), then TLS, then HELLO.
-
-        Admission happens at accept time, so the caps on sockets not logged in
-        cover the TLS handshake too; a failed handshake is a failed login, logged
-        with the source address.
-        """
-        while True:
-            try:
-                conn, addr = await self.loop.sock_accept(sock)
-            except OSError as exc:  # out of descriptors, mostly: say so, back off, go on
-                self.counters["link_accept_errors"] += 1
-                self._log_failed_login("?", f"accept failed: {exc}")
-                await asyncio.sleep(0.1)
-                continue
-            link = LinkDriver(self, self._connection(Role.RESPONDER, None, 0), self.loop)
-            source = str(addr[0]) if addr else "?"
-            if not self.admit(link, source):
-                conn.close()
-                continue
-            task = self.loop.create_task(self._start_inbound(link, conn, source))
-            self.handshake_tasks[link] = task
-            self.handshakes.add(task)
-            task.add_done_callback(self.handshakes.discard)
-
-    async def _start_inbound(self, link: LinkDriver, conn: socket.socket, source: str) -> None:
-        conn.setblocking(False)
-        try:
-            if self.tls is None:
-                await self.loop.connect_accepted_socket(_factory(link), conn)
-            else:
-                await self.loop.connect_accepted_socket(
-                    _factory(link),
-                    conn,
-                    ssl=self.tls.server,
-                    ssl_handshake_timeout=LOGIN_TIMEOUT,
-                )
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            conn.close()
-            if link in self.prelogin:  # not evicted meanwhile
-                self._left_prelogin(link)
-                self.counters["link_logins_failed"] += 1
-                self._log_failed_login(source, f"TLS handshake failed: {exc or type(exc).__name__}")
-        finally:
-            self.handshake_tasks.pop(link, None)
 
     def is_peer(self, name: str) -> bool:
         return name in self.node_infos and name != self.name
@@ -263,7 +181,7 @@ class Peers:
             except ssl.SSLError as exc:
                 link.abort()
                 self.counters["link_logins_failed"] += 1
-                self._log_failed_login(str(addr), f"TLS handshake failed: {exc}", peer, "out")
+                self.port.log_failed(str(addr), f"TLS handshake failed: {exc}", peer, "out")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
@@ -280,52 +198,10 @@ class Peers:
             await asyncio.sleep(RECONNECT_MIN)
 
     # -- LinkOwner: what link drivers report ------------------------------------------
-    def admit(self, link: LinkDriver, source: str) -> bool:
-        """An inbound socket before login: within the caps, or refused at once.
-
-        At most MAX_PRELOGIN_PER_SOURCE per source (an IPv4 address, an IPv6 /64).
-        The farm members' own addresses do not count against the total, and when
-        the total is full the oldest stranger's socket makes room: a flood from
-        many sources cannot keep a restarted peer from linking.
-        """
-        key = source_key(source)
-        if self.prelogin_by_source[key] >= MAX_PRELOGIN_PER_SOURCE:
-            self.counters["link_logins_refused"] += 1
-            self._log_failed_login(source, "too many sockets not logged in from this source")
-            return False
-        if source not in self.member_sources:
-            strangers = [ln for ln, src in self.prelogin.items() if src not in self.member_sources]
-            if len(strangers) >= MAX_PRELOGIN:
-                oldest = strangers[0]
-                self.counters["link_prelogin_evicted"] += 1
-                evicted_from = self.prelogin.get(oldest, "?")
-                self._log_failed_login(evicted_from, "evicted: too many sockets not logged in")
-                self._left_prelogin(oldest)
-                oldest.abort("evicted: too many sockets not logged in")
-                if oldest.transport is None:
-                    self._close_handshake_socket(oldest)
-        self.prelogin[link] = source
-        self.prelogin_by_source[key] += 1
-        return True
-
-    def _left_prelogin(self, link: LinkDriver) -> None:
-        source = self.prelogin.pop(link, None)
-        if source is not None:
-            key = source_key(source)
-            self.prelogin_by_source[key] -= 1
-            if self.prelogin_by_source[key] <= 0:
-                del self.prelogin_by_source[key]
-
-    def _close_handshake_socket(self, link: LinkDriver) -> None:
-        """An evicted socket still in its TLS handshake: cancel the handshake (it closes it)."""
-        task = self.handshake_tasks.pop(link, None)
-        if task is not None:
-            task.cancel()
-
     def link_up(self, link: LinkDriver) -> None:
         peer = link.peer_name
         assert peer is not None
-        self._left_prelogin(link)
+        self.port.left(link)
         if link.outbound:
             old = self.links_out.get(peer)
             if old is not None and old is not link:
@@ -343,7 +219,7 @@ class Peers:
         log.info("link_up", node=self.name, peer=peer, direction=link.direction)
 
     def link_down(self, link: LinkDriver) -> None:
-        self._left_prelogin(link)
+        self.port.left(link)
         peer = link.peer_name
         if link.outbound:
             if peer is not None and self.links_out.get(peer) is link:
@@ -363,31 +239,7 @@ class Peers:
             )
 
     def link_failed_login(self, link: LinkDriver, reason: str) -> None:
-        self.counters["link_logins_failed"] += 1
-        source = self.prelogin.get(link)
-        if source is None and link.transport is not None:
-            peername = link.transport.get_extra_info("peername")
-            source = str(peername[0]) if peername else "?"
-        self._log_failed_login(source or "?", reason, link.peer_name, link.direction)
-
-    def _log_failed_login(
-        self, source: str, reason: str, claimed: str | None = None, direction: str = "in"
-    ) -> None:
-        """One line a second at most; the count says how many were not logged."""
-        self.failed_logins += 1
-        now = self.loop.time()
-        if now - self.last_login_log < 1.0:
-            return
-        self.last_login_log = now
-        log.warning(
-            "link_login_failed",
-            node=self.name,
-            source=source,
-            claimed=claimed,
-            direction=direction,
-            reason=reason,
-            failures=self.failed_logins,
-        )
+        self.port.failed(link, reason)
 
     def flow_opened(self, link: LinkDriver, event: FlowOpened) -> None:
         self.home.flow_opened(link, event)
@@ -511,7 +363,7 @@ class Peers:
     def sweep(self, now: Monotonic) -> float | None:
         """Timer: each link's deadlines (login, pending flows); the earliest next one."""
         nearest: float | None = None
-        for link in [*self.links_out.values(), *self.links_in, *self.prelogin]:
+        for link in [*self.links_out.values(), *self.links_in, *self.port.prelogin]:
             when = link.sweep(now)
             if when is not None and (nearest is None or when < nearest):
                 nearest = when
@@ -543,7 +395,7 @@ class Peers:
         added, removed = diff_members(set(self.peers), set(config.nodes) - {self.name})
         self.config = dataclasses.replace(self.config, nodes=config.nodes)
         self.node_infos = node_infos(config)
-        self.loop.create_task(self.resolve_members())
+        self.loop.create_task(self.port.resolve_members(self.config))
         for peer in sorted(removed):
             self.peers.remove(peer)
             self.membership.remove_node(peer, now)
@@ -564,19 +416,20 @@ class Peers:
         """Flows this process is home for (inbound links)."""
         return sum(link.conn.flow_count() for link in self.links_in)
 
+    async def listen(self, host: str, port: int, reuse_port: bool) -> None:
+        """Bind the forward address (lb.node.linkport admits what connects)."""
+        await self.port.listen(host, port, reuse_port)
+
     async def stop(self) -> None:
         self.stopping = True
-        if self.listener is not None:
-            self.listener.close()
-        tasks = [*self.link_tasks.values(), *self.handshakes]
-        if self.accept_task is not None:
-            tasks.append(self.accept_task)
+        tasks = list(self.link_tasks.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for link in [*self.links_out.values(), *self.links_in, *self.prelogin]:
+        await self.port.stop()
+        for link in [*self.links_out.values(), *self.links_in]:
             link.close()
 
     def tables(self) -> dict[str, dict[str, list[int]]]:
