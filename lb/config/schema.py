@@ -277,6 +277,25 @@ def _app_tls_ca(value: Any, ctx: Ctx) -> Path | Mark:
     return path
 
 
+def _app_tls_verify(value: Any, ctx: Ctx) -> bool:
+    flag = boolean(value, ctx)
+    if not _terminate_only(value, ctx):
+        return True
+    if flag is False and ctx.row.get("app_tls_ca") not in (None, INVALID):
+        raise Invalid("app_tls_ca is given: the application's certificate is verified; drop one")
+    return flag
+
+
+def _default_app_tls_verify(ctx: Ctx) -> bool:
+    if ctx.row.get("app_tls") is True and ctx.row.get("app_tls_ca") is None:
+        raise Invalid(
+            "app_tls = true without app_tls_ca would trust any certificate: give "
+            "app_tls_ca (the CA that signed the application's certificate), or set "
+            "app_tls_verify = false to skip verification explicitly"
+        )
+    return True
+
+
 def _extractor_spec(entry: Any, key: str, ctx: Ctx) -> ExtractorSpec | None:
     tbl = ctx.walker.table(entry, key)
     if tbl is None:
@@ -334,6 +353,12 @@ SERVICE: tuple[Key, ...] = (
         doc="tls-terminate: TLS to the application",
     ),
     Key("app_tls_ca", _app_tls_ca, NONE, doc="verify the application against this CA"),
+    Key(
+        "app_tls_verify",
+        _app_tls_verify,
+        Derived(_default_app_tls_verify),
+        doc="false: TLS to the application without verifying it (explicit)",
+    ),
 )
 
 

@@ -143,3 +143,17 @@ def test_app_context_verifies_only_with_a_ca(pem: Path) -> None:
     assert plain.verify_mode == ssl.CERT_NONE and not plain.check_hostname
     verified = app_context(pem / "cert.pem")
     assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
+
+
+def test_app_tls_without_a_ca_needs_an_explicit_app_tls_verify_false(pem: Path) -> None:
+    base = {"protocol": "tls-terminate", "tls": {"cert": "cert.pem", "key": "key.pem"}}
+    found = errors(with_service(**base, app_tls=True), pem)
+    assert set(found) == {"services[0].app_tls_verify"}
+    assert "app_tls_ca" in found["services[0].app_tls_verify"]
+    cfg = parse_config(with_service(**base, app_tls=True, app_tls_verify=False), base_dir=pem)
+    assert cfg.services["web"].app_tls and cfg.services["web"].app_tls_ca is None
+    both = errors(
+        with_service(**base, app_tls=True, app_tls_ca="cert.pem", app_tls_verify=False), pem
+    )
+    assert set(both) == {"services[0].app_tls_verify"}
+    assert set(errors(with_service(app_tls_verify=False), pem)) == {"services[0].app_tls_verify"}
