@@ -173,6 +173,8 @@ class Node:
             self.timer.at,
         )
         self.peers.refresh_view(quiet=True)
+        # max_connections is per node: each of its workers admits its share
+        self.entry.max_connections = max(1, -(-self.limits.max_connections // me.workers))
         self._fit_connections_to_descriptors()
 
     # -- wiring helpers ------------------------------------------------------------
@@ -374,7 +376,7 @@ class Node:
         allowed = max(1, (soft - DESCRIPTOR_RESERVE) // 2)
         if self.entry.max_connections > allowed:
             # a limit set explicitly above what fits deserves a warning; the default, a note
-            explicit = self.entry.max_connections != Limits().max_connections
+            explicit = self.limits.max_connections != Limits().max_connections
             (log.warning if explicit else log.info)(
                 "max_connections_lowered",
                 node=self.name,

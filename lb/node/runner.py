@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import signal
+import socket
 
 import structlog
 import uvloop
@@ -77,6 +78,20 @@ def reload(node: Node, path: str) -> None:
     node.reload(config)
 
 
+def already_served(me: NodeConfig, timeout: float = 0.5) -> str | None:
+    """The forward address if something already accepts connections on it, else None."""
+    host = me.forward.host
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    try:
+        with socket.create_connection((host, me.forward.port), timeout=timeout):
+            return f"{host}:{me.forward.port}"
+    except OSError:
+        return None
+
+
 def raise_descriptor_limit() -> int:
     """Raise the soft limit on open descriptors to the hard limit; return the new soft one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -100,6 +115,17 @@ def run_node(
     workers instead (lb.node.workers); each worker runs this same function.
     """
     configure_logging(config.log_level, config.log_format)
+    if worker is None:
+        other = already_served(me)
+        if other is not None:
+            log.error(
+                "node_already_running",
+                node=me.name,
+                address=other,
+                reason="a process already accepts on this node's forward address; with "
+                "SO_REUSEPORT a second one would silently share its traffic",
+            )
+            return 2
     raise_descriptor_limit()
     if worker is None and me.workers > 1:
         return uvloop.run(Supervisor(config, me).run())

@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -182,3 +184,17 @@ def test_every_worker_of_every_peer_marks_a_draining_node_draining(
         assert "a" not in placed, placed
     finally:
         hold.close()
+
+
+def test_a_second_process_for_a_running_node_refuses_to_start(wfarm: Farm) -> None:
+    """With SO_REUSEPORT it would bind beside the running node and split its traffic."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lb", "run", "--config", str(wfarm.config_path), "--node", "b"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-500:])
+    assert "node_already_running" in proc.stdout + proc.stderr
+    # the running node is untouched
+    assert {get(wfarm, "a", wfarm.cookie_header("b"))[0] for _ in range(6)} == {"b"}
