@@ -415,6 +415,33 @@ class Membership:
             for nonce in [n for n, p in self._pending.items() if p.sent < limit]:
                 del self._pending[nonce]
 
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `tick` has something to do (None: nothing pending).
+
+        Inputs (`heard`, gossip, probes) can only move deadlines, so the I/O layer
+        asks again after feeding any of them.
+        """
+        t = self._timing
+        due: list[float] = []
+        for member in self._members.values():
+            if member.mode is LEFT:
+                continue
+            status = member.status
+            if status is ALIVE:
+                due.append(member.heard + t.suspect_after)
+            elif status is SUSPECT:
+                due.append(
+                    max(
+                        self._evidence(member) + t.dead_after,
+                        member.suspect_since + t.probe_interval,
+                    )
+                )
+                due.append(member.next_probe)
+            else:
+                due.append(member.next_probe)
+        due.extend(p.sent + t.dead_after for p in self._pending.values())
+        return min(due) if due else None
+
     # -- inputs: gossip and probes ---------------------------------------------------------
     def on_node_state(self, sender: str, entry: NodeState, now: float, *, wall: float) -> None:
         """One NODE_STATE entry from ``sender`` (call once per entry of a frame).

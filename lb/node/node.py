@@ -38,7 +38,7 @@ from lb.node.peers import Peers
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
 from lb.node.splice import Endpoint
-from lb.node.timer import Timer
+from lb.node.timer import RESOLUTION, Timer
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.route import Router
@@ -48,7 +48,6 @@ from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.node")
 
-MEMBERSHIP_TICK = 0.1  # seconds between membership timer checks (suspicion, probes)
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
 DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
 DUMP_DIRECTORY_SAMPLE = 20  # learned sessions shown by SIGUSR1
@@ -95,7 +94,6 @@ class Node:
         self.listeners: ClientListeners | None = None
         self.next_ping = 0.0
         self.next_idle = self.loop.time() + self.limits.idle_timeout / 2
-        self.next_membership = 0.0
 
         keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
         self.link_tls: LinkTls | None = None
@@ -401,8 +399,8 @@ class Node:
         try:
             upcoming.append(self.entry.sweep(now))
             upcoming.append(self.apps.sweep(now))
-            if now >= self.next_membership:
-                self.next_membership = now + MEMBERSHIP_TICK
+            due = self.membership.next_deadline()
+            if due is not None and now >= due:
                 self.membership.tick(now)
                 self.peers.run_membership()
             if now >= self.next_ping:
@@ -418,8 +416,10 @@ class Node:
             upcoming.append(self.peers.sweep(now))
         except Exception:  # a sweep must never stop the timer
             log.exception("sweep_failed", node=self.name)
-        upcoming += [self.next_membership, self.next_ping, self.next_idle]
-        return min(t for t in upcoming if t is not None)
+        upcoming += [self.membership.next_deadline(), self.next_ping, self.next_idle]
+        # never sooner than one resolution step: a deadline a machine leaves unmoved must
+        # not spin the loop
+        return max(min(t for t in upcoming if t is not None), now + RESOLUTION)
 
     # -- load and inspection --------------------------------------------------------------
     def own_load(self) -> int:

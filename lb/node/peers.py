@@ -343,6 +343,8 @@ class Peers:
                     self.drop_links(action.node, "the peer was declared dead")
         if changed:
             self.refresh_view()
+        # an input may have brought a membership timer forward
+        self.wake_at(self.membership.next_deadline())
 
     def drop_links(self, peer: str, reason: str) -> None:
         """Reset the flows of every link with `peer` now, never leave them hanging."""

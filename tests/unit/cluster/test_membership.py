@@ -9,6 +9,7 @@ by random.Random(seed), so a seed replays exactly.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import random
 from collections.abc import Iterable
@@ -1324,3 +1325,44 @@ def test_hearing_one_node_keeps_the_pending_probes_about_another() -> None:
     assert m.state("c") is SUSPECT
     m.tick(3.5 + EPS)  # the vouch proved c up at 2.0 - suspect_after: dead after 3.5
     assert m.state("c") is DEAD
+
+
+# -- next_deadline: the I/O layer's timer asks it instead of polling tick() ----------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["heard", "lost", "up", "tick"]),
+            st.sampled_from(["b", "c", "d"]),
+            st.floats(0.0, 2.0),
+        ),
+        max_size=30,
+    )
+)
+def test_tick_before_next_deadline_does_nothing(events: list[tuple[str, str, float]]) -> None:
+    """Soundness: no timer fires before next_deadline(), so the timer may sleep until it."""
+    m = Membership("a", ["b", "c", "d"], 0.0, timing=T, incarnation=1)
+    now = 0.0
+    for what, peer, step in events:
+        now += step
+        if what == "heard":
+            m.heard(peer, now)
+        elif what == "lost":
+            m.link_lost(peer, now)
+        elif what == "up":
+            m.link_up(peer, now)
+        else:
+            m.tick(now)
+        m.take_actions()
+        due = m.next_deadline()
+        if due is None:
+            continue
+        before = {p: m.state(p) for p in ("b", "c", "d")}
+        probe = copy.deepcopy(m)
+        for t in (now, (now + due) / 2, due - 1e-6):
+            if t < due and t >= now:
+                probe.tick(t)
+                assert probe.take_actions() == [], (t, due)
+                assert {p: probe.state(p) for p in ("b", "c", "d")} == before
