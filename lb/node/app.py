@@ -77,6 +77,9 @@ class AppConnector:
             task = asyncio.current_task()
             if task is not None and task in self.timed_out:
                 task.uncancel()
+                if app.transport is not None:  # connected just as the deadline cancelled it
+                    app.peer = None
+                    app.transport.close()
                 raise TimeoutError(
                     f"no connection to {target} within the connect timeout"
                 ) from None

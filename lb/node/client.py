@@ -83,8 +83,12 @@ class ClientEndpoint(SocketEndpoint):
         super().connection_made(transport)
         entry = self.entry
         peername = transport.get_extra_info("peername")
-        if peername:
-            self.client = (peername[0], peername[1])
+        if not peername:
+            # the client reset before we got here: nothing to serve, nobody to answer
+            self.state = DONE
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.client = (peername[0], peername[1])
         if not entry.admit(self):
             self.state = DONE
             if self.service.http:

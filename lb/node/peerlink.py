@@ -181,11 +181,11 @@ class LinkDriver(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data, Monotonic(self.loop.time()))
+            if events:
+                self.handle(events)  # control frames are decoded here: FrameError too
         except (FrameError, LinkError) as exc:
             self.fail(exc)
             return
-        if events:
-            self.handle(events)
         self.flush_soon()
 
     def eof_received(self) -> bool:

@@ -22,6 +22,8 @@ async def test_stopped_home_gives_502_after_pending_timeout(
     # dead_after is long, so the pending timeout (not liveness) ends the flow.
     farm = make_farm(limits={"pending_timeout": PENDING, "ping_interval": 0.5, "dead_after": 20.0})
     entry, home = "a", "b"
+    # start from clean tables: the start-up probes' flows must have ended before b freezes
+    await asyncio.to_thread(farm.assert_clean)
     farm.kill(home, signal.SIGSTOP)
     try:
         start = time.monotonic()
