@@ -6,20 +6,32 @@ Not a pytest module. Run it after `pip install atheris`:
 
 Checks, for any input: parse_request_head returns None or a RequestHead or raises
 HttpError 400/431 (nothing else); a decided prefix stays decided; a parsed head
-parses the same from its own bytes. ResponseCookieInserter gives the same output
-for any chunking and changes the stream by at most one inserted line.
+parses the same from its own bytes, and its accessors agree with its fields
+(``header`` finds the first header of a name, ``cookies`` keeps token names from
+Cookie headers only, ``path``/``query`` split the target). ResponseCookieInserter
+gives the same output for any chunking and changes the stream by at most one
+inserted line. SetCookieWatcher never raises and gives the same answer for any
+chunking; parse_set_cookie never raises and returns a token name.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 import atheris
 
 with atheris.instrument_imports():
     from lb.errors import HttpError
-    from lb.wire.http import RequestHead, ResponseCookieInserter, parse_request_head
+    from lb.wire.http import (
+        RequestHead,
+        ResponseCookieInserter,
+        SetCookieWatcher,
+        parse_request_head,
+        parse_set_cookie,
+    )
 
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 COOKIE = "lbhome=fuzz.1.sig; Path=/; HttpOnly"
 LINE = f"Set-Cookie: {COOKIE}\r\n".encode()
 
@@ -45,6 +57,30 @@ def _insert(stream: bytes, sizes: list[int], max_head: int) -> tuple[bytes, bool
     return b"".join(out), inserter.inserted
 
 
+def _check_head(head: RequestHead) -> None:
+    for name, value in head.headers:
+        first = next(v for k, v in head.headers if k.lower() == name.lower())
+        assert head.header(name) == first == head.header(name.upper()), (name, value)
+    cookie_values = [v for k, v in head.headers if k.lower() == "cookie"]
+    for name, value in head.cookies().items():
+        assert TOKEN.fullmatch(name) is not None, name
+        assert any(name in v and value in v for v in cookie_values), (name, value)
+    assert head.query == head.target.partition("?")[2]
+    path = head.path
+    assert path == "" or path.startswith("/"), path
+    assert "?" not in path, path
+
+
+def _watch(stream: bytes, sizes: list[int], max_head: int) -> tuple[bool, object]:
+    watcher = SetCookieWatcher(("lbhome", "sid"), max_head)
+    pos = 0
+    for size in sizes:
+        watcher.feed(stream[pos : pos + size])
+        pos += size
+    watcher.feed(stream[pos:])
+    return watcher.done, watcher.found
+
+
 def test_one_input(raw: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(raw)
     max_bytes = fdp.ConsumeIntInRange(1, 4096)
@@ -56,6 +92,7 @@ def test_one_input(raw: bytes) -> None:
     if isinstance(result, RequestHead):
         assert data[result.length - 4 : result.length] == b"\r\n\r\n"
         assert _outcome(data[: result.length], max_bytes) == result
+        _check_head(result)
     prefix = _outcome(data[: min(cut, len(data))], max_bytes)
     if prefix is not None:
         assert prefix == result, (prefix, result)
@@ -68,6 +105,11 @@ def test_one_input(raw: bytes) -> None:
         assert whole[:at] + whole[at + len(LINE) :] == data
     else:
         assert whole == data
+
+    assert _watch(data, sizes, max_head) == _watch(data, [], max_head)
+    parsed = parse_set_cookie(data.decode("latin-1"))
+    if parsed is not None:
+        assert TOKEN.fullmatch(parsed[0]) is not None, parsed
 
 
 def main() -> None:
