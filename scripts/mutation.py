@@ -12,19 +12,22 @@ test_<module>*.py) run against each mutant; a mutant is *killed* if a test fails
 runs past its timeout) and *survives* if they all pass. Text inside f-strings (error
 messages), annotations, docstrings and ``__all__`` is not mutated.
 
-How it runs: the tree (lb/, tests/, pyproject.toml) is copied to a temporary directory and
-the mutants are written there, one at a time, the original restored after each; the work
-tree is never written. One worker process imports pytest and hypothesis once and forks a
-child per run (so at most one test process runs at a time). A first, traced run of the
-whole suite records which tests execute each line of the module; a mutant then runs only
-the tests that execute its lines (all of them for code run at import), fastest first,
-stopping at the first failure, with hypothesis derandomized (the same examples for every
-mutant). A mutant on a line no test executes survives without a run ("uncovered").
+How it runs: the tree (lb/, tests/, docs/, examples/, pyproject.toml) is copied to a
+temporary directory and the mutants are written there, one at a time, the original
+restored after each; the work tree is never written. One worker process imports pytest and
+hypothesis once and forks a child per run (so at most one test process runs at a time). A
+first, traced run of the whole suite records which tests execute each line of the module;
+a mutant then runs only the tests that execute its lines (all of them for code run at
+import), fastest first, stopping at the first failure, with hypothesis derandomized (the
+same examples for every mutant). A mutant on a line no test executes survives without a
+run ("uncovered").
 Mutants listed in scripts/mutation_equivalent.txt (judged equivalent: no test can tell
 them from the original) are reported apart and left out of the score.
 
 This is a development tool: it is not imported by lb and needs nothing beyond the test
-dependencies. It must not leave a mutant anywhere: the copy is removed at exit.
+dependencies (with coverage.py installed, ``pip install coverage``, the traced run is
+several times faster). It re-runs itself with the project's .venv python when there is one.
+It must not leave a mutant anywhere: the copy is removed at exit.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ DEFAULT_MODULES = [
     "lb/cluster/membership.py",
 ]
 EQUIVALENT_FILE = ROOT / "scripts" / "mutation_equivalent.txt"
-COPIED = ["lb", "tests", "pyproject.toml"]
+COPIED = ["lb", "tests", "docs", "examples", "pyproject.toml"]  # tests read docs/, examples/
 
 # --- mutants ---------------------------------------------------------------------------------
 
@@ -249,14 +252,33 @@ def load_equivalent() -> dict[tuple[str, str, str], str]:
 # --- the worker: imports pytest once, forks one child per test run ---------------------------
 
 
-def _child_pytest(args: list[str], plugins: list[object], log: str) -> int:
+class _Select:
+    """Keeps only the chosen test ids, in the order given (node ids with odd parameter ids
+    cannot always be passed on a command line, so the files are collected and filtered)."""
+
+    def __init__(self, chosen: list[str] | None) -> None:
+        self.order = None if chosen is None else {t: i for i, t in enumerate(chosen)}
+
+    def pytest_collection_modifyitems(self, session, config, items):  # type: ignore[no-untyped-def]
+        if self.order is None:
+            return
+        order = self.order
+        kept = sorted((i for i in items if i.nodeid in order), key=lambda i: order[i.nodeid])
+        dropped = [i for i in items if i.nodeid not in order]
+        items[:] = kept
+        config.hook.pytest_deselected(items=dropped)
+
+
+def _child_pytest(
+    files: list[str], chosen: list[str] | None, plugins: list[object], log: str
+) -> int:
     import pytest
 
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     base = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--no-header"]
-    return int(pytest.main([*base, *args], plugins=plugins))
+    return int(pytest.main([*base, *files], plugins=[*plugins, _Select(chosen)]))
 
 
 class _Tracer:
@@ -329,9 +351,20 @@ class _Tracer:
                     self.lines.setdefault(line, set()).update(contexts)
 
 
+_CHILD = [0]  # the worker's running test child, killed with the worker
+
+
+def _on_term(*_: object) -> None:
+    if _CHILD[0]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(_CHILD[0], signal.SIGKILL)
+    os._exit(143)
+
+
 def _fork_run(fn, timeout: float) -> tuple[str, int, float]:  # type: ignore[no-untyped-def]
     start = time.monotonic()
     pid = os.fork()
+    _CHILD[0] = pid
     if pid == 0:
         code = 70
         try:
@@ -357,7 +390,7 @@ def _fork_run(fn, timeout: float) -> tuple[str, int, float]:  # type: ignore[no-
 def _traced_child(req: dict[str, object], log: str, result_file: str) -> int:
     tracer = _Tracer(os.path.realpath(str(req["target"])))
     plugin = tracer.start()
-    code = _child_pytest(list(req["tests"]), [plugin], log)  # type: ignore[call-overload]
+    code = _child_pytest(list(req["files"]), None, [plugin], log)  # type: ignore[call-overload]
     tracer.stop()
     module = sys.modules.get(str(req["module"]))
     data = {
@@ -373,6 +406,7 @@ def serve(tmp: str) -> None:
     """The worker loop: one JSON request per stdin line, one JSON answer per stdout line."""
     os.chdir(tmp)
     sys.path.insert(0, tmp)
+    signal.signal(signal.SIGTERM, _on_term)
     import hypothesis
     import hypothesis.stateful
     import hypothesis.strategies
@@ -398,10 +432,10 @@ def serve(tmp: str) -> None:
             if state == "done" and code == 0:
                 answer.update(json.loads(Path(result_file).read_text()))
         else:
-            run = functools.partial(_child_pytest, req["tests"], [], log)
+            run = functools.partial(_child_pytest, req["files"], req["tests"], [], log)
             state, code, seconds = _fork_run(run, req["timeout"])
             answer = {"state": state, "code": code, "seconds": seconds}
-        if state == "done" and code not in (0, 1):
+        if state == "done" and (code not in (0, 1) or req["cmd"] == "trace"):
             answer["log"] = Path(log).read_text()[-3000:]
         out.write(json.dumps(answer) + "\n")
         out.flush()
@@ -431,7 +465,11 @@ class Worker:
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()  # it kills its running test child too
+            self.proc.wait()
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -470,9 +508,9 @@ def run_module(
                 m.reason = "earlier run"
     target = tmp / path
     module = ".".join(Path(path).with_suffix("").parts)
-    base = worker.ask(cmd="trace", tests=tests, target=str(target), module=module, timeout=1800)
+    base = worker.ask(cmd="trace", files=tests, target=str(target), module=module, timeout=1800)
     if base["state"] != "done" or base["code"] != 0:
-        raise SystemExit(f"{path}: the unmutated tests do not pass: {base}")
+        raise SystemExit(f"{path}: the unmutated tests do not pass: {base}\n{base.get('log', '')}")
     if not str(base["module_file"]).startswith(str(tmp)):
         raise SystemExit(f"{path}: tests imported {base['module_file']}, not the copy in {tmp}")
     lines: dict[str, list[str]] = base["lines"]  # type: ignore[assignment]
@@ -506,7 +544,7 @@ def run_module(
                 target.write_text(m.source)
                 for pyc in cache.glob(f"{target.stem}.*.pyc"):
                     pyc.unlink()
-                answer = worker.ask(cmd="run", tests=chosen, timeout=timeout)
+                answer = worker.ask(cmd="run", files=tests, tests=chosen, timeout=timeout)
             finally:
                 target.write_bytes(original)
                 for pyc in cache.glob(f"{target.stem}.*.pyc"):
@@ -523,6 +561,11 @@ def run_module(
                 m.reason = str(answer.get("log", ""))[-500:]
         if args.verbose or m.status in ("survived", "uncovered", "error"):
             print(f"  [{n}/{len(mutants)}] {m.status:9} {m.describe()}", flush=True)
+        if m.status == "error":
+            print(f"    pytest said: {m.reason!r}", flush=True)
+        if n % 50 == 0:
+            done = [x.status for x in mutants[:n]]
+            print(f"  ... {n}/{len(mutants)}: {done.count('killed')} killed", flush=True)
     return mutants
 
 
@@ -563,14 +606,16 @@ def main() -> None:
             for m in generate(path):
                 print(m.describe())
         return
+    venv = ROOT / ".venv"
+    if (venv / "bin" / "python").exists() and Path(sys.prefix).resolve() != venv.resolve():
+        # the project's venv has lb's test dependencies (pytest plugins, hypothesis, coverage)
+        os.execv(str(venv / "bin" / "python"), [str(venv / "bin" / "python"), *sys.argv])
     try:
         import hypothesis  # noqa: F401
         import pytest  # noqa: F401
     except ImportError:
-        venv = ROOT / ".venv" / "bin" / "python"
-        if venv.exists() and Path(sys.executable) != venv:
-            os.execv(str(venv), [str(venv), *sys.argv])
         raise SystemExit("run this with the project's venv python (pytest, hypothesis)") from None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the copy is removed
 
     equivalent = load_equivalent()
     started = time.time()

@@ -3,7 +3,8 @@
 Not collected by pytest (no test_ prefix) and not needed by the test suite.
 Run it through tests/fuzz/run.sh, or alone after `pip install atheris`:
 
-    .venv/bin/python tests/fuzz/fuzz_frames.py -max_total_time=60
+    .venv/bin/python tests/fuzz/fuzz_frames.py --write-seeds /tmp/seeds-frames
+    .venv/bin/python tests/fuzz/fuzz_frames.py -max_total_time=60 /tmp/corpus /tmp/seeds-frames
 
 The input is split into chunks (sizes taken from the input itself) and fed to a
 FrameDecoder. Checks, for any input:
@@ -144,7 +145,38 @@ def fuzz_one_input(raw: bytes) -> None:
             raise AssertionError(f"{frame!r}: its own encoder gives other bytes")
 
 
+def write_seeds(folder: str) -> None:
+    """Seed inputs: every frame type alone, and all of them in one stream.
+
+    An input is the stream, then the bytes the FuzzedDataProvider takes (from
+    the end) for the prefix cut and the chunk count (0).
+    """
+    from lb.wire.frames import ConnRef, encode_auth, encode_data
+
+    frames = [
+        encode_new(1, ConnRef("192.0.2.1", 1, "192.0.2.2", 2, "web"), b"GET", 1),
+        encode_new(2, ConnRef("2001:db8::1", 3, "2001:db8::2", 4, "s" * 64)),
+        encode_data(1, b"hello"),
+        encode_verified(1),
+        encode_close(1),
+        encode_reset(1, 4, "no service"),
+        encode_window(1, 65536),
+        encode_ping(1, 2),
+        encode_pong(1, 2),
+        encode_hello("farm", "node", bytes(16)),
+        encode_auth(bytes(32)),
+        encode_frame(Frame(0x41, 0x80, 5, b"ext")),
+    ]
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate([*frames, b"".join(frames)]):
+        (out / f"seed-{i:02d}").write_bytes(frame + b"\xff\xff\x00")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--write-seeds"]:
+        write_seeds(sys.argv[2])
+        return
     atheris.Setup(sys.argv, fuzz_one_input)
     atheris.Fuzz()
 

@@ -12,10 +12,16 @@ Cookie headers only, ``path``/``query`` split the target). ResponseCookieInserte
 gives the same output for any chunking and changes the stream by at most one
 inserted line. SetCookieWatcher never raises and gives the same answer for any
 chunking; parse_set_cookie never raises and returns a token name.
+
+``max_bytes`` is drawn from FUZZ_HTTP_MIN_MAX_BYTES (default 1) to 4096. With
+max_bytes below 6 the decided-prefix check fails today: a short prefix of
+b"\r\n\r\n\r\n" is a 431, the whole a 400 (the leading empty lines are counted
+past max_bytes); see docs/fuzzing.md. lb itself never uses a limit under 1024.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -31,6 +37,7 @@ with atheris.instrument_imports():
         parse_set_cookie,
     )
 
+MIN_MAX_BYTES = int(os.environ.get("FUZZ_HTTP_MIN_MAX_BYTES", "1"))
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 COOKIE = "lbhome=fuzz.1.sig; Path=/; HttpOnly"
 LINE = f"Set-Cookie: {COOKIE}\r\n".encode()
@@ -83,7 +90,7 @@ def _watch(stream: bytes, sizes: list[int], max_head: int) -> tuple[bool, object
 
 def test_one_input(raw: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(raw)
-    max_bytes = fdp.ConsumeIntInRange(1, 4096)
+    max_bytes = fdp.ConsumeIntInRange(MIN_MAX_BYTES, 4096)
     cut = fdp.ConsumeIntInRange(0, 4096)
     sizes = [fdp.ConsumeIntInRange(0, 64) for _ in range(fdp.ConsumeIntInRange(0, 8))]
     data = fdp.ConsumeBytes(fdp.remaining_bytes())

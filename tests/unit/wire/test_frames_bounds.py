@@ -14,16 +14,6 @@ import pytest
 
 from lb.errors import FrameError
 from lb.wire.frames import (
-    AUTH_MAC_SIZE,
-    EXTENSION_TYPE_MIN,
-    FLAG_NEW_SESSION,
-    HEADER_SIZE,
-    MAX_HELLO_NAME,
-    MAX_PAYLOAD,
-    MAX_RESET_MESSAGE,
-    MAX_SERVICE_NAME,
-    MAX_WINDOW_INCREMENT,
-    NONCE_SIZE,
     ConnRef,
     Frame,
     FrameDecoder,
@@ -47,6 +37,18 @@ from lb.wire.frames import (
     parse_window,
 )
 
+# The limits as docs/protocol.md states them (not imported: a changed constant in
+# lb.wire.frames must fail these tests, not move them along).
+HEADER_SIZE = 12
+MAX_PAYLOAD = 256 * 1024
+MAX_RESET_MESSAGE = 1024
+MAX_SERVICE_NAME = 64
+MAX_HELLO_NAME = 255
+NONCE_SIZE = 16
+AUTH_MAC_SIZE = 32
+MAX_WINDOW_INCREMENT = 2**31 - 1
+EXTENSION_TYPE_MIN = 0x40
+FLAG_NEW_SESSION = 0x01
 MAX_FLOW = 2**32 - 1
 NONCE = bytes(range(16))
 # NEW header: 12 fixed + 6 (family, service length, ports) + 2 addresses + service name
