@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 
 import atheris
 
@@ -119,7 +120,28 @@ def test_one_input(raw: bytes) -> None:
         assert TOKEN.fullmatch(parsed[0]) is not None, parsed
 
 
+SEEDS = [
+    b"GET /a/b?x=1 HTTP/1.1\r\nHost: example\r\nCookie: lbhome=1.x; sid=abc\r\n\r\n",
+    b"\r\nPOST http://h/p?q HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+    b"OPTIONS * HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: sid=1; Max-Age=60\r\n\r\nbody",
+    b"HTTP/1.0 302 Found\r\nSet-Cookie: lbhome=v; Path=/\r\nLocation: /\r\n\r\n",
+]
+
+
+def write_seeds(folder: str) -> None:
+    """Seed inputs: request heads and response streams, then the bytes the
+    FuzzedDataProvider takes from the end (no chunking, no prefix cut, max_bytes 4096)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, seed in enumerate(SEEDS):
+        (out / f"seed-{i:02d}").write_bytes(seed + b"\x00\xff\xff\x0f\xff")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--write-seeds"]:
+        write_seeds(sys.argv[2])
+        return
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

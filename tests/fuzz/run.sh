@@ -7,8 +7,8 @@
 # TARGET is a file name such as fuzz_frames.py (default: all of them). atheris is
 # installed into .venv if it is missing. Corpora, logs and crash inputs go to
 # $FUZZ_WORK (default: /tmp/lb-fuzz), never into the repository; the seed
-# directories (tests/fixtures/tls for the ClientHello target, frames made by the
-# encoders for the frame target) are only read.
+# directories (tests/fixtures/tls for the ClientHello target; for the others,
+# inputs the target writes with --write-seeds) are only read.
 # Prints one line per target with its executions and time; exits non-zero if a
 # target crashed or failed one of its checks (the crash input is kept in $FUZZ_WORK).
 set -euo pipefail
@@ -56,7 +56,7 @@ for name in "${targets[@]}"; do
     mkdir -p "$corpus"
     seeds=()
     [ "$stem" = fuzz_clienthello ] && seeds=(tests/fixtures/tls)
-    if [ "$stem" = fuzz_frames ]; then  # one of each frame type, made by the encoders
+    if grep -q -- --write-seeds "$target"; then  # seeds the target writes itself
         "$PYTHON" "$target" --write-seeds "$WORK/seeds-$stem"
         seeds=("$WORK/seeds-$stem")
     fi

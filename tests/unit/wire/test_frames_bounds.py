@@ -8,6 +8,7 @@ round-trip and golden-byte tests in test_frames.py leave open.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -580,3 +581,53 @@ def test_a_failed_decoder_stays_failed() -> None:
     for more in (b"", encode_close(1)):
         with pytest.raises(FrameError, match="already failed"):
             decoder.feed(more)
+
+
+# --- the value classes ------------------------------------------------------------------------
+
+
+def test_conn_ref_is_an_immutable_hashable_value() -> None:
+    ref = ConnRef("1.2.3.4", 1, "5.6.7.8", 2, "s")
+    same = ConnRef("1.2.3.4", 1, "5.6.7.8", 2, "s")
+    assert hash(ref) == hash(same)
+    assert {ref: 1}[same] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.service = "t"  # type: ignore[misc]
+
+
+def test_frame_compares_only_with_frames() -> None:
+    frame = Frame(FrameType.CLOSE, 0, 1, b"")
+    assert frame.__eq__(object()) is NotImplemented
+    assert (frame == "not a frame") is False
+    assert (frame != "not a frame") is True
+
+
+def test_frame_repr_shows_at_most_32_payload_bytes() -> None:
+    exact = bytes(range(32))
+    assert repr(Frame(FrameType.DATA, 0, 1, exact)) == (
+        f"Frame(DATA, flags=0x00, flow_id=1, payload={exact!r} (32 bytes))"
+    )
+    longer = bytes(range(33))
+    assert repr(Frame(0x41, 0x80, 0, longer)) == (
+        f"Frame(0x41, flags=0x80, flow_id=0, payload={exact!r}... (33 bytes))"
+    )
+
+
+def test_an_oversized_data_frame_fails_even_when_all_its_bytes_are_in() -> None:
+    size = MAX_PAYLOAD + 1
+    frame = header(1, FrameType.DATA, 0, 12, 1, size) + b"\x00" * size
+    decode_fails(frame, "MAX_PAYLOAD")
+    decoder = FrameDecoder()
+    with pytest.raises(FrameError, match="MAX_PAYLOAD"):
+        decoder.feed(encode_close(1) + frame)
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_frames_own_their_payload_whatever_buffer_was_fed(kind: type) -> None:
+    raw = bytearray(encode_data(1, b"abc") + encode_reset(2, 1, "xy") + encode_data(3, b"d"))
+    decoder = FrameDecoder()
+    frames = decoder.feed(kind(raw)) + decoder.feed(kind(bytearray(encode_data(4, b"ef")))[:13])
+    raw[:] = b"\xee" * len(raw)  # the caller reuses its buffer
+    assert [f.payload for f in frames] == [b"abc", b"\x00\x01xy", b"d"]
+    assert all(type(f.payload) is bytes for f in frames)
+    assert decoder.feed(encode_data(4, b"ef")[13:]) == [Frame(2, 0, 4, b"ef")]
