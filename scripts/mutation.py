@@ -95,6 +95,7 @@ class Mutant:
     reason: str = ""  # why it is judged equivalent
 
     def key(self) -> tuple[str, str, str]:
+        """How scripts/mutation_equivalent.txt names it (every identical line alike)."""
         return (self.path, self.original, self.mutated)
 
     def describe(self) -> str:
@@ -496,16 +497,16 @@ def run_module(
         )
     if args.rerun:  # keep the earlier kills (new tests cannot revive a mutant); run the rest
         earlier = json.loads(Path(args.rerun).read_text())["mutants"]
+        # the same source: a mutant is its line and its mutated text (the same line text
+        # can occur twice in a module, so the text alone is not enough)
         caught = {
-            (r["path"], r["original"], r["mutated"]): r
+            (r["path"], r["line"], r["mutated"]): r
             for r in earlier
             if r["status"] in ("killed", "timeout")
         }
         for m in mutants:
-            if m.key() in caught:
-                m.status = caught[m.key()]["status"]
-                m.seconds = caught[m.key()]["seconds"]
-                m.reason = "earlier run"
+            if (hit := caught.get((m.path, m.line, m.mutated))) is not None:
+                m.status, m.seconds, m.reason = hit["status"], hit["seconds"], "earlier run"
     target = tmp / path
     module = ".".join(Path(path).with_suffix("").parts)
     base = worker.ask(cmd="trace", files=tests, target=str(target), module=module, timeout=1800)
