@@ -1,9 +1,12 @@
 """Fuzz target for lb.wire.tls (atheris): ClientHello parsing and the ServerHello watcher.
 
-Not a pytest module. Run it after `pip install atheris`, seeded with the captured
-streams:
+Not a pytest module. Run it through tests/fuzz/run.sh, or alone after `pip install
+atheris`, seeded with the captured streams (libFuzzer writes new inputs into the
+first corpus directory, so give it a scratch one before the read-only seeds):
 
-    .venv/bin/python tests/fuzz/fuzz_clienthello.py -max_total_time=60 tests/fixtures/tls
+    mkdir -p /tmp/corpus-ch
+    .venv/bin/python tests/fuzz/fuzz_clienthello.py -max_total_time=60 \
+        /tmp/corpus-ch tests/fixtures/tls
 
 Checks, for any input: parse_client_hello returns None or a ClientHello or raises
 TlsError (nothing else); a decided prefix stays decided; a ClientHello parses the
