@@ -196,5 +196,5 @@ def test_a_second_process_for_a_running_node_refuses_to_start(wfarm: Farm) -> No
     )
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr[-500:])
     assert "node_already_running" in proc.stdout + proc.stderr
-    # the running node is untouched
-    assert {get(wfarm, "a", wfarm.cookie_header("b"))[0] for _ in range(6)} == {"b"}
+    # the running node is untouched (entry c: an earlier test of this module drained a)
+    assert {get(wfarm, "c", wfarm.cookie_header("b"))[0] for _ in range(6)} == {"b"}

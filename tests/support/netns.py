@@ -246,8 +246,29 @@ class LoadRun:
 ACTIVE_NETFARMS: list[NetFarm] = []
 
 
+def _task_states(pid: str) -> list[str]:
+    """The state letter of every thread of process `pid` (empty when it is gone)."""
+    states = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return states
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue
+    return states
+
+
 def _group_alive(pgid: int) -> bool:
-    """Whether any live (not zombie) process is still in process group `pgid`."""
+    """Whether any thread of a process in group `pgid` still runs.
+
+    A process whose main thread is a zombie still holds its sockets while another of
+    its threads (a resolver thread, say) is exiting: only when every thread is gone
+    or a zombie does the kernel stop accepting on the node's listeners.
+    """
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -256,7 +277,9 @@ def _group_alive(pgid: int) -> bool:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[2]) != pgid:
+            continue
+        if any(state not in ("Z", "X") for state in _task_states(entry)):
             return True
     return False
 
