@@ -7,7 +7,9 @@ path. This module configures; it does no other I/O.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import Any
 
 import structlog
 
@@ -17,6 +19,39 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+class LineLogger:
+    """Writes each rendered event as one line with a single write(2) on stderr's descriptor.
+
+    The workers of a node share one log file: a line written in one system call
+    (appended, O_APPEND) is never cut by another process's line, so json mode
+    stays one JSON object per line.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def msg(self, message: str) -> None:
+        data = (message + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            try:
+                written = os.write(self._fd, data)
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # logging must never take the node down
+            data = data[written:]
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = failure = msg
+
+
+def _line_logger(*_args: Any) -> LineLogger:
+    try:
+        return LineLogger(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):
+        return LineLogger(2)
 
 
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
@@ -34,6 +69,6 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_line_logger,
         cache_logger_on_first_use=True,
     )
