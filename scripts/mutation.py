@@ -261,6 +261,13 @@ def generate(path: str) -> list[Mutant]:
                 )
             )
     mutants.sort(key=lambda m: (m.line, m.operator, m.replacement))
+    seen: dict[tuple[str, str, str], int] = {}
+    for m in mutants:  # the same line twice in one scope: the later ones are "scope#2", ...
+        n = seen[(m.scope, m.original, m.mutated)] = (
+            seen.get((m.scope, m.original, m.mutated), 0) + 1
+        )
+        if n > 1:
+            m.scope = f"{m.scope}#{n}"
     return mutants
 
 
