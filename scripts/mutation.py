@@ -90,16 +90,43 @@ class Mutant:
     replacement: str  # the new text of the mutated node
     mutated: str  # that line as mutated (the new node's text if it spans lines)
     source: str  # the whole mutated module
+    scope: str = ""  # the innermost def or class around it (dotted), "" at module level
     status: str = "pending"  # killed, survived, timeout, uncovered, equivalent, error
     seconds: float = 0.0
     reason: str = ""  # why it is judged equivalent
 
-    def key(self) -> tuple[str, str, str]:
-        """How scripts/mutation_equivalent.txt names it (every identical line alike)."""
-        return (self.path, self.original, self.mutated)
+    def key(self) -> tuple[str, str, str, str]:
+        """How scripts/mutation_equivalent.txt names it: stable when lines move."""
+        return (self.path, self.scope, self.original, self.mutated)
 
     def describe(self) -> str:
-        return f"{self.path}:{self.line} [{self.operator}] {self.original}  ->  {self.mutated}"
+        where = f" ({self.scope})" if self.scope else ""
+        return (
+            f"{self.path}:{self.line}{where} [{self.operator}] {self.original}  ->  {self.mutated}"
+        )
+
+
+def _scopes(tree: ast.Module) -> list[tuple[int, int, str]]:
+    """(first line, last line, dotted name) of every def and class, decorators included."""
+    out: list[tuple[int, int, str]] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                out.append((first, child.end_lineno or child.lineno, name))
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return out
+
+
+def _scope_of(scopes: list[tuple[int, int, str]], line: int) -> str:
+    inside = [s for s in scopes if s[0] <= line <= s[1]]
+    return max(inside, key=lambda s: s[0])[2] if inside else ""
 
 
 def _skipped_nodes(tree: ast.Module) -> set[int]:
@@ -182,6 +209,7 @@ def generate(path: str) -> list[Mutant]:
     tree = ast.parse(source)
     lines = source.encode().splitlines(keepends=True)
     skipped = _skipped_nodes(tree)
+    scopes = _scopes(tree)
     mutants: list[Mutant] = []
     # (parent, field, index, node) for every node, so a node can be swapped in place.
     slots: list[tuple[ast.AST, str, int | None, ast.AST]] = []
@@ -229,24 +257,32 @@ def generate(path: str) -> list[Mutant]:
                     text,
                     mutated_line,
                     mutated,
+                    _scope_of(scopes, node.lineno),
                 )
             )
     mutants.sort(key=lambda m: (m.line, m.operator, m.replacement))
+    seen: dict[tuple[str, str, str], int] = {}
+    for m in mutants:  # the same line twice in one scope: the later ones are "scope#2", ...
+        n = seen[(m.scope, m.original, m.mutated)] = (
+            seen.get((m.scope, m.original, m.mutated), 0) + 1
+        )
+        if n > 1:
+            m.scope = f"{m.scope}#{n}"
     return mutants
 
 
-def load_equivalent() -> dict[tuple[str, str, str], str]:
-    """Judged-equivalent mutants: ``path | original line | mutated line | reason`` lines."""
-    out: dict[tuple[str, str, str], str] = {}
+def load_equivalent() -> dict[tuple[str, str, str, str], str]:
+    """Judged-equivalent mutants: ``path | scope | original line | mutated line | reason``."""
+    out: dict[tuple[str, str, str, str], str] = {}
     if not EQUIVALENT_FILE.exists():
         return out
     for raw in EQUIVALENT_FILE.read_text().splitlines():
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         parts = [p.strip() for p in raw.split(" | ")]
-        if len(parts) != 4:
+        if len(parts) != 5:
             raise SystemExit(f"{EQUIVALENT_FILE}: bad line {raw!r}")
-        out[(parts[0], parts[1], parts[2])] = parts[3]
+        out[(parts[0], parts[1], parts[2], parts[3])] = parts[4]
     return out
 
 
