@@ -156,7 +156,6 @@ class ClientEndpoint(SocketEndpoint):
             if len(self.buf) < limit and not self.eof_seen:
                 return
             result = Verdict.NO_MATCH
-        entry.head_done(self)
         identifier = result if isinstance(result, Identifier) else None
         self.head = None  # routed: the parsed head is not needed for the connection's life
         self.scanner = None

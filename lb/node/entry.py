@@ -32,6 +32,7 @@ from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.replication import Replication
 from lb.node.service import Service
+from lb.node.sockets import accept_forever
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
 from lb.routing.directory import source_key
@@ -159,25 +160,21 @@ class Entry:
         """
         ssl_ctx = service.server_ssl
         assert ssl_ctx is not None
-        while True:
-            try:
-                conn, _addr = await self.loop.sock_accept(sock)
-            except OSError as exc:  # out of descriptors, mostly
-                self._accept_failed(exc)
-                await asyncio.sleep(0.1)
-                continue
-            source = source_key(str(_addr[0])) if _addr else "?"
+
+        def on_socket(conn: socket.socket, address: str) -> None:
+            source = source_key(address)
             if not self.reserve_tls(source):
                 conn.close()
-                continue
+                return
             task = self.loop.create_task(self._handshake(conn, service, ssl_ctx, source))
             self.handshakes.add(task)
             task.add_done_callback(self.handshakes.discard)
 
+        await accept_forever(self.loop, sock, on_socket, self._accept_failed)
+
     async def _handshake(
         self, conn: socket.socket, service: Service, ctx: ssl.SSLContext, source: str
     ) -> None:
-        conn.setblocking(False)
         client = ClientEndpoint(self, service, reserved=True)
         try:
             await self.loop.connect_accepted_socket(

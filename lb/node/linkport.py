@@ -25,6 +25,7 @@ import structlog
 from lb.config import FarmConfig
 from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
+from lb.node.sockets import accept_forever, listening_socket
 from lb.routing.directory import source_key
 
 log = structlog.get_logger("lb.linkport")
@@ -32,10 +33,7 @@ log = structlog.get_logger("lb.linkport")
 LOGIN_TIMEOUT = 3.0  # seconds a socket on the forward address has to log in
 MAX_PRELOGIN = 256  # sockets of strangers not yet logged in, in total
 MAX_PRELOGIN_PER_SOURCE = 16  # ... and from one source
-
-
-def _factory(link: LinkDriver) -> Callable[[], LinkDriver]:
-    return lambda: link
+BACKLOG = 1024
 
 
 class LinkPort:
@@ -67,18 +65,12 @@ class LinkPort:
         self.last_login_log = 0.0
 
     async def listen(self, host: str, port: int, reuse_port: bool) -> None:
-        """Bind the forward address; accept links in a task (see `_accept_links`)."""
-        infos = await self.loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        family = infos[0][0]
-        sock = socket.create_server(
-            infos[0][4][:2], family=family, backlog=1024, reuse_port=reuse_port
-        )
-        sock.setblocking(False)
-        self.listener = sock
+        """Bind the forward address; accept links in a task (see `_on_socket`)."""
+        self.listener = listening_socket(host, port, reuse_port, BACKLOG)
         await self.resolve_members(self.config)
-        self.accept_task = self.loop.create_task(self._accept_links(sock))
+        self.accept_task = self.loop.create_task(
+            accept_forever(self.loop, self.listener, self._on_socket, self._accept_failed)
+        )
 
     async def resolve_members(self, config: FarmConfig) -> None:
         """The addresses farm members connect from (their forward and advertised hosts)."""
@@ -98,40 +90,34 @@ class LinkPort:
             found.update(str(info[4][0]) for info in infos)
         self.member_sources = {ip for ip in found if ip not in ("0.0.0.0", "::")}
 
-    async def _accept_links(self, sock: socket.socket) -> None:
+    def _on_socket(self, conn: socket.socket, source: str) -> None:
         """Admit each socket before any byte is read (caps, deadline), then TLS, then HELLO.
 
         Admission happens at accept time, so the caps on sockets not logged in
         cover the TLS handshake too; a failed handshake is a failed login, logged
         with the source address.
         """
-        while True:
-            try:
-                conn, addr = await self.loop.sock_accept(sock)
-            except OSError as exc:  # out of descriptors, mostly: say so, back off, go on
-                self.counters["link_accept_errors"] += 1
-                self.log_failed("?", f"accept failed: {exc}")
-                await asyncio.sleep(0.1)
-                continue
-            link = self.make_link()
-            source = str(addr[0]) if addr else "?"
-            if not self.admit(link, source):
-                conn.close()
-                continue
-            task = self.loop.create_task(self._start_inbound(link, conn, source))
-            self.handshake_tasks[link] = task
-            self.handshakes.add(task)
-            task.add_done_callback(self.handshakes.discard)
+        link = self.make_link()
+        if not self.admit(link, source):
+            conn.close()
+            return
+        task = self.loop.create_task(self._start_inbound(link, conn, source))
+        self.handshake_tasks[link] = task
+        self.handshakes.add(task)
+        task.add_done_callback(self.handshakes.discard)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.counters["link_accept_errors"] += 1
+        self.log_failed("?", f"accept failed: {exc}")
 
     async def _start_inbound(self, link: LinkDriver, conn: socket.socket, source: str) -> None:
-        conn.setblocking(False)
         try:
             tls = self.tls
             if tls is None:
-                await self.loop.connect_accepted_socket(_factory(link), conn)
+                await self.loop.connect_accepted_socket(link.factory(), conn)
             else:
                 await self.loop.connect_accepted_socket(
-                    _factory(link),
+                    link.factory(),
                     conn,
                     ssl=tls.server,
                     ssl_handshake_timeout=LOGIN_TIMEOUT,

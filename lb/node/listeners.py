@@ -17,17 +17,9 @@ from collections.abc import Callable, Iterable
 from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry
 from lb.node.service import Service
+from lb.node.sockets import listening_socket
 
 BACKLOG = 4096
-
-
-def listening_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
-    """A non-blocking listening TCP socket on (host, port)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, addr = infos[0]
-    sock = socket.create_server(addr[:2], family=family, backlog=backlog, reuse_port=reuse_port)
-    sock.setblocking(False)
-    return sock
 
 
 def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint]:
@@ -77,4 +69,4 @@ class ClientListeners:
         self.tls_sockets.clear()
 
 
-__all__ = ["ClientListeners", "listening_socket"]
+__all__ = ["ClientListeners"]

@@ -13,6 +13,7 @@ or place (lb.routing), nor keep registries of links (lb.node.peers).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import structlog
@@ -148,6 +149,10 @@ class LinkDriver(asyncio.Protocol):
         self.close_reason = "closed"
         self.ready: asyncio.Future[LinkDriver] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
+
+    def factory(self) -> Callable[[], LinkDriver]:
+        """A protocol factory that hands asyncio this very driver."""
+        return lambda: self
 
     @property
     def peer_name(self) -> str | None:

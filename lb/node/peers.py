@@ -66,10 +66,6 @@ def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
     }
 
 
-def _factory(link: LinkDriver) -> Callable[[], LinkDriver]:
-    return lambda: link
-
-
 class Peers:
     """Links to every peer, membership actions, and the farm view."""
 
@@ -167,10 +163,10 @@ class Peers:
             try:
                 async with asyncio.timeout(self.limits.connect_timeout + LOGIN_TIMEOUT):
                     if self.tls is None:
-                        await self.loop.create_connection(_factory(link), addr.host, addr.port)
+                        await self.loop.create_connection(link.factory(), addr.host, addr.port)
                     else:
                         await self.loop.create_connection(
-                            _factory(link),
+                            link.factory(),
                             addr.host,
                             addr.port,
                             ssl=self.tls.client,

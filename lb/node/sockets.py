@@ -1,0 +1,46 @@
+"""Listening sockets and accept loops shared by the link port and the TLS client listeners.
+
+Both admit a socket at accept time, before any byte of it is read (and before a
+TLS handshake), so they accept by hand instead of through asyncio servers.
+
+It must not decide admission: callers do, in `on_socket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+ACCEPT_BACKOFF = 0.1  # seconds to wait after a failed accept (out of descriptors, mostly)
+
+
+def listening_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:
+    """A non-blocking listening TCP socket on (host, port)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    sock = socket.create_server(addr[:2], family=family, backlog=backlog, reuse_port=reuse_port)
+    sock.setblocking(False)
+    return sock
+
+
+async def accept_forever(
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    on_socket: Callable[[socket.socket, str], None],
+    on_error: Callable[[OSError], None],
+) -> None:
+    """Accept until cancelled: each socket with its source address goes to `on_socket`;
+    a failed accept is reported to `on_error`, and accepting goes on after a short pause."""
+    while True:
+        try:
+            conn, addr = await loop.sock_accept(sock)
+        except OSError as exc:
+            on_error(exc)
+            await asyncio.sleep(ACCEPT_BACKOFF)
+            continue
+        conn.setblocking(False)
+        on_socket(conn, str(addr[0]) if addr else "?")
+
+
+__all__ = ["ACCEPT_BACKOFF", "accept_forever", "listening_socket"]
