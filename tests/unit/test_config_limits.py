@@ -12,58 +12,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lb.cluster.membership import Timing
-from lb.config import FarmConfig, Limits, parse_config
+from lb.config import Limits, parse_config
 from lb.config.model import LIMIT_KEY, limit_keys
 from lb.errors import ConfigError
+from tests.support.config_data import (
+    BASE,
+    base,
+    errors_of,
+    keys_of,
+    message_for,
+    parse,
+)
 
-SECRET = "s" * 40
-BASE: dict[str, Any] = {
-    "farm": {"name": "f1", "secret": SECRET, "link_security": "plaintext"},
-    "services": [{"name": "web", "protocol": "http"}],
-    "nodes": [
-        {
-            "name": n,
-            "forward": f"127.0.0.1:710{i}",
-            "listen": {"web": f"127.0.0.1:810{i}"},
-            "apps": {"web": f"127.0.0.1:910{i}"},
-        }
-        for i, n in enumerate(["a", "b", "c"], start=1)
-    ],
-}
-
-
-def base() -> dict[str, Any]:
-    return copy.deepcopy(BASE)
-
-
-def parse(data: dict[str, Any], tmp: Path | None = None) -> FarmConfig:
-    return parse_config(data, base_dir=tmp or Path("."))
-
-
-def errors_of(data: dict[str, Any], tmp: Path | None = None) -> list[tuple[str, str]]:
-    with pytest.raises(ConfigError) as info:
-        parse(data, tmp)
-    assert info.value.errors, "a ConfigError must list at least one error"
-    return info.value.errors
+# ---------------------------------------------------------------- ranges
 
 
 def errors(data: dict[str, Any], base_dir: Path) -> dict[str, str]:
     with pytest.raises(ConfigError) as info:
         parse_config(data, base_dir=base_dir)
     return dict(info.value.errors)
-
-
-def keys_of(data: dict[str, Any]) -> set[str]:
-    return {key for key, _ in errors_of(data)}
-
-
-def message_for(errors: list[tuple[str, str]], key: str) -> str:
-    found = [m for k, m in errors if k == key]
-    assert found, f"no error for {key!r} in {errors!r}"
-    return found[0]
-
-
-# ---------------------------------------------------------------- ranges
 
 
 @pytest.mark.parametrize(
