@@ -199,8 +199,6 @@ class Node:
         loop = self.loop
         fwd = self.me.forward
         await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
-        self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
-        await self.listeners.open(self.services.values())
         if self.bus_fd is not None:
             sock = socket.socket(fileno=self.bus_fd)
             handlers = {
@@ -220,12 +218,23 @@ class Node:
                 "addresses on a trusted network",
             )
         self.peers.start()
+        self.timer.at(loop.time())
+        # clients only once the peers are live here (bounded): sessions homed on a
+        # peer must not be re-homed because this process has not linked to it yet
+        if not await self.peers.wait_linked(self.limits.connect_timeout):
+            log.warning(
+                "started_without_all_peers",
+                node=self.name,
+                worker=self.worker,
+                live=sorted(self.peers.view.live),
+            )
+        self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
+        await self.listeners.open(self.services.values())
         if self.worker in (None, 0):
             # one process checks the applications for the node; its siblings follow (bus)
             self.health.start()
         else:
             self.apps.report = lambda _service, _ok: None
-        self.timer.at(loop.time())
         log.info(
             "node_started",
             node=self.name,

@@ -51,6 +51,7 @@ log = structlog.get_logger("lb.peers")
 
 RECONNECT_MIN = 0.1
 RECONNECT_MAX = 1.0
+LINKED_POLL = 0.02  # seconds between looks while a starting process waits for its links
 
 
 def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
@@ -413,6 +414,19 @@ class Peers:
     def home_flows(self) -> int:
         """Flows this process is home for (inbound links)."""
         return sum(link.conn.flow_count() for link in self.links_in)
+
+    async def wait_linked(self, timeout: float) -> bool:
+        """Until every peer is live in this process's view (its links up), or `timeout`.
+
+        A process that took clients before that would see its peers as not yet
+        live and re-home their sessions (a worker restarted beside a running
+        sibling did exactly that)."""
+        deadline = self.loop.time() + timeout
+        while not all(p in self.view.live for p in self.peers):
+            if self.loop.time() >= deadline:
+                return False
+            await asyncio.sleep(LINKED_POLL)
+        return True
 
     async def listen(self, host: str, port: int, reuse_port: bool) -> None:
         """Bind the forward address (lb.node.linkport admits what connects)."""
