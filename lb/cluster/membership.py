@@ -69,7 +69,9 @@ class Timing:
     a peer not heard for ``suspect_after`` is SUSPECT and probed through up to
     ``helpers`` other nodes every ``probe_interval``; with no direct hearing and no
     helper vouching for ``dead_after`` it is DEAD. DEAD and UNKNOWN members are
-    re-checked through helpers every ``recheck_interval``.
+    re-checked through helpers every ``recheck_interval``. When this node's
+    application has been down for ``app_down_rehome_after``, it gives its
+    sessions up (it says LEFT until the application is up again).
     """
 
     ping_interval: float = 0.5
@@ -78,6 +80,7 @@ class Timing:
     probe_interval: float = 0.5
     recheck_interval: float = 2.0
     helpers: int = 2
+    app_down_rehome_after: float = 30.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -86,9 +89,14 @@ class Timing:
             "dead_after",
             "probe_interval",
             "recheck_interval",
+            "app_down_rehome_after",
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < float("inf")
+            ):
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
         if not self.suspect_after > self.ping_interval:
             raise ValueError(
@@ -231,7 +239,11 @@ class Membership:
 
     __slots__ = (
         "_actions",
+        "_app_down_since",
+        "_app_gone",
+        "_drain",
         "_inc",
+        "_left",
         "_max_ahead",
         "_members",
         "_mode",
@@ -267,7 +279,11 @@ class Membership:
         self._timing = timing if timing is not None else Timing()
         self._rng = rng if rng is not None else random.Random()
         self._inc = incarnation
-        self._mode = ALIVE
+        self._mode = ALIVE  # derived from the four below by _own_mode()
+        self._drain = False  # the operator drains this node
+        self._left = False  # this node left the farm (a clean shutdown)
+        self._app_down_since: float | None = None  # when the local application went down
+        self._app_gone = False  # ... and stayed down for app_down_rehome_after: LEFT
         self._actions: list[Action] = []
         self._pending: dict[int, _Probe] = {}
         recheck = self._timing.recheck_interval
@@ -288,6 +304,11 @@ class Membership:
     @property
     def timing(self) -> Timing:
         return self._timing
+
+    @property
+    def app_down_since(self) -> float | None:
+        """When this node's application went down (None while it is up)."""
+        return self._app_down_since
 
     @property
     def refused(self) -> int:
@@ -344,6 +365,20 @@ class Membership:
             if member.mode is ALIVE and self._due_status(member, now) is ALIVE:
                 out.add(member.name)
         return frozenset(out)
+
+    def rehomed_nodes(self, now: float) -> frozenset[str]:
+        """Live nodes whose sessions are re-homed, for ``FarmView(rehomed=...)``.
+
+        This node, once its application has been down for ``app_down_rehome_after``
+        at ``now`` (as ``tick(now)`` would declare it); nobody otherwise. Peers
+        whose application stays down say LEFT and are not live at all.
+        """
+        since = self._app_down_since
+        if since is not None and (
+            self._app_gone or now - since >= self._timing.app_down_rehome_after
+        ):
+            return frozenset((self._name,))
+        return frozenset()
 
     def view_sets(self, now: float) -> tuple[frozenset[str], frozenset[str]]:
         """(live, draining) for ``FarmView(live=..., draining=...)``.
@@ -414,6 +449,10 @@ class Membership:
             limit = now - t.dead_after
             for nonce in [n for n, p in self._pending.items() if p.sent < limit]:
                 del self._pending[nonce]
+        since = self._app_down_since
+        if since is not None and not self._app_gone and now - since >= t.app_down_rehome_after:
+            self._app_gone = True
+            self._update_mode()
 
     def next_deadline(self) -> float | None:
         """The earliest time at which `tick` has something to do (None: nothing pending).
@@ -440,6 +479,8 @@ class Membership:
             else:
                 due.append(member.next_probe)
         due.extend(p.sent + t.dead_after for p in self._pending.values())
+        if self._app_down_since is not None and not self._app_gone:
+            due.append(self._app_down_since + t.app_down_rehome_after)
         return min(due) if due else None
 
     # -- inputs: gossip and probes ---------------------------------------------------------
@@ -515,20 +556,41 @@ class Membership:
     def start_draining(self, now: float) -> None:
         """This node takes no new sessions from now on and keeps serving its own."""
         del now
-        if self._mode is ALIVE:
-            self._set_mode(DRAINING)
+        self._drain = True
+        self._update_mode()
 
     def stop_draining(self, now: float) -> None:
-        """This node takes new sessions again."""
+        """This node takes new sessions again (unless its application is down)."""
         del now
-        if self._mode is DRAINING:
-            self._set_mode(ALIVE)
+        self._drain = False
+        self._update_mode()
 
     def leave(self, now: float) -> None:
         """This node leaves the farm (a clean shutdown): peers mark it LEFT, not DEAD."""
         del now
-        if self._mode is not LEFT:
-            self._set_mode(LEFT)
+        self._left = True
+        self._update_mode()
+
+    def app_down(self, now: float) -> None:
+        """This node's application went down: no new sessions from now on (DRAINING).
+
+        If it is still down ``app_down_rehome_after`` later (``tick``), the node
+        gives its sessions up: it says LEFT, so every entry re-homes them, and
+        ``rehomed_nodes`` names it for its own view. Repeated calls keep the
+        first time.
+        """
+        if self._app_down_since is None:
+            self._app_down_since = now
+            self._update_mode()
+
+    def app_up(self, now: float) -> None:
+        """This node's application is up again: it takes new sessions (ALIVE) unless it
+        drains or left; a node that gave its sessions up says ALIVE at a new incarnation."""
+        del now
+        if self._app_down_since is not None:
+            self._app_down_since = None
+            self._app_gone = False
+            self._update_mode()
 
     def add_node(self, name: str, now: float) -> None:
         """A new member (config reload, DNS): UNKNOWN, not live until heard."""
@@ -678,11 +740,24 @@ class Membership:
 
     def _about_self(self, state: MemberState, inc: int) -> None:
         """Gossip about this node: refute suspicion, death or a stale record."""
-        if self._mode is LEFT:
+        if self._left:
             return
         if inc > self._inc or (inc == self._inc and state is not self._mode):
             self._inc = min(inc + 1, MAX_INCARNATION)
             self._actions.append(Broadcast(NodeState(self._name, self._mode, self._inc)))
+
+    def _own_mode(self) -> MemberState:
+        """This node's own declaration from its state: left, drained, application down."""
+        if self._left or self._app_gone:
+            return LEFT
+        if self._drain or self._app_down_since is not None:
+            return DRAINING
+        return ALIVE
+
+    def _update_mode(self) -> None:
+        mode = self._own_mode()
+        if mode is not self._mode:
+            self._set_mode(mode)
 
     def _set_mode(self, mode: MemberState) -> None:
         old = self._mode

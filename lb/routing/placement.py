@@ -1,7 +1,10 @@
 """Load-aware placement of new sessions: the power of two choices.
 
 Two distinct candidates are picked from ``salt`` (no hidden randomness: the
-same inputs always give the same answer) and the less loaded one wins. Pure:
+same inputs always give the same answer) and the less loaded one wins. For a
+client whose address is known the salt is ``source_salt``: a hash of its
+source and of the hold window ``now`` falls in, so every process of the farm
+that sees the same view places a client's new sessions on the same node. Pure:
 no I/O, no clock, no global random state.
 """
 
@@ -12,9 +15,27 @@ from collections.abc import Mapping, Sequence
 
 from lb.routing.maglev import stable_hash64
 
-__all__ = ["least_loaded_of_two", "pick_two"]
+__all__ = ["least_loaded_of_two", "pick_two", "source_salt"]
 
 _SALT_PREFIX = b"lb-p2c\x00"
+_SOURCE_PREFIX = b"lb-source\x00"
+
+
+def source_salt(source: str, now: float, window: float) -> int:
+    """The placement salt of a client source in the window of ``window`` seconds at ``now``.
+
+    ``stable_hash64(b"lb-source\\x00" + source (UTF-8) + b"\\x00" + decimal(floor(now / window)))``.
+    The same source gets the same salt, on every node and worker, for ``window``
+    seconds; the next window draws a new pair, so one address (many users behind
+    a NAT) does not stay on one pair of nodes for ever. A ``now`` that is not
+    finite counts as window 0.
+    """
+    if not window > 0:
+        raise ValueError(f"window must be > 0 seconds, got {window!r}")
+    slot = now / window
+    index = math.floor(slot) if math.isfinite(slot) else 0
+    data = _SOURCE_PREFIX + source.encode("utf-8", "surrogatepass") + b"\x00" + str(index).encode()
+    return stable_hash64(data)
 
 
 def pick_two(count: int, salt: int) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """``route()``: identifier + farm view -> the home of the connection.
 
-A pure decision: the same (identifier, view, now, salt) and the same directory
-contents always give the same ``Decision``. The decision table is in
-docs/routing.md. This module must not do I/O, read the clock or draw random
-numbers (``salt`` stands in for randomness).
+A pure decision: the same (identifier, view, now, salt, client) and the same
+directory and placement-memory contents always give the same ``Decision``. The
+decision table is in docs/routing.md. ``retry`` places a new session again,
+away from a home that could not be reached. This module must not do I/O, read
+the clock or draw random numbers (``salt`` stands in for randomness).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lb.routing.cookie import CookieKeyring
-from lb.routing.directory import Directory, DirectoryKeys
+from lb.routing.directory import Directory, DirectoryKeys, source_key
 from lb.routing.maglev import MaglevTable
-from lb.routing.placement import least_loaded_of_two
+from lb.routing.memory import DEFAULT_HOLD, PlacementMemory
+from lb.routing.placement import least_loaded_of_two, source_salt
 
 if TYPE_CHECKING:
     from lb.extract.api import Identifier
@@ -31,6 +33,7 @@ REASONS: tuple[str, ...] = (
     "directory",
     "directory-rehomed",
     "directory-miss",
+    "retry",
 )
 MAX_CACHED_TABLES = 4
 
@@ -51,6 +54,11 @@ class Router:
     ``directory`` answers identifiers of placement ``"directory"``; the router only
     looks entries up (a hit refreshes the entry's LRU position, an expired entry is
     dropped), it never learns. Without a directory every such identifier misses.
+
+    ``memory`` holds, per client source, the home its last placement chose
+    (docs/routing.md, "New sessions of one client"); placements for a known
+    ``client`` read and fill it. Without a memory, such placements still depend
+    only on the client's source, the view and the hold window.
     """
 
     __slots__ = (
@@ -59,7 +67,9 @@ class Router:
         "_keys",
         "_last_table",
         "_last_view",
+        "_memory",
         "_placeable",
+        "_placeable_set",
         "_placeable_view",
         "_tables",
     )
@@ -69,15 +79,18 @@ class Router:
         keyring: CookieKeyring,
         directory: Directory | None = None,
         keys: DirectoryKeys | None = None,
+        memory: PlacementMemory | None = None,
     ) -> None:
         self._keyring = keyring
         self._directory = directory
         self._keys = keys  # how the directory names an identifier (None: kind:value)
+        self._memory = memory
         self._tables: OrderedDict[frozenset[tuple[str, int]], MaglevTable] = OrderedDict()
         self._last_view: FarmView | None = None
         self._last_table: MaglevTable | None = None
         self._placeable_view: FarmView | None = None
         self._placeable: list[str] = []
+        self._placeable_set: frozenset[str] = frozenset()
 
     @property
     def keyring(self) -> CookieKeyring:
@@ -87,24 +100,59 @@ class Router:
     def directory(self) -> Directory | None:
         return self._directory
 
+    @property
+    def memory(self) -> PlacementMemory | None:
+        return self._memory
+
     def route(
-        self, identifier: Identifier | None, view: FarmView, now: float, salt: int
+        self,
+        identifier: Identifier | None,
+        view: FarmView,
+        now: float,
+        salt: int,
+        client: str | None = None,
     ) -> Decision:
-        """The decision for one connection; see the decision table in docs/routing.md."""
+        """The decision for one connection; see the decision table in docs/routing.md.
+
+        ``client`` is the client's IP address (text): new sessions of one client
+        source agree on their home. Without it, placement draws from ``salt``.
+        """
         if identifier is not None:
             placement = identifier.placement
             if placement == "home-cookie":
                 node = self._keyring.verify(identifier.value, now)
                 if node is not None:
-                    if node in view.live:
+                    if node in view.live and node not in view.rehomed:
                         return Decision(node, node == view.self_name, False, "home-cookie")
-                    return self._place(view, salt, "home-cookie-rehomed")
+                    return self._place(view, now, salt, client, "home-cookie-rehomed")
             elif placement == "hash":
                 home = self.table_for(view).lookup(f"{identifier.kind}:{identifier.value}")
                 return Decision(home, home == view.self_name, False, "hash")
             elif placement == "directory":
-                return self._from_directory(identifier, view, now, salt)
-        return self._place(view, salt, "new-session")
+                return self._from_directory(identifier, view, now, salt, client)
+        return self._place(view, now, salt, client, "new-session")
+
+    def retry(
+        self, failed: str, view: FarmView, now: float, salt: int, client: str | None = None
+    ) -> Decision | None:
+        """A new session whose home ``failed`` could not be reached, placed once more.
+
+        The candidates are ``view.strictly_placeable()`` without ``failed`` (no
+        fallback to draining nodes); None when there is none. Placed like a new
+        session (reason ``retry``), and the client's source is then held on the
+        new home, so its other new sessions follow it instead of failing too.
+        """
+        candidates = [n for n in view.strictly_placeable() if n != failed]
+        if not candidates:
+            return None
+        if client is None:
+            home = least_loaded_of_two(candidates, view.loads, salt)
+        else:
+            source = source_key(client)
+            home = least_loaded_of_two(candidates, view.loads, self._source_salt(source, now))
+            if self._memory is not None:
+                self._memory.remember(source, home, now)
+        return Decision(home, home == view.self_name, True, "retry")
 
     def table_for(self, view: FarmView) -> MaglevTable:
         """The Maglev table over ``view.weights()``, built once per distinct weight set.
@@ -135,7 +183,12 @@ class Router:
         return len(self._tables)
 
     def _from_directory(
-        self, identifier: Identifier, view: FarmView, now: float, salt: int
+        self,
+        identifier: Identifier,
+        view: FarmView,
+        now: float,
+        salt: int,
+        client: str | None,
     ) -> Decision:
         directory = self._directory
         home = None
@@ -148,14 +201,32 @@ class Router:
             )
             home = directory.lookup(key, now)
         if home is None:
-            return self._place(view, salt, "directory-miss")
-        if home in view.live:
+            return self._place(view, now, salt, client, "directory-miss")
+        if home in view.live and home not in view.rehomed:
             return Decision(home, home == view.self_name, False, "directory")
-        return self._place(view, salt, "directory-rehomed")
+        return self._place(view, now, salt, client, "directory-rehomed")
 
-    def _place(self, view: FarmView, salt: int, reason: str) -> Decision:
+    def _source_salt(self, source: str, now: float) -> int:
+        memory = self._memory
+        return source_salt(source, now, memory.hold if memory is not None else DEFAULT_HOLD)
+
+    def _place(
+        self, view: FarmView, now: float, salt: int, client: str | None, reason: str
+    ) -> Decision:
         if view is not self._placeable_view:
             self._placeable = view.placeable()  # sorted once per view, not per connection
+            self._placeable_set = frozenset(self._placeable)
             self._placeable_view = view
-        home = least_loaded_of_two(self._placeable, view.loads, salt)
+        if client is None:
+            home = least_loaded_of_two(self._placeable, view.loads, salt)
+            return Decision(home, home == view.self_name, True, reason)
+        source = source_key(client)
+        memory = self._memory
+        if memory is not None:
+            held = memory.recall(source, now)
+            if held is not None and held in self._placeable_set:
+                return Decision(held, held == view.self_name, True, reason)
+        home = least_loaded_of_two(self._placeable, view.loads, self._source_salt(source, now))
+        if memory is not None:
+            memory.remember(source, home, now)
         return Decision(home, home == view.self_name, True, reason)

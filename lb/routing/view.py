@@ -1,4 +1,5 @@
-"""The farm as the router sees it: members, which are live, their load, who drains.
+"""The farm as the router sees it: members, which are live, their load, who drains,
+whose sessions are re-homed.
 
 ``FarmView`` is an immutable snapshot the I/O layer rebuilds when membership
 (lb.cluster), load or drain state changes; ``route()`` reads it. Pure data: no
@@ -32,7 +33,10 @@ class FarmView:
     """An immutable snapshot of the farm for routing.
 
     ``live`` always contains ``self_name``; ``draining`` nodes keep their
-    sessions but take no new ones. A live name missing from ``nodes`` counts
+    sessions but take no new ones. ``rehomed`` nodes are live but neither keep
+    their sessions nor take new ones nor own hashed identifiers: a node whose
+    application stayed down past ``app_down_rehome_after`` (only ever the node
+    itself; its peers see it LEFT). A live name missing from ``nodes`` counts
     with weight 1.
     """
 
@@ -41,13 +45,31 @@ class FarmView:
     live: frozenset[str]
     loads: Mapping[str, float]
     draining: frozenset[str] = field(default_factory=frozenset)
+    rehomed: frozenset[str] = field(default_factory=frozenset)
+
+    def keeps(self, name: str) -> bool:
+        """Whether sessions homed on ``name`` stay there: live and not re-homed."""
+        return name in self.live and name not in self.rehomed
+
+    def homes(self) -> frozenset[str]:
+        """The live nodes that keep their sessions (all live nodes if every one is re-homed)."""
+        return (self.live - self.rehomed) or self.live
 
     def placeable(self) -> list[str]:
-        """Sorted live nodes that are not draining; all live nodes if every one drains."""
-        names = sorted(self.live - self.draining)
-        return names if names else sorted(self.live)
+        """Sorted nodes that take new sessions: live, not draining, not re-homed.
+
+        If there is none: the live nodes that are not re-homed, and if every live
+        node is re-homed, all live nodes (a session must go somewhere).
+        """
+        homes = self.homes()
+        names = sorted(homes - self.draining)
+        return names if names else sorted(homes)
+
+    def strictly_placeable(self) -> list[str]:
+        """Sorted live nodes that are neither draining nor re-homed; no fallback (may be empty)."""
+        return sorted(self.live - self.draining - self.rehomed)
 
     def weights(self) -> dict[str, int]:
-        """Live node name -> Maglev weight."""
+        """Node name -> Maglev weight, for every node of ``homes()``."""
         nodes = self.nodes
-        return {name: (nodes[name].weight if name in nodes else 1) for name in self.live}
+        return {name: (nodes[name].weight if name in nodes else 1) for name in self.homes()}

@@ -59,6 +59,7 @@ def test_reasons_are_the_metrics_labels() -> None:
         "directory",
         "directory-rehomed",
         "directory-miss",
+        "retry",
     )
 
 
