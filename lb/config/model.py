@@ -202,6 +202,32 @@ class Limits:
         metadata=_count(1, 100, "passed checks in a row that mark a down application up"),
     )
 
+    app_down_rehome_after: float = field(
+        default=30.0,
+        metadata=_secs(
+            86400.0,
+            "a node whose application stays down this long gives its sessions up: "
+            "they are re-homed (until then they wait for it)",
+        ),
+    )
+    placement_hold: float = field(
+        default=10.0,
+        metadata=_secs(
+            3600.0,
+            "new sessions from one client address (IPv6: /64) go to the home its first "
+            "one got for this long, so a browser's parallel connections agree",
+        ),
+    )
+    placement_entries: int = field(
+        default=16384,
+        metadata=_count(
+            0,
+            10000000,
+            "client addresses held by placement_hold per process; beyond it a new "
+            "session is placed by a hash of its address alone",
+        ),
+    )
+
     def membership_timing(self) -> Timing:
         """The failure detector's timers, derived from these limits (the only place)."""
         return Timing(
@@ -210,6 +236,7 @@ class Limits:
             dead_after=self.dead_after,
             probe_interval=self.ping_interval,
             recheck_interval=max(self.dead_after, 2 * self.ping_interval),
+            app_down_rehome_after=self.app_down_rehome_after,
         )
 
 

@@ -249,8 +249,9 @@ class Entry:
     def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
         self.head_done(client)
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        # new sessions of one client address agree on a home (docs/routing.md)
         decision = self.router.route(
-            identifier, self.peers.view, wall(), self.salt ^ client.client[1]
+            identifier, self.peers.view, wall(), self.salt ^ client.client[1], client.client[0]
         )
         self.counters[decision.reason] += 1
         if decision.local:

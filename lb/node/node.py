@@ -41,6 +41,7 @@ from lb.node.splice import Endpoint
 from lb.node.timer import RESOLUTION, Timer
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
+from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr
 from lb.wire.bus import APP_HEALTH, RELAYED, decode_app_health, encode_app_health
@@ -103,7 +104,8 @@ class Node:
         self.directory = Directory(max_entries=self.limits.directory_entries)
         self.directory_secret = directory_secret(config.secret, config.previous_secrets)
         self.directory_keys = DirectoryKeys(self.directory_secret)
-        self.router = Router(keyring, self.directory, self.directory_keys)
+        memory = PlacementMemory(self.limits.placement_entries, self.limits.placement_hold)
+        self.router = Router(keyring, self.directory, self.directory_keys, memory)
         verifier = _RouterKeyring(self)
         self.services: dict[str, Service] = {
             svc.name: build_service(svc, me, config.cookie_name, verifier)
@@ -288,7 +290,7 @@ class Node:
                 self.directory_keys = DirectoryKeys(rekey)
                 self.replication.keys = self.directory_keys
                 log.warning("directory_rekeyed", node=self.name, entries=len(self.directory))
-            self.router = Router(keyring, self.directory, self.directory_keys)
+            self.router = Router(keyring, self.directory, self.directory_keys, self.router.memory)
             self.entry.router = self.router
             self.home.keyring = keyring
             log.info("previous_secrets_reloaded", node=self.name)
@@ -311,19 +313,20 @@ class Node:
         """A local application went down (or all are up again): stop (resume) new sessions.
 
         The farm learns it like a drain (DRAINING), so every entry places new
-        sessions elsewhere; sessions homed here keep coming.
+        sessions elsewhere; sessions homed here keep coming. If it stays down for
+        app_down_rehome_after, the membership machine gives them up (LEFT, and
+        this node re-homes them too: FarmView.rehomed). A real drain goes on
+        whatever the applications do.
         """
         if self.app_unhealthy == (not healthy):
             return
         self.app_unhealthy = not healthy
-        if self.draining:
-            return  # a real drain goes on whatever the applications do
         now = self.loop.time()
         if healthy:
-            self.membership.stop_draining(now)
+            self.membership.app_up(now)
         else:
-            self.membership.start_draining(now)
-        self.peers.draining = not healthy
+            self.membership.app_down(now)
+        self.peers.draining = self.draining or self.app_unhealthy
         self.peers.run_membership()
         self.peers.refresh_view()
 

@@ -334,6 +334,18 @@ class Peers:
                     old=action.old.name.lower() if action.old is not None else None,
                     new=action.new.name.lower(),
                 )
+                if (
+                    action.node == self.name
+                    and action.new is MemberState.LEFT
+                    and self.membership.app_down_since is not None
+                ):
+                    log.warning(
+                        "app_down_rehome",
+                        node=self.name,
+                        worker=self.worker,
+                        after=self.limits.app_down_rehome_after,
+                        reason="the application stayed down: its sessions are re-homed",
+                    )
                 if action.new is MemberState.DEAD:
                     # a dead peer's flows will never finish: reset them now. A peer that
                     # LEFT is finishing its flows and closes its links itself.
@@ -379,7 +391,9 @@ class Peers:
         loads[self.name] = float(self.load())
         if self.draining:
             draining = draining | {self.name}
-        return FarmView(self.name, self.node_infos, live | {self.name}, loads, draining)
+        # this node's own sessions, once its application stayed down past the bound
+        rehomed = self.membership.rehomed_nodes(now)
+        return FarmView(self.name, self.node_infos, live | {self.name}, loads, draining, rehomed)
 
     def refresh_view(self, *, quiet: bool = False) -> None:
         old = self.view.live

@@ -44,7 +44,7 @@ class PlacementMemory:
         if (
             isinstance(hold, bool)
             or not isinstance(hold, int | float)
-            or not (0 < hold and math.isfinite(hold))
+            or not (hold > 0 and math.isfinite(hold))
         ):
             raise ValueError(f"hold must be a finite number of seconds > 0, got {hold!r}")
         self.max_entries = max_entries

@@ -24,11 +24,11 @@ _SOURCE_PREFIX = b"lb-source\x00"
 def source_salt(source: str, now: float, window: float) -> int:
     """The placement salt of a client source in the window of ``window`` seconds at ``now``.
 
-    ``stable_hash64(b"lb-source\\x00" + source (UTF-8) + b"\\x00" + decimal(floor(now / window)))``.
-    The same source gets the same salt, on every node and worker, for ``window``
-    seconds; the next window draws a new pair, so one address (many users behind
-    a NAT) does not stay on one pair of nodes for ever. A ``now`` that is not
-    finite counts as window 0.
+    ``stable_hash64(b"lb-source\\x00" + source + b"\\x00" + decimal(floor(now / window)))``,
+    the source in UTF-8. The same source gets the same salt, on every node and
+    worker, for ``window`` seconds; the next window draws a new pair, so one
+    address (many users behind a NAT) does not stay on one pair of nodes for
+    ever. A ``now`` that is not finite counts as window 0.
     """
     if not window > 0:
         raise ValueError(f"window must be > 0 seconds, got {window!r}")
