@@ -375,7 +375,7 @@ class Membership:
         """
         since = self._app_down_since
         if since is not None and (
-            self._app_gone or now - since >= self._timing.app_down_rehome_after
+            self._app_gone or now >= since + self._timing.app_down_rehome_after
         ):
             return frozenset((self._name,))
         return frozenset()
@@ -450,7 +450,7 @@ class Membership:
             for nonce in [n for n, p in self._pending.items() if p.sent < limit]:
                 del self._pending[nonce]
         since = self._app_down_since
-        if since is not None and not self._app_gone and now - since >= t.app_down_rehome_after:
+        if since is not None and not self._app_gone and now >= since + t.app_down_rehome_after:
             self._app_gone = True
             self._update_mode()
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lb.routing.placement import least_loaded_of_two, pick_two
+from lb.routing.maglev import stable_hash64
+from lb.routing.placement import least_loaded_of_two, pick_two, source_salt
 
 SALTS = range(3000)
 
@@ -101,3 +102,41 @@ def test_deterministic_and_never_the_strictly_most_loaded(
     top = max(loads.values())
     if sum(1 for v in loads.values() if v == top) == 1:
         assert loads[winner] < top
+
+
+# --- source_salt: the salt of a client's placements ------------------------------------------
+
+
+def test_source_salt_is_the_documented_hash() -> None:
+    # docs/routing.md: stable_hash64(b"lb-source\x00" + source + b"\x00" + decimal(window));
+    # written down once: a change means nodes of mixed versions would place differently
+    data = b"lb-source\x00192.0.2.1\x00170000000"
+    assert source_salt("192.0.2.1", 1_700_000_000.0, 10.0) == stable_hash64(data)
+    assert source_salt("192.0.2.1", 1_700_000_000.0, 10.0) == 17807862189323528469
+
+
+def test_source_salt_changes_with_the_window_and_the_source_only() -> None:
+    salt = source_salt("10.0.0.1", 100.0, 10.0)
+    assert source_salt("10.0.0.1", 109.999, 10.0) == salt
+    assert source_salt("10.0.0.1", 110.0, 10.0) != salt
+    assert source_salt("10.0.0.1", 99.999, 10.0) != salt
+    assert source_salt("10.0.0.2", 100.0, 10.0) != salt
+    assert source_salt("10.0.0.1", -5.0, 10.0) == source_salt("10.0.0.1", -0.5, 10.0)
+
+
+def test_source_salt_of_a_non_finite_time_is_window_zero() -> None:
+    zero = source_salt("a", 0.0, 10.0)
+    for now in (float("nan"), float("inf"), float("-inf")):
+        assert source_salt("a", now, 10.0) == zero
+    with pytest.raises(ValueError):
+        source_salt("a", 0.0, 0.0)
+    assert source_salt("\udcff", 0.0, 1.0) == source_salt("\udcff", 0.5, 1.0)  # lone surrogate
+
+
+@given(source=st.text(max_size=50), now=st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=200)
+def test_source_salt_feeds_pick_two(source: str, now: float) -> None:
+    salt = source_salt(source, now, 10.0)
+    assert 0 <= salt < 2**64
+    i, j = pick_two(4, salt)
+    assert i != j

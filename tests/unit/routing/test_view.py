@@ -53,3 +53,38 @@ def test_weights_of_live_nodes_only() -> None:
     assert view({"a", "b"}, {"b"}).weights() == {"a": 1, "b": 2}  # draining still hashes
     v = FarmView("a", NODES, frozenset({"a", "zz"}), {})
     assert v.weights() == {"a": 1, "zz": 1}
+
+
+# --- re-homed nodes ---------------------------------------------------------------------
+
+
+def rview(live: set[str], draining: set[str], rehomed: set[str]) -> FarmView:
+    return FarmView("a", NODES, frozenset(live), {}, frozenset(draining), frozenset(rehomed))
+
+
+def test_default_rehomed_is_empty() -> None:
+    v = view({"a", "b"})
+    assert v.rehomed == frozenset()
+    assert v.keeps("a") and v.keeps("b") and not v.keeps("c")
+
+
+def test_a_rehomed_node_keeps_nothing_takes_nothing_and_owns_no_hash() -> None:
+    v = rview({"a", "b", "c"}, {"a"}, {"a"})
+    assert not v.keeps("a") and v.keeps("b")
+    assert v.homes() == {"b", "c"}
+    assert v.placeable() == ["b", "c"]
+    assert v.strictly_placeable() == ["b", "c"]
+    assert v.weights() == {"b": 2, "c": 3}
+
+
+def test_rehomed_beats_the_all_draining_fallback() -> None:
+    v = rview({"a", "b"}, {"a", "b"}, {"a"})
+    assert v.placeable() == ["b"]  # every node drains: the one that keeps sessions
+    assert v.strictly_placeable() == []
+
+
+def test_every_node_rehomed_still_leaves_somewhere_to_go() -> None:
+    v = rview({"a", "b"}, {"a", "b"}, {"a", "b"})
+    assert v.homes() == {"a", "b"}
+    assert v.placeable() == ["a", "b"]
+    assert v.weights() == {"a": 1, "b": 2}
