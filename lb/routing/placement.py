@@ -15,7 +15,19 @@ from collections.abc import Mapping, Sequence
 
 from lb.routing.maglev import stable_hash64
 
-__all__ = ["least_loaded_of_two", "pick_two", "source_salt"]
+__all__ = [
+    "SOURCE_SLACK",
+    "SOURCE_SLACK_SHARE",
+    "least_loaded_of_two",
+    "least_loaded_of_two_with_slack",
+    "pick_two",
+    "source_salt",
+]
+
+SOURCE_SLACK = 8.0
+"""Sessions by which the second candidate of a client's pair must be less loaded to win."""
+SOURCE_SLACK_SHARE = 0.25
+"""... or this share of the first candidate's load, whichever is more."""
 
 _SALT_PREFIX = b"lb-p2c\x00"
 _SOURCE_PREFIX = b"lb-source\x00"
@@ -76,3 +88,31 @@ def least_loaded_of_two(candidates: Sequence[str], loads: Mapping[str, float], s
     a, b = candidates[i], candidates[j]
     la, lb = _load(loads, a), _load(loads, b)
     return b if lb < la else a
+
+
+def least_loaded_of_two_with_slack(
+    candidates: Sequence[str],
+    loads: Mapping[str, float],
+    salt: int,
+    slack: float = SOURCE_SLACK,
+    share: float = SOURCE_SLACK_SHARE,
+) -> str:
+    """Like ``least_loaded_of_two``, but the second drawn candidate wins only when it is
+    less loaded by more than ``max(slack, share * load of the first)``.
+
+    For placements by a client's source: worker processes and entry nodes see
+    loads that differ a little (each hears them at its own time), and the
+    margin keeps them agreeing on a client's home while a clearly less loaded
+    node still wins its pair. A NaN load counts as infinite: a candidate with
+    an infinite load loses to any finite one.
+    """
+    if not candidates:
+        raise ValueError("no candidate node to place a session on")
+    if len(candidates) == 1:
+        return candidates[0]
+    i, j = pick_two(len(candidates), salt)
+    a, b = candidates[i], candidates[j]
+    la, lb = _load(loads, a), _load(loads, b)
+    if math.isinf(la):
+        return b if lb < la else a
+    return b if lb < la - max(slack, share * la) else a

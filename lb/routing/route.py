@@ -9,6 +9,7 @@ the clock or draw random numbers (``salt`` stands in for randomness).
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +18,11 @@ from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, source_key
 from lb.routing.maglev import MaglevTable
 from lb.routing.memory import DEFAULT_HOLD, PlacementMemory
-from lb.routing.placement import least_loaded_of_two, source_salt
+from lb.routing.placement import (
+    least_loaded_of_two,
+    least_loaded_of_two_with_slack,
+    source_salt,
+)
 
 if TYPE_CHECKING:
     from lb.extract.api import Identifier
@@ -36,6 +41,9 @@ REASONS: tuple[str, ...] = (
     "retry",
 )
 MAX_CACHED_TABLES = 4
+
+# A client's address -> its source (parsing an address costs more than the placement)
+_source_of = functools.lru_cache(maxsize=4096)(source_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +156,9 @@ class Router:
         if client is None:
             home = least_loaded_of_two(candidates, view.loads, salt)
         else:
-            source = source_key(client)
-            home = least_loaded_of_two(candidates, view.loads, self._source_salt(source, now))
+            source = _source_of(client)
+            salt = self._source_salt(source, now)
+            home = least_loaded_of_two_with_slack(candidates, view.loads, salt)
             if self._memory is not None:
                 self._memory.remember(source, home, now)
         return Decision(home, home == view.self_name, True, "retry")
@@ -220,13 +229,14 @@ class Router:
         if client is None:
             home = least_loaded_of_two(self._placeable, view.loads, salt)
             return Decision(home, home == view.self_name, True, reason)
-        source = source_key(client)
+        source = _source_of(client)
         memory = self._memory
         if memory is not None:
             held = memory.recall(source, now)
             if held is not None and held in self._placeable_set:
                 return Decision(held, held == view.self_name, True, reason)
-        home = least_loaded_of_two(self._placeable, view.loads, self._source_salt(source, now))
+        salt = self._source_salt(source, now)
+        home = least_loaded_of_two_with_slack(self._placeable, view.loads, salt)
         if memory is not None:
             memory.remember(source, home, now)
         return Decision(home, home == view.self_name, True, reason)

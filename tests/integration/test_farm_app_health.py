@@ -10,6 +10,7 @@ checks later, the node takes new sessions again.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 from collections.abc import Callable
 
@@ -23,9 +24,11 @@ pytestmark = pytest.mark.integration
 LIMITS = {"health_interval": 0.3, "health_fall": 2, "health_rise": 2}
 
 
-def new_session(farm: Farm, entry: str) -> tuple[int, str | None]:
-    """A request without a cookie: (status, the node that answered)."""
-    conn = http.client.HTTPConnection(*farm.addr(entry), timeout=10)
+def new_session(farm: Farm, entry: str, source: str) -> tuple[int, str | None]:
+    """A request without a cookie from client address `source`: (status, the node that
+    answered). New sessions of one address share a home for placement_hold, so every
+    call that stands for another client uses its own loopback address."""
+    conn = http.client.HTTPConnection(*farm.addr(entry), timeout=10, source_address=(source, 0))
     try:
         conn.request("GET", "/new")
         resp = conn.getresponse()
@@ -55,7 +58,9 @@ def test_an_application_down_takes_its_node_out_of_placement(
         timeout=5.0,
         what="a and c see b taking no new sessions",
     )
-    answers = [new_session(farm, entry) for entry in ("a", "b", "c") * 10]
+    answers = [
+        new_session(farm, entry, f"127.0.1.{i + 1}") for i, entry in enumerate(("a", "b", "c") * 10)
+    ]
     assert all(status == 200 for status, _ in answers), answers
     assert "b" not in {node for _, node in answers}, answers
     if workers == 1:
@@ -74,8 +79,9 @@ def test_an_application_down_takes_its_node_out_of_placement(
         timeout=5.0,
         what="b logs its application up again",
     )
+    sources = (f"127.0.2.{i}" for i in itertools.count(1))
     eventually(
-        lambda: "b" in {new_session(farm, entry)[1] for entry in ("a", "c") * 10},
+        lambda: "b" in {new_session(farm, entry, next(sources))[1] for entry in ("a", "c") * 10},
         timeout=10.0,
         what="b takes new sessions again",
     )

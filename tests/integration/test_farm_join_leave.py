@@ -22,10 +22,12 @@ from tests.support.wait import eventually
 pytestmark = pytest.mark.integration
 
 
-def get(farm: Farm, entry: str, cookie: str | None = None) -> tuple[str, bool]:
-    """(answering node, whether a fresh home cookie was set)."""
+def get(
+    farm: Farm, entry: str, cookie: str | None = None, source: str = "127.0.0.1"
+) -> tuple[str, bool]:
+    """(answering node, whether a fresh home cookie was set), from client address `source`."""
     host, port = farm.addr(entry)
-    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn = http.client.HTTPConnection(host, port, timeout=10, source_address=(source, 0))
     try:
         conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
         resp = conn.getresponse()
@@ -84,8 +86,12 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
                 retry_on=(OSError,),
             )
         assert any(e.get("joined") == ["c"] for e in farm.events("a", "farm_reloaded"))
-        # c takes new sessions: placement spreads fresh sessions over all three nodes
-        placed = {get(farm, entry)[0] for entry in ("a", "b") * 30}
+        # c takes new sessions: placement spreads fresh sessions (of 60 client addresses;
+        # one address keeps its home for placement_hold) over all three nodes
+        placed = {
+            get(farm, entry, source=f"127.0.1.{i + 1}")[0]
+            for i, entry in enumerate(("a", "b") * 30)
+        }
         assert "c" in placed, placed
         # c leaves: out of the file, drained with SIGTERM, the others re-read the file
         write_config(farm, ("a", "b"))

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lb.routing.maglev import stable_hash64
-from lb.routing.placement import least_loaded_of_two, pick_two, source_salt
+from lb.routing.placement import (
+    SOURCE_SLACK,
+    SOURCE_SLACK_SHARE,
+    least_loaded_of_two,
+    least_loaded_of_two_with_slack,
+    pick_two,
+    source_salt,
+)
 
 SALTS = range(3000)
 
@@ -140,3 +147,59 @@ def test_source_salt_feeds_pick_two(source: str, now: float) -> None:
     assert 0 <= salt < 2**64
     i, j = pick_two(4, salt)
     assert i != j
+
+
+# --- least_loaded_of_two_with_slack: a client's pair ---------------------------------------
+
+
+def test_slack_defaults() -> None:
+    assert (SOURCE_SLACK, SOURCE_SLACK_SHARE) == (8.0, 0.25)
+
+
+def test_with_slack_the_second_wins_only_by_more_than_the_margin() -> None:
+    for salt in SALTS[:300]:
+        i, j = pick_two(2, salt)
+        first, second = ["a", "b"][i], ["a", "b"][j]
+        # within the absolute slack: the first drawn stays
+        assert least_loaded_of_two_with_slack(["a", "b"], {first: 8.0, second: 0.0}, salt) == first
+        # beyond it: the second wins
+        assert least_loaded_of_two_with_slack(["a", "b"], {first: 8.5, second: 0.0}, salt) == second
+        # the relative slack rules large loads: 25% of 1000
+        loads = {first: 1000.0, second: 760.0}
+        assert least_loaded_of_two_with_slack(["a", "b"], loads, salt) == first
+        loads = {first: 1000.0, second: 740.0}
+        assert least_loaded_of_two_with_slack(["a", "b"], loads, salt) == second
+        # never the more loaded
+        assert least_loaded_of_two_with_slack(["a", "b"], {first: 0.0, second: 99.0}, salt) == first
+
+
+def test_with_slack_nan_and_infinite_loads_lose() -> None:
+    nan = float("nan")
+    for salt in range(100):
+        assert least_loaded_of_two_with_slack(["a", "b"], {"a": nan, "b": 1e12}, salt) == "b"
+        assert least_loaded_of_two_with_slack(["a", "b"], {"b": float("inf")}, salt) == "a"
+    both = {least_loaded_of_two_with_slack(["a", "b"], {"a": nan, "b": nan}, s) for s in range(50)}
+    assert both == {"a", "b"}  # a tie of two unusable loads: the first drawn, as without slack
+
+
+def test_with_slack_edge_cases() -> None:
+    with pytest.raises(ValueError):
+        least_loaded_of_two_with_slack([], {}, 1)
+    assert least_loaded_of_two_with_slack(["x"], {"x": 1e9}, 1) == "x"
+
+
+@given(
+    loads=st.dictionaries(st.sampled_from("abcdef"), st.floats(0, 1e6, allow_nan=False)),
+    salt=st.integers(),
+)
+@settings(max_examples=200)
+def test_with_slack_spends_at_most_the_margin(loads: dict[str, float], salt: int) -> None:
+    names = list("abcdef")
+    won = least_loaded_of_two_with_slack(names, loads, salt)
+    i, j = pick_two(len(names), salt)
+    a, b = names[i], names[j]
+    assert won in (a, b)
+    other = b if won == a else a
+    la, lo = loads.get(won, 0.0), loads.get(other, 0.0)
+    margin = max(SOURCE_SLACK, SOURCE_SLACK_SHARE * loads.get(a, 0.0))
+    assert la <= lo + margin  # the winner is never more loaded than the other by more

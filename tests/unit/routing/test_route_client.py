@@ -14,7 +14,7 @@ from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory
 from lb.routing.maglev import MaglevTable
 from lb.routing.memory import PlacementMemory
-from lb.routing.placement import least_loaded_of_two, source_salt
+from lb.routing.placement import least_loaded_of_two_with_slack, source_salt
 from lb.routing.route import REASONS, Decision, Router
 from lb.routing.view import FarmView, NodeInfo
 
@@ -88,14 +88,30 @@ def test_clients_spread_over_the_farm() -> None:
     assert all(150 < n < 350 for n in homes.values()), homes
 
 
-def test_the_placement_of_a_client_follows_least_loaded_of_two_with_its_source_salt() -> None:
-    view = make_view(loads={"n1": 0.5, "n2": 0.1, "n3": 0.9, "n4": 0.4})
+def test_the_placement_of_a_client_is_the_pair_of_its_source_salt_with_slack() -> None:
+    view = make_view(loads={"n1": 50.0, "n2": 10.0, "n3": 900.0, "n4": 45.0})
     r = Router(KEYRING)  # no memory: the rule alone
-    for i in range(100):
+    homes = Counter()
+    for i in range(200):
         client = f"192.0.2.{i}"
-        expected = least_loaded_of_two(view.placeable(), view.loads, source_salt(client, NOW, HOLD))
-        assert r.route(None, view, NOW, i, client).home == expected
-        assert r.route(None, view, NOW, i, client).home != "n3"  # the most loaded never wins
+        salt = source_salt(client, NOW, HOLD)
+        expected = least_loaded_of_two_with_slack(view.placeable(), view.loads, salt)
+        d = r.route(None, view, NOW, i, client)
+        assert d.home == expected
+        homes[d.home] += 1
+    assert "n3" not in homes  # far the most loaded: it never wins a pair
+    assert homes["n2"] > homes["n1"]  # clearly less loaded: wins its pairs with n1 and n4
+
+
+def test_processes_whose_loads_differ_a_little_still_agree() -> None:
+    # two workers (or entries) heard the loads at different moments of a burst
+    one = make_view(loads={"n1": 3.0, "n2": 0.0, "n3": 120.0, "n4": 100.0})
+    other = make_view(loads={"n1": 0.0, "n2": 6.0, "n3": 100.0, "n4": 115.0})
+    for i in range(300):
+        client = f"198.18.{i // 200}.{i % 200}"
+        assert Router(KEYRING).route(None, one, NOW, 1, client).home == (
+            Router(KEYRING).route(None, other, NOW, 2, client).home
+        )
 
 
 def test_an_ipv6_client_is_its_64() -> None:
