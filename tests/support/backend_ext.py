@@ -28,8 +28,9 @@ HTTP endpoints, besides backend.py's (every response carries ``X-Node`` and ``X-
 - ``GET /stats``       JSON counters of this process: connections, requests,
   ``closed_after_n``, ``closed_idle``
 - ``POST`` with ``Expect: 100-continue``: an interim ``100 Continue`` before reading the body
-- ``Upgrade: websocket`` on any path: 101 (with ``X-Node``), then every frame is echoed back
-  unmasked (ping -> pong, close -> close and end)
+- ``Upgrade: websocket`` on any path: 101 (with ``X-Node``), a first text message
+  ``node=<name>``, then every frame is echoed back unmasked (ping -> pong, close -> close
+  and end)
 - any other ``GET``/``HEAD``: backend.py's session JSON ``{"node", "path", "session_hits"}``,
   the session being the app cookie ``sid``
 """
@@ -233,6 +234,8 @@ class ExtBackend(HttpBackend):
         fields = ["Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Accept: {accept}"]
         lines = ["HTTP/1.1 101 Switching Protocols", f"X-Node: {self.node}", *fields]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        greeting = f"node={self.node}".encode()
+        writer.write(bytes([0x81]) + _ws_length(len(greeting)) + greeting)
         await writer.drain()
         while True:
             b0, b1 = await reader.readexactly(2)
