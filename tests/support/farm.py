@@ -152,6 +152,10 @@ class Farm:
     workers: int = 1
     #: "mtls" (lb's default: certificates from `lb certs` in workdir/certs) or "plaintext"
     link_security: str = "mtls"
+    #: the application script started per node and service (same command line as backend.py)
+    backend: Path = BACKEND
+    #: extra command-line options for every backend (e.g. backend_ext.py's --close-after)
+    backend_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +271,7 @@ class Farm:
             popen = _spawn(
                 [
                     sys.executable,
-                    str(BACKEND),
+                    str(self.backend),
                     "--node",
                     node,
                     "--port",
@@ -277,6 +281,7 @@ class Farm:
                     "--mode",
                     mode,
                     *tls_args,
+                    *self.backend_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
