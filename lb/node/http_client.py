@@ -672,6 +672,11 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.close(clean=True)
         self._end_local()
+        if self.state in (ROUTED, EXCHANGE) and not self.resp_sent:
+            # the home or its application stayed silent: say so, as a gateway does
+            self.entry.count("http_504")
+            self._finish(504)
+            return
         self._close(clean=True)
 
     def abort(self) -> None:
