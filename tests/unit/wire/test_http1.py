@@ -181,7 +181,7 @@ def frame_all(kind: int, length: int, data: bytes, cuts: list[int]) -> tuple[int
     """Feed `data` split at `cuts`; return where the body ended (absolute) and done."""
     framer = http1.BodyFramer(kind, length)
     pos = 0
-    bounds = sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]
+    bounds = [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
     for bound in bounds:
         piece = data[pos:bound]
         end = framer.feed(piece, 0)
@@ -248,7 +248,7 @@ def test_framer_never_reads_past_the_input_and_fails_typed(data: bytes, cuts: li
     framer = http1.BodyFramer(http1.CHUNKED, max_trailer=128)
     pos = 0
     try:
-        for bound in sorted({c for c in cuts if 0 < c < len(data)}) + [len(data)]:
+        for bound in [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]:
             piece = data[pos:bound]
             end = framer.feed(piece, 0)
             assert 0 <= end <= len(piece)
