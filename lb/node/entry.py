@@ -382,16 +382,35 @@ class Entry:
         return raw
 
     def response_head(
-        self, client: HttpClient, head: http1.ResponseHead, raw: bytes, decision: Decision
-    ) -> bytes:
-        """The response head as it goes to the client: the home cookie of a new session."""
-        if head.connection_header and client.keep_alive and head.status != 101:
-            raw = http1.without_connection_headers(raw)
-        if self.draining and client.keep_alive and head.status != 101:
-            client.keep_alive = False
-            raw = http1.with_header(raw, b"Connection: close\r\n")
+        self,
+        client: HttpClient,
+        head: http1.ResponseHead,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        decision: Decision,
+    ) -> bytes | None:
+        """The response head `buf[start:end]` as it goes to the client, or None when it
+        goes unchanged: the home cookie of a new session, and the client side's own
+        Connection header (RFC 9112 9.6: a connection about to be closed says
+        `Connection: close`; an application's close is not the client's)."""
+        raw: bytes | None = None
+        if head.status != 101:
+            if self.draining:
+                client.keep_alive = False
+            if client.keep_alive:
+                if head.close:  # the application closes its side, not the client's
+                    raw = http1.without_connection_headers(bytes(buf[start:end]))
+                    if head.minor == 0:
+                        raw = http1.with_header(raw, b"Connection: keep-alive\r\n")
+            elif not head.close:
+                raw = bytes(buf[start:end])
+                if head.connection_header:
+                    raw = http1.without_connection_headers(raw)
+                raw = http1.with_header(raw, b"Connection: close\r\n")
         if decision.new_session:
-            raw = http1.with_header(raw, self.home.set_cookie_line(client.service, decision.home))
+            line = self.home.set_cookie_line(client.service, decision.home)
+            raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
         return raw
 
     def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None:

@@ -35,7 +35,13 @@ from lb.node.upstream import Upstream
 from lb.routing.route import Decision
 from lb.wire import http1
 from lb.wire.frames import ResetReason
-from lb.wire.http import RequestHead, RequestHeadScanner, error_response, parse_set_cookie
+from lb.wire.http import (
+    RequestHead,
+    RequestHeadScanner,
+    error_response,
+    parse_request_head,
+    parse_set_cookie,
+)
 
 
 class HttpEntrySide(Protocol):
@@ -66,8 +72,14 @@ class HttpEntrySide(Protocol):
     def request_head(self, client: HttpClient, head: RequestHead) -> bytes: ...
 
     def response_head(
-        self, client: HttpClient, head: http1.ResponseHead, raw: bytes, decision: Decision
-    ) -> bytes: ...
+        self,
+        client: HttpClient,
+        head: http1.ResponseHead,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        decision: Decision,
+    ) -> bytes | None: ...
 
     def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None: ...
 
@@ -102,6 +114,7 @@ class HttpClient(asyncio.Protocol):
         "entry",
         "eof_in",
         "head",
+        "head_timed",
         "identifier",
         "idle_ticks",
         "keep_alive",
@@ -138,6 +151,7 @@ class HttpClient(asyncio.Protocol):
         self.buf = bytearray()  # client bytes not yet sent on: a head, or pipelined requests
         self.scanner: RequestHeadScanner | None = None
         self.head: RequestHead | None = None
+        self.head_timed = False  # the head deadline is armed
         self.identifier: Identifier | None = None
         self.decision: Decision | None = None
         self.upstream: Upstream | None = None
@@ -176,8 +190,7 @@ class HttpClient(asyncio.Protocol):
             self.transport.write(error_response(503))
             self.transport.close()
             return
-        self.scanner = RequestHeadScanner(self.entry.head_bytes)
-        self.entry.head_started(self)
+        self._start_head_deadline()  # the first request: head_timeout from accept on
 
     def data_received(self, data: bytes) -> None:
         self.active = True
@@ -239,31 +252,45 @@ class HttpClient(asyncio.Protocol):
     # -- reading a request head ----------------------------------------------------------
     def _read_head(self) -> None:
         entry = self.entry
-        if self.head is None:
+        head = self.head
+        if head is None:
             scanner = self.scanner
-            if scanner is None:
-                scanner = self.scanner = RequestHeadScanner(entry.head_bytes)
-                entry.head_started(self)
             try:
-                head = scanner.scan(self.buf)
+                if scanner is None:
+                    # the usual case: a whole head in one read, parsed in one pass
+                    head = parse_request_head(self.buf, entry.head_bytes)
+                    if head is None:
+                        # a head in pieces: resume where each read stopped, under a deadline
+                        scanner = self.scanner = RequestHeadScanner(entry.head_bytes)
+                        scanner.scan(self.buf)
+                        self._start_head_deadline()
+                        return
+                else:
+                    head = scanner.scan(self.buf)
+                    if head is None:
+                        return
             except HttpError as exc:
                 entry.count(f"http_{exc.status}")
                 self._finish(exc.status)
                 return
-            if head is None:
-                return
             self.head = head
-        head = self.head
         seen = Seen(bytes(self.buf), self.eof_in, self.client, head, wall())
         result = run_chain(self.service.chain, seen, entry.extractor_failed)
         if result is Verdict.NEED_MORE:
             if len(self.buf) < entry.head_bytes and not self.eof_in:
-                return  # an extractor reads the body: wait for it, bounded by head_timeout
+                self._start_head_deadline()  # an extractor reads the body: wait, bounded
+                return
             result = Verdict.NO_MATCH
         self._route(result if isinstance(result, Identifier) else None)
 
+    def _start_head_deadline(self) -> None:
+        if not self.head_timed:
+            self.head_timed = True
+            self.entry.head_started(self)
+
     def head_timed_out(self) -> None:
         """The entry's sweep: the head did not arrive within head_timeout."""
+        self.head_timed = False  # the deadline fired: it is no longer armed
         if self.state != HEAD or self.closed:
             return
         if self.head is not None:
@@ -276,7 +303,9 @@ class HttpClient(asyncio.Protocol):
         head = self.head
         assert head is not None
         entry = self.entry
-        entry.head_done(self)
+        if self.head_timed:
+            self.head_timed = False
+            entry.head_done(self)
         try:
             kind, length = http1.request_body(head)
         except HttpError as exc:
@@ -433,7 +462,21 @@ class HttpClient(asyncio.Protocol):
             self.upstream_reusable = False
         if head.set_cookies and self.service.learn_cookies:
             self._learn(head.set_cookies, decision.home)
-        out = entry.response_head(self, head, bytes(buf[pos:end]), decision)
+        if kind == http1.UNTIL_CLOSE or not self.req_done:
+            self.keep_alive = False  # the client learns the end of it from our close
+        changed = entry.response_head(self, head, buf, pos, end, decision)
+        if kind == http1.LENGTH and end + length <= len(buf):
+            # the usual case: the whole response in this read, sent in one write
+            stop = end + length
+            if changed is None and pos == 0 and stop == len(buf):
+                self._to_client(buf if isinstance(buf, bytes) else bytes(buf))
+            else:
+                self._to_client((changed or bytes(buf[pos:end])) + bytes(buf[end:stop]))
+            if stop < len(buf):
+                self.upstream_reusable = False  # bytes after the response: not HTTP we know
+            self._response_done()
+            return
+        out = changed if changed is not None else bytes(buf[pos:end])
         rest = buf[end:]
         if kind == http1.TUNNEL:
             self._to_client(out + bytes(rest))
@@ -441,7 +484,6 @@ class HttpClient(asyncio.Protocol):
             return
         if kind == http1.UNTIL_CLOSE:
             self.rstate = R_UNTIL_CLOSE
-            self.keep_alive = False
             self.upstream_reusable = False
             self._to_client(out + bytes(rest))
             return

@@ -56,7 +56,10 @@ MAX_CHUNK_LINE = 4096
 _MAX_HEADER_LINES = 200
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_CTL_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps only
+# the control bytes of a head, so CR/LF pairing and forbidden bytes are one check
+_NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_HEADER_BLOCK = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 
@@ -133,11 +136,25 @@ def _bad_response(reason: str) -> HttpError:
     return HttpError(502, f"bad response from the application: {reason}")
 
 
+def _values(raw: bytes, lower: bytes, name: bytes) -> list[bytes]:
+    """Values of every header line called `name` (lower-case, with CRLF before and ':')."""
+    found = []
+    pos = lower.find(name)
+    while pos >= 0:
+        begin = pos + len(name)
+        stop = raw.find(b"\r\n", begin)
+        found.append(raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t"))
+        pos = lower.find(name, begin)
+    return found
+
+
 def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
     """The response head at ``buf[start:]``: None while incomplete; HttpError(502) if bad.
 
     Bounded: a head not ended within ``max_bytes`` bytes is refused, and
-    nothing after the head is looked at.
+    nothing after the head is looked at. Checked: the status line, CRLF line
+    ends, no control bytes, every header line a token name and ':', at most
+    200 lines, and unambiguous framing (Content-Length, Transfer-Encoding).
     """
     stop = min(len(buf), start + max_bytes)
     end = buf.find(b"\r\n\r\n", start, stop)
@@ -148,40 +165,33 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
             raise _bad_response("not an HTTP/1.x status line")
         return None
     raw = bytes(buf[start:end])
-    if _CTL_IN_HEAD.search(raw) is not None:
-        raise _bad_response("control byte in head")
-    lines = raw.split(b"\r\n")
-    if len(lines) > _MAX_HEADER_LINES:
+    pairs = raw.count(b"\r\n")
+    # only CR, LF and forbidden control bytes survive: all of them must be CRLF pairs
+    if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
+        raise _bad_response("control byte, bare CR or bare LF in head")
+    if pairs >= _MAX_HEADER_LINES:
         raise _bad_response("too many header lines")
-    match = _STATUS_LINE.fullmatch(lines[0])
+    eol = raw.find(b"\r\n")
+    if eol < 0:
+        eol = len(raw)
+    match = _STATUS_LINE.fullmatch(raw, 0, eol)
     if match is None:
         raise _bad_response("malformed status line")
+    if _HEADER_BLOCK.fullmatch(raw, eol) is None:
+        raise _bad_response("malformed header line")
     head = ResponseHead(int(match.group(2)), int(match.group(1)), end + 4 - start)
-    lengths: set[bytes] = set()
-    for line in lines[1:]:
-        colon = line.find(b":")
-        if colon <= 0 or b"\n" in line or b"\r" in line:
-            raise _bad_response("malformed header line")
-        name = line[:colon].lower()
-        if name[-1:] in (b" ", b"\t"):
-            raise _bad_response("whitespace before ':'")
-        size = len(name)
-        if size == 14 and name == b"content-length":
-            lengths.update(part.strip(b" \t") for part in line[colon + 1 :].split(b","))
-        elif size == 17 and name == b"transfer-encoding":
-            codings = _tokens(line[colon + 1 :].decode("latin-1"))
-            head.chunked = bool(codings) and codings[-1] == "chunked"
-            head.other_coding = not head.chunked
-        elif size == 10 and name == b"connection":
-            head.connection_header = True
-            tokens = _tokens(line[colon + 1 :].decode("latin-1"))
-            head.close = head.close or "close" in tokens
-            head.keep_alive = head.keep_alive or "keep-alive" in tokens
-        elif size == 10 and name == b"set-cookie":
-            head.set_cookies.append(line[colon + 1 :].strip(b" \t").decode("latin-1"))
-        elif (size == 10 and name == b"keep-alive") or (size == 16 and name == b"proxy-connection"):
-            head.connection_header = True
-    if lengths:
+    lower = raw.lower()
+    if b"\r\ntransfer-encoding:" in lower:
+        values = _values(raw, lower, b"\r\ntransfer-encoding:")
+        codings = _tokens(values[-1].decode("latin-1"))
+        head.chunked = bool(codings) and codings[-1] == "chunked"
+        head.other_coding = not head.chunked
+    if b"\r\ncontent-length:" in lower:
+        lengths = {
+            part.strip(b" \t")
+            for value in _values(raw, lower, b"\r\ncontent-length:")
+            for part in value.split(b",")
+        }
         if head.chunked or head.other_coding:
             raise _bad_response("both Content-Length and Transfer-Encoding")
         if len(lengths) != 1:
@@ -190,6 +200,16 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
         if not (value.isdigit() and len(value) <= 18):
             raise _bad_response("invalid Content-Length")
         head.content_length = int(value)
+    if b"\r\nconnection:" in lower:
+        head.connection_header = True
+        for value in _values(raw, lower, b"\r\nconnection:"):
+            tokens = _tokens(value.decode("latin-1"))
+            head.close = head.close or "close" in tokens
+            head.keep_alive = head.keep_alive or "keep-alive" in tokens
+    if b"\r\nkeep-alive:" in lower or b"\r\nproxy-connection:" in lower:
+        head.connection_header = True
+    if b"\r\nset-cookie:" in lower:
+        head.set_cookies = [v.decode("latin-1") for v in _values(raw, lower, b"\r\nset-cookie:")]
     return head
 
 
