@@ -139,7 +139,15 @@ class Limits:
     )
     idle_timeout: float = field(
         default=300.0,
-        metadata=_secs(86400.0, "a spliced connection silent both ways this long is closed"),
+        metadata=_secs(86400.0, "a client connection silent both ways this long is closed (FIN)"),
+    )
+    pool_idle_timeout: float = field(
+        default=10.0,
+        metadata=_secs(
+            3600.0,
+            "an idle pooled connection to an application (or flow to a home) is closed; "
+            "keep it below the application's keep-alive timeout",
+        ),
     )
     max_flows: int = field(
         default=10000,

@@ -19,6 +19,9 @@ from lb.clock import Monotonic
 from lb.node.service import Service
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
+from lb.node.upstream import LocalUpstream
+
+AppProtocol = AppEndpoint | LocalUpstream  # a splice end, or a pooled HTTP upstream
 
 
 class AppConnector:
@@ -54,7 +57,7 @@ class AppConnector:
             task.cancel()
         return self.running.next_deadline()
 
-    async def connect_app(self, app: AppEndpoint, service: Service) -> None:
+    async def connect_app(self, app: AppProtocol, service: Service) -> None:
         """Connect `service`'s application to `app`; TimeoutError past the deadline."""
         try:
             await self._connect(app, service)
@@ -63,7 +66,7 @@ class AppConnector:
             raise
         self.report(service.name, True)
 
-    async def _connect(self, app: AppEndpoint, service: Service) -> None:
+    async def _connect(self, app: AppProtocol, service: Service) -> None:
         target = service.app
         try:
             await self.loop.create_connection(
@@ -78,7 +81,8 @@ class AppConnector:
             if task is not None and task in self.timed_out:
                 task.uncancel()
                 if app.transport is not None:  # connected just as the deadline cancelled it
-                    app.peer = None
+                    if isinstance(app, AppEndpoint):
+                        app.peer = None
                     app.transport.close()
                 raise TimeoutError(
                     f"no connection to {target} within the connect timeout"

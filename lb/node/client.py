@@ -59,6 +59,7 @@ class ClientEndpoint(SocketEndpoint):
         "entry",
         "eof_seen",
         "head",
+        "idle_ticks",
         "local",
         "reserved",
         "scanner",
@@ -78,6 +79,7 @@ class ClientEndpoint(SocketEndpoint):
         self.client: tuple[str, int] = ("", 0)
         self.eof_seen = False
         self.local = False  # spliced to the local application (counts in the node's load)
+        self.idle_ticks = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -196,6 +198,25 @@ class ClientEndpoint(SocketEndpoint):
             peer.send_eof()
         if self.paused & PAUSE_WAIT:
             self.resume_reading(PAUSE_WAIT)
+
+    def idle_tick(self, ticks: int) -> None:
+        """The entry's idle sweep: a splice silent both ways for `ticks` sweeps is closed
+        with a FIN on both sides (idle is not an error)."""
+        if self.state != SPLICE:
+            return
+        if self.active:
+            self.active = False
+            self.idle_ticks = 0
+            return
+        self.idle_ticks += 1
+        if self.idle_ticks < ticks:
+            return
+        self.entry.count("idle_timeouts")
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            peer.peer_closed(True, 0)
+        if self.transport is not None and not self.closed:
+            self.transport.close()
 
     def fail(self, reason: int) -> None:
         """The home or the application broke: 502 if nothing was sent yet, else a reset."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import socket
 import ssl
 from collections import Counter
@@ -26,8 +27,9 @@ from lb.config import Address, FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.app import AppConnector
-from lb.node.client import SPLICE, WAIT, ClientEndpoint
+from lb.node.client import WAIT, ClientEndpoint
 from lb.node.home import Home
+from lb.node.http_client import ROUTED, HttpClient
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.replication import Replication
@@ -35,11 +37,16 @@ from lb.node.service import Service
 from lb.node.sockets import accept_forever
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
+from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
 from lb.routing.directory import source_key
-from lb.routing.route import Router
+from lb.routing.route import Decision, Router
 from lb.wire import frames as fr
+from lb.wire import http1
 from lb.wire.frames import ConnRef, ResetReason
-from lb.wire.http import ResponseCookieInserter
+from lb.wire.http import RequestHead
+
+Client = ClientEndpoint | HttpClient
+IDLE_SWEEP_MAX = 1.0  # seconds between idle sweeps at most (pooled upstreams expire then too)
 
 log = structlog.get_logger("lb.entry")
 
@@ -96,8 +103,14 @@ class Entry:
         self.replication = replication
         self.counters = counters
         self.wake_at = wake_at
-        self.clients: set[ClientEndpoint] = set()
-        self.heads: Deadlines[ClientEndpoint] = Deadlines()
+        self.clients: set[Client] = set()
+        self.heads: Deadlines[Client] = Deadlines()
+        self.pool = UpstreamPool(loop.time, config.limits.pool_idle_timeout)
+        self.draining = False
+        idle = config.limits.idle_timeout
+        self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
+        # closed after `idle_ticks` silent sweeps: between idle_timeout and one sweep more
+        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9) + 1
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
@@ -109,7 +122,7 @@ class Entry:
         self.handshakes: set[asyncio.Task[None]] = set()
 
     # -- admission and head deadlines --------------------------------------------------
-    def admit(self, client: ClientEndpoint) -> bool:
+    def admit(self, client: Client) -> bool:
         """A connection that is ready for bytes; TLS ones were reserved at accept time."""
         if client.reserved:
             client.reserved = False
@@ -175,7 +188,7 @@ class Entry:
     async def _handshake(
         self, conn: socket.socket, service: Service, ctx: ssl.SSLContext, source: str
     ) -> None:
-        client = ClientEndpoint(self, service, reserved=True)
+        client = HttpClient(self, service, reserved=True)
         try:
             await self.loop.connect_accepted_socket(
                 lambda: client, conn, ssl=ctx, ssl_handshake_timeout=self.limits.head_timeout
@@ -200,16 +213,16 @@ class Entry:
                 errors=self.counters["accept_errors"],
             )
 
-    def release(self, client: ClientEndpoint) -> None:
+    def release(self, client: Client) -> None:
         if client in self.clients:
             self.clients.discard(client)
-            if client.local:
+            if isinstance(client, ClientEndpoint) and client.local:
                 self.local_active -= 1
 
-    def head_started(self, client: ClientEndpoint) -> None:
+    def head_started(self, client: Client) -> None:
         self.wake_at(self.heads.add(client, self.loop.time() + self.limits.head_timeout))
 
-    def head_done(self, client: ClientEndpoint) -> None:
+    def head_done(self, client: Client) -> None:
         self.heads.discard(client)
 
     def sweep(self, now: Monotonic) -> float | None:
@@ -219,15 +232,23 @@ class Entry:
         return self.heads.next_deadline()
 
     def sweep_idle(self) -> None:
-        """Spliced clients with no byte either way since the last sweep are aborted."""
+        """Every `idle_interval`: connections silent both ways for idle_timeout
+        are closed with a FIN (a request waiting for its response is silent too, and is
+        not cut before that); idle pooled upstreams past their time are closed."""
         for client in list(self.clients):
-            if client.state != SPLICE:
-                continue
-            if client.active:
-                client.active = False
-            else:
-                self.counters["idle_timeouts"] += 1
-                client.abort()
+            client.idle_tick(self.idle_ticks)
+        self.pool.sweep()
+        view = self.peers.view
+        for home in {key[0] for key in self.pool.idle}:
+            if home in view.draining or home not in view.live:
+                self.pool.close_home(home)  # let a draining home finish: no idle flows to it
+
+    def drain(self) -> None:
+        """Draining: idle keep-alive clients are closed now, busy ones after their response."""
+        self.draining = True
+        for client in list(self.clients):
+            if isinstance(client, HttpClient) and client.state == 0 and not client.buf:
+                client.abort_idle()
 
     def count(self, name: str) -> None:
         self.counters[name] += 1
@@ -268,6 +289,133 @@ class Entry:
                 self.loop.create_task(self._forward_when_linked(client, decision.home, identifier))
             return
         self._forward(client, link, decision.home, decision.new_session)
+
+    # -- per-request routing (http, tls-terminate) -----------------------------------
+    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision:
+        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        decision = self.router.route(
+            identifier, self.peers.view, wall(), self.salt ^ client.client[1]
+        )
+        self.counters[decision.reason] += 1
+        return decision
+
+    def upstream_for(
+        self, client: HttpClient, decision: Decision, fresh: bool = False
+    ) -> Upstream | None:
+        """A pooled upstream to the decision's home, a new flow, or None while one is
+        being made (then `client.attach` or `client.fail` follows)."""
+        service = client.service
+        pool = self.pool
+        if decision.local:
+            key = (self.name, service.name)
+            upstream = None if fresh else pool.take(key)
+            if upstream is not None:
+                return upstream
+            local = LocalUpstream(pool, key, self.name)
+            self.apps.start(self._connect_upstream(client, local))
+            return None
+        home = decision.home
+        link = self.peers.links_out.get(home)
+        if link is None or link.closed or not link.authenticated:
+            if decision.new_session:
+                here = Decision(self.name, True, True, decision.reason)
+                client.decision = here
+                return self.upstream_for(client, here, fresh)
+            # the home is live but our link to it is (re)connecting: hold the request
+            self.loop.create_task(self._upstream_when_linked(client, decision))
+            return None
+        key = (home, service.name)
+        upstream = None if fresh else pool.take(key)
+        if upstream is not None:
+            return upstream
+        flow_upstream = FlowUpstream(pool, key, home)
+        home_addr = self.peers.config.nodes[home].listen[service.name]
+        ref = make_conn_ref(client.client, home_addr, service.name)
+        try:
+            flow_upstream.flow = link.open_flow(flow_upstream, ref, b"", 0)
+        except TableFull:
+            self.counters["table_full"] += 1
+            client.fail(int(ResetReason.TABLE_FULL))
+            return None
+        except LinkError:
+            link.close()
+            client.fail(int(ResetReason.LINK_CLOSED))
+            return None
+        return flow_upstream
+
+    async def _connect_upstream(self, client: HttpClient, upstream: LocalUpstream) -> None:
+        try:
+            await self.apps.connect_app(upstream, client.service)
+        except (OSError, TimeoutError) as exc:
+            self.counters["app_connect_failures"] += 1
+            log.debug("app_connect_failed", app=str(client.service.app), error=str(exc))
+            client.fail(int(ResetReason.APP_REFUSED))
+            return
+        if client.closed or client.state != ROUTED:
+            upstream.release(reusable=True)  # a fresh connection: keep it for the next one
+            return
+        client.attach(upstream)
+
+    async def _upstream_when_linked(self, client: HttpClient, decision: Decision) -> None:
+        limits = self.limits
+        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
+        home = decision.home
+        while self.loop.time() < deadline and not client.closed:
+            link = self.peers.links_out.get(home)
+            if link is not None and link.authenticated and not link.closed:
+                upstream = self.upstream_for(client, decision)
+                if upstream is not None:
+                    client.attach(upstream)
+                return
+            if home not in self.peers.view.live:
+                # declared dead while we waited: route again (the session is re-homed)
+                client.reroute()
+                return
+            await asyncio.sleep(LINK_WAIT_POLL)
+        self.counters["link_waits_failed"] += 1
+        client.fail(int(ResetReason.LINK_CLOSED))
+
+    def request_head(self, client: HttpClient, head: RequestHead) -> bytes:
+        """The request head as it goes to the home (hop-by-hop close removed)."""
+        raw = bytes(client.buf[: head.length])
+        if not client.keep_alive and head.version == "HTTP/1.1" and not client.upgrade:
+            raw = http1.without_connection_headers(raw)  # keep the upstream for the next one
+        return raw
+
+    def response_head(
+        self,
+        client: HttpClient,
+        head: http1.ResponseHead,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        decision: Decision,
+    ) -> bytes | None:
+        """The response head `buf[start:end]` as it goes to the client, or None when it
+        goes unchanged: the home cookie of a new session, and the client side's own
+        Connection header (RFC 9112 9.6: a connection about to be closed says
+        `Connection: close`; an application's close is not the client's)."""
+        raw: bytes | None = None
+        if head.status != 101:
+            if self.draining:
+                client.keep_alive = False
+            if client.keep_alive:
+                if head.close:  # the application closes its side, not the client's
+                    raw = http1.without_connection_headers(bytes(buf[start:end]))
+                    if head.minor == 0:
+                        raw = http1.with_header(raw, b"Connection: keep-alive\r\n")
+            elif not head.close:
+                raw = bytes(buf[start:end])
+                if head.connection_header:
+                    raw = http1.without_connection_headers(raw)
+                raw = http1.with_header(raw, b"Connection: close\r\n")
+        if decision.new_session:
+            line = self.home.set_cookie_line(client.service, decision.home)
+            raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
+        return raw
+
+    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None:
+        self.replication.learn(kind, value, ttl, source=source, home=home)
 
     async def _forward_when_linked(
         self, client: ClientEndpoint, home: str, identifier: Identifier | None
@@ -317,15 +465,11 @@ class Entry:
         client.state = WAIT
         client.local = True
         self.local_active += 1
-        service = client.service
-        inserter = self.home.cookie_inserter(service) if new_session and service.http else None
-        self.apps.start(self._connect_local(client, inserter))
+        self.apps.start(self._connect_local(client))
 
-    async def _connect_local(
-        self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
-    ) -> None:
+    async def _connect_local(self, client: ClientEndpoint) -> None:
         learner = self.replication.learner_for(client.service, client.client[0])
-        app = AppEndpoint(client, inserter, learner)
+        app = AppEndpoint(client, None, learner)
         try:
             await self.apps.connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:
@@ -343,6 +487,7 @@ class Entry:
     def abort_all(self) -> None:
         for client in list(self.clients):
             client.abort()
+        self.pool.close_all()
 
 
 __all__ = ["Entry", "make_conn_ref"]

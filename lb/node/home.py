@@ -1,11 +1,12 @@
 """The home side: serve the flows entry nodes open here, and mark new sessions.
 
 On NEW (a `FlowOpened` event of an inbound link) the home connects its local
-application and answers VERIFIED, or RESET with the reason. When the entry says
-the session is new, the home inserts the signed home cookie into the first
-response head; a learner may watch the response for sessions to record in the
-directory. Local splices of new sessions use the same cookie inserter, so the
-local and the forwarded path share this code.
+application and answers VERIFIED, or RESET with the reason; the flow is then
+spliced to that application connection. For HTTP services the entry frames
+every request and response on the flow (it inserts the home cookie signed here
+by `set_cookie_line` and learns application cookies), and reuses the flow for
+later requests to this home; for tls-passthrough a learner watches the
+ServerHello for sessions to record in the directory.
 
 It must not route or place (lb.routing), nor speak the link protocol (lb.link).
 """
@@ -25,9 +26,7 @@ from lb.node.peerlink import FlowEndpoint, LinkDriver
 from lb.node.service import Service
 from lb.node.splice import AppEndpoint
 from lb.routing.cookie import CookieKeyring, set_cookie_header_value
-from lb.wire import frames as fr
 from lb.wire.frames import ResetReason
-from lb.wire.http import ResponseCookieInserter
 
 log = structlog.get_logger("lb.home")
 
@@ -55,14 +54,14 @@ class Home:
         self.learner_for = learner_for
         self.counters = counters
 
-    def cookie_inserter(self, service: Service) -> ResponseCookieInserter:
-        """Puts this node's fresh home cookie into the first final response head."""
+    def set_cookie_line(self, service: Service, home: str) -> bytes:
+        """The Set-Cookie header line (CRLF included) naming `home` as a session's home."""
         ttl = self.cookie_ttl
-        value = self.keyring.sign(self.name, int(wall()) + ttl)
+        value = self.keyring.sign(home, int(wall()) + ttl)
         header = set_cookie_header_value(
             self.cookie_name, value, max_age=ttl, secure=service.secure_cookie
         )
-        return ResponseCookieInserter(header)
+        return b"Set-Cookie: " + header.encode("latin-1") + b"\r\n"
 
     def flow_opened(self, link: LinkDriver, event: FlowOpened) -> None:
         service = self.services.get(event.ref.service)
@@ -71,20 +70,17 @@ class Home:
             link.flush_soon()
             return
         flow = link.home_flow(event.flow_id)
-        inserter = None
-        if event.flags & fr.FLAG_NEW_SESSION and service.http:
-            inserter = self.cookie_inserter(service)
+        # http: the entry frames every response (home cookie, learning); tcp is spliced
         learner = self.learner_for(service, event.ref.client_ip)
-        self.apps.start(self._connect(flow, service, inserter, learner))
+        self.apps.start(self._connect(flow, service, learner))
 
     async def _connect(
         self,
         flow: FlowEndpoint,
         service: Service,
-        inserter: ResponseCookieInserter | None,
         learner: SessionLearner | None,
     ) -> None:
-        app = AppEndpoint(flow, inserter, learner)
+        app = AppEndpoint(flow, None, learner)
         try:
             await self.apps.connect_app(app, service)
         except TimeoutError:

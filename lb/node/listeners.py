@@ -16,14 +16,17 @@ from collections.abc import Callable, Iterable
 
 from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry
+from lb.node.http_client import HttpClient
 from lb.node.service import Service
 from lb.node.sockets import listening_socket
 
 BACKLOG = 4096
 
 
-def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint]:
-    return lambda: ClientEndpoint(entry, service)
+def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint | HttpClient]:
+    if service.http:
+        return lambda: HttpClient(entry, service)  # every request routed on its own
+    return lambda: ClientEndpoint(entry, service)  # tcp: the connection follows its first bytes
 
 
 class ClientListeners:

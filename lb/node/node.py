@@ -94,7 +94,7 @@ class Node:
         self.timer = Timer(self.loop, self._sweep)
         self.listeners: ClientListeners | None = None
         self.next_ping = 0.0
-        self.next_idle = self.loop.time() + self.limits.idle_timeout / 2
+        self.next_idle = self.loop.time() + 1.0
 
         keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
         self.link_tls: LinkTls | None = None
@@ -337,6 +337,7 @@ class Node:
         self.draining = True
         self.peers.draining = True
         self._close_client_listeners()
+        self.entry.drain()
         self.membership.start_draining(self.loop.time())
         self.peers.run_membership()
         self.peers.refresh_view()
@@ -423,7 +424,7 @@ class Node:
                 self.replication.expire()
                 self.peers.refresh_view()
             if now >= self.next_idle:
-                self.next_idle = now + self.limits.idle_timeout / 2
+                self.next_idle = now + self.entry.idle_interval
                 self.entry.sweep_idle()
             upcoming.append(self.peers.sweep(now))
         except Exception:  # a sweep must never stop the timer
@@ -453,6 +454,8 @@ class Node:
             "forward": sum(len(v["forward"]) for v in links.values()),
             "local": self.entry.local_active,
             "clients": len(self.entry.clients),
+            # idle pooled upstreams: flows (by id) to each home, connections to the local app
+            "pooled": self.entry.pool.describe(),
             "live": sorted(self.peers.view.live),
             "members": {
                 peer: state.name.lower() if state is not None else None

@@ -51,13 +51,20 @@ class Replication:
 
     def learner_for(self, service: Service, client_ip: str) -> SessionLearner | None:
         """A learner for one response stream; what it learns counts against `client_ip`."""
-        if not service.learn_cookies and not service.passthrough:
-            return None
+        if not service.passthrough:
+            return None  # http: the entry learns application cookies from each response
         learn = functools.partial(self.learn, source=client_ip)
-        return SessionLearner(learn, service.learn_cookies, service.passthrough)
+        return SessionLearner(learn, (), True)
 
-    def learn(self, kind: str, value: str, ttl: float | None, source: str | None = None) -> None:
-        """The home side saw a session start here: record it; it goes out this loop turn.
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str | None = None,
+        home: str | None = None,
+    ) -> None:
+        """A session started at `home` (default: here): record it; it goes out this loop turn.
 
         Learning is bounded per client address (`source`), so one client cannot
         flood the directory with sessions it makes up."""
@@ -66,7 +73,7 @@ class Replication:
         key = self.keys.key(kind, value)  # never the session token itself
         try:
             self.directory.learn(
-                key, self.name, wall(), ttl, source=source_key(source) if source else None
+                key, home or self.name, wall(), ttl, source=source_key(source) if source else None
             )
         except SourceLimited:
             self.counters["directory_source_limited"] += 1

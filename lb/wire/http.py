@@ -321,7 +321,7 @@ class RequestHeadScanner:
         self._method_done = space >= 0
 
 
-def parse_request_head(data: bytes, max_bytes: int) -> RequestHead | None:
+def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     """Parse the request head at the start of ``data``.
 
     Returns None when more bytes are needed. Raises ``HttpError(431)`` when no

@@ -19,11 +19,20 @@ PENDING = 1.0
 async def test_stopped_home_gives_502_after_pending_timeout(
     make_farm: Callable[..., Farm],
 ) -> None:
-    # dead_after is long, so the pending timeout (not liveness) ends the flow.
-    farm = make_farm(limits={"pending_timeout": PENDING, "ping_interval": 0.5, "dead_after": 20.0})
+    # dead_after is long, so the pending timeout (not liveness) ends the flow; pooled
+    # flows expire fast, so the request below opens a new flow (NEW, never VERIFIED)
+    farm = make_farm(
+        limits={
+            "pending_timeout": PENDING,
+            "ping_interval": 0.5,
+            "dead_after": 20.0,
+            "pool_idle_timeout": 0.3,
+        }
+    )
     entry, home = "a", "b"
     # start from clean tables: the start-up probes' flows must have ended before b freezes
     await asyncio.to_thread(farm.assert_clean)
+    await asyncio.to_thread(farm.assert_no_pooled_flows, entry)
     farm.kill(home, signal.SIGSTOP)
     try:
         start = time.monotonic()
@@ -35,7 +44,11 @@ async def test_stopped_home_gives_502_after_pending_timeout(
         assert resp.status == 502
         assert PENDING - 0.2 <= elapsed <= PENDING + 1.0, elapsed
         tables = await asyncio.to_thread(farm.tables, entry)
-        assert Farm.leftover_flows(tables) == [], tables
+        # the entry's side of the flow it gave up on is gone (flows b keeps pooled to a,
+        # on a's "b in" link, are b's and b is stopped: not looked at here)
+        out = {k: t for k, t in tables["links"].items() if k.endswith(" out")}
+        assert not any(t["pending"] or t["forward"] for t in out.values()), tables
+        assert not tables["local"], tables
     finally:
         farm.kill(home, signal.SIGCONT)
 
@@ -51,3 +64,4 @@ async def test_stopped_home_gives_502_after_pending_timeout(
     assert resp.status == 200
     assert resp.json()["node"] == home
     await asyncio.to_thread(farm.assert_clean)
+    await asyncio.to_thread(farm.assert_no_pooled_flows, entry)

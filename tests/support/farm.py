@@ -152,6 +152,10 @@ class Farm:
     workers: int = 1
     #: "mtls" (lb's default: certificates from `lb certs` in workdir/certs) or "plaintext"
     link_security: str = "mtls"
+    #: the application script started per node and service (same command line as backend.py)
+    backend: Path = BACKEND
+    #: extra command-line options for every backend (e.g. backend_ext.py's --close-after)
+    backend_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +271,7 @@ class Farm:
             popen = _spawn(
                 [
                     sys.executable,
-                    str(BACKEND),
+                    str(self.backend),
                     "--node",
                     node,
                     "--port",
@@ -277,6 +281,7 @@ class Farm:
                     "--mode",
                     mode,
                     *tls_args,
+                    *self.backend_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -499,33 +504,74 @@ class Farm:
         return found
 
     @staticmethod
-    def leftover_flows(tables: Mapping[str, Any]) -> list[str]:
-        """Every flow still in a pending or forward table (or a local splice), as text."""
+    def leftover_flows(
+        tables: Mapping[str, Any], pooled: Mapping[tuple[str, str], set[int]] | None = None
+    ) -> list[str]:
+        """Every flow still in a pending or forward table (or a local exchange), as text.
+
+        `pooled` maps (entry node, home node) to the ids of flows the entry keeps idle
+        in its upstream pool: those are kept on purpose (at both ends), not left behind.
+        """
+        me = tables.get("node")
+        pooled = pooled or {}
         left = []
+        forward = 0
         for link, t in (tables.get("links") or {}).items():
+            peer, _, direction = link.partition(" ")
+            pair = (me, peer) if direction == "out" else (peer, me)
+            kept = pooled.get(pair, set())  # type: ignore[arg-type]
             for kind in ("pending", "forward"):
-                ids = t.get(kind) or []
+                ids = [i for i in t.get(kind) or [] if kind == "pending" or i not in kept]
+                if kind == "forward":
+                    forward += len(ids)
                 if ids:
                     left.append(f"{link} {kind}: {ids}")
-        for kind in ("pending", "forward", "local"):
-            if tables.get(kind):
-                left.append(f"{kind} = {tables[kind]}")
+        if tables.get("pending"):
+            left.append(f"pending = {tables['pending']}")
+        if forward:
+            left.append(f"forward = {forward}")
+        if tables.get("local"):
+            left.append(f"local = {tables['local']}")
         return left
 
+    @staticmethod
+    def pooled_flows(
+        all_tables: Mapping[str, Mapping[str, Any]],
+    ) -> dict[tuple[str, str], set[int]]:
+        """(entry, home) -> ids of the flows the entry keeps idle in its pool."""
+        out: dict[tuple[str, str], set[int]] = {}
+        for node, tables in all_tables.items():
+            for home, ids in (tables.get("pooled") or {}).items():
+                out.setdefault((node, home), set()).update(i for i in ids if i)
+        return out
+
     def assert_clean(self, nodes: Iterable[str] | None = None, timeout: float = 3.0) -> None:
-        """Poll the tables of `nodes` (default: every running node) until no flow is left."""
+        """Poll the tables of `nodes` (default: every running node) until no flow is left
+        but the idle pooled flows the entries keep (checked against both ends)."""
         names = list(nodes) if nodes is not None else self.running_nodes()
+        everyone = self.running_nodes()
 
         def no_flow_left() -> None:
+            # a node that logs no tables record spends the whole timeout: not retried
+            all_tables = {n: self.tables(n, timeout=timeout) for n in set(names) | set(everyone)}
+            pooled = self.pooled_flows(all_tables)
             dirty = {}
             for n in names:
-                # a node that logs no tables record spends the whole timeout: not retried
-                left = self.leftover_flows(self.tables(n, timeout=timeout))
+                left = self.leftover_flows(all_tables[n], pooled)
                 if left:
                     dirty[n] = left
             assert not dirty, f"{dirty}"
 
         eventually_passes(no_flow_left, timeout=timeout, interval=0.2, what="flows left behind")
+
+    def assert_no_pooled_flows(self, node: str, timeout: float = 3.0) -> None:
+        """Poll `node` until its upstream pool holds no flow (pool_idle_timeout passed)."""
+
+        def empty() -> None:
+            pooled = self.tables(node, timeout=timeout).get("pooled") or {}
+            assert not any(any(ids) for ids in pooled.values()), pooled
+
+        eventually_passes(empty, timeout=timeout, interval=0.2, what="pooled flows expired")
 
     def running_nodes(self) -> list[str]:
         return [n for n, p in self.lb_procs.items() if p.popen.poll() is None]

@@ -1,0 +1,730 @@
+"""The HTTP client side: one client connection of an `http` or `tls-terminate` service.
+
+Every request is routed on its own. For each request: read its head (bounded
+by `head_bytes` and `head_timeout`), run the extractor chain, ask the entry
+for the home and an upstream to it (a pooled connection to the local
+application, or a pooled flow on the link to the home), send the head and
+the body, frame the response, and give the upstream back to its pool. So
+consecutive requests of one keep-alive connection (a pooling proxy, a
+browser) may go to different homes; pipelined requests wait their turn and are
+answered in order. A 101 or a 2xx answer to CONNECT turns the connection into
+a tunnel to that request's home.
+
+The home cookie of a new session is inserted here, into the head of the
+response that opens it; application cookies the chain looks for are learned
+here from the response head, on local and forwarded paths alike.
+
+Error answers: 400 (malformed), 408 (head timeout), 431 (head too large), 502
+(the home or application failed before a byte of the response was sent; a
+reset after that), 503 (over capacity). Parsing is lb.wire's; placement is
+lb.routing's; this module only carries out the exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, cast
+
+from lb.clock import wall
+from lb.errors import HttpError
+from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
+from lb.link.connection import PAUSE_PEER, PAUSE_WAIT
+from lb.node.service import Service
+from lb.node.splice import abort_with_reset
+from lb.node.upstream import Upstream
+from lb.routing.route import Decision
+from lb.wire import http1
+from lb.wire.frames import ResetReason
+from lb.wire.http import (
+    RequestHead,
+    RequestHeadScanner,
+    error_response,
+    parse_request_head,
+    parse_set_cookie,
+)
+
+
+class HttpEntrySide(Protocol):
+    """What an HTTP client connection asks of the node's entry side (lb.node.entry.Entry)."""
+
+    name: str
+    head_bytes: int
+    local_active: int
+
+    def admit(self, client: HttpClient) -> bool: ...
+
+    def release(self, client: HttpClient) -> None: ...
+
+    def head_started(self, client: HttpClient) -> None: ...
+
+    def head_done(self, client: HttpClient) -> None: ...
+
+    def count(self, name: str) -> None: ...
+
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
+
+    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision: ...
+
+    def upstream_for(
+        self, client: HttpClient, decision: Decision, fresh: bool = False
+    ) -> Upstream | None: ...
+
+    def request_head(self, client: HttpClient, head: RequestHead) -> bytes: ...
+
+    def response_head(
+        self,
+        client: HttpClient,
+        head: http1.ResponseHead,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        decision: Decision,
+    ) -> bytes | None: ...
+
+    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None: ...
+
+
+# client states
+HEAD = 0  # reading a request head
+ROUTED = 1  # waiting for an upstream
+EXCHANGE = 2  # the request goes out, its response comes back
+TUNNEL = 3  # after 101 / CONNECT 2xx: bytes both ways
+DONE = 4
+
+# response states
+R_HEAD = 0
+R_BODY = 1
+R_UNTIL_CLOSE = 2
+R_DONE = 3
+
+PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
+MAX_RESPONSE_HEAD = 65536
+RETRY_BUFFER = 65536  # a request up to this size is kept to be sent again on a fresh upstream
+
+
+class HttpClient(asyncio.Protocol):
+    """A client connection whose requests are routed one by one."""
+
+    __slots__ = (
+        "active",
+        "buf",
+        "client",
+        "closed",
+        "decision",
+        "entry",
+        "eof_in",
+        "head",
+        "head_timed",
+        "identifier",
+        "idle_ticks",
+        "keep_alive",
+        "local",
+        "method",
+        "paused",
+        "rbuf",
+        "req_done",
+        "req_framer",
+        "resend",
+        "reserved",
+        "resp_framer",
+        "resp_sent",
+        "retry_bytes",
+        "rstate",
+        "scanner",
+        "sent_any",
+        "service",
+        "state",
+        "transport",
+        "tried",
+        "upgrade",
+        "upstream",
+        "upstream_reusable",
+    )
+
+    def __init__(self, entry: HttpEntrySide, service: Service, reserved: bool = False) -> None:
+        self.entry = entry
+        self.service = service
+        self.reserved = reserved  # counted at accept time (TLS), before connection_made
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] = ("", 0)
+        self.state = HEAD
+        self.buf = bytearray()  # client bytes not yet sent on: a head, or pipelined requests
+        self.scanner: RequestHeadScanner | None = None
+        self.head: RequestHead | None = None
+        self.head_timed = False  # the head deadline is armed
+        self.identifier: Identifier | None = None
+        self.decision: Decision | None = None
+        self.upstream: Upstream | None = None
+        self.method = ""
+        self.keep_alive = True
+        self.upgrade = False
+        self.req_framer: http1.BodyFramer | None = None
+        self.req_done = False
+        self.rstate = R_HEAD
+        self.rbuf = bytearray()
+        self.resp_framer: http1.BodyFramer | None = None
+        self.resp_sent = False  # a byte of this request's response went to the client
+        self.sent_any = False  # a byte of any response went to the client
+        self.upstream_reusable = True
+        self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
+        self.resend: bytes | None = None  # ... being sent again on a fresh upstream
+        self.tried: set[str] = set()  # homes that failed this request's new session
+        self.eof_in = False
+        self.closed = False
+        self.paused = 0
+        self.active = False  # a byte moved since the last idle tick
+        self.idle_ticks = 0
+        self.local = False  # the current request is served by the local application
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        if not peername:
+            self.state = DONE
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.client = (peername[0], peername[1])
+        if not self.entry.admit(self):
+            self.state = DONE
+            self.transport.write(error_response(503))
+            self.transport.close()
+            return
+        self._start_head_deadline()  # the first request: head_timeout from accept on
+
+    def data_received(self, data: bytes) -> None:
+        self.active = True
+        state = self.state
+        if state == TUNNEL:
+            upstream = self.upstream
+            if upstream is not None:
+                upstream.write(data)
+            return
+        if state == EXCHANGE and not self.req_done:
+            self._request_body(data)
+            return
+        self.buf += data
+        if state == HEAD:
+            self._read_head()
+        elif len(self.buf) >= self.entry.head_bytes:
+            self.pause_client(PAUSE_BACKLOG)
+
+    def eof_received(self) -> bool:
+        self.eof_in = True
+        state = self.state
+        if state == TUNNEL:
+            if self.upstream is not None:
+                self.upstream.write_eof()
+            return True
+        if state == HEAD:
+            self.keep_alive = False
+            if self.buf:
+                self._read_head()
+            if self.state == HEAD:
+                self._finish(400 if self.buf else 0)
+            return True
+        if state == EXCHANGE and not self.req_done:
+            # the client went away in the middle of its request body
+            self._abort_exchange()
+            self._close(clean=False)
+            return True
+        self.keep_alive = False  # answer what was asked, then close
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.entry.head_done(self)
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.close(clean=self.state == TUNNEL and exc is None)
+        self._end_local()
+        self.state = DONE
+        self.entry.release(self)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_response()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_response()
+
+    # -- reading a request head ----------------------------------------------------------
+    def _read_head(self) -> None:
+        entry = self.entry
+        head = self.head
+        if head is None:
+            scanner = self.scanner
+            try:
+                if scanner is None:
+                    # the usual case: a whole head in one read, parsed in one pass
+                    head = parse_request_head(self.buf, entry.head_bytes)
+                    if head is None:
+                        # a head in pieces: resume where each read stopped, under a deadline
+                        scanner = self.scanner = RequestHeadScanner(entry.head_bytes)
+                        scanner.scan(self.buf)
+                        self._start_head_deadline()
+                        return
+                else:
+                    head = scanner.scan(self.buf)
+                    if head is None:
+                        return
+            except HttpError as exc:
+                entry.count(f"http_{exc.status}")
+                self._finish(exc.status)
+                return
+            self.head = head
+        seen = Seen(bytes(self.buf), self.eof_in, self.client, head, wall())
+        result = run_chain(self.service.chain, seen, entry.extractor_failed)
+        if result is Verdict.NEED_MORE:
+            if len(self.buf) < entry.head_bytes and not self.eof_in:
+                self._start_head_deadline()  # an extractor reads the body: wait, bounded
+                return
+            result = Verdict.NO_MATCH
+        self._route(result if isinstance(result, Identifier) else None)
+
+    def _start_head_deadline(self) -> None:
+        if not self.head_timed:
+            self.head_timed = True
+            self.entry.head_started(self)
+
+    def head_timed_out(self) -> None:
+        """The entry's sweep: the head did not arrive within head_timeout."""
+        self.head_timed = False  # the deadline fired: it is no longer armed
+        if self.state != HEAD or self.closed:
+            return
+        if self.head is not None:
+            self._route(None)  # complete head, an extractor still waits for the body
+            return
+        self.entry.count("head_timeouts")
+        self._finish(408 if self.buf else 0)
+
+    def _route(self, identifier: Identifier | None) -> None:
+        head = self.head
+        assert head is not None
+        entry = self.entry
+        if self.head_timed:
+            self.head_timed = False
+            entry.head_done(self)
+        try:
+            kind, length = http1.request_body(head)
+        except HttpError as exc:
+            entry.count(f"http_{exc.status}")
+            self._finish(exc.status)
+            return
+        self.method = head.method
+        self.upgrade = http1.request_upgrade(head)
+        if not http1.request_keeps_alive(head):
+            self.keep_alive = False
+        self.identifier = identifier
+        self.req_framer = None if kind == http1.NO_BODY else http1.BodyFramer(kind, length)
+        self.req_done = kind == http1.NO_BODY
+        self.scanner = None
+        self.state = ROUTED
+        self.tried = set()
+        self._send_to(entry.decide(self, identifier))
+
+    def _send_to(self, decision: Decision) -> None:
+        self.decision = decision
+        upstream = self.entry.upstream_for(self, decision)
+        if upstream is not None:
+            self.attach(upstream)
+        # else the entry calls attach() or fail() once the upstream is ready
+
+    # -- the exchange ----------------------------------------------------------------------
+    def attach(self, upstream: Upstream) -> None:
+        """An upstream to the home is ready: send the request head and what we have."""
+        if self.closed or self.state != ROUTED:
+            upstream.release(reusable=not upstream.closed)
+            return
+        head = self.head
+        assert head is not None
+        upstream.user = self
+        self.upstream = upstream
+        self.state = EXCHANGE
+        self.rstate = R_HEAD
+        self.resp_sent = False
+        self.upstream_reusable = True
+        self.local = upstream.home == self.entry.name
+        if self.local:
+            self.entry.local_active += 1
+        if self.resend is not None:
+            upstream.write(self.resend)
+            self.resend = None
+            return
+        out = self.entry.request_head(self, head)
+        buf = self.buf
+        del buf[: head.length]
+        framer = self.req_framer
+        if framer is None:
+            self.retry_bytes = out if upstream.reused and not self.upgrade else None
+            upstream.write(out)
+        else:
+            end = framer.feed(buf, 0)
+            body = bytes(buf[:end])
+            del buf[:end]
+            self.req_done = framer.done
+            whole = out + body
+            keep = upstream.reused and self.req_done and len(whole) <= RETRY_BUFFER
+            self.retry_bytes = whole if keep and http1.idempotent(self.method) else None
+            upstream.write(whole)
+        if self.eof_in and self.req_done and self.upgrade:
+            upstream.write_eof()
+        if self.paused & PAUSE_WAIT:
+            self.resume_client(PAUSE_WAIT)
+
+    def _request_body(self, data: bytes) -> None:
+        framer = self.req_framer
+        upstream = self.upstream
+        assert framer is not None and upstream is not None
+        try:
+            end = framer.feed(data, 0)
+        except HttpError as exc:
+            self.entry.count(f"http_{exc.status}")
+            self._abort_exchange()
+            self._finish(exc.status)
+            return
+        if end == len(data):
+            upstream.write(data)
+        else:
+            upstream.write(data[:end])
+            self.buf += data[end:]
+        if framer.done:
+            self.req_done = True
+            if self.rstate == R_DONE:
+                self._exchange_done()
+
+    def upstream_data(self, data: bytes) -> None:
+        self.active = True
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        rstate = self.rstate
+        if self.state == TUNNEL or rstate == R_UNTIL_CLOSE:
+            self._to_client(data)
+            return
+        if rstate == R_BODY:
+            framer = self.resp_framer
+            assert framer is not None
+            try:
+                end = framer.feed(data, 0)
+            except HttpError:
+                self._upstream_broke()
+                return
+            if end == len(data):
+                self._to_client(data)
+            else:
+                self._to_client(data[:end])
+                self.upstream_reusable = False  # bytes after the response: not HTTP we know
+            if framer.done:
+                self._response_done()
+            return
+        if rstate == R_HEAD:
+            if self.rbuf:
+                self.rbuf += data
+                self._response_heads(self.rbuf)
+            else:
+                self._response_heads(data)
+            return
+        # R_DONE: bytes after a complete response
+        self.upstream_reusable = False
+
+    def _response_heads(self, buf: bytes | bytearray) -> None:
+        """Response heads at the start of `buf`: interim ones, then the final one."""
+        pos = 0
+        while True:
+            try:
+                head = http1.parse_response_head(buf, pos, MAX_RESPONSE_HEAD)
+            except HttpError:
+                self._upstream_broke()
+                return
+            if head is None:
+                rest = buf[pos:]
+                self.rbuf = rest if isinstance(rest, bytearray) else bytearray(rest)
+                return
+            end = pos + head.length
+            if 100 <= head.status < 200 and head.status != 101:
+                self._to_client(bytes(buf[pos:end]))  # 100-continue and friends
+                pos = end
+                continue
+            self.rbuf = bytearray()
+            self._final_head(head, buf, pos, end)
+            return
+
+    def _final_head(
+        self, head: http1.ResponseHead, buf: bytes | bytearray, pos: int, end: int
+    ) -> None:
+        entry = self.entry
+        decision = self.decision
+        assert decision is not None
+        kind, length = http1.response_body(head, self.method)
+        if not http1.response_keeps_alive(head):
+            self.upstream_reusable = False
+        if head.set_cookies and self.service.learn_cookies:
+            self._learn(head.set_cookies, decision.home)
+        if kind == http1.UNTIL_CLOSE or not self.req_done:
+            self.keep_alive = False  # the client learns the end of it from our close
+        changed = entry.response_head(self, head, buf, pos, end, decision)
+        if kind == http1.LENGTH and end + length <= len(buf):
+            # the usual case: the whole response in this read, sent in one write
+            stop = end + length
+            if changed is None and pos == 0 and stop == len(buf):
+                self._to_client(buf if isinstance(buf, bytes) else bytes(buf))
+            else:
+                self._to_client((changed or bytes(buf[pos:end])) + bytes(buf[end:stop]))
+            if stop < len(buf):
+                self.upstream_reusable = False  # bytes after the response: not HTTP we know
+            self._response_done()
+            return
+        out = changed if changed is not None else bytes(buf[pos:end])
+        rest = buf[end:]
+        if kind == http1.TUNNEL:
+            self._to_client(out + bytes(rest))
+            self._start_tunnel()
+            return
+        if kind == http1.UNTIL_CLOSE:
+            self.rstate = R_UNTIL_CLOSE
+            self.upstream_reusable = False
+            self._to_client(out + bytes(rest))
+            return
+        if kind == http1.NO_BODY:
+            self._to_client(out)
+            if rest:
+                self.upstream_reusable = False
+            self._response_done()
+            return
+        framer = self.resp_framer = http1.BodyFramer(kind, length, status=502)
+        try:
+            stop = framer.feed(rest, 0)
+        except HttpError:
+            self._to_client(out)
+            self._upstream_broke()
+            return
+        self.rstate = R_BODY
+        self._to_client(out + bytes(rest[:stop]) if stop else out)
+        if stop < len(rest):
+            self.upstream_reusable = False
+        if framer.done:
+            self._response_done()
+
+    def _learn(self, set_cookies: list[str], home: str) -> None:
+        names = self.service.learn_cookies
+        for value in set_cookies:
+            parsed = parse_set_cookie(value)
+            if parsed is None or parsed[0] not in names:
+                continue
+            name, cookie, attributes = parsed
+            max_age = attributes.get("max-age")
+            ttl: float | None = None
+            if max_age is not None and max_age.lstrip("-").isdigit():
+                ttl = float(max(int(max_age), 0))
+            if cookie and ttl != 0.0:
+                self.entry.learn("cookie", f"{name}={cookie}", ttl, self.client[0], home)
+
+    def _to_client(self, data: bytes) -> None:
+        if data:
+            self.resp_sent = True
+            self.sent_any = True
+            transport = self.transport
+            if transport is not None and not self.closed:
+                transport.write(data)
+
+    def _response_done(self) -> None:
+        self.rstate = R_DONE
+        self.resp_framer = None
+        if self.req_done:
+            self._exchange_done()
+        else:
+            # the application answered before the whole request body came: finish
+            # reading it, then close (the upstream's state is unknown)
+            self.upstream_reusable = False
+            self.keep_alive = False
+
+    def _exchange_done(self) -> None:
+        entry = self.entry
+        upstream, self.upstream = self.upstream, None
+        self._end_local()
+        self.retry_bytes = None
+        if upstream is not None:
+            upstream.release(self.upstream_reusable and not self.upgrade)
+        entry.count("http_requests")
+        self.head = None
+        self.decision = None
+        self.identifier = None
+        self.req_framer = None
+        self.state = HEAD
+        if not self.keep_alive or self.eof_in:
+            self._close(clean=True)
+            return
+        if self.paused & PAUSE_BACKLOG:
+            self.resume_client(PAUSE_BACKLOG)
+        if self.buf:
+            self._read_head()  # a pipelined request, already here
+
+    def upstream_eof(self) -> None:
+        if self.state == TUNNEL:
+            transport = self.transport
+            if transport is not None and not self.closed and transport.can_write_eof():
+                transport.write_eof()
+            return
+        if self.rstate == R_UNTIL_CLOSE:
+            self.upstream_reusable = False
+            self.rstate = R_DONE
+            self.keep_alive = False
+            self._exchange_done() if self.req_done else self._close(clean=True)
+            return
+        if self.rstate == R_DONE:
+            self.upstream_reusable = False
+            return
+        self._upstream_broke()
+
+    def upstream_lost(self, reason: int) -> None:
+        if self.state == TUNNEL:
+            self.upstream = None
+            self._close(clean=reason == 0)
+            return
+        if self.rstate == R_DONE:
+            self.upstream_reusable = False
+            if self.upstream is not None and self.upstream.closed:
+                self.upstream = None
+            return
+        if self.rstate == R_UNTIL_CLOSE and reason == 0:
+            self.upstream = None
+            self.keep_alive = False
+            self._close(clean=True)
+            return
+        self._upstream_broke(reason)
+
+    def _upstream_broke(self, reason: int = 0) -> None:
+        """The upstream ended or failed before the response was complete."""
+        upstream, self.upstream = self.upstream, None
+        self._end_local()
+        if upstream is not None:
+            upstream.close(clean=False)
+        entry = self.entry
+        if not self.resp_sent and self.retry_bytes is not None and upstream is not None:
+            # a pooled upstream closed under an idempotent request: once more, on a fresh one
+            entry.count("http_retried_on_fresh_upstream")
+            self.resend, self.retry_bytes = self.retry_bytes, None
+            self.state = ROUTED
+            decision = self.decision
+            assert decision is not None
+            fresh = entry.upstream_for(self, decision, fresh=True)
+            if fresh is not None:
+                self.attach(fresh)
+            return
+        if not self.resp_sent:
+            entry.count("http_502")
+            self._finish(502)
+            return
+        self._close(clean=False)  # a truncated response must look broken to the client
+
+    def fail(self, reason: int) -> None:
+        """The entry could not get an upstream (connect failed, link gone, table full)."""
+        if self.closed:
+            return
+        self._end_local()
+        status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
+        self.entry.count(f"http_{status}")
+        self._finish(status)
+
+    def reroute(self) -> None:
+        """The home died while the request waited for its link: route it again."""
+        if self.closed or self.state != ROUTED:
+            return
+        self._send_to(self.entry.decide(self, self.identifier))
+
+    def abort_idle(self) -> None:
+        """Close an idle keep-alive connection (draining): a FIN, nothing lost."""
+        if self.state == HEAD and not self.buf:
+            self._close(clean=True)
+
+    def _start_tunnel(self) -> None:
+        self.state = TUNNEL
+        self.keep_alive = False
+        upstream = self.upstream
+        if upstream is None:
+            return
+        if self.buf:
+            upstream.write(bytes(self.buf))
+            self.buf = bytearray()
+        if self.eof_in:
+            upstream.write_eof()
+        if self.paused & PAUSE_BACKLOG:
+            self.resume_client(PAUSE_BACKLOG)
+
+    def _abort_exchange(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        self._end_local()
+        if upstream is not None:
+            upstream.close(clean=False)
+
+    def _end_local(self) -> None:
+        if self.local:
+            self.local = False
+            self.entry.local_active -= 1
+
+    # -- back-pressure ---------------------------------------------------------------------
+    def pause_client(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_client(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- the end -----------------------------------------------------------------------------
+    def _finish(self, status: int) -> None:
+        """Answer an error status (if no byte of a response went out), then close."""
+        self.entry.head_done(self)
+        transport = self.transport
+        self.state = DONE
+        if transport is None or self.closed:
+            return
+        if status and not self.resp_sent:
+            self.sent_any = True
+            transport.write(error_response(status))
+        transport.close()
+
+    def _close(self, clean: bool) -> None:
+        self.state = DONE
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if clean:
+            transport.close()  # what was written goes first, then FIN
+        else:
+            abort_with_reset(transport)
+
+    def idle_tick(self, ticks: int) -> None:
+        """The entry's idle sweep: closed (FIN) after `ticks` sweeps with no byte either way."""
+        if self.active:
+            self.active = False
+            self.idle_ticks = 0
+            return
+        self.idle_ticks += 1
+        if self.idle_ticks < ticks:
+            return
+        self.entry.count("idle_timeouts")
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.close(clean=True)
+        self._end_local()
+        if self.state in (ROUTED, EXCHANGE) and not self.resp_sent:
+            # the home or its application stayed silent: say so, as a gateway does
+            self.entry.count("http_504")
+            self._finish(504)
+            return
+        self._close(clean=True)
+
+    def abort(self) -> None:
+        """Shutdown: drop the connection and its upstream."""
+        self._abort_exchange()
+        self._close(clean=False)
+
+
+__all__ = ["PAUSE_BACKLOG", "PAUSE_PEER", "HttpClient"]

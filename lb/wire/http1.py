@@ -1,0 +1,393 @@
+"""HTTP/1.1 message framing for a proxy that routes every request.
+
+Where does one message end, in either direction, so that the next request of a
+keep-alive connection can be routed on its own and a pooled upstream
+connection can be reused? This module answers that over raw bytes, without
+copying or decoding bodies: a request's body kind from its head
+(``request_body``), a response head (``parse_response_head``), a response's
+body kind from its head and its request (``response_body``, RFC 9112 6.3), and
+an incremental ``BodyFramer`` that finds the end of a Content-Length or
+chunked body (trailers included) in the bytes as they arrive.
+
+Pure and bounded: no sockets, no asyncio, no clock. "Need more data" is a
+return value (``None`` from the head parser; ``BodyFramer.done`` still False);
+anything that cannot be framed is one ``HttpError`` carrying the status to
+answer (400 for a client's request, 502 for an application's response).
+Chunk-size lines and trailers are bounded in bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lb.errors import HttpError
+from lb.wire.http import RequestHead
+
+__all__ = [
+    "CHUNKED",
+    "LENGTH",
+    "MAX_CHUNK_LINE",
+    "NO_BODY",
+    "TUNNEL",
+    "UNTIL_CLOSE",
+    "BodyFramer",
+    "ResponseHead",
+    "parse_response_head",
+    "request_body",
+    "request_keeps_alive",
+    "request_upgrade",
+    "response_body",
+    "response_keeps_alive",
+    "with_header",
+    "without_connection_headers",
+]
+
+# body kinds
+NO_BODY = 0
+LENGTH = 1  # Content-Length bytes
+CHUNKED = 2  # chunked transfer coding, trailers included
+UNTIL_CLOSE = 3  # a response delimited by the close of the connection
+TUNNEL = 4  # after 101 / a 2xx answer to CONNECT: bytes both ways, no more HTTP
+
+MAX_CHUNK_LINE = 4096
+"""Longest chunk-size line (size, extensions, CRLF) a body may carry."""
+
+_MAX_HEADER_LINES = 200
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+# every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps only
+# the control bytes of a head, so CR/LF pairing and forbidden bytes are one check
+_NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_HEADER_BLOCK = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
+
+
+def _tokens(value: str) -> list[str]:
+    return [part.strip(" \t").lower() for part in value.split(",") if part.strip(" \t")]
+
+
+def request_body(head: RequestHead) -> tuple[int, int]:
+    """(kind, length) of a request's body: NO_BODY, LENGTH or CHUNKED (RFC 9112 6.3).
+
+    The head scanner already refused CL together with TE and differing
+    lengths. A Transfer-Encoding whose last coding is not ``chunked`` cannot
+    be framed: 400 (RFC 9112 6.3 point 4); any coding besides ``chunked``
+    (say ``gzip, chunked``) is passed on as is.
+    """
+    length = -1
+    chunked = False
+    for name, value in head.headers:
+        size = len(name)
+        if size == 14 and name.lower() == "content-length":
+            length = int(value.split(",")[0].strip(" \t"))
+        elif size == 17 and name.lower() == "transfer-encoding":
+            codings = _tokens(value)
+            chunked = bool(codings) and codings[-1] == "chunked"
+            if not chunked:
+                raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+    if chunked:
+        return CHUNKED, 0
+    if length > 0:
+        return LENGTH, length
+    return NO_BODY, 0
+
+
+def request_keeps_alive(head: RequestHead) -> bool:
+    """Whether the client wants its connection kept after this exchange."""
+    value = head.header("connection")
+    if head.version == "HTTP/1.1":
+        return value is None or "close" not in _tokens(value)
+    return value is not None and "keep-alive" in _tokens(value)
+
+
+def request_upgrade(head: RequestHead) -> bool:
+    """A CONNECT, or a request asking to switch protocols (``Connection: upgrade``)."""
+    if head.method == "CONNECT":
+        return True
+    if head.header("upgrade") is None:
+        return False
+    value = head.header("connection")
+    return value is not None and "upgrade" in _tokens(value)
+
+
+def idempotent(method: str) -> bool:
+    """RFC 9110 9.2.2: a request that may be sent again after a lost connection."""
+    return method in _IDEMPOTENT
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    """What a proxy needs of one response head."""
+
+    status: int
+    minor: int  # HTTP/1.<minor>
+    length: int  # bytes of the head, final CRLFCRLF included
+    content_length: int = -1
+    chunked: bool = False
+    other_coding: bool = False  # a Transfer-Encoding whose last coding is not chunked
+    close: bool = False  # Connection: close
+    keep_alive: bool = False  # Connection: keep-alive (HTTP/1.0)
+    connection_header: bool = False  # any Connection / Keep-Alive header is present
+    set_cookies: list[str] = field(default_factory=list)
+
+
+def _bad_response(reason: str) -> HttpError:
+    return HttpError(502, f"bad response from the application: {reason}")
+
+
+def _values(raw: bytes, lower: bytes, name: bytes) -> list[bytes]:
+    """Values of every header line called `name` (lower-case, with CRLF before and ':')."""
+    found = []
+    pos = lower.find(name)
+    while pos >= 0:
+        begin = pos + len(name)
+        stop = raw.find(b"\r\n", begin)
+        found.append(raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t"))
+        pos = lower.find(name, begin)
+    return found
+
+
+def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
+    """The response head at ``buf[start:]``: None while incomplete; HttpError(502) if bad.
+
+    Bounded: a head not ended within ``max_bytes`` bytes is refused, and
+    nothing after the head is looked at. Checked: the status line, CRLF line
+    ends, no control bytes, every header line a token name and ':', at most
+    200 lines, and unambiguous framing (Content-Length, Transfer-Encoding).
+    """
+    stop = min(len(buf), start + max_bytes)
+    end = buf.find(b"\r\n\r\n", start, stop)
+    if end < 0:
+        if len(buf) - start >= max_bytes:
+            raise _bad_response(f"head larger than {max_bytes} bytes")
+        if not buf.startswith(b"HTTP/1."[: len(buf) - start], start):
+            raise _bad_response("not an HTTP/1.x status line")
+        return None
+    raw = bytes(buf[start:end])
+    pairs = raw.count(b"\r\n")
+    # only CR, LF and forbidden control bytes survive: all of them must be CRLF pairs
+    if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
+        raise _bad_response("control byte, bare CR or bare LF in head")
+    if pairs >= _MAX_HEADER_LINES:
+        raise _bad_response("too many header lines")
+    eol = raw.find(b"\r\n")
+    if eol < 0:
+        eol = len(raw)
+    match = _STATUS_LINE.fullmatch(raw, 0, eol)
+    if match is None:
+        raise _bad_response("malformed status line")
+    if _HEADER_BLOCK.fullmatch(raw, eol) is None:
+        raise _bad_response("malformed header line")
+    head = ResponseHead(int(match.group(2)), int(match.group(1)), end + 4 - start)
+    lower = raw.lower()
+    if b"\r\ntransfer-encoding:" in lower:
+        values = _values(raw, lower, b"\r\ntransfer-encoding:")
+        codings = _tokens(values[-1].decode("latin-1"))
+        head.chunked = bool(codings) and codings[-1] == "chunked"
+        head.other_coding = not head.chunked
+    if b"\r\ncontent-length:" in lower:
+        lengths = {
+            part.strip(b" \t")
+            for value in _values(raw, lower, b"\r\ncontent-length:")
+            for part in value.split(b",")
+        }
+        if head.chunked or head.other_coding:
+            raise _bad_response("both Content-Length and Transfer-Encoding")
+        if len(lengths) != 1:
+            raise _bad_response("differing Content-Length values")
+        (value,) = lengths
+        if not (value.isdigit() and len(value) <= 18):
+            raise _bad_response("invalid Content-Length")
+        head.content_length = int(value)
+    if b"\r\nconnection:" in lower:
+        head.connection_header = True
+        for value in _values(raw, lower, b"\r\nconnection:"):
+            tokens = _tokens(value.decode("latin-1"))
+            head.close = head.close or "close" in tokens
+            head.keep_alive = head.keep_alive or "keep-alive" in tokens
+    if b"\r\nkeep-alive:" in lower or b"\r\nproxy-connection:" in lower:
+        head.connection_header = True
+    if b"\r\nset-cookie:" in lower:
+        head.set_cookies = [v.decode("latin-1") for v in _values(raw, lower, b"\r\nset-cookie:")]
+    return head
+
+
+def response_body(head: ResponseHead, method: str) -> tuple[int, int]:
+    """(kind, length) of a response's body, by RFC 9112 6.3, given its request's method."""
+    status = head.status
+    if method == "CONNECT" and 200 <= status < 300:
+        return TUNNEL, 0
+    if status == 101:
+        return TUNNEL, 0
+    if method == "HEAD" or status < 200 or status == 204 or status == 304:
+        return NO_BODY, 0
+    if head.chunked:
+        return CHUNKED, 0
+    if head.other_coding:
+        return UNTIL_CLOSE, 0
+    if head.content_length >= 0:
+        return (LENGTH, head.content_length) if head.content_length else (NO_BODY, 0)
+    return UNTIL_CLOSE, 0
+
+
+def response_keeps_alive(head: ResponseHead) -> bool:
+    """Whether the application keeps its connection after this response."""
+    if head.minor >= 1:
+        return not head.close
+    return head.keep_alive and not head.close
+
+
+# BodyFramer states
+_DATA = 0  # inside a Content-Length body or a chunk's data
+_SIZE = 1  # reading a chunk-size line
+_DATA_END = 2  # the CRLF after a chunk's data
+_TRAILER = 3  # reading trailer lines up to the empty one
+_DONE = 4
+
+
+class BodyFramer:
+    """Finds where one message body ends in a byte stream, incrementally.
+
+    ``feed(buf, start)`` consumes body bytes from ``buf[start:]`` and returns
+    the index just past the last byte it consumed: ``len(buf)`` while the body
+    goes on, the body's end once ``done``. Data bytes are skipped by count,
+    never copied; only a chunk-size line or a trailer line split between two
+    reads is kept (at most ``MAX_CHUNK_LINE`` / ``max_trailer`` bytes). A
+    stream that is not a valid body raises HttpError(``status``).
+    """
+
+    __slots__ = (
+        "_chunked",
+        "_line",
+        "_state",
+        "_status",
+        "_trailer_bytes",
+        "max_trailer",
+        "remaining",
+    )
+
+    def __init__(self, kind: int, length: int = 0, *, status: int = 400, max_trailer: int = 16384):
+        self._status = status
+        self.max_trailer = max_trailer
+        self._line = bytearray()  # an incomplete size or trailer line
+        self._trailer_bytes = 0
+        if kind == LENGTH:
+            self._state = _DATA if length > 0 else _DONE
+            self.remaining = length
+        elif kind == CHUNKED:
+            self._state = _SIZE
+            self.remaining = 0
+        elif kind == NO_BODY:
+            self._state = _DONE
+            self.remaining = 0
+        else:
+            raise ValueError(f"BodyFramer frames LENGTH, CHUNKED or NO_BODY, not kind {kind}")
+        self._chunked = kind == CHUNKED
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    def feed(self, buf: bytes | bytearray, start: int = 0) -> int:
+        pos = start
+        size = len(buf)
+        while pos < size:
+            state = self._state
+            if state == _DATA:
+                take = min(self.remaining, size - pos)
+                pos += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self._state = _DATA_END if self._chunked else _DONE
+                    if not self._chunked:
+                        return pos
+            elif state == _DATA_END:
+                pos = self._data_end(buf, pos)
+            elif state in (_SIZE, _TRAILER):
+                pos = self._line_end(buf, pos, size)
+                if self._state == _DONE:
+                    return pos
+            else:  # _DONE
+                return pos
+        return pos
+
+    def _error(self, reason: str) -> HttpError:
+        return HttpError(self._status, f"bad chunked body: {reason}")
+
+    def _data_end(self, buf: bytes | bytearray, pos: int) -> int:
+        # the CRLF after chunk data; its two bytes may come in two reads
+        line = self._line
+        need = 2 - len(line)
+        piece = buf[pos : pos + need]
+        line += piece
+        pos += len(piece)
+        if len(line) == 2:
+            if line != b"\r\n":
+                raise self._error("chunk data not followed by CRLF")
+            line.clear()
+            self._state = _SIZE
+        return pos
+
+    def _line_end(self, buf: bytes | bytearray, pos: int, size: int) -> int:
+        line = self._line
+        limit = MAX_CHUNK_LINE if self._state == _SIZE else self.max_trailer - self._trailer_bytes
+        window = min(size, pos + limit - len(line))
+        eol = buf.find(b"\n", pos, window)
+        if eol < 0:
+            line += buf[pos:window]
+            if len(line) >= limit:
+                raise self._error("chunk-size or trailer line too long")
+            return window
+        line += buf[pos : eol + 1]
+        pos = eol + 1
+        if len(line) < 2 or line[-2] != 0x0D:
+            raise self._error("line not ended by CRLF")
+        if self._state == _SIZE:
+            self._chunk_size(bytes(line[:-2]))
+        else:
+            self._trailer_bytes += len(line)
+            if len(line) == 2:
+                self._state = _DONE
+            elif b"\r" in line[:-2] or line[0] in b" \t" or b":" not in line:
+                raise self._error("malformed trailer line")
+        line.clear()
+        return pos
+
+    def _chunk_size(self, line: bytes) -> None:
+        digits = line.split(b";", 1)[0].rstrip(b" \t")
+        if not digits or len(digits) > 15 or not _HEX.issuperset(digits):
+            raise self._error("invalid chunk size")
+        if b"\r" in line or b"\n" in line:
+            raise self._error("bare CR or LF in chunk-size line")
+        size = int(digits, 16)
+        if size == 0:
+            self._state = _TRAILER
+        else:
+            self.remaining = size
+            self._state = _DATA
+
+
+_HOP_BY_HOP = (b"connection:", b"keep-alive:", b"proxy-connection:")
+
+
+def without_connection_headers(raw: bytes) -> bytes:
+    """A complete head without its Connection, Keep-Alive and Proxy-Connection lines.
+
+    A proxy keeps or closes each side of a connection on its own (RFC 9110 7.6.1):
+    a client's ``Connection: close`` must not close a pooled upstream, an
+    application's must not close a client's keep-alive connection.
+    """
+    lines = raw.split(b"\r\n")
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line[:18].lower().startswith(_HOP_BY_HOP):
+            continue
+        kept.append(line)
+    return b"\r\n".join(kept)
+
+
+def with_header(raw: bytes, line: bytes) -> bytes:
+    """A complete head with one header ``line`` (ending in CRLF) after its first line."""
+    eol = raw.index(b"\r\n") + 2
+    return raw[:eol] + line + raw[eol:]

@@ -1,0 +1,278 @@
+"""lb.wire.http1: message framing, as a decision table and as properties over splits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lb.errors import HttpError
+from lb.wire import http1
+from lb.wire.http import parse_request_head
+
+
+def req(raw: bytes) -> tuple[int, int]:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    return http1.request_body(head)
+
+
+# -- request bodies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", (http1.NO_BODY, 0)),
+        (b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", (http1.NO_BODY, 0)),
+        (b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n", (http1.LENGTH, 12)),
+        (b"POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n", (http1.LENGTH, 7)),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", (http1.CHUNKED, 0)),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", (http1.CHUNKED, 0)),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", (http1.CHUNKED, 0)),
+    ],
+)
+def test_request_body_kinds(raw: bytes, expected: tuple[int, int]) -> None:
+    assert req(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+    ],
+)
+def test_request_coding_without_final_chunked_is_400(raw: bytes) -> None:
+    with pytest.raises(HttpError) as info:
+        req(raw)
+    assert info.value.status == 400
+
+
+def test_ambiguous_request_framing_is_refused_by_the_head_scanner() -> None:
+    for raw in (
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+    ):
+        with pytest.raises(HttpError) as info:
+            parse_request_head(raw, 65536)
+        assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "keeps"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True),
+    ],
+)
+def test_request_keeps_alive(raw: bytes, keeps: bool) -> None:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.request_keeps_alive(head) is keeps
+
+
+@pytest.mark.parametrize(
+    ("raw", "upgrade"),
+    [
+        (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", False),
+        (b"CONNECT h:443 HTTP/1.1\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\n\r\n", False),
+    ],
+)
+def test_request_upgrade(raw: bytes, upgrade: bool) -> None:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.request_upgrade(head) is upgrade
+
+
+# -- response heads and bodies ---------------------------------------------------------------
+
+
+def resp(raw: bytes) -> http1.ResponseHead:
+    head = http1.parse_response_head(raw, 0, 65536)
+    assert head is not None
+    return head
+
+
+@pytest.mark.parametrize(
+    ("raw", "method", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "GET", (http1.LENGTH, 5)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "GET", (http1.NO_BODY, 0)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", (http1.NO_BODY, 0)),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", (http1.CHUNKED, 0)),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", (http1.UNTIL_CLOSE, 0)),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "GET", (http1.UNTIL_CLOSE, 0)),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", "GET", (http1.NO_BODY, 0)),
+        (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", "GET", (http1.NO_BODY, 0)),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", "POST", (http1.NO_BODY, 0)),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "GET", (http1.TUNNEL, 0)),
+        (b"HTTP/1.1 200 OK\r\n\r\n", "CONNECT", (http1.TUNNEL, 0)),
+        (b"HTTP/1.1 407 Auth\r\nContent-Length: 2\r\n\r\n", "CONNECT", (http1.LENGTH, 2)),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", "GET", (http1.LENGTH, 3)),
+    ],
+)
+def test_response_body_kinds(raw: bytes, method: str, expected: tuple[int, int]) -> None:
+    assert http1.response_body(resp(raw), method) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "keeps"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\n", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", False),
+        (b"HTTP/1.0 200 OK\r\n\r\n", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", True),
+    ],
+)
+def test_response_keeps_alive(raw: bytes, keeps: bool) -> None:
+    assert http1.response_keeps_alive(resp(raw)) is keeps
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nName : v\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\x00c\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: b\nC: d\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+    ],
+)
+def test_bad_responses_are_502(raw: bytes) -> None:
+    with pytest.raises(HttpError) as info:
+        http1.parse_response_head(raw, 0, 65536)
+    assert info.value.status == 502
+
+
+def test_response_head_needs_more_then_is_bounded() -> None:
+    assert http1.parse_response_head(b"HTTP/1.1 200 OK\r\nA: b\r\n", 0, 100) is None
+    assert http1.parse_response_head(b"HTT", 0, 100) is None
+    with pytest.raises(HttpError):
+        http1.parse_response_head(b"XYZ", 0, 100)
+    with pytest.raises(HttpError):
+        http1.parse_response_head(b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * 40, 0, 100)
+
+
+def test_response_head_at_an_offset_and_its_cookies() -> None:
+    raw = b"junkHTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2; Path=/\r\n\r\nbody"
+    head = http1.parse_response_head(raw, 4, 1000)
+    assert head is not None
+    assert head.length == len(raw) - 4 - 4
+    assert head.set_cookies == ["a=1", "b=2; Path=/"]
+
+
+# -- body framing ---------------------------------------------------------------------------
+
+
+def frame_all(kind: int, length: int, data: bytes, cuts: list[int]) -> tuple[int, bool]:
+    """Feed `data` split at `cuts`; return where the body ended (absolute) and done."""
+    framer = http1.BodyFramer(kind, length)
+    pos = 0
+    bounds = [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
+    for bound in bounds:
+        piece = data[pos:bound]
+        end = framer.feed(piece, 0)
+        if framer.done:
+            return pos + end, True
+        assert end == len(piece)
+        pos = bound
+    return len(data), framer.done
+
+
+CHUNKED_BODY = b"5\r\nhello\r\n1;ext=1\r\n \r\n0\r\nTrailer: x\r\n\r\n"
+
+
+def test_chunked_with_extensions_and_trailers() -> None:
+    assert frame_all(http1.CHUNKED, 0, CHUNKED_BODY + b"NEXT", []) == (len(CHUNKED_BODY), True)
+
+
+def test_length_body_ends_exactly() -> None:
+    assert frame_all(http1.LENGTH, 5, b"helloNEXT", []) == (5, True)
+    assert frame_all(http1.LENGTH, 5, b"hel", []) == (3, False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"g\r\n",  # not hex
+        b"5\r\nhelloXX",  # no CRLF after data
+        b"5\nhello\r\n",  # bare LF
+        b"0\r\nbad trailer\r\n\r\n",  # trailer without ':'
+        b"1234567890abcdef0\r\n",  # too many digits
+        b"5" * (http1.MAX_CHUNK_LINE + 1),  # endless size line
+    ],
+)
+def test_bad_chunked_bodies(body: bytes) -> None:
+    framer = http1.BodyFramer(http1.CHUNKED, status=400)
+    with pytest.raises(HttpError) as info:
+        framer.feed(body, 0)
+    assert info.value.status == 400
+
+
+def test_trailers_are_bounded() -> None:
+    framer = http1.BodyFramer(http1.CHUNKED, max_trailer=64)
+    with pytest.raises(HttpError):
+        framer.feed(b"0\r\n" + b"X-A: b\r\n" * 20, 0)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(CHUNKED_BODY) + 4), max_size=12))
+def test_any_split_frames_chunked_identically(cuts: list[int]) -> None:
+    data = CHUNKED_BODY + b"NEXT"
+    assert frame_all(http1.CHUNKED, 0, data, cuts) == (len(CHUNKED_BODY), True)
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=6),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+)
+def test_any_chunked_body_any_split(chunks: list[bytes], cuts: list[int]) -> None:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    assert frame_all(http1.CHUNKED, 0, body + b"GET", cuts) == (len(body), True)
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=300), max_size=8))
+def test_framer_never_reads_past_the_input_and_fails_typed(data: bytes, cuts: list[int]) -> None:
+    framer = http1.BodyFramer(http1.CHUNKED, max_trailer=128)
+    pos = 0
+    try:
+        for bound in [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]:
+            piece = data[pos:bound]
+            end = framer.feed(piece, 0)
+            assert 0 <= end <= len(piece)
+            if framer.done:
+                return
+            pos = bound
+    except HttpError as exc:
+        assert exc.status == 400
+
+
+@given(st.binary(max_size=200))
+def test_response_head_parser_fails_only_typed(data: bytes) -> None:
+    try:
+        head = http1.parse_response_head(b"HTTP/1.1 200 OK\r\n" + data, 0, 150)
+    except HttpError as exc:
+        assert exc.status == 502
+        return
+    if head is not None:
+        assert head.length <= 150
+
+
+def test_header_rewrites() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nkeep-alive: 5\r\nA: b\r\n\r\n"
+    assert http1.without_connection_headers(raw) == b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n"
+    assert http1.with_header(b"HTTP/1.1 200 OK\r\n\r\n", b"Set-Cookie: a=b\r\n") == (
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\n\r\n"
+    )
