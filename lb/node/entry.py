@@ -272,7 +272,11 @@ class Entry:
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         # new sessions of one client address agree on a home (docs/routing.md)
         decision = self.router.route(
-            identifier, self.peers.view, wall(), self.salt ^ client.client[1], client.client[0]
+            identifier,
+            self.peers.view,
+            wall(),
+            self.salt ^ client.client[1],
+            client.client[0] or None,
         )
         self.counters[decision.reason] += 1
         if decision.local:
@@ -293,8 +297,13 @@ class Entry:
     # -- per-request routing (http, tls-terminate) -----------------------------------
     def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision:
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        # new sessions of one client address agree on a home (docs/routing.md)
         decision = self.router.route(
-            identifier, self.peers.view, wall(), self.salt ^ client.client[1]
+            identifier,
+            self.peers.view,
+            wall(),
+            self.salt ^ client.client[1],
+            client.client[0] or None,
         )
         self.counters[decision.reason] += 1
         return decision
