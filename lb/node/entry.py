@@ -247,7 +247,7 @@ class Entry:
         """Draining: idle keep-alive clients are closed now, busy ones after their response."""
         self.draining = True
         for client in list(self.clients):
-            if isinstance(client, HttpClient) and client.state == 0 and not client.buf:
+            if isinstance(client, HttpClient):
                 client.abort_idle()
 
     def count(self, name: str) -> None:

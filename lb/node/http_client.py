@@ -28,7 +28,7 @@ from typing import Protocol, cast
 from lb.clock import wall
 from lb.errors import HttpError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
-from lb.link.connection import PAUSE_PEER, PAUSE_WAIT
+from lb.link.connection import PAUSE_LINK, PAUSE_PEER
 from lb.node.service import Service
 from lb.node.splice import abort_with_reset
 from lb.node.upstream import Upstream
@@ -223,7 +223,7 @@ class HttpClient(asyncio.Protocol):
             if self.state == HEAD:
                 self._finish(400 if self.buf else 0)
             return True
-        if state == EXCHANGE and not self.req_done:
+        if state in (ROUTED, EXCHANGE) and not self.req_done:
             # the client went away in the middle of its request body
             self._abort_exchange()
             self._close(clean=False)
@@ -370,8 +370,8 @@ class HttpClient(asyncio.Protocol):
             upstream.write(whole)
         if self.eof_in and self.req_done and self.upgrade:
             upstream.write_eof()
-        if self.paused & PAUSE_WAIT:
-            self.resume_client(PAUSE_WAIT)
+        if self.paused & PAUSE_BACKLOG and len(buf) < self.entry.head_bytes:
+            self.resume_client(PAUSE_BACKLOG)
 
     def _request_body(self, data: bytes) -> None:
         framer = self.req_framer
@@ -556,16 +556,20 @@ class HttpClient(asyncio.Protocol):
         if not self.keep_alive or self.eof_in:
             self._close(clean=True)
             return
-        if self.paused & PAUSE_BACKLOG:
-            self.resume_client(PAUSE_BACKLOG)
+        if self.paused:
+            # the upstream's pauses end with it (a window it may still reopen is not ours)
+            self.resume_client(PAUSE_BACKLOG | PAUSE_PEER | PAUSE_LINK)
         if self.buf:
             self._read_head()  # a pipelined request, already here
 
     def upstream_eof(self) -> None:
         if self.state == TUNNEL:
             transport = self.transport
-            if transport is not None and not self.closed and transport.can_write_eof():
-                transport.write_eof()
+            if transport is not None and not self.closed:
+                if transport.can_write_eof():
+                    transport.write_eof()
+                else:
+                    transport.close()  # TLS: no half-close; what was written goes first
             return
         if self.rstate == R_UNTIL_CLOSE:
             self.upstream_reusable = False
