@@ -132,6 +132,7 @@ class HttpClient(asyncio.Protocol):
         "rstate",
         "scanner",
         "sent_any",
+        "served",
         "service",
         "state",
         "transport",
@@ -165,6 +166,7 @@ class HttpClient(asyncio.Protocol):
         self.resp_framer: http1.BodyFramer | None = None
         self.resp_sent = False  # a byte of this request's response went to the client
         self.sent_any = False  # a byte of any response went to the client
+        self.served = 0  # exchanges completed on this connection
         self.upstream_reusable = True
         self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
         self.resend: bytes | None = None  # ... being sent again on a fresh upstream
@@ -548,6 +550,7 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.release(self.upstream_reusable and not self.upgrade)
         entry.count("http_requests")
+        self.served += 1
         self.head = None
         self.decision = None
         self.identifier = None
@@ -639,8 +642,11 @@ class HttpClient(asyncio.Protocol):
         self._send_to(self.entry.decide(self, self.identifier))
 
     def abort_idle(self) -> None:
-        """Close an idle keep-alive connection (draining): a FIN, nothing lost."""
-        if self.state == HEAD and not self.buf:
+        """Close an idle keep-alive connection (draining): a FIN, nothing lost.
+
+        Only between requests: a connection accepted a moment ago whose first request
+        is still on its way is served (its answer says Connection: close)."""
+        if self.state == HEAD and not self.buf and self.served:
             self._close(clean=True)
 
     def _start_tunnel(self) -> None:
