@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import structlog
@@ -56,6 +57,31 @@ def _line_logger(*_args: Any) -> LineLogger:
         return LineLogger(sys.stderr.fileno())
     except (AttributeError, ValueError, OSError):
         return LineLogger(2)
+
+
+class IsoStamper:
+    """Adds "timestamp" as ISO 8601 UTC with microseconds ("2026-01-02T03:04:05.123456Z").
+
+    The same text as structlog's TimeStamper(fmt="iso", utc=True), made for a
+    line per request: the date and time of day are formatted once a second,
+    the microseconds per event.
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        micros = int((now - second) * 1_000_000)
+        event_dict["timestamp"] = f"{self._prefix}.{micros:06d}Z"
+        return event_dict
 
 
 def _std_level(levelno: int) -> int:
@@ -115,7 +141,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     _processors[:] = [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        IsoStamper(),
         structlog.processors.format_exc_info,
         renderer,
     ]
@@ -138,13 +164,12 @@ def access_logger(**initial: Any) -> Any:
     """
     processors = list(_processors) or [
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        IsoStamper(),
         structlog.dev.ConsoleRenderer(colors=False),
     ]
+    # the bound logger itself, not a lazy proxy: no lookup per line
     return structlog.wrap_logger(
         _line_logger(),
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        cache_logger_on_first_use=True,
-        **initial,
-    )
+    ).bind(**initial)

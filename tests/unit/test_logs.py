@@ -76,3 +76,21 @@ access_logger(node="a").info("access", status=204)
 """
     records = [json.loads(line) for line in _run(script)]
     assert [(r["event"], r["status"], r["node"]) for r in records] == [("access", 204, "a")]
+
+
+def test_iso_stamper_writes_what_structlog_timestamper_writes() -> None:
+    import re
+    from datetime import datetime, timedelta
+
+    import structlog
+
+    from lb.logs import IsoStamper
+
+    ours = IsoStamper()(None, "info", {})["timestamp"]
+    theirs = structlog.processors.TimeStamper(fmt="iso", utc=True)(None, "info", {})["timestamp"]
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    assert re.fullmatch(pattern, ours), ours
+    assert re.fullmatch(pattern, theirs), theirs
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    gap = datetime.strptime(theirs, fmt) - datetime.strptime(ours, fmt)
+    assert timedelta(0) <= gap < timedelta(seconds=1)  # the same clock, read just after
