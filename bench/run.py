@@ -790,6 +790,8 @@ class LbProxy(ProxyKind):
             "[log]",
             'level = "info"',
             'format = "console"',
+            # like the other proxies here (nginx access_log off, HAProxy without a log)
+            'access_log = "off"',
             "",
             "[[services]]",
             'name = "web"',
