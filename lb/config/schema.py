@@ -187,6 +187,7 @@ FARM: tuple[Key, ...] = (
     Key("cookie_ttl", integer(60, 31536000), 86400, doc="the home cookie's lifetime, seconds"),
 )
 
+
 def _access_log(value: Any, ctx: Ctx) -> bool:
     return bool(choice(("on", "off"))(value, ctx) == "on")
 
