@@ -153,7 +153,8 @@ SCENARIO_DEFS: dict[str, Scenario] = {
     ),
 }
 
-# What the issues (10 the latest) ask of lb, as (metric, comparison, factor) against HAProxy in http mode.
+# What the issues ask of lb (issue 10 the latest): (metric, comparison, factor) against
+# HAProxy in http mode.
 TARGETS: dict[str, list[tuple[str, str, float]]] = {
     "local": [("rps", ">=", 1.0), ("cpu_us_per_req", "<=", 1.0)],
     "forwarded": [("rps", ">=", 1.5), ("cpu_us_per_req", "<=", 0.7)],
