@@ -276,6 +276,8 @@ class FarmConfig:
     nodes: Mapping[str, NodeConfig]
     source: str
     link_certs: Path | None = None  # link_security = "mtls": ca.pem, <node>.pem, <node>.key
+    access_log: bool = True  # [log] access_log = "on": one line per HTTP request
+    access_log_sample: float = 1.0  # [log] the share of requests written, 0.0 .. 1.0
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`; ConfigError keyed "--node" when the farm has none."""

@@ -14,6 +14,7 @@ sockets and never reads the clock.
 
 from __future__ import annotations
 
+import math
 import re
 import ssl
 from collections.abc import Mapping, Sequence
@@ -186,9 +187,35 @@ FARM: tuple[Key, ...] = (
     Key("cookie_ttl", integer(60, 31536000), 86400, doc="the home cookie's lifetime, seconds"),
 )
 
+
+def _access_log(value: Any, ctx: Ctx) -> bool:
+    return bool(choice(("on", "off"))(value, ctx) == "on")
+
+
+def _sample(value: Any, ctx: Ctx) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"must be a number from 0.0 to 1.0, not {type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise Invalid(f"{value} is out of range 0.0 .. 1.0 (the share of requests logged)")
+    return number
+
+
 LOG: tuple[Key, ...] = (
     Key("level", choice(("debug", "info", "warning", "error")), "info", doc="log level"),
     Key("format", choice(("console", "json")), "console", doc="one JSON object per line"),
+    Key(
+        "access_log",
+        _access_log,
+        "on",
+        doc='"on" or "off": one line per HTTP request (event "access"), whatever the level',
+    ),
+    Key(
+        "access_log_sample",
+        _sample,
+        1.0,
+        doc="the share of requests the access log writes, 0.0 .. 1.0 (drawn per request)",
+    ),
 )
 
 
@@ -611,6 +638,8 @@ def parse_document(data: Any, base_dir: Path, source: str) -> FarmConfig:
         limits=row["limits"],
         log_level=log["level"],
         log_format=log["format"],
+        access_log=log["access_log"],
+        access_log_sample=log["access_log_sample"],
         services=row["services"],
         nodes=row["nodes"],
         source=source,
