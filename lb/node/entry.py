@@ -28,6 +28,7 @@ from lb.extract.api import Extractor, Identifier
 from lb.node.app import AppConnector
 from lb.node.client import SPLICE, WAIT, ClientEndpoint
 from lb.node.home import Home
+from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.replication import Replication
@@ -107,6 +108,7 @@ class Entry:
         self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
         self.handshakes_by_source: Counter[str] = Counter()
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.metrics: Metrics | None = None  # set by the node when its admin listener is on
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: ClientEndpoint) -> bool:
@@ -201,6 +203,11 @@ class Entry:
             )
 
     def release(self, client: ClientEndpoint) -> None:
+        # METRICS: the one place a request is recorded today (a connection-level splice
+        # counts each client connection once, status unread); the per-request proxy
+        # records each request instead and this call moves there
+        if self.metrics is not None:
+            self.metrics.ended(client, client.service.name, self.name, self.loop.time())
         if client in self.clients:
             self.clients.discard(client)
             if client.local:
@@ -253,6 +260,8 @@ class Entry:
             identifier, self.peers.view, wall(), self.salt ^ client.client[1]
         )
         self.counters[decision.reason] += 1
+        if self.metrics is not None:  # METRICS: where the connection went (see release)
+            self.metrics.routed(client, self.name, decision.home, self.loop.time())
         if decision.local:
             self._start_local(client, decision.new_session)
             return

@@ -131,6 +131,12 @@ class FlowEndpoint:
 class LinkDriver(asyncio.Protocol):
     """One link end on a socket: outbound (this node connected) or inbound (home side)."""
 
+    # METRICS (read by lb.node.admin): bytes either way, the round trip of the last PING
+    bytes_sent = 0
+    bytes_received = 0
+    ping_sent = 0.0
+    rtt: float | None = None
+
     def __init__(
         self,
         owner: LinkOwner,
@@ -184,6 +190,7 @@ class LinkDriver(asyncio.Protocol):
         self.owner.wake_at(self.conn.next_deadline())  # the login deadline
 
     def data_received(self, data: bytes) -> None:
+        self.bytes_received += len(data)  # METRICS
         try:
             events = self.conn.receive_data(data, Monotonic(self.loop.time()))
             if events:
@@ -257,6 +264,8 @@ class LinkDriver(asyncio.Protocol):
                 heard = cast(PeerHeard, event)
                 if heard.ping_token is not None:
                     self.conn.send_pong(heard.ping_token, self.owner.load())
+                elif self.ping_sent:  # METRICS: a PONG answers our last PING
+                    self.rtt = self.loop.time() - self.ping_sent
                 self.owner.peer_heard(self, heard.load)
             elif kind is ControlFrame:
                 self.owner.control_frame(self, cast(ControlFrame, event).frame)
@@ -317,6 +326,7 @@ class LinkDriver(asyncio.Protocol):
         out = self.conn.data_to_send()
         transport = self.transport
         if out and transport is not None and not self.closed:
+            self.bytes_sent += sum(map(len, out))  # METRICS
             if self.tls and len(out) > 1:
                 # one TLS record per loop turn, not one per frame piece
                 transport.write(b"".join(out))
@@ -330,6 +340,7 @@ class LinkDriver(asyncio.Protocol):
         self.flush_soon()
 
     def ping(self, load: int) -> None:
+        self.ping_sent = self.loop.time()  # METRICS
         self.conn.ping(load)
         self.flush_soon()
 
