@@ -195,8 +195,16 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
         ],
     )
     for name, key, help_text in (
-        ("lb_link_sent_bytes_total", "sent", "Bytes written on links, by peer and direction."),
-        ("lb_link_received_bytes_total", "received", "Bytes read on links."),
+        (
+            "lb_link_flow_sent_bytes_total",
+            "sent",
+            "Flow bytes sent on links (payload, no framing), by peer, direction and worker.",
+        ),
+        (
+            "lb_link_flow_received_bytes_total",
+            "received",
+            "Flow bytes received on links (payload, no framing).",
+        ),
     ):
         t.family(
             name,

@@ -199,9 +199,9 @@ def _row_ok(row: Any, n: int) -> bool:
 def matrix(merged: Sample, entry: str) -> dict[str, dict[str, int]]:
     """This node's row of the forwarding matrix: home -> requests and bytes (cumulative).
 
-    Bytes are what the request metrics carry; off the diagonal the bytes of
-    this node's links to the home are added when the requests carry none
-    (the connection-level splice counts bytes only on links).
+    Bytes are what the request metrics carry; off the diagonal, when the
+    requests carry none (the connection-level splice counts bytes only on
+    links), the flow bytes of this node's links to the home both ways.
     """
     row: dict[str, dict[str, int]] = {}
     for service_, e, home, _status, n in merged["requests"]:

@@ -79,6 +79,7 @@ class FlowEndpoint:
 
     def send(self, data: bytes) -> None:
         link = self.link
+        link.bytes_sent += len(data)  # METRICS
         if not link.conn.send(self.flow_id, data):
             peer = self.peer
             if peer is not None:
@@ -131,7 +132,7 @@ class FlowEndpoint:
 class LinkDriver(asyncio.Protocol):
     """One link end on a socket: outbound (this node connected) or inbound (home side)."""
 
-    # METRICS (read by lb.node.admin): bytes either way, the round trip of the last PING
+    # METRICS (read by lb.node.admin): flow bytes either way, the round trip of the last PING
     bytes_sent = 0
     bytes_received = 0
     ping_sent = 0.0
@@ -190,7 +191,6 @@ class LinkDriver(asyncio.Protocol):
         self.owner.wake_at(self.conn.next_deadline())  # the login deadline
 
     def data_received(self, data: bytes) -> None:
-        self.bytes_received += len(data)  # METRICS
         try:
             events = self.conn.receive_data(data, Monotonic(self.loop.time()))
             if events:
@@ -236,6 +236,7 @@ class LinkDriver(asyncio.Protocol):
             kind = type(event)
             if kind is FlowData:
                 data_event = cast(FlowData, event)
+                self.bytes_received += len(data_event.data)  # METRICS
                 flow = flows.get(data_event.flow_id)
                 if flow is not None and flow.peer is not None:
                     flow.peer.send(data_event.data)
@@ -326,7 +327,6 @@ class LinkDriver(asyncio.Protocol):
         out = self.conn.data_to_send()
         transport = self.transport
         if out and transport is not None and not self.closed:
-            self.bytes_sent += sum(map(len, out))  # METRICS
             if self.tls and len(out) > 1:
                 # one TLS record per loop turn, not one per frame piece
                 transport.write(b"".join(out))
