@@ -102,6 +102,12 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
         ],
     )
     t.family(
+        "lb_worker_requests_total",
+        "counter",
+        "Requests each worker process of this node took (their sum is lb_requests_total).",
+        [({"worker": w}, n) for w, n in merged["per_worker"].items()],
+    )
+    t.family(
         "lb_request_received_bytes_total",
         "counter",
         "Bytes received from clients, by service, entry and home.",

@@ -153,10 +153,14 @@ def merge(samples: Iterable[Sample]) -> Sample:
     byte_pairs: dict[tuple[str, str, str], list[int]] = {}
     latency: dict[str, dict[str, Any]] = {}
     links: list[dict[str, Any]] = []
+    per_worker: Counter[int] = Counter()
     for s in samples:
+        worker = s.get("worker")
         for row in s.get("requests", ()):
             if _row_ok(row, 5):
                 requests[(row[0], row[1], row[2], int(row[3]))] += int(row[4])
+                if isinstance(worker, int):
+                    per_worker[worker] += int(row[4])
         for row in s.get("bytes", ()):
             if _row_ok(row, 5):
                 acc = byte_pairs.setdefault((row[0], row[1], row[2]), [0, 0])
@@ -184,6 +188,7 @@ def merge(samples: Iterable[Sample]) -> Sample:
         "bytes": [[*k, v[0], v[1]] for k, v in sorted(byte_pairs.items())],
         "latency": latency,
         "links": links,
+        "per_worker": {w: per_worker[w] for w in sorted(per_worker)},
     }
 
 

@@ -94,6 +94,7 @@ def test_merge_adds_workers_up() -> None:
     assert ["web", "a", "b", 34, 68] in merged["bytes"]
     counts = merged["latency"]["web"]["counts"]
     assert sum(counts) == 8
+    assert merged["per_worker"] == {0: 3, 1: 5}
 
 
 def test_merge_skips_malformed_parts() -> None:
