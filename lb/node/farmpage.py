@@ -50,8 +50,10 @@ PAGE = b"""<!doctype html>
 </tr></thead><tbody></tbody></table>
 <h2>Forwarding (requests/s, bytes/s from entry to home)</h2>
 <table id="matrix"><thead></thead><tbody></tbody></table>
-<p class="sub">A row is a node's own count; a row is empty while that node's admin
-listener cannot be read from here.</p>
+<p class="sub">Each row is that node's own count, read from its admin listener; a row
+is empty while it cannot be read from here. Bytes/s off the diagonal are the flow
+bytes on the entry's links to the home; a connection spliced to the local
+application counts no bytes.</p>
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get("token");
