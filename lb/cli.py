@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     where = ctl.add_mutually_exclusive_group()
     where.add_argument("--admin", metavar="HOST:PORT", help="the admin listener's address")
     where.add_argument(
-        "--config", metavar="FILE", help="take the address and token from this farm file"
+        "--config",
+        metavar="FILE",
+        help="take the address and token from this farm file (default: $LB_CONFIG)",
     )
     ctl.add_argument("--node", metavar="NAME", help="with --config: the node (default: $LB_NODE)")
     ctl.add_argument("--token", metavar="T", help="the bearer token (admin_token)")

@@ -1,7 +1,8 @@
 """`lb ctl`: talk to a running node's admin listener (status, members, drain, undrain, health).
 
 The address is `--admin HOST:PORT`, or the node's `admin` in a farm file
-(`--config FILE [--node NAME]`, which also gives the token). The token is
+(`--config FILE [--node NAME]`, else the file $LB_CONFIG names, as in the
+container image; the file also gives the token). The token is
 `--token`, else $LB_ADMIN_TOKEN, else the farm file's `admin_token`.
 `health` is what a container's HEALTHCHECK runs: 0 when /healthz says the node
 serves; with no admin listener configured it falls back to a TCP connect to the
@@ -98,6 +99,8 @@ def run(
 ) -> int:
     """`lb ctl COMMAND`; the exit status."""
     token = token or os.environ.get("LB_ADMIN_TOKEN") or None
+    if admin is None and config_path is None:
+        config_path = os.environ.get("LB_CONFIG") or None
     forward: Address | None = None
     try:
         if admin is not None:
@@ -114,7 +117,7 @@ def run(
                 target = _connectable(me.admin)
                 token = token or me.admin_token
         else:
-            print("lb ctl: give --admin HOST:PORT or --config FILE", file=err)
+            print("lb ctl: give --admin HOST:PORT or --config FILE (or set LB_CONFIG)", file=err)
             return EXIT_USAGE
     except ValueError as exc:
         print(f"lb ctl: --admin: {exc}", file=err)
