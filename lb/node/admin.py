@@ -148,7 +148,6 @@ def _link_row(peer: str, direction: str) -> dict[str, Any]:
 def process_sample(node: Node, accounts: LinkAccounts) -> Sample:
     """This process's numbers: request metrics, node counters, gauges, links."""
     sample = node.metrics.snapshot()
-    tables = node.peers.tables()
     links = [*node.peers.links_out.values(), *node.peers.links_in]
     sample.update(
         worker=node.worker or 0,
@@ -157,8 +156,8 @@ def process_sample(node: Node, accounts: LinkAccounts) -> Sample:
             "clients": len(node.entry.clients),
             "local": node.entry.local_active,
             "home_flows": node.peers.home_flows(),
-            "pending": sum(len(v["pending"]) for v in tables.values()),
-            "forward": sum(len(v["forward"]) for v in tables.values()),
+            "pending": sum(ln.conn.tables.pending_count for ln in links),
+            "forward": sum(ln.conn.tables.forward_count for ln in links),
         },
         links=accounts.rows(links),
     )

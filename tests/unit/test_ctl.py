@@ -63,6 +63,7 @@ def test_health_without_admin_probes_the_link_listener(tmp_path: Path) -> None:
     assert "link listener accepts" in out
     code, _, err = _ctl("health", None, None, _farm(tmp_path, _free_port()), None)
     assert code == EXIT_FAILED
+    assert err.startswith("lb ctl health: ")
 
 
 def test_config_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
