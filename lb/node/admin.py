@@ -47,8 +47,10 @@ from lb.node.peers import Peers
 from lb.routing.directory import Directory
 from lb.wire import frames as fr
 from lb.wire.bus import (
+    ADMIN,
     ADMIN_DRAIN,
     ADMIN_UNDRAIN,
+    METRICS,
     decode_admin,
     decode_metrics,
     encode_admin,
@@ -300,8 +302,6 @@ class Admin:
 
     def bus_frame(self, frame: fr.Frame) -> None:
         """METRICS from a sibling (worker 0 keeps it), or ADMIN (a sibling obeys)."""
-        from lb.wire.bus import ADMIN, METRICS
-
         if frame.type == METRICS:
             if not self.serves:
                 return
@@ -444,7 +444,10 @@ class Admin:
             row = json.loads(body)
         except ValueError:
             return None
-        return row if isinstance(row, dict) else None
+        # a loopback address of a member on another machine may reach something else here
+        if not isinstance(row, dict) or row.get("node") != peer.name:
+            return None
+        return row
 
     # -- serving ------------------------------------------------------------------------------
     def _authorized(self, request: Request) -> bool:
