@@ -29,7 +29,13 @@ REQUESTS = 60  # new connections sent to one entry; the kernel spreads them over
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
-    f = AdminFarm(tmp_path_factory.mktemp("admin"), nodes=("a", "b"), workers=2, token=TOKEN)
+    f = AdminFarm(
+        tmp_path_factory.mktemp("admin"),
+        nodes=("a", "b"),
+        workers=2,
+        token=TOKEN,
+        limits={"health_interval": 0.3, "health_fall": 2, "health_rise": 2},
+    )
     try:
         f.start()
     except BaseException:
@@ -218,3 +224,31 @@ def test_drain_and_undrain_reach_every_worker(farm: AdminFarm) -> None:
 
     eventually_passes(undrained, timeout=10, what="b takes sessions again on both workers")
     send_requests(farm, "b", 4)
+
+
+def test_an_application_down_shows_in_metrics_health_and_the_farm_view(farm: AdminFarm) -> None:
+    farm.stop_backend("b", "web")
+    try:
+
+        def down() -> None:
+            text = farm.get("b", "/metrics").decode()
+            assert scrape_value(text, "lb_app_up", service="web") == 0
+            assert scrape_value(text, "lb_app_up", service="raw") == 1
+            status, _, body = farm.request("b", "GET", "/healthz", token="")
+            assert (status, json.loads(body)) == (503, {"status": "app_down"})
+            view = farm.get_json("a", "/api/farm")
+            b = next(m for m in view["members"] if m["name"] == "b")
+            assert b["state"] == "draining"  # the farm places no new session there
+            assert b["app_healthy"] is False and b["apps"]["web"] == "down"
+
+        eventually_passes(down, timeout=10, what="b's application down everywhere")
+    finally:
+        farm.start_backend("b", "web")
+
+    def up() -> None:
+        assert scrape_value(farm.get("b", "/metrics").decode(), "lb_app_up", service="web") == 1
+        view = farm.get_json("a", "/api/farm")
+        b = next(m for m in view["members"] if m["name"] == "b")
+        assert b["state"] == "alive" and b["app_healthy"] is True
+
+    eventually_passes(up, timeout=10, what="b's application up again")
