@@ -582,13 +582,14 @@ class Admin:
         self.node.start_draining()
         if self.node.bus is not None:
             self.node.bus.write(encode_admin(ADMIN_DRAIN))
-        return json_response(200, {"draining": True})
+        return json_response(200, {"draining": self.node.draining})
 
     def _undrain(self) -> bytes:
         self.node.stop_draining()
         if self.node.bus is not None:
             self.node.bus.write(encode_admin(ADMIN_UNDRAIN))
-        return json_response(200, {"draining": False})
+        # still draining when the node is shutting down (SIGTERM): that drain is not undone
+        return json_response(200, {"draining": self.node.draining})
 
     async def _events(self, writer: asyncio.StreamWriter) -> None:
         """Server-sent events: the farm snapshot once a second while the page is open."""

@@ -91,6 +91,7 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.stopping = False
         self.draining = False
+        self.exiting = False  # SIGTERM: draining to exit (the admin API cannot undrain it)
         self.counters: Counter[str] = Counter()
         self.timer = Timer(self.loop, self._sweep)
         self.listeners: ClientListeners | None = None
@@ -357,7 +358,7 @@ class Node:
 
     def stop_draining(self) -> None:
         """Undrain (the admin API): take new sessions again, unless an application is down."""
-        if not self.draining or self.stopping:
+        if not self.draining or self.stopping or self.exiting:
             return
         self.draining = False
         if not self.app_unhealthy:
@@ -383,6 +384,7 @@ class Node:
 
     async def drain_and_stop(self) -> None:
         """Drain, wait until the last flow ends or the drain deadline, then stop."""
+        self.exiting = True
         self.start_draining()
         deadline = self.loop.time() + self.limits.drain_timeout
         while self.busy() and self.loop.time() < deadline:
