@@ -254,6 +254,8 @@ class NodeConfig:
     apps: Mapping[str, Address]
     workers: int = 1  # processes sharing the node's ports (SO_REUSEPORT); "auto" = usable CPUs
     advertise: Address | None = None  # where peers connect, when not `forward` (NAT, containers)
+    admin: Address | None = None  # the admin listener (metrics, JSON API, farm page); None: off
+    admin_token: str | None = field(default=None, repr=False)  # bearer token for the admin API
 
     @property
     def forward_advertised(self) -> Address:

@@ -26,10 +26,12 @@ from lb.clock import Monotonic, wall
 from lb.config import Address, FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
+from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.home import Home
 from lb.node.http_client import ROUTED, HttpClient
+from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.replication import Replication
@@ -120,6 +122,9 @@ class Entry:
         self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
         self.handshakes_by_source: Counter[str] = Counter()
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.metrics: Metrics | None = None  # set by the node when its admin listener is on
+        self.access = AccessLog.from_config(config, name)
+        self.now = loop.time
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: Client) -> bool:
@@ -214,6 +219,10 @@ class Entry:
             )
 
     def release(self, client: Client) -> None:
+        # a tcp connection counts as one request (status unread); http requests are
+        # recorded one by one (request_done)
+        if self.metrics is not None and isinstance(client, ClientEndpoint):
+            self.metrics.ended(client, client.service.name, self.name, self.loop.time())
         if client in self.clients:
             self.clients.discard(client)
             if isinstance(client, ClientEndpoint) and client.local:
@@ -274,6 +283,8 @@ class Entry:
             identifier, self.peers.view, wall(), self.salt ^ client.client[1]
         )
         self.counters[decision.reason] += 1
+        if self.metrics is not None:  # METRICS: where the connection went (see release)
+            self.metrics.routed(client, self.name, decision.home, self.loop.time())
         if decision.local:
             self._start_local(client, decision.new_session)
             return
@@ -412,6 +423,48 @@ class Entry:
             line = self.home.set_cookie_line(client.service, decision.home)
             raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
         return raw
+
+    def request_done(self, client: HttpClient, status: int) -> None:
+        """One request ended with `status` (its response's, or the error lb answered)."""
+        metrics = self.metrics
+        access = self.access
+        if metrics is None and not access.enabled:
+            return
+        now = self.loop.time()
+        start = client.t_start or client.t_routed or now
+        decision = client.decision
+        home = decision.home if decision is not None else None
+        service = client.service.name
+        if metrics is not None:
+            metrics.request(
+                service,
+                self.name,
+                home or "",
+                status,
+                client.bytes_in,
+                client.bytes_out,
+                now - start,
+            )
+        if access.enabled:
+            head = client.head
+            identifier = client.identifier
+            routed = client.t_routed
+            access.record(
+                service,
+                self.name,
+                home,
+                head.method if head is not None else "-",
+                head.target if head is not None else "-",
+                status,
+                client.bytes_in,
+                client.bytes_out,
+                (routed - start) if routed else None,
+                (client.t_attached - start) if client.t_attached else None,
+                (client.t_first_out - start) if client.t_first_out else None,
+                now - start,
+                identifier.kind if identifier is not None else None,
+                decision.new_session if decision is not None else False,
+            )
 
     def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None:
         self.replication.learn(kind, value, ttl, source=source, home=home)

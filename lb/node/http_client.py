@@ -83,6 +83,10 @@ class HttpEntrySide(Protocol):
 
     def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None: ...
 
+    def now(self) -> float: ...
+
+    def request_done(self, client: HttpClient, status: int) -> None: ...
+
 
 # client states
 HEAD = 0  # reading a request head
@@ -108,6 +112,8 @@ class HttpClient(asyncio.Protocol):
     __slots__ = (
         "active",
         "buf",
+        "bytes_in",
+        "bytes_out",
         "client",
         "closed",
         "decision",
@@ -135,6 +141,11 @@ class HttpClient(asyncio.Protocol):
         "served",
         "service",
         "state",
+        "status",
+        "t_attached",
+        "t_first_out",
+        "t_routed",
+        "t_start",
         "transport",
         "tried",
         "upgrade",
@@ -177,6 +188,14 @@ class HttpClient(asyncio.Protocol):
         self.active = False  # a byte moved since the last idle tick
         self.idle_ticks = 0
         self.local = False  # the current request is served by the local application
+        # the current request, for metrics and the access log (times: the loop's clock)
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.t_start = 0.0  # its first byte
+        self.t_routed = 0.0  # its head read and routed
+        self.t_attached = 0.0  # its upstream ready (0: never)
+        self.t_first_out = 0.0  # the first byte of its response went out (0: never)
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -205,6 +224,8 @@ class HttpClient(asyncio.Protocol):
         if state == EXCHANGE and not self.req_done:
             self._request_body(data)
             return
+        if state == HEAD and not self.buf:
+            self.t_start = self.entry.now()
         self.buf += data
         if state == HEAD:
             self._read_head()
@@ -324,6 +345,9 @@ class HttpClient(asyncio.Protocol):
         self.scanner = None
         self.state = ROUTED
         self.tried = set()
+        self.t_routed = self.entry.now()
+        self.t_attached = self.t_first_out = 0.0
+        self.bytes_in = self.bytes_out = self.status = 0
         self._send_to(entry.decide(self, identifier))
 
     def _send_to(self, decision: Decision) -> None:
@@ -344,6 +368,7 @@ class HttpClient(asyncio.Protocol):
         upstream.user = self
         self.upstream = upstream
         self.state = EXCHANGE
+        self.t_attached = self.entry.now()
         self.rstate = R_HEAD
         self.resp_sent = False
         self.upstream_reusable = True
@@ -360,6 +385,7 @@ class HttpClient(asyncio.Protocol):
         framer = self.req_framer
         if framer is None:
             self.retry_bytes = out if upstream.reused and not self.upgrade else None
+            self.bytes_in = len(out)
             upstream.write(out)
         else:
             end = framer.feed(buf, 0)
@@ -369,6 +395,7 @@ class HttpClient(asyncio.Protocol):
             whole = out + body
             keep = upstream.reused and self.req_done and len(whole) <= RETRY_BUFFER
             self.retry_bytes = whole if keep and http1.idempotent(self.method) else None
+            self.bytes_in = len(whole)
             upstream.write(whole)
         if self.eof_in and self.req_done and self.upgrade:
             upstream.write_eof()
@@ -386,6 +413,7 @@ class HttpClient(asyncio.Protocol):
             self._abort_exchange()
             self._finish(exc.status)
             return
+        self.bytes_in += end
         if end == len(data):
             upstream.write(data)
         else:
@@ -460,6 +488,7 @@ class HttpClient(asyncio.Protocol):
         decision = self.decision
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
+        self.status = head.status
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
         if head.set_cookies and self.service.learn_cookies:
@@ -525,6 +554,9 @@ class HttpClient(asyncio.Protocol):
 
     def _to_client(self, data: bytes) -> None:
         if data:
+            if not self.resp_sent:
+                self.t_first_out = self.entry.now()
+            self.bytes_out += len(data)
             self.resp_sent = True
             self.sent_any = True
             transport = self.transport
@@ -550,6 +582,8 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.release(self.upstream_reusable and not self.upgrade)
         entry.count("http_requests")
+        entry.request_done(self, self.status)
+        self.t_routed = 0.0
         self.served += 1
         self.head = None
         self.decision = None
@@ -563,6 +597,7 @@ class HttpClient(asyncio.Protocol):
             # the upstream's pauses end with it (a window it may still reopen is not ours)
             self.resume_client(PAUSE_BACKLOG | PAUSE_PEER | PAUSE_LINK)
         if self.buf:
+            self.t_start = self.entry.now()
             self._read_head()  # a pipelined request, already here
 
     def upstream_eof(self) -> None:
@@ -697,7 +732,13 @@ class HttpClient(asyncio.Protocol):
             return
         if status and not self.resp_sent:
             self.sent_any = True
-            transport.write(error_response(status))
+            answer = error_response(status)
+            self.bytes_out += len(answer)
+            transport.write(answer)
+            if self.buf or self.head is not None:  # a request (or its start) was read
+                if not self.t_start:
+                    self.t_start = self.entry.now()
+                self.entry.request_done(self, status)
         transport.close()
 
     def _close(self, clean: bool) -> None:
