@@ -30,6 +30,7 @@ from lb.node.client import SPLICE, WAIT, ClientEndpoint
 from lb.node.home import Home
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service
 from lb.node.sockets import accept_forever
@@ -107,6 +108,7 @@ class Entry:
         self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
         self.handshakes_by_source: Counter[str] = Counter()
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.registry: Registry | None = None  # issue 11: directory owners (set by the node)
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: ClientEndpoint) -> bool:
@@ -246,12 +248,21 @@ class Entry:
             )
 
     # -- routing ---------------------------------------------------------------------------
-    def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
+    def route(
+        self, client: ClientEndpoint, identifier: Identifier | None, looked_up: bool = False
+    ) -> None:
         self.head_done(client)
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         decision = self.router.route(
             identifier, self.peers.view, wall(), self.salt ^ client.client[1]
         )
+        # issue 11: a directory key this replica does not hold: ask its owners first
+        # (one link round trip, bounded by lookup_timeout), then route with the answer
+        registry = self.registry
+        miss = decision.reason == "directory-miss" and identifier is not None
+        if miss and not looked_up and registry is not None and identifier is not None:
+            self._route_after_lookup(client, identifier, registry)
+            return
         self.counters[decision.reason] += 1
         if decision.local:
             self._start_local(client, decision.new_session)
@@ -267,6 +278,20 @@ class Entry:
                 self.loop.create_task(self._forward_when_linked(client, decision.home, identifier))
             return
         self._forward(client, link, decision.home, decision.new_session)
+
+    def _route_after_lookup(
+        self, client: ClientEndpoint, identifier: Identifier, registry: Registry
+    ) -> None:
+        """issue 11: hold the client until the key's owners answered, then route again
+        (the answer was merged into the replica, so the router finds it)."""
+        client.state = WAIT
+
+        def answer(_home: str | None) -> None:
+            if not client.closed:
+                self.route(client, identifier, looked_up=True)
+
+        if registry.lookup(identifier.kind, identifier.value, answer) is not None:
+            self.route(client, identifier, looked_up=True)  # learned meanwhile
 
     async def _forward_when_linked(
         self, client: ClientEndpoint, home: str, identifier: Identifier | None

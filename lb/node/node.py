@@ -35,6 +35,7 @@ from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.listeners import ClientListeners
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
 from lb.node.splice import Endpoint
@@ -170,6 +171,23 @@ class Node:
             self.counters,
             self.timer.at,
         )
+        # directory owners (issue 11): learned sessions are registered before the response
+        # that names them is released; unknown keys are looked up before a new placement
+        self.registry = Registry(
+            self.name,
+            self.replication,
+            self.loop,
+            self.counters,
+            live=lambda: self.peers.view.live,
+            send=self.peers.send_control,
+            wake_at=self.timer.at,
+            register_timeout=self.limits.register_timeout,
+            lookup_timeout=self.limits.lookup_timeout,
+            max_pending=self.limits.directory_pending,
+        )
+        self.peers.registry = self.registry
+        self.replication.register = self.registry.register
+        self.entry.registry = self.registry
         self.peers.refresh_view(quiet=True)
         # max_connections is per node: each of its workers admits its share
         self.entry.max_connections = max(1, -(-self.limits.max_connections // me.workers))
@@ -423,6 +441,7 @@ class Node:
                 self.next_idle = now + self.limits.idle_timeout / 2
                 self.entry.sweep_idle()
             upcoming.append(self.peers.sweep(now))
+            upcoming.append(self.registry.sweep(now))
         except Exception:  # a sweep must never stop the timer
             log.exception("sweep_failed", node=self.name)
         upcoming += [self.membership.next_deadline(), self.next_ping, self.next_idle]
