@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import resource
 import socket
 import time
@@ -479,7 +480,10 @@ class Node:
             "directory": len(self.directory),
             # where some learned sessions live; keys are keyed hashes, never the tokens
             "directory_sample": {
-                e.key: e.home for e in self.directory.entries(wall())[:DUMP_DIRECTORY_SAMPLE]
+                e.key: e.home
+                for e in itertools.islice(
+                    self.directory.iter_entries(wall()), DUMP_DIRECTORY_SAMPLE
+                )
             },
             "counters": dict(self.counters),
         }

@@ -112,7 +112,7 @@ class Replication:
 
     def full_sync(self) -> list[bytes]:
         """Every live entry, for a link that just came up."""
-        return encode_directory_frames(self.directory.entries(wall()))
+        return encode_directory_frames(self.directory.iter_entries(wall()))
 
     def merge(self, payload: bytes, *, from_bus: bool) -> None:
         """Entries from a peer (or a sibling worker): merge; pass news on to the siblings."""

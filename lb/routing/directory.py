@@ -16,6 +16,7 @@ directory per worker process.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import heapq
 import hmac
@@ -142,14 +143,17 @@ class _KeyPacker:
 
     def pack(self, key: str) -> Key:
         kind, sep, digest = key.rpartition(":")
-        if not sep or len(digest) != _DIGEST_CHARS or not kind:
+        # canonical: 22 characters whose last carries 2 bits and 4 zero bits
+        if not sep or len(digest) != _DIGEST_CHARS or not kind or digest[-1] not in "AQgw":
             return key
         try:
-            raw = base64.urlsafe_b64decode(digest + "==")
-        except (ValueError, TypeError):
+            raw = binascii.a2b_base64(
+                digest.encode("ascii").translate(_URLSAFE) + b"==", strict_mode=True
+            )
+        except (ValueError, UnicodeEncodeError):
+            return key  # not base64url: kept as it is
+        if len(raw) != 16:
             return key
-        if len(raw) != 16 or base64.urlsafe_b64encode(raw)[:_DIGEST_CHARS].decode() != digest:
-            return key  # not the canonical spelling: keep it as it is
         code = self._codes.get(kind)
         if code is None:
             if len(self._kinds) >= 255:
@@ -167,6 +171,7 @@ class _KeyPacker:
         return self._kinds[stored & 0xFF] + ":" + digest
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _KEYS = _KeyPacker()  # one per process: packed keys mean the same in every directory
 
 

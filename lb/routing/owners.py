@@ -345,7 +345,7 @@ class Coordinator:
         token = self._by_request.pop((peer, request_id), None)
         pending = self._lookups.get(token) if token is not None else None
         if pending is None:
-            self._count("lookup_answer_unmatched")
+            self._count("lookup_answer_late")
             return False
         if entry is not None and entry.key != pending.key:
             self._count("lookup_answer_wrong_key")  # a broken peer: treated as unknown
