@@ -97,9 +97,10 @@ class SendLookup:
 class Released:
     """Registration ``token`` is over: release what was held for it.
 
-    ``acked``: every owner asked acknowledged; False: the bound passed, the
-    pending table was full, or an owner's link dropped first. ``conflict``: an
-    owner holds another home for the key (another node registered it later)."""
+    ``acked``: every owner still linked acknowledged; False: the bound passed, or
+    the link of every owner not yet heard from dropped. ``conflict``: an owner
+    holds another home for the key (another node's entry won the conflict rule,
+    or the owner refused the entry)."""
 
     token: int
     acked: bool
@@ -112,7 +113,6 @@ class Answered:
 
     token: int
     home: str | None
-    asked: bool = True  # False: answered without a round trip (no owner to ask, table full)
     timed_out: bool = False
 
 
@@ -392,7 +392,7 @@ class Coordinator:
         for peer, request_id in pending.requests.items():
             self._by_request.pop((peer, request_id), None)
         self._count("lookup_found" if home is not None else "lookup_unknown")
-        self.outcomes.append(Answered(pending.token, home, True, timed_out))
+        self.outcomes.append(Answered(pending.token, home, timed_out))
 
     # -- time and failures ---------------------------------------------------------------
     def handle_timeout(self, now: float) -> None:

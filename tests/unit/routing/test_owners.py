@@ -222,7 +222,7 @@ def test_a_lookup_times_out_into_unknown() -> None:
     c = coordinator("c", lookup_timeout=0.1)
     token = c.lookup("cookie:x", ["a", "b", "c"], NOW)
     c.handle_timeout(NOW + 0.1)
-    assert c.take_outcomes() == [Answered(token, None, True, True)]  # type: ignore[arg-type]
+    assert c.take_outcomes() == [Answered(token, None, timed_out=True)]  # type: ignore[arg-type]
 
 
 def test_the_owner_answers_from_its_replica_and_refuses_a_far_future_version() -> None:
