@@ -197,6 +197,31 @@ class Limits:
         default=3600.0,
         metadata=_secs(31536000.0, "lifetime of a directory entry"),
     )
+    register_timeout: float = field(
+        default=0.05,
+        metadata=_secs(
+            5.0,
+            "a response naming a new learned session waits at most this long for the "
+            "key's owners to acknowledge it; then it goes out anyway (counted)",
+        ),
+    )
+    lookup_timeout: float = field(
+        default=0.1,
+        metadata=_secs(
+            5.0,
+            "an entry asks a key's owners about a session it does not know; no answer "
+            "this soon places a new session",
+        ),
+    )
+    directory_pending: int = field(
+        default=10000,
+        metadata=_count(
+            1,
+            1000000,
+            "registrations (and, separately, lookups) waiting for owners per process; "
+            "beyond it they complete at once",
+        ),
+    )
     health_interval: float = field(
         default=2.0,
         metadata=_secs(3600.0, "seconds between TCP connect checks of each local application"),

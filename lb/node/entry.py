@@ -34,6 +34,7 @@ from lb.node.http_client import ROUTED, HttpClient
 from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service
 from lb.node.sockets import accept_forever
@@ -125,6 +126,7 @@ class Entry:
         self.metrics: Metrics | None = None  # set by the node when its admin listener is on
         self.access = AccessLog.from_config(config, name)
         self.now = loop.time
+        self.registry: Registry | None = None  # directory owners (set by the node)
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: Client) -> bool:
@@ -276,12 +278,21 @@ class Entry:
             )
 
     # -- routing ---------------------------------------------------------------------------
-    def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
+    def route(
+        self, client: ClientEndpoint, identifier: Identifier | None, looked_up: bool = False
+    ) -> None:
         self.head_done(client)
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         decision = self.router.route(
             identifier, self.peers.view, wall(), self.salt ^ client.client[1]
         )
+        # issue 11: a directory key this replica does not hold: ask its owners first
+        # (one link round trip, bounded by lookup_timeout), then route with the answer
+        registry = self.registry
+        miss = decision.reason == "directory-miss" and identifier is not None
+        if miss and not looked_up and registry is not None and identifier is not None:
+            self._route_after_lookup(client, identifier, registry)
+            return
         self.counters[decision.reason] += 1
         if self.metrics is not None:  # METRICS: where the connection went (see release)
             self.metrics.routed(client, self.name, decision.home, self.loop.time())
@@ -301,11 +312,32 @@ class Entry:
         self._forward(client, link, decision.home, decision.new_session)
 
     # -- per-request routing (http, tls-terminate) -----------------------------------
-    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision:
+    def decide(
+        self, client: HttpClient, identifier: Identifier | None, looked_up: bool = False
+    ) -> Decision | None:
+        """The request's home; None while the directory owners are asked about a key this
+        replica does not hold (one link round trip, bounded by lookup_timeout), then
+        `client.decided(...)` follows with the decision made with their answer."""
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         decision = self.router.route(
             identifier, self.peers.view, wall(), self.salt ^ client.client[1]
         )
+        registry = self.registry
+        if (
+            decision.reason == "directory-miss"
+            and not looked_up
+            and registry is not None
+            and identifier is not None
+        ):
+            known = identifier
+
+            def answer(_home: str | None) -> None:
+                if not client.closed and client.state == ROUTED:
+                    client.decided(self.decide(client, known, looked_up=True))
+
+            if registry.lookup(identifier.kind, identifier.value, answer) is None:
+                return None
+            return self.decide(client, identifier, looked_up=True)  # learned meanwhile
         self.counters[decision.reason] += 1
         return decision
 
@@ -466,8 +498,36 @@ class Entry:
                 decision.new_session if decision is not None else False,
             )
 
-    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None:
-        self.replication.learn(kind, value, ttl, source=source, home=home)
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str,
+        home: str,
+        release: Callable[[], None],
+    ) -> bool:
+        """Record (kind, value) -> home: True when done; False when the key's directory
+        owners must acknowledge first (then `release()` follows once, bounded)."""
+        registry = self.registry
+        if registry is None:
+            self.replication.learn_entry(kind, value, ttl, home, source)
+            return True
+        return registry.register(kind, value, ttl, home, release, source=source)
+
+    def _route_after_lookup(
+        self, client: ClientEndpoint, identifier: Identifier, registry: Registry
+    ) -> None:
+        """issue 11: hold the client until the key's owners answered, then route again
+        (the answer was merged into the replica, so the router finds it)."""
+        client.state = WAIT
+
+        def answer(_home: str | None) -> None:
+            if not client.closed:
+                self.route(client, identifier, looked_up=True)
+
+        if registry.lookup(identifier.kind, identifier.value, answer) is not None:
+            self.route(client, identifier, looked_up=True)  # learned meanwhile
 
     async def _forward_when_linked(
         self, client: ClientEndpoint, home: str, identifier: Identifier | None

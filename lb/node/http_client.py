@@ -23,6 +23,7 @@ lb.routing's; this module only carries out the exchange.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from lb.clock import wall
@@ -63,7 +64,9 @@ class HttpEntrySide(Protocol):
 
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
 
-    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision: ...
+    def decide(
+        self, client: HttpClient, identifier: Identifier | None, looked_up: bool = False
+    ) -> Decision | None: ...
 
     def upstream_for(
         self, client: HttpClient, decision: Decision, fresh: bool = False
@@ -81,7 +84,15 @@ class HttpEntrySide(Protocol):
         decision: Decision,
     ) -> bytes | None: ...
 
-    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None: ...
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str,
+        home: str,
+        release: Callable[[], None],
+    ) -> bool: ...
 
     def now(self) -> float: ...
 
@@ -100,6 +111,7 @@ R_HEAD = 0
 R_BODY = 1
 R_UNTIL_CLOSE = 2
 R_DONE = 3
+R_HOLD = 4  # a final head waits for the directory owners to acknowledge what it names
 
 PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
 MAX_RESPONSE_HEAD = 65536
@@ -121,6 +133,8 @@ class HttpClient(asyncio.Protocol):
         "eof_in",
         "head",
         "head_timed",
+        "held",
+        "held_eof",
         "identifier",
         "idle_ticks",
         "keep_alive",
@@ -164,6 +178,8 @@ class HttpClient(asyncio.Protocol):
         self.scanner: RequestHeadScanner | None = None
         self.head: RequestHead | None = None
         self.head_timed = False  # the head deadline is armed
+        self.held: http1.ResponseHead | None = None  # a final head held for registrations
+        self.held_eof = False  # the upstream ended while a head was held
         self.identifier: Identifier | None = None
         self.decision: Decision | None = None
         self.upstream: Upstream | None = None
@@ -350,7 +366,14 @@ class HttpClient(asyncio.Protocol):
         self.bytes_in = self.bytes_out = self.status = 0
         self._send_to(entry.decide(self, identifier))
 
-    def _send_to(self, decision: Decision) -> None:
+    def decided(self, decision: Decision | None) -> None:
+        """The entry's answer after asking the directory owners about this request's key."""
+        if decision is not None and not self.closed and self.state == ROUTED:
+            self._send_to(decision)
+
+    def _send_to(self, decision: Decision | None) -> None:
+        if decision is None:
+            return  # the directory owners are asked; `decided` follows
         self.decision = decision
         upstream = self.entry.upstream_for(self, decision)
         if upstream is not None:
@@ -456,6 +479,9 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._response_heads(data)
             return
+        if rstate == R_HOLD:
+            self.rbuf += data  # kept until the held head goes out
+            return
         # R_DONE: bytes after a complete response
         self.upstream_reusable = False
 
@@ -491,8 +517,16 @@ class HttpClient(asyncio.Protocol):
         self.status = head.status
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
-        if head.set_cookies and self.service.learn_cookies:
-            self._learn(head.set_cookies, decision.home)
+        learns = head.set_cookies and self.service.learn_cookies and self.held is not head
+        if learns and self._learn(head, decision.home):
+            # the session this response names must be known to its directory owners
+            # before the client can use it: hold the head (bounded by register_timeout)
+            self.held = head
+            self.rstate = R_HOLD
+            self.rbuf = bytearray(buf[pos:])
+            if self.upstream is not None:
+                self.upstream.pause_response()
+            return
         if kind == http1.UNTIL_CLOSE or not self.req_done:
             self.keep_alive = False  # the client learns the end of it from our close
         changed = entry.response_head(self, head, buf, pos, end, decision)
@@ -538,9 +572,20 @@ class HttpClient(asyncio.Protocol):
         if framer.done:
             self._response_done()
 
-    def _learn(self, set_cookies: list[str], home: str) -> None:
+    def _learn(self, head: http1.ResponseHead, home: str) -> bool:
+        """Record the application cookies `head` sets that the chain looks for; True when
+        some registration waits for its directory owners (then the head is held until
+        the last one is released)."""
         names = self.service.learn_cookies
-        for value in set_cookies:
+        waiting = [0]
+
+        def release() -> None:
+            waiting[0] -= 1
+            if waiting[0] == 0 and self.held is head:
+                self._release_held()
+
+        learn = self.entry.learn
+        for value in head.set_cookies:
             parsed = parse_set_cookie(value)
             if parsed is None or parsed[0] not in names:
                 continue
@@ -550,7 +595,27 @@ class HttpClient(asyncio.Protocol):
             if max_age is not None and max_age.lstrip("-").isdigit():
                 ttl = float(max(int(max_age), 0))
             if cookie and ttl != 0.0:
-                self.entry.learn("cookie", f"{name}={cookie}", ttl, self.client[0], home)
+                waiting[0] += 1
+                if learn("cookie", f"{name}={cookie}", ttl, self.client[0], home, release):
+                    waiting[0] -= 1
+        return waiting[0] > 0
+
+    def _release_held(self) -> None:
+        """Every registration of the held head was acknowledged (or timed out): send it."""
+        head, self.held = self.held, None
+        if head is None or self.closed or self.rstate != R_HOLD:
+            return
+        held_eof, self.held_eof = self.held_eof, False
+        buf, self.rbuf = bytes(self.rbuf), bytearray()
+        self.rstate = R_HEAD
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.resume_response()
+        self.held = head  # marks the head as learned for _final_head
+        self._final_head(head, buf, 0, head.length)
+        self.held = None
+        if held_eof and self.upstream is not None:
+            self.upstream_eof()
 
     def _to_client(self, data: bytes) -> None:
         if data:
@@ -601,6 +666,9 @@ class HttpClient(asyncio.Protocol):
             self._read_head()  # a pipelined request, already here
 
     def upstream_eof(self) -> None:
+        if self.rstate == R_HOLD:
+            self.held_eof = True
+            return
         if self.state == TUNNEL:
             transport = self.transport
             if transport is not None and not self.closed:

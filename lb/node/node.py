@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import resource
 import socket
 import time
@@ -37,6 +38,7 @@ from lb.node.linktls import LinkTls
 from lb.node.listeners import ClientListeners
 from lb.node.metrics import Metrics
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
 from lb.node.splice import Endpoint
@@ -173,6 +175,23 @@ class Node:
             self.counters,
             self.timer.at,
         )
+        # directory owners (issue 11): learned sessions are registered before the response
+        # that names them is released; unknown keys are looked up before a new placement
+        self.registry = Registry(
+            self.name,
+            self.replication,
+            self.loop,
+            self.counters,
+            live=lambda: self.peers.view.live,
+            send=self.peers.send_control,
+            wake_at=self.timer.at,
+            register_timeout=self.limits.register_timeout,
+            lookup_timeout=self.limits.lookup_timeout,
+            max_pending=self.limits.directory_pending,
+        )
+        self.peers.registry = self.registry
+        self.replication.register = self.registry.register
+        self.entry.registry = self.registry
         self.peers.refresh_view(quiet=True)
         # the admin listener (lb.node.admin): off unless the farm file sets nodes.<name>.admin
         self.metrics = Metrics()
@@ -466,6 +485,7 @@ class Node:
                 self.next_idle = now + self.entry.idle_interval
                 self.entry.sweep_idle()
             upcoming.append(self.peers.sweep(now))
+            upcoming.append(self.registry.sweep(now))
         except Exception:  # a sweep must never stop the timer
             log.exception("sweep_failed", node=self.name)
         upcoming += [self.membership.next_deadline(), self.next_ping, self.next_idle]
@@ -505,7 +525,10 @@ class Node:
             "directory": len(self.directory),
             # where some learned sessions live; keys are keyed hashes, never the tokens
             "directory_sample": {
-                e.key: e.home for e in self.directory.entries(wall())[:DUMP_DIRECTORY_SAMPLE]
+                e.key: e.home
+                for e in itertools.islice(
+                    self.directory.iter_entries(wall()), DUMP_DIRECTORY_SAMPLE
+                )
             },
             "counters": dict(self.counters),
         }
