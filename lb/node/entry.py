@@ -373,6 +373,8 @@ class Entry:
         flow_upstream = FlowUpstream(pool, key, home)
         home_addr = self.peers.config.nodes[home].listen[service.name]
         ref = make_conn_ref(client.client, home_addr, service.name)
+        if self.metrics is not None:
+            self.metrics.forwarded[home] += 1  # flows opened (requests reuse them)
         try:
             flow_upstream.flow = link.open_flow(flow_upstream, ref, b"", 0)
         except TableFull:
