@@ -67,10 +67,12 @@ EXPOSE 8080
 # drain_timeout plus a few seconds: `docker run --stop-timeout`, compose's
 # stop_grace_period (docs/docker.md).
 STOPSIGNAL SIGTERM
-# Interim health check, until lb has an admin listener: the node's link
-# listener (nodes.<name>.forward of the farm file at $LB_CONFIG, node from
-# $LB_NODE) accepts a TCP connection.
+# Health: `lb ctl health` asks the node's admin listener (nodes.<name>.admin of
+# the farm file at $LB_CONFIG, node from $LB_NODE; keep it on 127.0.0.1 inside
+# the container) for /healthz: healthy while the node serves, unhealthy while
+# its application is down. A node without an admin listener is checked by a
+# TCP connect to its link listener (forward) instead.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python3", "-c", "import os, socket; from lb.config import load_config, select_node; f = select_node(load_config(os.environ['LB_CONFIG']), None).forward; socket.create_connection((f.host, f.port), timeout=3).close()"]
+    CMD ["lb", "ctl", "health"]
 ENTRYPOINT ["tini", "--", "lb"]
 CMD ["run", "--config", "/etc/lb/farm.toml"]

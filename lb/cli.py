@@ -1,7 +1,7 @@
-"""The `lb` command line: run a node, check a farm file, run the demo, list extractors.
+"""The `lb` command line: run a node, check a farm file, run the demo, list extractors, ctl.
 
 This module only parses arguments, loads the configuration and hands over to
-lb.node / lb.demo; it holds no load-balancing logic and opens no sockets.
+lb.node / lb.demo / lb.ctl; it holds no load-balancing logic and opens no sockets.
 Every command returns an exit status: 0 ok, 1 check-config found errors,
 2 usage or configuration error when starting.
 """
@@ -80,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument(
         "--days", type=int, default=30, metavar="N", help="node certificate validity (default 30)"
     )
+    ctl = sub.add_parser(
+        "ctl",
+        help="ask a running node's admin listener: status, members, drain, undrain, health",
+        description="Talks to the admin listener of a node (nodes.<name>.admin in the farm "
+        "file). The token is --token, else $LB_ADMIN_TOKEN, else the farm file's admin_token.",
+    )
+    where = ctl.add_mutually_exclusive_group()
+    where.add_argument("--admin", metavar="HOST:PORT", help="the admin listener's address")
+    where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="take the address and token from this farm file (default: $LB_CONFIG)",
+    )
+    ctl.add_argument("--node", metavar="NAME", help="with --config: the node (default: $LB_NODE)")
+    ctl.add_argument("--token", metavar="T", help="the bearer token (admin_token)")
+    ctl.add_argument(
+        "action",
+        choices=("status", "members", "drain", "undrain", "health", "metrics"),
+        help="status, members, drain, undrain, health (exit 0 when the node serves), metrics",
+    )
     return parser
 
 
@@ -101,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _extractors(sys.stdout)
         if command == "certs":
             return _certs(args.dir, args.farm, args.nodes, args.days)
+        if command == "ctl":
+            from lb.ctl import run as ctl_run
+
+            return ctl_run(
+                args.action, args.admin, args.token, args.config, args.node, sys.stdout, sys.stderr
+            )
     except KeyboardInterrupt:
         return 130
     parser.print_help(sys.stderr)

@@ -197,6 +197,31 @@ class Limits:
         default=3600.0,
         metadata=_secs(31536000.0, "lifetime of a directory entry"),
     )
+    register_timeout: float = field(
+        default=0.05,
+        metadata=_secs(
+            5.0,
+            "a response naming a new learned session waits at most this long for the "
+            "key's owners to acknowledge it; then it goes out anyway (counted)",
+        ),
+    )
+    lookup_timeout: float = field(
+        default=0.1,
+        metadata=_secs(
+            5.0,
+            "an entry asks a key's owners about a session it does not know; no answer "
+            "this soon places a new session",
+        ),
+    )
+    directory_pending: int = field(
+        default=10000,
+        metadata=_count(
+            1,
+            1000000,
+            "registrations (and, separately, lookups) waiting for owners per process; "
+            "beyond it they complete at once",
+        ),
+    )
     health_interval: float = field(
         default=2.0,
         metadata=_secs(3600.0, "seconds between TCP connect checks of each local application"),
@@ -281,6 +306,8 @@ class NodeConfig:
     apps: Mapping[str, Address]
     workers: int = 1  # processes sharing the node's ports (SO_REUSEPORT); "auto" = usable CPUs
     advertise: Address | None = None  # where peers connect, when not `forward` (NAT, containers)
+    admin: Address | None = None  # the admin listener (metrics, JSON API, farm page); None: off
+    admin_token: str | None = field(default=None, repr=False)  # bearer token for the admin API
 
     @property
     def forward_advertised(self) -> Address:
@@ -303,6 +330,8 @@ class FarmConfig:
     nodes: Mapping[str, NodeConfig]
     source: str
     link_certs: Path | None = None  # link_security = "mtls": ca.pem, <node>.pem, <node>.key
+    access_log: bool = True  # [log] access_log = "on": one line per HTTP request
+    access_log_sample: float = 1.0  # [log] the share of requests written, 0.0 .. 1.0
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`; ConfigError keyed "--node" when the farm has none."""

@@ -14,6 +14,7 @@ sockets and never reads the clock.
 
 from __future__ import annotations
 
+import math
 import re
 import ssl
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,7 @@ _FARM_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SERVICE_NAME = _FARM_NAME
 _NODE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")  # RFC 9110 token
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]{1,256}=*")  # RFC 9110 token68 (a bearer token)
 
 PROTOCOLS = ("http", "tcp", "tls-passthrough", "tls-terminate")
 DEFAULT_EXTRACTORS: dict[str, tuple[str, ...]] = {
@@ -186,9 +188,35 @@ FARM: tuple[Key, ...] = (
     Key("cookie_ttl", integer(60, 31536000), 86400, doc="the home cookie's lifetime, seconds"),
 )
 
+
+def _access_log(value: Any, ctx: Ctx) -> bool:
+    return bool(choice(("on", "off"))(value, ctx) == "on")
+
+
+def _sample(value: Any, ctx: Ctx) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"must be a number from 0.0 to 1.0, not {type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise Invalid(f"{value} is out of range 0.0 .. 1.0 (the share of requests logged)")
+    return number
+
+
 LOG: tuple[Key, ...] = (
     Key("level", choice(("debug", "info", "warning", "error")), "info", doc="log level"),
     Key("format", choice(("console", "json")), "console", doc="one JSON object per line"),
+    Key(
+        "access_log",
+        _access_log,
+        "on",
+        doc='"on" or "off": one line per HTTP request (event "access"), whatever the level',
+    ),
+    Key(
+        "access_log_sample",
+        _sample,
+        1.0,
+        doc="the share of requests the access log writes, 0.0 .. 1.0 (drawn per request)",
+    ),
 )
 
 
@@ -403,6 +431,40 @@ def _advertise(value: Any, ctx: Ctx) -> Address:
     return address
 
 
+MIN_ADMIN_TOKEN = 16
+
+
+def _admin_token_text(token: str) -> str:
+    if len(token) < MIN_ADMIN_TOKEN or not _TOKEN68.fullmatch(token):
+        raise Invalid(
+            f"must be at least {MIN_ADMIN_TOKEN} characters of A-Z a-z 0-9 -._~+/= "
+            '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    return token
+
+
+def _admin_token(value: Any, ctx: Ctx) -> str:
+    if "admin_token_file" in ctx.table:
+        raise Invalid("set at most one of admin_token and admin_token_file, not both")
+    if not isinstance(value, str):
+        raise Invalid(f"must be a string, not {type_name(value)}")
+    return _admin_token_text(value)
+
+
+def _admin_token_file(value: Any, ctx: Ctx) -> str | Mark:
+    if "admin_token" in ctx.table:
+        return INVALID  # reported under admin_token
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"must be a file path, not {type_name(value)}")
+    path = ctx.walker.base_dir / value
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise Invalid(f"cannot read {str(path)!r}: {reason}") from None
+    return _admin_token_text(content.strip())
+
+
 def _workers(value: Any, ctx: Ctx) -> int:
     if value == "auto":
         return read_usable_cpus()
@@ -468,6 +530,11 @@ NODE: tuple[Key, ...] = (
         required=_map_required("client-facing listen")),
     Key("apps", _service_map("local application"), doc="service -> application address",
         required=_map_required("local application")),
+    Key("admin", _address, NONE,
+        doc="admin listener: /metrics, the JSON API and the farm page (default: off)"),
+    Key("admin_token", _admin_token, NONE,
+        doc="bearer token the admin listener requires (required off loopback)"),
+    Key("admin_token_file", _admin_token_file, NONE, doc="a file holding admin_token"),
 )  # fmt: skip
 
 
@@ -510,9 +577,39 @@ def _nodes(value: Any, ctx: Ctx) -> dict[str, NodeConfig] | Mark:
             binds.append(_Bound(addr, f"{prefix}.listen.{svc}", i, name))
         for svc, addr in (row["apps"] if isinstance(row["apps"], dict) else {}).items():
             apps.append(_Bound(addr, f"{prefix}.apps.{svc}", i, name))
+        if isinstance(row["admin"], Address):
+            binds.append(_Bound(row["admin"], f"{prefix}.admin", i, name))
     ok = _check_binds(walker, binds, apps, advertised)
-    out = {row["name"]: NodeConfig(**row) for _, row in rows if complete(row)}
+    ok = _check_admin(walker, rows, ctx.key) and ok
+    out = {row["name"]: NodeConfig(**_admin_row(row)) for _, row in rows if complete(row)}
     return out if ok and len(out) == len(value) else INVALID
+
+
+def _admin_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as NodeConfig takes it: admin_token_file read into admin_token."""
+    out = dict(row)
+    from_file = out.pop("admin_token_file")
+    if from_file is not None:
+        out["admin_token"] = from_file
+    return out
+
+
+def _check_admin(walker: Walker, rows: list[tuple[int, dict[str, Any]]], key: str) -> bool:
+    """An admin listener off loopback must require a token: it can drain the node."""
+    ok = True
+    for i, row in rows:
+        admin = row["admin"]
+        tokens = (row["admin_token"], row["admin_token_file"])
+        if not isinstance(admin, Address) or is_loopback(admin.host):
+            continue
+        if all(t is None for t in tokens):
+            walker.error(
+                f"{key}[{i}].admin_token",
+                f"required: the admin listener {admin} is not on loopback; set admin_token "
+                "(or admin_token_file), or bind admin to 127.0.0.1",
+            )
+            ok = False
+    return ok
 
 
 def _check_binds(
@@ -611,6 +708,8 @@ def parse_document(data: Any, base_dir: Path, source: str) -> FarmConfig:
         limits=row["limits"],
         log_level=log["level"],
         log_format=log["format"],
+        access_log=log["access_log"],
+        access_log_sample=log["access_log_sample"],
         services=row["services"],
         nodes=row["nodes"],
         source=source,

@@ -26,12 +26,15 @@ from lb.clock import Monotonic, wall
 from lb.config import Address, FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
+from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.home import Home
 from lb.node.http_client import ROUTED, HttpClient
+from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service
 from lb.node.sockets import accept_forever
@@ -120,6 +123,10 @@ class Entry:
         self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
         self.handshakes_by_source: Counter[str] = Counter()
         self.handshakes: set[asyncio.Task[None]] = set()
+        self.metrics: Metrics | None = None  # set by the node when its admin listener is on
+        self.access = AccessLog.from_config(config, name)
+        self.now = loop.time
+        self.registry: Registry | None = None  # directory owners (set by the node)
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: Client) -> bool:
@@ -214,6 +221,10 @@ class Entry:
             )
 
     def release(self, client: Client) -> None:
+        # a tcp connection counts as one request (status unread); http requests are
+        # recorded one by one (request_done)
+        if self.metrics is not None and isinstance(client, ClientEndpoint):
+            self.metrics.ended(client, client.service.name, self.name, self.loop.time())
         if client in self.clients:
             self.clients.discard(client)
             if isinstance(client, ClientEndpoint) and client.local:
@@ -247,7 +258,7 @@ class Entry:
         """Draining: idle keep-alive clients are closed now, busy ones after their response."""
         self.draining = True
         for client in list(self.clients):
-            if isinstance(client, HttpClient) and client.state == 0 and not client.buf:
+            if isinstance(client, HttpClient):
                 client.abort_idle()
 
     def count(self, name: str) -> None:
@@ -267,7 +278,9 @@ class Entry:
             )
 
     # -- routing ---------------------------------------------------------------------------
-    def route(self, client: ClientEndpoint, identifier: Identifier | None) -> None:
+    def route(
+        self, client: ClientEndpoint, identifier: Identifier | None, looked_up: bool = False
+    ) -> None:
         self.head_done(client)
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         # new sessions of one client address agree on a home (docs/routing.md)
@@ -278,7 +291,16 @@ class Entry:
             self.salt ^ client.client[1],
             client.client[0] or None,
         )
+        # issue 11: a directory key this replica does not hold: ask its owners first
+        # (one link round trip, bounded by lookup_timeout), then route with the answer
+        registry = self.registry
+        miss = decision.reason == "directory-miss" and identifier is not None
+        if miss and not looked_up and registry is not None and identifier is not None:
+            self._route_after_lookup(client, identifier, registry)
+            return
         self.counters[decision.reason] += 1
+        if self.metrics is not None:  # METRICS: where the connection went (see release)
+            self.metrics.routed(client, self.name, decision.home, self.loop.time())
         if decision.local:
             self._start_local(client, decision.new_session)
             return
@@ -295,7 +317,12 @@ class Entry:
         self._forward(client, link, decision.home, decision.new_session)
 
     # -- per-request routing (http, tls-terminate) -----------------------------------
-    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision:
+    def decide(
+        self, client: HttpClient, identifier: Identifier | None, looked_up: bool = False
+    ) -> Decision | None:
+        """The request's home; None while the directory owners are asked about a key this
+        replica does not hold (one link round trip, bounded by lookup_timeout), then
+        `client.decided(...)` follows with the decision made with their answer."""
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         # new sessions of one client address agree on a home (docs/routing.md)
         decision = self.router.route(
@@ -305,6 +332,22 @@ class Entry:
             self.salt ^ client.client[1],
             client.client[0] or None,
         )
+        registry = self.registry
+        if (
+            decision.reason == "directory-miss"
+            and not looked_up
+            and registry is not None
+            and identifier is not None
+        ):
+            known = identifier
+
+            def answer(_home: str | None) -> None:
+                if not client.closed and client.state == ROUTED:
+                    client.decided(self.decide(client, known, looked_up=True))
+
+            if registry.lookup(identifier.kind, identifier.value, answer) is None:
+                return None
+            return self.decide(client, identifier, looked_up=True)  # learned meanwhile
         self.counters[decision.reason] += 1
         return decision
 
@@ -340,6 +383,8 @@ class Entry:
         flow_upstream = FlowUpstream(pool, key, home)
         home_addr = self.peers.config.nodes[home].listen[service.name]
         ref = make_conn_ref(client.client, home_addr, service.name)
+        if self.metrics is not None:
+            self.metrics.forwarded[home] += 1  # flows opened (requests reuse them)
         try:
             flow_upstream.flow = link.open_flow(flow_upstream, ref, b"", 0)
         except TableFull:
@@ -423,8 +468,78 @@ class Entry:
             raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
         return raw
 
-    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None:
-        self.replication.learn(kind, value, ttl, source=source, home=home)
+    def request_done(self, client: HttpClient, status: int) -> None:
+        """One request ended with `status` (its response's, or the error lb answered)."""
+        metrics = self.metrics
+        access = self.access
+        if metrics is None and not access.enabled:
+            return
+        now = self.loop.time()
+        start = client.t_start or client.t_routed or now
+        decision = client.decision
+        home = decision.home if decision is not None else None
+        service = client.service.name
+        if metrics is not None:
+            metrics.request(
+                service,
+                self.name,
+                home or "",
+                status,
+                client.bytes_in,
+                client.bytes_out,
+                now - start,
+            )
+        if access.enabled:
+            head = client.head
+            identifier = client.identifier
+            routed = client.t_routed
+            access.record(
+                service,
+                self.name,
+                home,
+                head.method if head is not None else "-",
+                head.target if head is not None else "-",
+                status,
+                client.bytes_in,
+                client.bytes_out,
+                (routed - start) if routed else None,
+                (client.t_attached - start) if client.t_attached else None,
+                (client.t_first_out - start) if client.t_first_out else None,
+                now - start,
+                identifier.kind if identifier is not None else None,
+                decision.new_session if decision is not None else False,
+            )
+
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str,
+        home: str,
+        release: Callable[[], None],
+    ) -> bool:
+        """Record (kind, value) -> home: True when done; False when the key's directory
+        owners must acknowledge first (then `release()` follows once, bounded)."""
+        registry = self.registry
+        if registry is None:
+            self.replication.learn_entry(kind, value, ttl, home, source)
+            return True
+        return registry.register(kind, value, ttl, home, release, source=source)
+
+    def _route_after_lookup(
+        self, client: ClientEndpoint, identifier: Identifier, registry: Registry
+    ) -> None:
+        """issue 11: hold the client until the key's owners answered, then route again
+        (the answer was merged into the replica, so the router finds it)."""
+        client.state = WAIT
+
+        def answer(_home: str | None) -> None:
+            if not client.closed:
+                self.route(client, identifier, looked_up=True)
+
+        if registry.lookup(identifier.kind, identifier.value, answer) is not None:
+            self.route(client, identifier, looked_up=True)  # learned meanwhile
 
     async def _forward_when_linked(
         self, client: ClientEndpoint, home: str, identifier: Identifier | None

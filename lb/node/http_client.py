@@ -23,12 +23,13 @@ lb.routing's; this module only carries out the exchange.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from lb.clock import wall
 from lb.errors import HttpError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
-from lb.link.connection import PAUSE_PEER, PAUSE_WAIT
+from lb.link.connection import PAUSE_LINK, PAUSE_PEER
 from lb.node.service import Service
 from lb.node.splice import abort_with_reset
 from lb.node.upstream import Upstream
@@ -63,7 +64,9 @@ class HttpEntrySide(Protocol):
 
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
 
-    def decide(self, client: HttpClient, identifier: Identifier | None) -> Decision: ...
+    def decide(
+        self, client: HttpClient, identifier: Identifier | None, looked_up: bool = False
+    ) -> Decision | None: ...
 
     def upstream_for(
         self, client: HttpClient, decision: Decision, fresh: bool = False
@@ -81,7 +84,19 @@ class HttpEntrySide(Protocol):
         decision: Decision,
     ) -> bytes | None: ...
 
-    def learn(self, kind: str, value: str, ttl: float | None, source: str, home: str) -> None: ...
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str,
+        home: str,
+        release: Callable[[], None],
+    ) -> bool: ...
+
+    def now(self) -> float: ...
+
+    def request_done(self, client: HttpClient, status: int) -> None: ...
 
 
 # client states
@@ -96,6 +111,7 @@ R_HEAD = 0
 R_BODY = 1
 R_UNTIL_CLOSE = 2
 R_DONE = 3
+R_HOLD = 4  # a final head waits for the directory owners to acknowledge what it names
 
 PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
 MAX_RESPONSE_HEAD = 65536
@@ -108,6 +124,8 @@ class HttpClient(asyncio.Protocol):
     __slots__ = (
         "active",
         "buf",
+        "bytes_in",
+        "bytes_out",
         "client",
         "closed",
         "decision",
@@ -115,6 +133,8 @@ class HttpClient(asyncio.Protocol):
         "eof_in",
         "head",
         "head_timed",
+        "held",
+        "held_eof",
         "identifier",
         "idle_ticks",
         "keep_alive",
@@ -132,8 +152,14 @@ class HttpClient(asyncio.Protocol):
         "rstate",
         "scanner",
         "sent_any",
+        "served",
         "service",
         "state",
+        "status",
+        "t_attached",
+        "t_first_out",
+        "t_routed",
+        "t_start",
         "transport",
         "tried",
         "upgrade",
@@ -152,6 +178,8 @@ class HttpClient(asyncio.Protocol):
         self.scanner: RequestHeadScanner | None = None
         self.head: RequestHead | None = None
         self.head_timed = False  # the head deadline is armed
+        self.held: http1.ResponseHead | None = None  # a final head held for registrations
+        self.held_eof = False  # the upstream ended while a head was held
         self.identifier: Identifier | None = None
         self.decision: Decision | None = None
         self.upstream: Upstream | None = None
@@ -165,6 +193,7 @@ class HttpClient(asyncio.Protocol):
         self.resp_framer: http1.BodyFramer | None = None
         self.resp_sent = False  # a byte of this request's response went to the client
         self.sent_any = False  # a byte of any response went to the client
+        self.served = 0  # exchanges completed on this connection
         self.upstream_reusable = True
         self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
         self.resend: bytes | None = None  # ... being sent again on a fresh upstream
@@ -175,6 +204,14 @@ class HttpClient(asyncio.Protocol):
         self.active = False  # a byte moved since the last idle tick
         self.idle_ticks = 0
         self.local = False  # the current request is served by the local application
+        # the current request, for metrics and the access log (times: the loop's clock)
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.t_start = 0.0  # its first byte
+        self.t_routed = 0.0  # its head read and routed
+        self.t_attached = 0.0  # its upstream ready (0: never)
+        self.t_first_out = 0.0  # the first byte of its response went out (0: never)
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,6 +240,8 @@ class HttpClient(asyncio.Protocol):
         if state == EXCHANGE and not self.req_done:
             self._request_body(data)
             return
+        if state == HEAD and not self.buf:
+            self.t_start = self.entry.now()
         self.buf += data
         if state == HEAD:
             self._read_head()
@@ -223,7 +262,7 @@ class HttpClient(asyncio.Protocol):
             if self.state == HEAD:
                 self._finish(400 if self.buf else 0)
             return True
-        if state == EXCHANGE and not self.req_done:
+        if state in (ROUTED, EXCHANGE) and not self.req_done:
             # the client went away in the middle of its request body
             self._abort_exchange()
             self._close(clean=False)
@@ -322,9 +361,19 @@ class HttpClient(asyncio.Protocol):
         self.scanner = None
         self.state = ROUTED
         self.tried = set()
+        self.t_routed = self.entry.now()
+        self.t_attached = self.t_first_out = 0.0
+        self.bytes_in = self.bytes_out = self.status = 0
         self._send_to(entry.decide(self, identifier))
 
-    def _send_to(self, decision: Decision) -> None:
+    def decided(self, decision: Decision | None) -> None:
+        """The entry's answer after asking the directory owners about this request's key."""
+        if decision is not None and not self.closed and self.state == ROUTED:
+            self._send_to(decision)
+
+    def _send_to(self, decision: Decision | None) -> None:
+        if decision is None:
+            return  # the directory owners are asked; `decided` follows
         self.decision = decision
         upstream = self.entry.upstream_for(self, decision)
         if upstream is not None:
@@ -342,6 +391,7 @@ class HttpClient(asyncio.Protocol):
         upstream.user = self
         self.upstream = upstream
         self.state = EXCHANGE
+        self.t_attached = self.entry.now()
         self.rstate = R_HEAD
         self.resp_sent = False
         self.upstream_reusable = True
@@ -358,6 +408,7 @@ class HttpClient(asyncio.Protocol):
         framer = self.req_framer
         if framer is None:
             self.retry_bytes = out if upstream.reused and not self.upgrade else None
+            self.bytes_in = len(out)
             upstream.write(out)
         else:
             end = framer.feed(buf, 0)
@@ -367,11 +418,12 @@ class HttpClient(asyncio.Protocol):
             whole = out + body
             keep = upstream.reused and self.req_done and len(whole) <= RETRY_BUFFER
             self.retry_bytes = whole if keep and http1.idempotent(self.method) else None
+            self.bytes_in = len(whole)
             upstream.write(whole)
         if self.eof_in and self.req_done and self.upgrade:
             upstream.write_eof()
-        if self.paused & PAUSE_WAIT:
-            self.resume_client(PAUSE_WAIT)
+        if self.paused & PAUSE_BACKLOG and len(buf) < self.entry.head_bytes:
+            self.resume_client(PAUSE_BACKLOG)
 
     def _request_body(self, data: bytes) -> None:
         framer = self.req_framer
@@ -384,6 +436,7 @@ class HttpClient(asyncio.Protocol):
             self._abort_exchange()
             self._finish(exc.status)
             return
+        self.bytes_in += end
         if end == len(data):
             upstream.write(data)
         else:
@@ -426,6 +479,9 @@ class HttpClient(asyncio.Protocol):
             else:
                 self._response_heads(data)
             return
+        if rstate == R_HOLD:
+            self.rbuf += data  # kept until the held head goes out
+            return
         # R_DONE: bytes after a complete response
         self.upstream_reusable = False
 
@@ -458,10 +514,19 @@ class HttpClient(asyncio.Protocol):
         decision = self.decision
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
+        self.status = head.status
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
-        if head.set_cookies and self.service.learn_cookies:
-            self._learn(head.set_cookies, decision.home)
+        learns = head.set_cookies and self.service.learn_cookies and self.held is not head
+        if learns and self._learn(head, decision.home):
+            # the session this response names must be known to its directory owners
+            # before the client can use it: hold the head (bounded by register_timeout)
+            self.held = head
+            self.rstate = R_HOLD
+            self.rbuf = bytearray(buf[pos:])
+            if self.upstream is not None:
+                self.upstream.pause_response()
+            return
         if kind == http1.UNTIL_CLOSE or not self.req_done:
             self.keep_alive = False  # the client learns the end of it from our close
         changed = entry.response_head(self, head, buf, pos, end, decision)
@@ -507,9 +572,20 @@ class HttpClient(asyncio.Protocol):
         if framer.done:
             self._response_done()
 
-    def _learn(self, set_cookies: list[str], home: str) -> None:
+    def _learn(self, head: http1.ResponseHead, home: str) -> bool:
+        """Record the application cookies `head` sets that the chain looks for; True when
+        some registration waits for its directory owners (then the head is held until
+        the last one is released)."""
         names = self.service.learn_cookies
-        for value in set_cookies:
+        waiting = [0]
+
+        def release() -> None:
+            waiting[0] -= 1
+            if waiting[0] == 0 and self.held is head:
+                self._release_held()
+
+        learn = self.entry.learn
+        for value in head.set_cookies:
             parsed = parse_set_cookie(value)
             if parsed is None or parsed[0] not in names:
                 continue
@@ -519,10 +595,33 @@ class HttpClient(asyncio.Protocol):
             if max_age is not None and max_age.lstrip("-").isdigit():
                 ttl = float(max(int(max_age), 0))
             if cookie and ttl != 0.0:
-                self.entry.learn("cookie", f"{name}={cookie}", ttl, self.client[0], home)
+                waiting[0] += 1
+                if learn("cookie", f"{name}={cookie}", ttl, self.client[0], home, release):
+                    waiting[0] -= 1
+        return waiting[0] > 0
+
+    def _release_held(self) -> None:
+        """Every registration of the held head was acknowledged (or timed out): send it."""
+        head, self.held = self.held, None
+        if head is None or self.closed or self.rstate != R_HOLD:
+            return
+        held_eof, self.held_eof = self.held_eof, False
+        buf, self.rbuf = bytes(self.rbuf), bytearray()
+        self.rstate = R_HEAD
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.resume_response()
+        self.held = head  # marks the head as learned for _final_head
+        self._final_head(head, buf, 0, head.length)
+        self.held = None
+        if held_eof and self.upstream is not None:
+            self.upstream_eof()
 
     def _to_client(self, data: bytes) -> None:
         if data:
+            if not self.resp_sent:
+                self.t_first_out = self.entry.now()
+            self.bytes_out += len(data)
             self.resp_sent = True
             self.sent_any = True
             transport = self.transport
@@ -548,6 +647,9 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.release(self.upstream_reusable and not self.upgrade)
         entry.count("http_requests")
+        entry.request_done(self, self.status)
+        self.t_routed = 0.0
+        self.served += 1
         self.head = None
         self.decision = None
         self.identifier = None
@@ -556,16 +658,24 @@ class HttpClient(asyncio.Protocol):
         if not self.keep_alive or self.eof_in:
             self._close(clean=True)
             return
-        if self.paused & PAUSE_BACKLOG:
-            self.resume_client(PAUSE_BACKLOG)
+        if self.paused:
+            # the upstream's pauses end with it (a window it may still reopen is not ours)
+            self.resume_client(PAUSE_BACKLOG | PAUSE_PEER | PAUSE_LINK)
         if self.buf:
+            self.t_start = self.entry.now()
             self._read_head()  # a pipelined request, already here
 
     def upstream_eof(self) -> None:
+        if self.rstate == R_HOLD:
+            self.held_eof = True
+            return
         if self.state == TUNNEL:
             transport = self.transport
-            if transport is not None and not self.closed and transport.can_write_eof():
-                transport.write_eof()
+            if transport is not None and not self.closed:
+                if transport.can_write_eof():
+                    transport.write_eof()
+                else:
+                    transport.close()  # TLS: no half-close; what was written goes first
             return
         if self.rstate == R_UNTIL_CLOSE:
             self.upstream_reusable = False
@@ -635,8 +745,11 @@ class HttpClient(asyncio.Protocol):
         self._send_to(self.entry.decide(self, self.identifier))
 
     def abort_idle(self) -> None:
-        """Close an idle keep-alive connection (draining): a FIN, nothing lost."""
-        if self.state == HEAD and not self.buf:
+        """Close an idle keep-alive connection (draining): a FIN, nothing lost.
+
+        Only between requests: a connection accepted a moment ago whose first request
+        is still on its way is served (its answer says Connection: close)."""
+        if self.state == HEAD and not self.buf and self.served:
             self._close(clean=True)
 
     def _start_tunnel(self) -> None:
@@ -687,7 +800,13 @@ class HttpClient(asyncio.Protocol):
             return
         if status and not self.resp_sent:
             self.sent_any = True
-            transport.write(error_response(status))
+            answer = error_response(status)
+            self.bytes_out += len(answer)
+            transport.write(answer)
+            if self.buf or self.head is not None:  # a request (or its start) was read
+                if not self.t_start:
+                    self.t_start = self.entry.now()
+                self.entry.request_done(self, status)
         transport.close()
 
     def _close(self, clean: bool) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import resource
 import socket
 import time
@@ -27,6 +28,7 @@ from lb.clock import Monotonic, wall
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
 from lb.errors import ConfigError
+from lb.node.admin import Admin
 from lb.node.app import AppConnector
 from lb.node.bus import WorkerBus
 from lb.node.entry import Entry, make_conn_ref
@@ -34,7 +36,9 @@ from lb.node.health import HealthChecker
 from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.listeners import ClientListeners
+from lb.node.metrics import Metrics
 from lb.node.peers import Peers
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
 from lb.node.splice import Endpoint
@@ -44,7 +48,7 @@ from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire.bus import APP_HEALTH, RELAYED, decode_app_health, encode_app_health
+from lb.wire.bus import ADMIN, APP_HEALTH, METRICS, RELAYED, decode_app_health, encode_app_health
 from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.node")
@@ -90,6 +94,7 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.stopping = False
         self.draining = False
+        self.exiting = False  # SIGTERM: draining to exit (the admin API cannot undrain it)
         self.counters: Counter[str] = Counter()
         self.timer = Timer(self.loop, self._sweep)
         self.listeners: ClientListeners | None = None
@@ -172,7 +177,30 @@ class Node:
             self.counters,
             self.timer.at,
         )
+        # directory owners (issue 11): learned sessions are registered before the response
+        # that names them is released; unknown keys are looked up before a new placement
+        self.registry = Registry(
+            self.name,
+            self.replication,
+            self.loop,
+            self.counters,
+            live=lambda: self.peers.view.live,
+            send=self.peers.send_control,
+            wake_at=self.timer.at,
+            register_timeout=self.limits.register_timeout,
+            lookup_timeout=self.limits.lookup_timeout,
+            max_pending=self.limits.directory_pending,
+        )
+        self.peers.registry = self.registry
+        self.replication.register = self.registry.register
+        self.entry.registry = self.registry
         self.peers.refresh_view(quiet=True)
+        # the admin listener (lb.node.admin): off unless the farm file sets nodes.<name>.admin
+        self.metrics = Metrics()
+        self.admin: Admin | None = None
+        if me.admin is not None:
+            self.entry.metrics = self.metrics
+            self.admin = Admin(self)
         # max_connections is per node: each of its workers admits its share
         self.entry.max_connections = max(1, -(-self.limits.max_connections // me.workers))
         self._fit_connections_to_descriptors()
@@ -208,6 +236,8 @@ class Node:
                 int(fr.FrameType.PING): self._sibling_load,
                 RELAYED: self.peers.relayed_frame,
                 APP_HEALTH: self._sibling_app_health,
+                METRICS: self._admin_frame,
+                ADMIN: self._admin_frame,
             }
             _, self.bus = await loop.create_unix_connection(
                 lambda: WorkerBus(handlers, self._supervisor_lost), sock=sock
@@ -237,6 +267,8 @@ class Node:
             self.health.start()
         else:
             self.apps.report = lambda _service, _ok: None
+        if self.admin is not None:
+            await self.admin.start()
         log.info(
             "node_started",
             node=self.name,
@@ -306,6 +338,10 @@ class Node:
             self.bus.write(encode_app_health(healthy))
         self._apply_app_health(healthy)
 
+    def _admin_frame(self, frame: fr.Frame) -> None:
+        if self.admin is not None:
+            self.admin.bus_frame(frame)
+
     def _sibling_app_health(self, frame: fr.Frame) -> None:
         self._apply_app_health(decode_app_health(frame.payload))
 
@@ -343,12 +379,35 @@ class Node:
         self.peers.refresh_view()
         log.info("draining", node=self.name, drain_timeout=self.limits.drain_timeout)
 
+    def stop_draining(self) -> None:
+        """Undrain (the admin API): take new sessions again, unless an application is down."""
+        if not self.draining or self.stopping or self.exiting:
+            return
+        self.draining = False
+        if not self.app_unhealthy:
+            self.peers.draining = False
+            self.membership.stop_draining(self.loop.time())
+            self.peers.run_membership()
+            self.peers.refresh_view()
+        self.loop.create_task(self._reopen_client_listeners())
+        log.info("undrained", node=self.name)
+
+    async def _reopen_client_listeners(self) -> None:
+        if self.listeners is None or self.draining or self.stopping:
+            return
+        self.listeners.close()
+        try:
+            await self.listeners.open(self.services.values())
+        except OSError as exc:
+            log.error("undrain_listen_failed", node=self.name, error=str(exc))
+
     def busy(self) -> bool:
         """Whether any client connection or home flow is still open."""
         return bool(self.entry.clients) or self.peers.home_flows() > 0
 
     async def drain_and_stop(self) -> None:
         """Drain, wait until the last flow ends or the drain deadline, then stop."""
+        self.exiting = True
         self.start_draining()
         deadline = self.loop.time() + self.limits.drain_timeout
         while self.busy() and self.loop.time() < deadline:
@@ -374,6 +433,8 @@ class Node:
         self.timer.cancel()
         self._close_client_listeners()
         self.entry.abort_all()
+        if self.admin is not None:
+            await self.admin.close()
         await self.health.stop()
         await self.peers.stop()
         await asyncio.sleep(0)
@@ -427,6 +488,7 @@ class Node:
                 self.next_idle = now + self.entry.idle_interval
                 self.entry.sweep_idle()
             upcoming.append(self.peers.sweep(now))
+            upcoming.append(self.registry.sweep(now))
         except Exception:  # a sweep must never stop the timer
             log.exception("sweep_failed", node=self.name)
         upcoming += [self.membership.next_deadline(), self.next_ping, self.next_idle]
@@ -466,7 +528,10 @@ class Node:
             "directory": len(self.directory),
             # where some learned sessions live; keys are keyed hashes, never the tokens
             "directory_sample": {
-                e.key: e.home for e in self.directory.entries(wall())[:DUMP_DIRECTORY_SAMPLE]
+                e.key: e.home
+                for e in itertools.islice(
+                    self.directory.iter_entries(wall()), DUMP_DIRECTORY_SAMPLE
+                )
             },
             "counters": dict(self.counters),
         }

@@ -79,6 +79,7 @@ class FlowEndpoint:
 
     def send(self, data: bytes) -> None:
         link = self.link
+        link.bytes_sent += len(data)  # METRICS
         if not link.conn.send(self.flow_id, data):
             peer = self.peer
             if peer is not None:
@@ -130,6 +131,12 @@ class FlowEndpoint:
 
 class LinkDriver(asyncio.Protocol):
     """One link end on a socket: outbound (this node connected) or inbound (home side)."""
+
+    # METRICS (read by lb.node.admin): flow bytes either way, the round trip of the last PING
+    bytes_sent = 0
+    bytes_received = 0
+    ping_sent = 0.0
+    rtt: float | None = None
 
     def __init__(
         self,
@@ -229,6 +236,7 @@ class LinkDriver(asyncio.Protocol):
             kind = type(event)
             if kind is FlowData:
                 data_event = cast(FlowData, event)
+                self.bytes_received += len(data_event.data)  # METRICS
                 flow = flows.get(data_event.flow_id)
                 if flow is not None and flow.peer is not None:
                     flow.peer.send(data_event.data)
@@ -257,6 +265,8 @@ class LinkDriver(asyncio.Protocol):
                 heard = cast(PeerHeard, event)
                 if heard.ping_token is not None:
                     self.conn.send_pong(heard.ping_token, self.owner.load())
+                elif self.ping_sent:  # METRICS: a PONG answers our last PING
+                    self.rtt = self.loop.time() - self.ping_sent
                 self.owner.peer_heard(self, heard.load)
             elif kind is ControlFrame:
                 self.owner.control_frame(self, cast(ControlFrame, event).frame)
@@ -330,6 +340,7 @@ class LinkDriver(asyncio.Protocol):
         self.flush_soon()
 
     def ping(self, load: int) -> None:
+        self.ping_sent = self.loop.time()  # METRICS
         self.conn.ping(load)
         self.flush_soon()
 

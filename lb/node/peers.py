@@ -40,6 +40,7 @@ from lb.node.home import Home
 from lb.node.linkport import LOGIN_TIMEOUT, LinkPort
 from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
+from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
@@ -116,6 +117,7 @@ class Peers:
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self.draining = False
+        self.registry: Registry | None = None  # directory owners (set by the node)
         self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
 
     def set_secrets(self, secret: bytes, previous: tuple[bytes, ...]) -> None:
@@ -224,6 +226,13 @@ class Peers:
                 self.refresh_view()
         else:
             self.links_in.discard(link)
+        if (
+            self.registry is not None
+            and link.authenticated
+            and peer is not None
+            and self.link_to(peer) is None
+        ):
+            self.registry.peer_lost(peer)  # no link left: its answers will never come
         if link.authenticated and peer is not None and not self.stopping:
             self.membership.link_lost(peer, self.loop.time())
             self.run_membership()
@@ -255,6 +264,8 @@ class Peers:
         if frame.type == DIRECTORY_UPDATE:
             self.replication.merge(frame.payload, from_bus=False)
             return
+        if self.registry is not None and self.registry.control_frame(link, frame):
+            return  # REGISTER, REGISTER_ACK, LOOKUP, LOOKUP_ANSWER
         if self._membership_frame(peer, frame):
             # every worker of this node must hear what the peer said
             self.to_siblings([encode_relayed(peer, fr.encode_frame(frame))])

@@ -20,7 +20,7 @@ import struct
 from typing import Protocol, cast
 
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER, PAUSE_WAIT
-from lb.node.learn import SessionLearner
+from lb.node.learn import PAUSE_HOLD, SessionLearner
 from lb.wire.frames import ResetReason
 from lb.wire.http import ResponseCookieInserter
 
@@ -199,8 +199,28 @@ class AppEndpoint(SocketEndpoint):
 
     def data_received(self, data: bytes) -> None:
         learner = self.learner
-        if learner is not None and learner.feed(data):
+        if learner is not None:
+            learner.feed(data)
+            # issue 11: a response that names a new session waits for the key's owners
+            # (bounded by register_timeout); the application is not read meanwhile
+            if learner.hold(data, self._release_held):
+                self.pause_reading(PAUSE_HOLD)
+                return
+            if learner.finished:
+                self.learner = None
+        self._pass_on(data)
+
+    def _release_held(self, data: bytes, eof: bool) -> None:
+        """issue 11: the registration was acknowledged (or its bound passed)."""
+        if self.learner is not None and self.learner.finished:
             self.learner = None
+        if data:
+            self._pass_on(data)
+        if eof:
+            self.eof_received()
+        self.resume_reading(PAUSE_HOLD)
+
+    def _pass_on(self, data: bytes) -> None:
         inserter = self.inserter
         if inserter is not None:
             data = inserter.feed(data)
@@ -213,6 +233,8 @@ class AppEndpoint(SocketEndpoint):
             peer.send(data)
 
     def eof_received(self) -> bool:
+        if self.learner is not None and self.learner.hold_eof():
+            return True  # issue 11: after the held response bytes
         inserter = self.inserter
         if inserter is not None:
             self.inserter = None

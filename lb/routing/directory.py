@@ -16,6 +16,7 @@ directory per worker process.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import heapq
 import hmac
@@ -23,6 +24,7 @@ import ipaddress
 import math
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from lb.wire.directory import MAX_HOME_BYTES, DirectoryEntry
 
@@ -93,13 +95,15 @@ class SourceLimited(ValueError):
     """``learn`` refused a new key: its source learned its share in this window."""
 
 
-ENTRY_OVERHEAD = 280
-"""Bytes one entry costs beyond its key string, measured with tracemalloc on CPython
-3.11 (64-bit): the entry object (80 with its GC header), its version and expiry ints
-(64), the expiry heap's tuple and slot (80) and the table's dict slot and order node
-(40-70, depending on how full the dict's hash table is). The home name is shared by
-all entries of one home and not counted. tests/unit/routing/test_directory.py checks
-the estimate against a tracemalloc measurement; docs/directory.md has the figures."""
+ENTRY_OVERHEAD = 136
+"""Bytes one entry costs beyond its stored key, measured with tracemalloc on CPython
+3.11 (64-bit): the packed value int (version, expiry and home index; 40), the
+segment's ordered-dict slot and order node (80-100, depending on how full the dict's
+hash table is) and the expiry bucket's list slot (8-9). A key in the canonical form
+of ``DirectoryKeys`` is stored as one int of 136 bits (44 bytes, counted by
+``entry_memory``); any other key as its str. Home names are kept once, in a table.
+tests/unit/routing/test_directory.py checks the estimate against a tracemalloc
+measurement; docs/directory.md has the figures at 1,000,000 entries."""
 
 # The widest character sets the width of all characters of a str: one astral
 # character among ASCII ones makes the largest string of MAX_KEY_BYTES bytes of UTF-8.
@@ -108,7 +112,67 @@ _LARGEST_KEY_MEMORY = sys.getsizeof("\U0001f600" + "k" * (MAX_KEY_BYTES - 4))
 
 def entry_memory(key: str) -> int:
     """The estimated bytes the directory holds for one entry with ``key``."""
-    return sys.getsizeof(key) + ENTRY_OVERHEAD
+    return sys.getsizeof(_KEYS.pack(key)) + ENTRY_OVERHEAD
+
+
+# -- compact storage: keys and values as ints ---------------------------------------------
+
+_DIGEST_CHARS = 22  # base64url of 16 bytes, unpadded
+_EXPIRES_BITS = 40  # Unix seconds up to the year 36812
+_HOME_BITS = 16
+_VERSION_SHIFT = _EXPIRES_BITS + _HOME_BITS
+_EXPIRES_MASK = (1 << _EXPIRES_BITS) - 1
+_HOME_MASK = (1 << _HOME_BITS) - 1
+
+Key = int | str  # a stored key: packed (canonical DirectoryKeys form) or the str itself
+Value = int | tuple[int, int, str]  # packed (version, expires, home index) or a spill
+
+
+class _KeyPacker:
+    """``kind:base64url(16 bytes)`` <-> one int ``digest << 8 | kind code``.
+
+    A key in any other form is kept as its str. Kind codes are given out in the order
+    kinds are met (at most 255; later kinds stay str): they never leave the process.
+    """
+
+    __slots__ = ("_codes", "_kinds")
+
+    def __init__(self) -> None:
+        self._kinds: list[str] = []
+        self._codes: dict[str, int] = {}
+
+    def pack(self, key: str) -> Key:
+        kind, sep, digest = key.rpartition(":")
+        # canonical: 22 characters whose last carries 2 bits and 4 zero bits
+        if not sep or len(digest) != _DIGEST_CHARS or not kind or digest[-1] not in "AQgw":
+            return key
+        try:
+            raw = binascii.a2b_base64(
+                digest.encode("ascii").translate(_URLSAFE) + b"==", strict_mode=True
+            )
+        except (ValueError, UnicodeEncodeError):
+            return key  # not base64url: kept as it is
+        if len(raw) != 16:
+            return key
+        code = self._codes.get(kind)
+        if code is None:
+            if len(self._kinds) >= 255:
+                return key
+            code = len(self._kinds)
+            self._kinds.append(kind)
+            self._codes[kind] = code
+        return int.from_bytes(raw, "big") << 8 | code
+
+    def unpack(self, stored: Key) -> str:
+        if isinstance(stored, str):
+            return stored
+        raw = (stored >> 8).to_bytes(16, "big")
+        digest = base64.urlsafe_b64encode(raw)[:_DIGEST_CHARS].decode()
+        return self._kinds[stored & 0xFF] + ":" + digest
+
+
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_KEYS = _KeyPacker()  # one per process: packed keys mean the same in every directory
 
 
 def _key_ok(key: object) -> bool:
@@ -160,13 +224,20 @@ class Directory:
     probation when it is full). Evictions take the least recently used entry of
     probation first, so a flood of entries that are never used evicts only other
     unused entries. ``used_evictions`` counts evicted entries that had been hit.
+
+    Storage is compact (docs/directory.md, "Memory per entry"): a key is one int, a
+    value one int (version, expiry, home index); expiries sit in per-second buckets.
     """
 
     __slots__ = (
+        "_bucket_items",
+        "_bucket_times",
+        "_buckets",
         "_bytes",
         "_demoted",
         "_evictions",
-        "_heap",
+        "_home_index",
+        "_homes",
         "_last_version",
         "_max_bytes",
         "_max_entries",
@@ -194,7 +265,7 @@ class Directory:
         source_window: float = 60.0,
     ) -> None:
         """ValueError unless ``max_entries >= 1``, ``max_bytes`` holds one entry of the
-        largest key (about 2,400 bytes), ``source_limit >= 1`` and ``source_window > 0``.
+        largest key (about 2,300 bytes), ``source_limit >= 1`` and ``source_window > 0``.
 
         ``source_limit`` new keys per ``source_window`` seconds is what ``learn`` takes
         from one ``source``.
@@ -215,10 +286,15 @@ class Directory:
         self._protected_max_entries = int(max_entries * PROTECTED_SHARE)
         self._protected_max_bytes = int(max_bytes * PROTECTED_SHARE)
         # least recently used first in each segment; a key is in one of them
-        self._probation: OrderedDict[str, DirectoryEntry] = OrderedDict()
-        self._protected: OrderedDict[str, DirectoryEntry] = OrderedDict()
-        self._demoted: set[str] = set()  # keys in probation that were hit once
-        self._heap: list[tuple[int, str]] = []  # (expires, key); stale items are skipped
+        self._probation: OrderedDict[Key, Value] = OrderedDict()
+        self._protected: OrderedDict[Key, Value] = OrderedDict()
+        self._demoted: set[Key] = set()  # keys in probation that were hit once
+        # expiry: second -> keys expiring then (stale items are skipped), a heap of seconds
+        self._buckets: dict[int, list[Key]] = {}
+        self._bucket_times: list[int] = []
+        self._bucket_items = 0
+        self._homes: list[str] = []  # home index -> name
+        self._home_index: dict[str, int] = {}
         self._outbox: OrderedDict[str, DirectoryEntry] = OrderedDict()
         self._bytes = 0
         self._protected_bytes = 0
@@ -274,38 +350,53 @@ class Directory:
         A hit makes the entry the most recently used of the protected segment. Never
         raises.
         """
-        entry = self._protected.get(key)
-        if entry is not None:
-            if not entry.expires > now:
-                self._remove(key, entry)
+        if not isinstance(key, str):
+            return None
+        k = _KEYS.pack(key)
+        value = self._protected.get(k)
+        if value is not None:
+            _, expires, home = self._unpack(value)
+            if not expires > now:
+                self._remove(k)
                 return None
-            self._protected.move_to_end(key)
-            return entry.home
-        entry = self._probation.get(key)
-        if entry is None:
+            self._protected.move_to_end(k)
+            return home
+        value = self._probation.get(k)
+        if value is None:
             return None
-        if not entry.expires > now:
-            self._remove(key, entry)
+        _, expires, home = self._unpack(value)
+        if not expires > now:
+            self._remove(k)
             return None
-        self._promote(key, entry)
-        return entry.home
+        self._promote(k, value)
+        return home
 
     def get(self, key: str, now: float) -> DirectoryEntry | None:
         """The live entry of ``key`` without touching its LRU position (for inspection)."""
-        entry = self._find(key)
-        if entry is None or not entry.expires > now:
+        if not isinstance(key, str):
             return None
-        return entry
+        value = self._find(_KEYS.pack(key))
+        if value is None:
+            return None
+        version, expires, home = self._unpack(value)
+        if not expires > now:
+            return None
+        return DirectoryEntry(key, home, version, expires)
+
+    def iter_entries(self, now: float) -> Iterator[DirectoryEntry]:
+        """Every live entry (probation then protected, each least recently used first),
+        made one at a time: a full sync for a peer without a second copy of the table.
+        The table must not change while the iterator is in use."""
+        unpack, unkey = self._unpack, _KEYS.unpack
+        for segment in (self._probation, self._protected):
+            for k, value in segment.items():
+                version, expires, home = unpack(value)
+                if expires > now:
+                    yield DirectoryEntry(unkey(k), home, version, expires)
 
     def entries(self, now: float) -> list[DirectoryEntry]:
-        """Every live entry (probation then protected, each least recently used first):
-        a full sync for a peer."""
-        return [
-            e
-            for segment in (self._probation, self._protected)
-            for e in segment.values()
-            if e.expires > now
-        ]
+        """Every live entry (probation then protected, each least recently used first)."""
+        return list(self.iter_entries(now))
 
     # -- writing ---------------------------------------------------------------------
 
@@ -333,10 +424,13 @@ class Directory:
             raise ValueError(f"directory home must be 1..{MAX_HOME_BYTES} bytes of UTF-8")
         if not (math.isfinite(now) and math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"now must be finite and ttl > 0, got now={now} ttl={ttl}")
+        k = _KEYS.pack(key)
         version = max(int(now * 1000), self._last_version + 1)
-        current = self._find(key)
-        if current is not None and current.version >= version:
-            version = current.version + 1
+        current = self._find(k)
+        if current is not None:
+            current_version = self._unpack(current)[0]
+            if current_version >= version:
+                version = current_version + 1
         expires = int(now + ttl)
         if version > _U64_MAX or not 0 <= expires <= _U64_MAX:
             raise ValueError("directory version or expiry outside u64")
@@ -344,7 +438,7 @@ class Directory:
             self._charge(source, now)
         self._last_version = version
         entry = DirectoryEntry(key, sys.intern(home), version, expires)
-        self._store(key, entry, now)
+        self._store(k, self._pack(version, expires, entry.home), expires, now)
         self._outbox[key] = entry
         self._outbox.move_to_end(key)
         while len(self._outbox) > self._max_entries:
@@ -377,25 +471,28 @@ class Directory:
         if version > (now + MAX_VERSION_AHEAD + _VERSION_SLACK) * 1000:
             self._refused += 1
             return False
-        current = self._find(key)
-        if current is not None and current.expires > now and _rank(current) >= _rank(entry):
-            return False
-        home = sys.intern(entry.home)
-        if home is not entry.home:
-            entry = DirectoryEntry(key, home, version, expires)
-        self._store(key, entry, now)
+        k = _KEYS.pack(key)
+        current = self._find(k)
+        if current is not None:
+            c_version, c_expires, c_home = self._unpack(current)
+            if c_expires > now and (c_version, c_home, c_expires) >= _rank(entry):
+                return False
+        self._store(k, self._pack(version, expires, entry.home), expires, now)
         return True
 
     def expire(self, now: float) -> int:
         """Drop every entry with ``expires <= now``; returns how many. O(expired) amortized."""
-        heap = self._heap
+        times = self._bucket_times
         dropped = 0
-        while heap and not heap[0][0] > now:
-            _, key = heapq.heappop(heap)
-            entry = self._find(key)
-            if entry is not None and not entry.expires > now:
-                self._remove(key, entry)
-                dropped += 1
+        while times and not times[0] > now:
+            second = heapq.heappop(times)
+            keys = self._buckets.pop(second, [])
+            self._bucket_items -= len(keys)
+            for k in keys:
+                value = self._find(k)
+                if value is not None and not self._unpack(value)[1] > now:
+                    self._remove(k)
+                    dropped += 1
         return dropped
 
     def take_outbox(self) -> list[DirectoryEntry]:
@@ -409,9 +506,29 @@ class Directory:
 
     # -- internals -------------------------------------------------------------------
 
-    def _find(self, key: str) -> DirectoryEntry | None:
-        entry = self._probation.get(key)
-        return self._protected.get(key) if entry is None else entry
+    def _pack(self, version: int, expires: int, home: str) -> Value:
+        index = self._home_index.get(home)
+        if index is None and len(self._homes) <= _HOME_MASK:
+            index = len(self._homes)
+            home = sys.intern(home)
+            self._homes.append(home)
+            self._home_index[home] = index
+        if index is None or expires > _EXPIRES_MASK:
+            return (version, expires, sys.intern(home))  # rare: spilled as a tuple
+        return version << _VERSION_SHIFT | expires << _HOME_BITS | index
+
+    def _unpack(self, value: Value) -> tuple[int, int, str]:
+        if isinstance(value, tuple):
+            return value
+        return (
+            value >> _VERSION_SHIFT,
+            value >> _HOME_BITS & _EXPIRES_MASK,
+            self._homes[value & _HOME_MASK],
+        )
+
+    def _find(self, k: Key) -> Value | None:
+        value = self._probation.get(k)
+        return self._protected.get(k) if value is None else value
 
     def _charge(self, source: str, now: float) -> None:
         """Count one new key for ``source``; SourceLimited beyond its share."""
@@ -433,47 +550,52 @@ class Directory:
             )
         sources[source] = count + 1
 
-    def _store(self, key: str, entry: DirectoryEntry, now: float) -> None:
-        current = self._find(key)
+    def _store(self, k: Key, value: Value, expires: int, now: float) -> None:
+        current = self._find(k)
         if current is None:
-            self._bytes += entry_memory(key)
-            self._probation[key] = entry
+            self._bytes += sys.getsizeof(k) + ENTRY_OVERHEAD
+            self._probation[k] = value
         else:
-            segment = self._protected if key in self._protected else self._probation
-            segment.move_to_end(key)
-            segment[key] = entry
-        if current is None or current.expires != entry.expires:
-            heapq.heappush(self._heap, (entry.expires, key))
-            if len(self._heap) > 2 * len(self) + 64:
-                self._compact_heap()
+            segment = self._protected if k in self._protected else self._probation
+            segment.move_to_end(k)
+            segment[k] = value
+        if current is None or self._unpack(current)[1] != expires:
+            bucket = self._buckets.get(expires)
+            if bucket is None:
+                self._buckets[expires] = bucket = []
+                heapq.heappush(self._bucket_times, expires)
+            bucket.append(k)
+            self._bucket_items += 1
+            if self._bucket_items > 2 * len(self) + 64:
+                self._compact_buckets()
         if len(self) > self._max_entries or self._bytes > self._max_bytes:
             self._evict(now)
 
-    def _promote(self, key: str, entry: DirectoryEntry) -> None:
+    def _promote(self, k: Key, value: Value) -> None:
         """A hit in probation: into the protected segment; its overflow back to probation."""
-        del self._probation[key]
+        del self._probation[k]
         if self._demoted:
-            self._demoted.discard(key)
+            self._demoted.discard(k)
         protected = self._protected
-        protected[key] = entry
-        self._protected_bytes += entry_memory(key)
+        protected[k] = value
+        self._protected_bytes += sys.getsizeof(k) + ENTRY_OVERHEAD
         while (
             len(protected) > self._protected_max_entries
             or self._protected_bytes > self._protected_max_bytes
         ):
-            old, old_entry = protected.popitem(last=False)
-            self._protected_bytes -= entry_memory(old)
-            self._probation[old] = old_entry
+            old, old_value = protected.popitem(last=False)
+            self._protected_bytes -= sys.getsizeof(old) + ENTRY_OVERHEAD
+            self._probation[old] = old_value
             self._demoted.add(old)
 
-    def _remove(self, key: str, entry: DirectoryEntry) -> None:
-        size = entry_memory(entry.key)
-        if self._protected.pop(key, None) is not None:
+    def _remove(self, k: Key) -> None:
+        size = sys.getsizeof(k) + ENTRY_OVERHEAD
+        if self._protected.pop(k, None) is not None:
             self._protected_bytes -= size
         else:
-            del self._probation[key]
+            del self._probation[k]
             if self._demoted:
-                self._demoted.discard(key)
+                self._demoted.discard(k)
         self._bytes -= size
 
     def _evict(self, now: float) -> None:
@@ -483,25 +605,27 @@ class Directory:
         probation, protected = self._probation, self._protected
         while len(self) > self._max_entries or self._bytes > self._max_bytes:
             if probation:
-                key, _ = probation.popitem(last=False)
-                used = bool(self._demoted) and key in self._demoted
+                k, _ = probation.popitem(last=False)
+                used = bool(self._demoted) and k in self._demoted
                 if used:
-                    self._demoted.discard(key)
+                    self._demoted.discard(k)
             elif protected:
-                key, _ = protected.popitem(last=False)
-                self._protected_bytes -= entry_memory(key)
+                k, _ = protected.popitem(last=False)
+                self._protected_bytes -= sys.getsizeof(k) + ENTRY_OVERHEAD
                 used = True
             else:
                 break
-            self._bytes -= entry_memory(key)
+            self._bytes -= sys.getsizeof(k) + ENTRY_OVERHEAD
             self._evictions += 1
             if used:
                 self._used_evictions += 1
 
-    def _compact_heap(self) -> None:
-        self._heap = [
-            (e.expires, k)
-            for segment in (self._probation, self._protected)
-            for k, e in segment.items()
-        ]
-        heapq.heapify(self._heap)
+    def _compact_buckets(self) -> None:
+        buckets: dict[int, list[Key]] = {}
+        for segment in (self._probation, self._protected):
+            for k, value in segment.items():
+                buckets.setdefault(self._unpack(value)[1], []).append(k)
+        self._buckets = buckets
+        self._bucket_times = list(buckets)
+        heapq.heapify(self._bucket_times)
+        self._bucket_items = len(self)

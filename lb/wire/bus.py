@@ -7,7 +7,10 @@ on a link from `peer`, so every worker hears what the peer said. RELAYED is
 never sent on a link. Payload: u8 N, N bytes peer node name (UTF-8), then the
 complete inner frame (header and payload). APP_HEALTH (0x51): worker 0, the one
 that checks the node's applications, tells the others whether they are up, so
-all workers say the same to the farm. Pure codec: no I/O.
+all workers say the same to the farm. METRICS (0x52): a worker's metrics sample
+for the admin listener of worker 0: u16 worker index, then a JSON object
+(UTF-8). ADMIN (0x53): worker 0's admin listener asks its siblings to drain
+(payload 1) or undrain (payload 2). Pure codec: no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from lb.wire import frames as fr
 
 RELAYED = 0x50
 APP_HEALTH = 0x51  # payload: u8 1 = the node's applications are up, 0 = one is down
+METRICS = 0x52  # payload: u16 worker, JSON object
+ADMIN = 0x53  # payload: u8 command
+ADMIN_DRAIN = 1
+ADMIN_UNDRAIN = 2
 
 
 def encode_relayed(peer: str, inner: bytes) -> bytes:
@@ -55,11 +62,47 @@ def decode_app_health(payload: bytes) -> bool:
     return payload == b"\x01"
 
 
+def encode_metrics(worker: int, sample: bytes) -> bytes:
+    """METRICS: worker `worker`'s sample, a JSON object already encoded as UTF-8."""
+    if not 0 <= worker <= 0xFFFF:
+        raise ValueError(f"worker index out of range: {worker}")
+    if len(sample) + 2 > fr.MAX_PAYLOAD:
+        raise ValueError(f"a metrics sample of {len(sample)} bytes exceeds a frame")
+    return fr.encode_frame(fr.Frame(METRICS, 0, 0, worker.to_bytes(2, "big") + sample))
+
+
+def decode_metrics(payload: bytes) -> tuple[int, bytes]:
+    """METRICS payload -> (worker, JSON bytes); the JSON is the receiver's to parse."""
+    if len(payload) < 3 or payload[2:3] != b"{":
+        raise FrameError("METRICS payload is u16 worker and a JSON object")
+    return int.from_bytes(payload[:2], "big"), payload[2:]
+
+
+def encode_admin(command: int) -> bytes:
+    if command not in (ADMIN_DRAIN, ADMIN_UNDRAIN):
+        raise ValueError(f"unknown admin command {command}")
+    return fr.encode_frame(fr.Frame(ADMIN, 0, 0, bytes((command,))))
+
+
+def decode_admin(payload: bytes) -> int:
+    if len(payload) != 1 or payload[0] not in (ADMIN_DRAIN, ADMIN_UNDRAIN):
+        raise FrameError("ADMIN payload is one byte, 1 (drain) or 2 (undrain)")
+    return payload[0]
+
+
 __all__ = [
+    "ADMIN",
+    "ADMIN_DRAIN",
+    "ADMIN_UNDRAIN",
     "APP_HEALTH",
+    "METRICS",
     "RELAYED",
+    "decode_admin",
     "decode_app_health",
+    "decode_metrics",
     "decode_relayed",
+    "encode_admin",
     "encode_app_health",
+    "encode_metrics",
     "encode_relayed",
 ]

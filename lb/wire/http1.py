@@ -59,6 +59,9 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps only
 # the control bytes of a head, so CR/LF pairing and forbidden bytes are one check
 _NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+_FRAMING_HEADERS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|set-cookie|keep-alive|proxy-connection):"
+)
 _HEADER_BLOCK = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
@@ -136,18 +139,6 @@ def _bad_response(reason: str) -> HttpError:
     return HttpError(502, f"bad response from the application: {reason}")
 
 
-def _values(raw: bytes, lower: bytes, name: bytes) -> list[bytes]:
-    """Values of every header line called `name` (lower-case, with CRLF before and ':')."""
-    found = []
-    pos = lower.find(name)
-    while pos >= 0:
-        begin = pos + len(name)
-        stop = raw.find(b"\r\n", begin)
-        found.append(raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t"))
-        pos = lower.find(name, begin)
-    return found
-
-
 def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
     """The response head at ``buf[start:]``: None while incomplete; HttpError(502) if bad.
 
@@ -180,18 +171,37 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     if _HEADER_BLOCK.fullmatch(raw, eol) is None:
         raise _bad_response("malformed header line")
     head = ResponseHead(int(match.group(2)), int(match.group(1)), end + 4 - start)
-    lower = raw.lower()
-    if b"\r\ntransfer-encoding:" in lower:
-        values = _values(raw, lower, b"\r\ntransfer-encoding:")
-        codings = _tokens(values[-1].decode("latin-1"))
+    lengths: set[bytes] = set()
+    coding = b""
+    for found in _FRAMING_HEADERS.finditer(raw.lower()):  # one C scan for the few that matter
+        name = found.group(1)
+        begin = found.end()
+        stop = raw.find(b"\r\n", begin)
+        value = raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t")
+        if name == b"content-length":
+            lengths.update(part.strip(b" \t") for part in value.split(b","))
+        elif name == b"transfer-encoding":
+            coding = value
+        elif name == b"connection":
+            head.connection_header = True
+            lowered = value.lower()
+            if lowered == b"keep-alive":
+                head.keep_alive = True
+            elif lowered == b"close":
+                head.close = True
+            else:
+                tokens = _tokens(value.decode("latin-1"))
+                head.close = head.close or "close" in tokens
+                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+        elif name == b"set-cookie":
+            head.set_cookies.append(value.decode("latin-1"))
+        else:  # keep-alive, proxy-connection
+            head.connection_header = True
+    if coding:
+        codings = _tokens(coding.decode("latin-1"))
         head.chunked = bool(codings) and codings[-1] == "chunked"
         head.other_coding = not head.chunked
-    if b"\r\ncontent-length:" in lower:
-        lengths = {
-            part.strip(b" \t")
-            for value in _values(raw, lower, b"\r\ncontent-length:")
-            for part in value.split(b",")
-        }
+    if lengths:
         if head.chunked or head.other_coding:
             raise _bad_response("both Content-Length and Transfer-Encoding")
         if len(lengths) != 1:
@@ -200,16 +210,6 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
         if not (value.isdigit() and len(value) <= 18):
             raise _bad_response("invalid Content-Length")
         head.content_length = int(value)
-    if b"\r\nconnection:" in lower:
-        head.connection_header = True
-        for value in _values(raw, lower, b"\r\nconnection:"):
-            tokens = _tokens(value.decode("latin-1"))
-            head.close = head.close or "close" in tokens
-            head.keep_alive = head.keep_alive or "keep-alive" in tokens
-    if b"\r\nkeep-alive:" in lower or b"\r\nproxy-connection:" in lower:
-        head.connection_header = True
-    if b"\r\nset-cookie:" in lower:
-        head.set_cookies = [v.decode("latin-1") for v in _values(raw, lower, b"\r\nset-cookie:")]
     return head
 
 

@@ -1,4 +1,5 @@
-"""Smoke test of the side-by-side benchmark: `bench/run.py --quick --scenarios local` end to end.
+"""Smoke test of the side-by-side benchmark: `bench/run.py --quick --scenarios local,pooled`
+end to end.
 
 It checks that the benchmark runs and reports every proxy with numbers and
 no failed requests; it asserts no timing or ratio thresholds (those depend
@@ -72,11 +73,25 @@ def test_parse_wrk_rejects_output_without_counts() -> None:
         run.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
 
 
+def test_pooled_script_rotates_every_home_and_parse_reads_its_count() -> None:
+    run = _load_run()
+    script = run.pooled_script({"a": "lbhome=xa; SRV=a", "b": "lbhome=xb; SRV=b"})
+    assert 'homes = {"a", "b"}' in script
+    assert 'cookies = {"lbhome=xa; SRV=a", "lbhome=xb; SRV=b"}' in script
+    res = run.parse_pooled("Requests/sec: 1.0\nPOOLED hits 30 answered 40\n")
+    assert res == {"home_hits": 30, "home_answered": 40, "home_share": 0.75}
+    with pytest.raises(ValueError):
+        run.parse_pooled("Requests/sec: 1.0\n")
+
+
 def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     try:
         proc = subprocess.run(
-            [sys.executable, str(RUN), "--quick", "--scenarios", "local", "--json", str(out)],
+            [
+                *(sys.executable, str(RUN), "--quick", "--scenarios", "local,pooled"),
+                *("--json", str(out)),
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -108,3 +123,22 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
             value = r[f"lb/{peer}"]
             assert isinstance(value, float) and math.isfinite(value), (r, peer)
     assert result["machine"]["nproc"] >= 1
+
+    # pooled: HAProxy (http) and nginx choose the server by cookie on every request, so
+    # every answer comes from the cookie's home (the scenario's own check); lb's share is
+    # reported, whatever it is today
+    pooled = {r["proxy"]: r for r in result["rows"] if r["scenario"] == "pooled"}
+    assert pooled["haproxy-tcp"]["status"] == "n/a"
+    for name in ("lb", "haproxy-http", "nginx"):
+        row = pooled[name]
+        assert row["errors"] == 0, (name, row["runs"])
+        assert row["requests"] > 0, name
+        assert 0.0 <= row["home_share"] <= 1.0, (name, row["home_share"])
+        assert all(r["home_answered"] == r["requests"] for r in row["runs"]), name
+    assert pooled["haproxy-http"]["home_share"] == 1.0
+    assert pooled["nginx"]["home_share"] == 1.0
+    assert {r["metric"] for r in result["ratios"] if r["scenario"] == "pooled"} == {
+        "rps",
+        "cpu_us_per_req",
+        "p99_ms",
+    }

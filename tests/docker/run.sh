@@ -259,6 +259,13 @@ for n in "${NODES[@]}"; do
     done
 done
 say "farm up in $(since "$T_FARM0") s: entries 127.0.0.1:${PORT[a]} (a), :${PORT[b]} (b), :${PORT[c]} (c); every entry reaches every home; all healthy"
+# the health check asked the node's admin listener (/healthz), and lb ctl reaches it
+health_log=$(docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$RUN-lb-a")
+case $health_log in *'"status": "ok"'*) ;; *) fail "lb-a's health check did not ask its admin listener: $health_log" ;; esac
+ctl_out=$(docker exec "$RUN-lb-a" lb ctl members 2>&1) || fail "lb ctl members in lb-a: $ctl_out"
+[ "$(printf '%s\n' "$ctl_out" | awk 'NR > 1 && $2 == "alive"' | wc -l)" = 3 ] \
+    || fail "lb ctl members in lb-a: $ctl_out"
+say "health checks ask each node's admin listener; lb ctl members in lb-a: a, b, c alive"
 
 # --- sessions stick to their home through every entry
 sessions=0

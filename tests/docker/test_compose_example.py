@@ -27,3 +27,5 @@ def test_example_is_a_valid_farm(tmp_path: Path) -> None:
         assert str(node.apps["web"]) == f"app-{name}:9000"
         assert node.workers == 1
         assert str(node.forward_advertised) == f"lb-{name}:{node.forward.port}"
+        # the image's HEALTHCHECK asks the admin listener, on the container's loopback
+        assert node.admin is not None and node.admin.host == "127.0.0.1"

@@ -15,6 +15,17 @@ bounds are set for a lossy path rather than lb's: TCP retries a lost SYN after
 3 s, so the client's connect and request timeouts are 40 s and lb's
 `head_timeout` is 20 s (with 2 s, lb correctly answers 408 to a client whose
 request head arrives late; that is the client path, not the farm losing it).
+
+The loss hits c's links too, and the harness's `pending_timeout` of 2 s is a
+bound for a clean network: a NEW out of c or a VERIFIED into c that is lost
+three or four times in a row waits for TCP's doubling retransmission timer
+(about 0.2 + 0.4 + 0.8 + 1.6 s), so a forwarded flow can stay unverified past
+2 s while both nodes are alive, and lb then correctly resets it and answers 502
+(measured: with `pending_timeout` 0.25 s under this fault every such request
+got a clean 502). That is lb keeping its configured bound, not a request lost
+by the farm, so the test sets `pending_timeout` to 20 s as it does
+`head_timeout`; a home that is really gone is still found by the membership
+checks above (`dead_after`), which keep the harness's bounds.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ SECONDS = 30.0
 
 
 def test_loss_and_delay_no_false_death(make_netfarm: Callable[..., NetFarm]) -> None:
-    farm = make_netfarm(delay_relays=True, limits={"head_timeout": 20.0})
+    farm = make_netfarm(delay_relays=True, limits={"head_timeout": 20.0, "pending_timeout": 20.0})
     run = farm.loadgen(
         "steady",
         "--entries",

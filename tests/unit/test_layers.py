@@ -28,6 +28,7 @@ LAYERS = {
     "lb.admin": 7,
     "lb.cli": 7,
     "lb.certs": 7,
+    "lb.ctl": 7,
     "lb.demo": 7,
     "lb.__main__": 7,
 }

@@ -285,11 +285,13 @@ def test_entries_lists_only_live_entries() -> None:
     assert {e.key for e in d.entries(NOW)} == {"short", "long"}
 
 
-def test_heap_of_expiries_stays_bounded_under_updates() -> None:
+def test_expiry_index_stays_bounded_under_updates() -> None:
     d = Directory()
     for i in range(5000):
         d.learn("k", "a", NOW + i, 10 + i % 7)
-    assert len(d._heap) <= 2 * len(d) + 64 + 1
+    assert d._bucket_items <= 2 * len(d) + 64 + 1
+    assert sum(len(b) for b in d._buckets.values()) == d._bucket_items
+    assert len(d._bucket_times) == len(d._buckets) <= d._bucket_items
 
 
 # -- LRU bounds ------------------------------------------------------------------------
@@ -325,7 +327,7 @@ def test_expired_entries_go_before_live_ones_when_full() -> None:
 
 def test_lru_eviction_by_bytes() -> None:
     per_entry = entry_memory("key-00")
-    limit = 10 * per_entry + per_entry // 2
+    limit = 20 * per_entry + per_entry // 2  # above the smallest max_bytes allowed
     d = Directory(max_entries=1000, max_bytes=limit)
     for i in range(50):
         d.learn(f"key-{i:02d}", "a", NOW, HOUR)

@@ -1,0 +1,225 @@
+"""The access log: one line per HTTP request, written through structlog (lb.logs).
+
+The per-request HTTP proxy calls `AccessLog.record` once a request's response
+is done (or failed). The line is the event "access" with a fixed set of
+fields (see `access_fields`); in json mode it is one JSON object per line on
+the node's log stream, in console mode one console line.
+
+Costs: turned off, or not drawn by the sample, `record` returns before
+building anything; turned on, a line costs one dict and one structlog call
+(bench/micro_accesslog.py measures it).
+
+What it must not do: write an identifier's value (only its kind: which
+extractor matched) or a query string (a query may carry tokens: the path is
+logged up to its "?"), let a client-sent path grow a line without bound (cut
+at PATH_LIMIT characters, control characters escaped so a console line stays
+one line), read sockets, parse HTTP, or read the clock (timings are passed in).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from lb.config import FarmConfig
+from lb.logs import access_logger
+
+__all__ = ["PATH_LIMIT", "AccessLog", "access_fields", "clean_path"]
+
+PATH_LIMIT = 256  # characters of the path kept (the query is never kept)
+METHOD_LIMIT = 32
+
+
+def _text(value: str | bytes, limit: int) -> str:
+    if not isinstance(value, str):
+        value = bytes(value).decode("latin-1")  # every byte maps to one character
+    return value[:limit]
+
+
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    # a control character (a console line must stay one line): escape it
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def clean_path(target: str | bytes) -> str:
+    """The request target as logged: up to its "?" (the query is dropped), at most
+    PATH_LIMIT characters, control characters escaped."""
+    if not isinstance(target, str):
+        target = bytes(target).decode("latin-1")
+    q = target.find("?")
+    if q >= 0:
+        target = target[:q]
+    return _printable(target[:PATH_LIMIT])
+
+
+def _secs(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def access_fields(
+    service: str,
+    entry: str,
+    home: str | None,
+    method: str | bytes,
+    path: str | bytes,
+    status: int,
+    bytes_in: int,
+    bytes_out: int,
+    t_head: float | None,
+    t_home: float | None,
+    t_first_byte: float | None,
+    t_total: float,
+    id_kind: str | None,
+    new_session: bool,
+) -> dict[str, Any]:
+    """The fields of one access line (pure).
+
+    `entry` is the node the client connected to, `home` the node that served
+    the request (None when none was reached: an error answered by the entry).
+    `bytes_in` / `bytes_out` count the client's request bytes and the bytes of
+    the response sent to it. Timings are seconds since the first byte of the
+    request: head read, home reached (its application connection or its flow
+    verified), first response byte, total; None when the step never happened.
+    `id_kind` is the kind of the identifier that routed the request
+    ("home-cookie", "uri-path", ...) or None; `new_session` whether the home
+    placed a new session for it.
+    """
+    return {
+        "service": service,
+        "entry": entry,
+        "home": home,
+        "method": _printable(_text(method, METHOD_LIMIT)),
+        "path": clean_path(path),
+        "status": status,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "t_head": _secs(t_head),
+        "t_home": _secs(t_home),
+        "t_first_byte": _secs(t_first_byte),
+        "t_total": _secs(t_total),
+        "id_kind": id_kind,
+        "new_session": new_session,
+    }
+
+
+class AccessLog:
+    """A node's access log: `record(...)` writes one line, or nothing when off or not drawn.
+
+    `sample` is the share of requests written (each request is drawn with
+    `draw()`, uniform in [0, 1)). `enabled` is False when off or when the sample
+    is 0, so a caller may skip gathering the fields at all; `wanted()` draws
+    for one request and `write(...)` then writes without drawing again.
+    """
+
+    __slots__ = ("_draw", "_emit", "enabled", "sample")
+
+    def __init__(
+        self,
+        enabled: bool,
+        sample: float = 1.0,
+        *,
+        node: str = "",
+        emit: Callable[..., Any] | None = None,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"sample must be in 0.0 .. 1.0, got {sample!r}")
+        self.enabled = enabled and sample > 0.0
+        self.sample = sample
+        self._draw = draw
+        # emit(event, **fields): the access logger's info (tests pass their own)
+        self._emit = emit if emit is not None else access_logger(node=node).info
+
+    @classmethod
+    def from_config(cls, config: FarmConfig, node: str) -> AccessLog:
+        """The access log of `node` as [log] access_log / access_log_sample say."""
+        return cls(config.access_log, config.access_log_sample, node=node)
+
+    def wanted(self) -> bool:
+        """Draw for one request: should its line be written?"""
+        if not self.enabled:
+            return False
+        return self.sample >= 1.0 or self._draw() < self.sample
+
+    def record(
+        self,
+        service: str,
+        entry: str,
+        home: str | None,
+        method: str | bytes,
+        path: str | bytes,
+        status: int,
+        bytes_in: int,
+        bytes_out: int,
+        t_head: float | None,
+        t_home: float | None,
+        t_first_byte: float | None,
+        t_total: float,
+        id_kind: str | None,
+        new_session: bool,
+    ) -> None:
+        """Write the request's line if the log is on and the request is drawn."""
+        if not self.enabled:
+            return
+        if self.sample < 1.0 and self._draw() >= self.sample:
+            return
+        self._emit(
+            "access",
+            **access_fields(
+                service,
+                entry,
+                home,
+                method,
+                path,
+                status,
+                bytes_in,
+                bytes_out,
+                t_head,
+                t_home,
+                t_first_byte,
+                t_total,
+                id_kind,
+                new_session,
+            ),
+        )
+
+    def write(
+        self,
+        service: str,
+        entry: str,
+        home: str | None,
+        method: str | bytes,
+        path: str | bytes,
+        status: int,
+        bytes_in: int,
+        bytes_out: int,
+        t_head: float | None,
+        t_home: float | None,
+        t_first_byte: float | None,
+        t_total: float,
+        id_kind: str | None,
+        new_session: bool,
+    ) -> None:
+        """Write the line without drawing (after `wanted()` said yes)."""
+        self._emit(
+            "access",
+            **access_fields(
+                service,
+                entry,
+                home,
+                method,
+                path,
+                status,
+                bytes_in,
+                bytes_out,
+                t_head,
+                t_home,
+                t_first_byte,
+                t_total,
+                id_kind,
+                new_session,
+            ),
+        )

@@ -1,0 +1,254 @@
+"""The admin listener of real nodes: /metrics summed over 2 workers, the JSON API, drain and
+undrain (reaching every worker), the token, `lb ctl`, and `promtool check metrics`.
+
+One farm of two nodes with `workers = 2` and a token on every admin listener.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import _finish
+from tests.support.admin import AdminFarm, scrape_value
+from tests.support.wait import eventually_passes
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "admin-token-for-tests-0123456789"
+REQUESTS = 60  # new connections sent to one entry; the kernel spreads them over its 2 workers
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
+    f = AdminFarm(
+        tmp_path_factory.mktemp("admin"),
+        nodes=("a", "b"),
+        workers=2,
+        token=TOKEN,
+        limits={"health_interval": 0.3, "health_fall": 2, "health_rise": 2},
+    )
+    try:
+        f.start()
+    except BaseException:
+        f.close()
+        raise
+    yield f
+    _finish(f)
+
+
+def send_requests(farm: AdminFarm, entry: str, n: int) -> None:
+    for _ in range(n):
+        conn = http.client.HTTPConnection(*farm.addr(entry), timeout=10)
+        try:
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+        finally:
+            conn.close()
+
+
+def requests_from(farm: AdminFarm, entry: str) -> float:
+    return scrape_value(farm.get(entry, "/metrics").decode(), "lb_requests_total", entry=entry)
+
+
+def settled_requests(farm: AdminFarm, entry: str) -> float:
+    """lb_requests_total of `entry` once every worker's sample has caught up (none in flight)."""
+
+    def steady() -> float:
+        first = requests_from(farm, entry)
+        time.sleep(1.5)  # longer than a worker's shipping interval
+        assert requests_from(farm, entry) == first
+        return first
+
+    return eventually_passes(steady, timeout=15, what="the request count settles")
+
+
+def test_counters_add_up_across_two_workers(farm: AdminFarm) -> None:
+    before = settled_requests(farm, "a")
+    send_requests(farm, "a", REQUESTS)
+
+    def added_up() -> str:
+        text = farm.get("a", "/metrics").decode()
+        assert scrape_value(text, "lb_workers_reporting") == 2
+        total = scrape_value(text, "lb_requests_total", entry="a")
+        assert total - before == REQUESTS, f"{total - before} of {REQUESTS}"
+        return text
+
+    # siblings ship their samples once a second
+    text = eventually_passes(added_up, timeout=10, what="lb_requests_total = requests sent")
+    per_worker = [scrape_value(text, "lb_worker_requests_total", worker=w) for w in ("0", "1")]
+    assert all(n > 0 for n in per_worker), f"one worker took every connection: {per_worker}"
+    assert sum(per_worker) == scrape_value(text, "lb_requests_total")
+    # every request went somewhere: to a itself or forwarded to b
+    forwarded = scrape_value(text, "lb_forwarded_flows_total", home="b")
+    local = scrape_value(text, "lb_requests_total", entry="a", home="a")
+    assert forwarded > 0 and local > 0
+    assert scrape_value(text, "lb_request_duration_seconds_count") == scrape_value(
+        text, "lb_requests_total"
+    )
+
+
+def test_promtool_accepts_a_scrape_with_traffic(farm: AdminFarm) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    send_requests(farm, "b", 10)
+    text = farm.get("b", "/metrics")
+    assert scrape_value(text.decode(), "lb_requests_total") > 0
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+def test_link_and_membership_metrics(farm: AdminFarm) -> None:
+    text = farm.get("a", "/metrics").decode()
+    assert scrape_value(text, "lb_member_state", member="b", state="alive") == 1
+    assert scrape_value(text, "lb_member_state", member="a", state="alive") == 1
+    # each worker links out to b; b's two workers' links in land on either worker of a
+    assert scrape_value(text, "lb_link_up", peer="b", direction="out", worker="0") == 1
+    assert scrape_value(text, "lb_link_up", peer="b", direction="out", worker="1") == 1
+    assert scrape_value(text, "lb_link_up", peer="b", direction="in") >= 1
+    assert 'lb_link_rtt_seconds{peer="b",worker="1"}' in text
+    assert scrape_value(text, "lb_app_up", service="web") == 1
+
+
+def test_json_api(farm: AdminFarm) -> None:
+    status = farm.get_json("a", "/api/status")
+    assert status["node"] == "a"
+    assert status["workers"] == 2
+    assert status["workers_reporting"] == 2
+    assert status["members"] == {"a": "alive", "b": "alive"}
+    assert status["app_healthy"] is True
+    assert farm.get_json("a", "/api/members")["b"]["state"] == "alive"
+    links = farm.get_json("a", "/api/links")["links"]
+    seen = {(ln["peer"], ln["direction"], ln["worker"]) for ln in links}
+    assert {("b", "out", 0), ("b", "out", 1)} <= seen
+    assert any(d == "in" for _, d, _ in seen)
+    assert set(farm.get_json("a", "/api/tables")) >= {"pending", "forward", "links"}
+    assert set(farm.get_json("a", "/api/directory")) == {"entries", "hits", "misses", "rehomed"}
+    assert farm.get_json("a", "/api/health")["apps"] == {"web": "up", "raw": "up"}
+    farm_view = farm.get_json("a", "/api/farm")
+    assert [m["name"] for m in farm_view["members"]] == ["a", "b"]
+
+
+def test_token(farm: AdminFarm) -> None:
+    for token in ("", "wrong-token-0123456789"):
+        status, headers, _ = farm.request("a", "GET", "/metrics", token=token)
+        assert status == 401
+        assert headers["www-authenticate"].startswith("Bearer")
+    status, _, _ = farm.request("a", "GET", f"/api/status?token={TOKEN}", token="")
+    assert status == 200
+    status, _, body = farm.request("a", "GET", "/healthz", token="")  # open: a HEALTHCHECK
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+    status, _, _ = farm.request("a", "POST", "/drain", token="")
+    assert status == 401
+    assert farm.get_json("a", "/api/status")["draining"] is False
+
+
+def test_bad_requests(farm: AdminFarm) -> None:
+    assert farm.request("a", "GET", "/nope")[0] == 404
+    assert farm.request("a", "GET", "/drain")[0] == 405
+    with socket.create_connection(farm.admin("a"), timeout=5) as s:
+        s.sendall(b"BLAH\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    with socket.create_connection(farm.admin("a"), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nX: " + b"x" * 10000 + b"\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lb", "ctl", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_ctl(farm: AdminFarm) -> None:
+    host, port = farm.admin("b")
+    done = ctl("--admin", f"{host}:{port}", "--token", TOKEN, "status")
+    assert done.returncode == 0, done.stderr
+    assert "node      b" in done.stdout and "draining  no" in done.stdout
+    done = ctl("--config", str(farm.config_path), "--node", "a", "members")
+    assert done.returncode == 0, done.stderr
+    assert [ln.split()[:2] for ln in done.stdout.splitlines()[1:]] == [
+        ["a", "alive"],
+        ["b", "alive"],
+    ]
+    done = ctl("--config", str(farm.config_path), "--node", "a", "health")
+    assert done.returncode == 0 and '"ok"' in done.stdout
+    done = ctl("--admin", f"{host}:{port}", "status")  # no token
+    assert done.returncode == 1 and "token" in done.stderr
+
+
+def connect_refused(farm: AdminFarm, node: str) -> bool:
+    try:
+        socket.create_connection(farm.addr(node), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_drain_and_undrain_reach_every_worker(farm: AdminFarm) -> None:
+    host, port = farm.admin("b")
+    done = ctl("--admin", f"{host}:{port}", "--token", TOKEN, "drain")
+    assert done.returncode == 0 and "draining: yes" in done.stdout, done.stderr
+
+    def drained() -> None:
+        assert farm.get_json("a", "/api/members")["b"]["state"] == "draining"
+        # both workers closed their client listeners: every new connection is refused
+        assert all(connect_refused(farm, "b") for _ in range(10))
+
+    eventually_passes(drained, timeout=10, what="b drains on both workers")
+    assert farm.get_json("b", "/healthz") == {"status": "draining"}
+    before = scrape_value(farm.get("a", "/metrics").decode(), "lb_forwarded_flows_total")
+    send_requests(farm, "a", 20)  # new sessions: none may go to the draining node
+    after = scrape_value(farm.get("a", "/metrics").decode(), "lb_forwarded_flows_total")
+    assert after == before
+
+    done = ctl("--admin", f"{host}:{port}", "--token", TOKEN, "undrain")
+    assert done.returncode == 0 and "draining: no" in done.stdout, done.stderr
+
+    def undrained() -> None:
+        assert farm.get_json("a", "/api/members")["b"]["state"] == "alive"
+        assert not any(connect_refused(farm, "b") for _ in range(10))
+
+    eventually_passes(undrained, timeout=10, what="b takes sessions again on both workers")
+    send_requests(farm, "b", 4)
+
+
+def test_an_application_down_shows_in_metrics_health_and_the_farm_view(farm: AdminFarm) -> None:
+    farm.stop_backend("b", "web")
+    try:
+
+        def down() -> None:
+            text = farm.get("b", "/metrics").decode()
+            assert scrape_value(text, "lb_app_up", service="web") == 0
+            assert scrape_value(text, "lb_app_up", service="raw") == 1
+            status, _, body = farm.request("b", "GET", "/healthz", token="")
+            assert (status, json.loads(body)) == (503, {"status": "app_down"})
+            view = farm.get_json("a", "/api/farm")
+            b = next(m for m in view["members"] if m["name"] == "b")
+            assert b["state"] == "draining"  # the farm places no new session there
+            assert b["app_healthy"] is False and b["apps"]["web"] == "down"
+
+        eventually_passes(down, timeout=10, what="b's application down everywhere")
+    finally:
+        farm.start_backend("b", "web")
+
+    def up() -> None:
+        assert scrape_value(farm.get("b", "/metrics").decode(), "lb_app_up", service="web") == 1
+        view = farm.get_json("a", "/api/farm")
+        b = next(m for m in view["members"] if m["name"] == "b")
+        assert b["state"] == "alive" and b["app_healthy"] is True
+
+    eventually_passes(up, timeout=10, what="b's application up again")

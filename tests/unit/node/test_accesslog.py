@@ -1,0 +1,162 @@
+"""lb.node.accesslog: the access line's fields, its bounds, and sampling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lb.node.accesslog import PATH_LIMIT, AccessLog, access_fields, clean_path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+ARGS: dict[str, Any] = {
+    "service": "web",
+    "entry": "a",
+    "home": "b",
+    "method": b"GET",
+    "path": b"/cart/7?token=SECRET&x=1",
+    "status": 200,
+    "bytes_in": 120,
+    "bytes_out": 4096,
+    "t_head": 0.0001234567,
+    "t_home": 0.002,
+    "t_first_byte": 0.0105,
+    "t_total": 0.25,
+    "id_kind": "home-cookie",
+    "new_session": False,
+}
+
+
+def test_fields_of_a_forwarded_request() -> None:
+    assert access_fields(**ARGS) == {
+        "service": "web",
+        "entry": "a",
+        "home": "b",
+        "method": "GET",
+        "path": "/cart/7",
+        "status": 200,
+        "bytes_in": 120,
+        "bytes_out": 4096,
+        "t_head": 0.000123,
+        "t_home": 0.002,
+        "t_first_byte": 0.0105,
+        "t_total": 0.25,
+        "id_kind": "home-cookie",
+        "new_session": False,
+    }
+
+
+def test_an_error_answered_by_the_entry_has_no_home_and_no_steps() -> None:
+    args = dict(ARGS, home=None, status=408, t_home=None, t_first_byte=None, id_kind=None)
+    fields = access_fields(**args)
+    assert (fields["home"], fields["t_home"], fields["t_first_byte"], fields["id_kind"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "logged"),
+    [
+        ("/", "/"),
+        ("/a/b?", "/a/b"),
+        ("/login?password=hunter2", "/login"),
+        ("http://example.test/x?y=1", "http://example.test/x"),
+        (b"/caf\xe9", "/caf\xe9"),  # bytes read as latin-1: one character per byte
+        ("/a\r\nfake: line", "/a\\r\\nfake: line"),
+        ("/" + "x" * 1000, "/" + "x" * (PATH_LIMIT - 1)),
+        ("/" + "x" * 1000 + "?q", "/" + "x" * (PATH_LIMIT - 1)),
+    ],
+)
+def test_path_drops_the_query_is_bounded_and_escaped(target: str | bytes, logged: str) -> None:
+    assert clean_path(target) == logged
+
+
+def test_method_is_bounded() -> None:
+    assert access_fields(**dict(ARGS, method="X" * 100))["method"] == "X" * 32
+
+
+def _never() -> float:
+    raise AssertionError("drawn although the log is off")
+
+
+def test_off_returns_before_building_anything() -> None:
+    def emit(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("written although the log is off")
+
+    for log in (AccessLog(False, 1.0, emit=emit, draw=_never), AccessLog(True, 0.0, emit=emit)):
+        assert not log.enabled
+        assert not log.wanted()
+        # an argument that would fail if it were looked at: nothing is built
+        log.record(**dict(ARGS, path=object()))
+
+
+def test_sampling_draws_once_per_request() -> None:
+    lines: list[dict[str, Any]] = []
+    draws = iter([0.1, 0.6, 0.49, 0.5])
+    log = AccessLog(
+        True,
+        0.5,
+        emit=lambda event, **kw: lines.append({"event": event, **kw}),
+        draw=lambda: next(draws),
+    )
+    for i in range(4):
+        log.record(**dict(ARGS, status=200 + i))
+    assert [line["status"] for line in lines] == [200, 202]  # drawn 0.1 and 0.49 < 0.5
+    assert all(line["event"] == "access" for line in lines)
+
+
+def test_full_sample_never_draws() -> None:
+    lines: list[str] = []
+    log = AccessLog(True, 1.0, emit=lambda event, **_kw: lines.append(event), draw=_never)
+    assert log.wanted()
+    log.record(**ARGS)
+    log.write(**ARGS)
+    assert lines == ["access", "access"]
+
+
+def test_sample_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError):
+        AccessLog(True, 1.5, emit=print)
+
+
+def test_json_line_through_the_configured_logger() -> None:
+    script = f"""
+from lb.logs import configure_logging
+from lb.node.accesslog import AccessLog
+from tests.support.config_data import base, parse
+configure_logging("warning", "json")
+data = base()
+data["log"] = {{"access_log": "on", "access_log_sample": 1.0}}
+log = AccessLog.from_config(parse(data), "a")
+log.record(**{ARGS!r})
+data["log"] = {{"access_log": "off"}}
+AccessLog.from_config(parse(data), "a").record(**{ARGS!r})
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines  # on: one line (despite level "warning"); off: none
+    rec = json.loads(lines[0])
+    assert rec["event"] == "access" and rec["node"] == "a" and rec["level"] == "info"
+    assert {k: rec[k] for k in ("path", "status", "home", "id_kind", "t_total")} == {
+        "path": "/cart/7",
+        "status": 200,
+        "home": "b",
+        "id_kind": "home-cookie",
+        "t_total": 0.25,
+    }
+    assert "SECRET" not in lines[0] and "token" not in lines[0]
