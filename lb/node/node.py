@@ -384,11 +384,12 @@ class Node:
         if not self.draining or self.stopping or self.exiting:
             return
         self.draining = False
-        if not self.app_unhealthy:
-            self.peers.draining = False
-            self.membership.stop_draining(self.loop.time())
-            self.peers.run_membership()
-            self.peers.refresh_view()
+        # the membership machine stays DRAINING while an application is down, and
+        # takes new sessions again once it is up (Membership.app_up)
+        self.peers.draining = self.app_unhealthy
+        self.membership.stop_draining(self.loop.time())
+        self.peers.run_membership()
+        self.peers.refresh_view()
         self.loop.create_task(self._reopen_client_listeners())
         log.info("undrained", node=self.name)
 
