@@ -24,8 +24,9 @@ __all__ = [
     "source_salt",
 ]
 
-SOURCE_SLACK = 8.0
-"""Sessions by which the second candidate of a client's pair must be less loaded to win."""
+SOURCE_SLACK = 16.0
+"""Sessions by which the second candidate of a client's pair must be less loaded to win
+(more than the loads two processes see differ by between two PINGs)."""
 SOURCE_SLACK_SHARE = 0.25
 """... or this share of the first candidate's load, whichever is more."""
 

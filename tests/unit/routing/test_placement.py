@@ -153,7 +153,7 @@ def test_source_salt_feeds_pick_two(source: str, now: float) -> None:
 
 
 def test_slack_defaults() -> None:
-    assert (SOURCE_SLACK, SOURCE_SLACK_SHARE) == (8.0, 0.25)
+    assert (SOURCE_SLACK, SOURCE_SLACK_SHARE) == (16.0, 0.25)
 
 
 def test_with_slack_the_second_wins_only_by_more_than_the_margin() -> None:
@@ -161,9 +161,10 @@ def test_with_slack_the_second_wins_only_by_more_than_the_margin() -> None:
         i, j = pick_two(2, salt)
         first, second = ["a", "b"][i], ["a", "b"][j]
         # within the absolute slack: the first drawn stays
-        assert least_loaded_of_two_with_slack(["a", "b"], {first: 8.0, second: 0.0}, salt) == first
+        pair = ["a", "b"]
+        assert least_loaded_of_two_with_slack(pair, {first: 16.0, second: 0.0}, salt) == first
         # beyond it: the second wins
-        assert least_loaded_of_two_with_slack(["a", "b"], {first: 8.5, second: 0.0}, salt) == second
+        assert least_loaded_of_two_with_slack(pair, {first: 16.5, second: 0.0}, salt) == second
         # the relative slack rules large loads: 25% of 1000
         loads = {first: 1000.0, second: 760.0}
         assert least_loaded_of_two_with_slack(["a", "b"], loads, salt) == first
