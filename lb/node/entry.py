@@ -113,7 +113,7 @@ class Entry:
         idle = config.limits.idle_timeout
         self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
         # closed after `idle_ticks` silent sweeps: between idle_timeout and one sweep more
-        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9) + 1
+        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9)
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
