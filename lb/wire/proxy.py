@@ -92,7 +92,8 @@ def decode_proxy_v2(buf: _Buffer, max_bytes: int = MAX_HEADER_BYTES) -> ProxyHea
         raise ValueError(f"max_bytes must be in 16..65551, got {max_bytes!r}")
     size = len(buf)
     if size < FIXED_BYTES:
-        return _check_start(buf, size)
+        _check_start(buf, size)
+        return None
     if buf[:12] != SIGNATURE:
         raise _fail("no PROXY v2 signature")
     _check_version_command(buf[12])
@@ -131,7 +132,6 @@ def _check_start(buf: _Buffer, size: int) -> None:
         _check_version_command(buf[12])
     if size > 13:
         _check_family(buf[13])
-    return None
 
 
 def _check_version_command(byte: int) -> None:
