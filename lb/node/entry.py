@@ -40,6 +40,7 @@ from lb.routing.route import Router
 from lb.wire import frames as fr
 from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import ResponseCookieInserter
+from lb.wire.proxy import encode_proxy_v2, encode_proxy_v2_local
 
 log = structlog.get_logger("lb.entry")
 
@@ -67,6 +68,16 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
         else:
             home_ip = f"::ffff:{home_ip}"
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
+
+
+def proxy_v2_header(client: ClientEndpoint) -> bytes:
+    """The PROXY v2 header of a local splice: the client, and the address it connected to
+    (LOCAL if the socket is already gone)."""
+    transport = client.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not local:
+        return encode_proxy_v2_local()
+    return encode_proxy_v2(client.client, (local[0], local[1]))
 
 
 class Entry:
@@ -324,7 +335,9 @@ class Entry:
         self, client: ClientEndpoint, inserter: ResponseCookieInserter | None
     ) -> None:
         learner = self.replication.learner_for(client.service, client.client[0])
-        app = AppEndpoint(client, inserter, learner)
+        # the client's address to the application (issue 10): app_proxy_protocol = "v2"
+        first = proxy_v2_header(client) if client.service.app_proxy_v2 else b""
+        app = AppEndpoint(client, inserter, learner, first)
         try:
             await self.apps.connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:
@@ -344,4 +357,4 @@ class Entry:
             client.abort()
 
 
-__all__ = ["Entry", "make_conn_ref"]
+__all__ = ["Entry", "make_conn_ref", "proxy_v2_header"]

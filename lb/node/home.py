@@ -28,6 +28,7 @@ from lb.routing.cookie import CookieKeyring, set_cookie_header_value
 from lb.wire import frames as fr
 from lb.wire.frames import ResetReason
 from lb.wire.http import ResponseCookieInserter
+from lb.wire.proxy import encode_proxy_v2
 
 log = structlog.get_logger("lb.home")
 
@@ -75,7 +76,12 @@ class Home:
         if event.flags & fr.FLAG_NEW_SESSION and service.http:
             inserter = self.cookie_inserter(service)
         learner = self.learner_for(service, event.ref.client_ip)
-        self.apps.start(self._connect(flow, service, inserter, learner))
+        # the client's address to the application (issue 10): from the connection reference
+        ref = event.ref
+        first = b""
+        if service.app_proxy_v2:
+            first = encode_proxy_v2((ref.client_ip, ref.client_port), (ref.home_ip, ref.home_port))
+        self.apps.start(self._connect(flow, service, inserter, learner, first))
 
     async def _connect(
         self,
@@ -83,8 +89,9 @@ class Home:
         service: Service,
         inserter: ResponseCookieInserter | None,
         learner: SessionLearner | None,
+        first: bytes = b"",
     ) -> None:
-        app = AppEndpoint(flow, inserter, learner)
+        app = AppEndpoint(flow, inserter, learner, first)
         try:
             await self.apps.connect_app(app, service)
         except TimeoutError:

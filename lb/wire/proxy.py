@@ -26,6 +26,7 @@ __all__ = [
     "FIXED_BYTES",
     "MAX_HEADER_BYTES",
     "SIGNATURE",
+    "FrontProxy",
     "ProxyHeader",
     "decode_proxy_v2",
     "encode_proxy_v2",
@@ -217,3 +218,30 @@ def encode_proxy_v2(
 def encode_proxy_v2_local() -> bytes:
     """A LOCAL command (no addresses): the receiver uses the connection's own."""
     return SIGNATURE + bytes((_VERSION | _LOCAL, _UNSPEC)) + b"\x00\x00"
+
+
+class FrontProxy:
+    """The PROXY v2 header a connection from a listed front balancer must start with.
+
+    Made per connection (``peer`` is the balancer's own address); the connection
+    calls ``feed`` with its growing buffer before reading anything else. A LOCAL
+    header (the balancer's own health check) gives the peer itself as the client.
+    """
+
+    __slots__ = ("header", "max_bytes", "peer")
+
+    def __init__(self, peer: Address, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.peer = peer
+        self.max_bytes = max_bytes
+        self.header: ProxyHeader | None = None
+        """The decoded header once ``feed`` answered (its ``destination`` is the address
+        the client connected to, None for LOCAL)."""
+
+    def feed(self, buf: _Buffer) -> tuple[int, Address] | None:
+        """None while more bytes are needed, else (bytes of the header to drop, the
+        client's address); ProxyHeaderError for anything but a valid header."""
+        header = decode_proxy_v2(buf, self.max_bytes)
+        if header is None:
+            return None
+        self.header = header
+        return header.length, self.peer if header.source is None else header.source

@@ -13,6 +13,7 @@ from lb.errors import LbError, ProxyHeaderError
 from lb.wire.proxy import (
     MAX_HEADER_BYTES,
     SIGNATURE,
+    FrontProxy,
     ProxyHeader,
     decode_proxy_v2,
     encode_proxy_v2,
@@ -234,3 +235,26 @@ def test_never_reads_past_the_bound(data: bytes, max_bytes: int, tail: bytes) ->
         if isinstance(decided, ProxyHeader):
             assert decided.length <= max_bytes
             assert _outcome(window[: decided.length] + tail, max_bytes) == decided
+
+
+# -- FrontProxy: what a client connection from a listed balancer calls ----------------
+
+
+def test_front_proxy_gives_the_source_and_the_bytes_to_drop() -> None:
+    front = FrontProxy(("10.0.0.9", 5000))
+    head = encode_proxy_v2(("203.0.113.9", 40000), ("198.51.100.1", 80))
+    buf = bytearray(head[:10])
+    assert front.feed(buf) is None
+    buf += head[10:] + b"GET / HTTP/1.1\r\n"
+    assert front.feed(buf) == (len(head), ("203.0.113.9", 40000))
+    assert front.header is not None and front.header.destination == ("198.51.100.1", 80)
+
+
+def test_front_proxy_local_means_the_balancer_itself() -> None:
+    front = FrontProxy(("10.0.0.9", 5000))
+    assert front.feed(encode_proxy_v2_local()) == (16, ("10.0.0.9", 5000))
+
+
+def test_front_proxy_refuses_a_connection_without_the_header() -> None:
+    with pytest.raises(ProxyHeaderError):
+        FrontProxy(("10.0.0.9", 5000)).feed(b"GET / HTTP/1.1\r\n")
