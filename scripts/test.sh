@@ -8,12 +8,14 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "lb needs Python 3.11 or newer"'
 
 # Real tools the tests drive: curl and openssl (clients), ip and nft (the
-# multi-host fault tests build network namespaces; they need root).
+# multi-host fault tests build network namespaces; they need root), nginx (a
+# PROXY protocol v2 application: tests/integration/test_farm_proxy_protocol.py).
 missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v nft >/dev/null 2>&1 || missing="$missing nftables"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
