@@ -205,3 +205,38 @@ def test_a_header_from_an_unlisted_address_is_just_bytes(pp_farm: Farm) -> None:
     assert "203.0.113.66" not in access
     last = [line for line in access.splitlines() if line.endswith(" 400")][-1]
     assert last.startswith("127.0.0.5 127.0.0.1 "), last  # the PROXY address, then lb's
+
+
+# -- an http service behind a listed front balancer ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def http_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    farm = Farm(
+        tmp_path_factory.mktemp("pp-http"),
+        service_extra={"web": (f'accept_proxy_from = ["{FRONT}"]',)},
+        link_security="plaintext",
+    )
+    try:
+        farm.start()
+        yield farm
+    finally:
+        farm.close()
+
+
+def test_http_from_the_front_balancer_is_served_after_its_header(http_farm: Farm) -> None:
+    header = encode_proxy_v2(("203.0.113.50", 4242), (HOST, 80))
+    for entry in http_farm.nodes:
+        raw, _ = http_get(
+            http_farm.addr(entry), FRONT, prefix=header + b"GET /one HTTP/1.1\r\n\r\n"
+        )
+        # both requests reached the application: the header was read and dropped
+        assert raw.count(b"HTTP/1.1 200 ") == 2, raw
+        raw, _ = http_get(http_farm.addr(entry), FRONT)
+        assert raw == b""  # the balancer must send the header: closed, no answer
+
+
+def test_http_header_from_an_unlisted_address_is_a_bad_request(http_farm: Farm) -> None:
+    header = encode_proxy_v2(("203.0.113.50", 4242), (HOST, 80))
+    raw, _ = http_get(http_farm.addr("a"), "127.0.0.5", prefix=header)
+    assert raw.startswith(b"HTTP/1.1 400 "), raw  # read as (broken) HTTP, never as PROXY
