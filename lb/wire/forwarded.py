@@ -35,9 +35,9 @@ FORWARDING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-re
 _Buffer = bytes | bytearray
 
 
-# One header line of the four, found at a line start: "\r\nName:" then the value up to
-# the line's CR. A head validated by lb.wire.http has no bare CR/LF and no space before
-# ':', and a request line cannot match (a method has no ':'). Letters are spelled as
+# Whether a head has one of the four headers: "\r\nName:" at a line start. A head
+# validated by lb.wire.http has no bare CR/LF and no space before ':', and a request
+# line cannot match (its method is followed by a space, not ':'). Letters are spelled as
 # [Xx] classes rather than re.I, and a look-ahead skips other lines at once: both keep
 # the search to a quick look at each line start (measured: bench/micro_forwarded.py).
 def _any_case(name: str) -> str:
@@ -46,14 +46,21 @@ def _any_case(name: str) -> str:
 
 _LINE = re.compile(
     (
-        r"\r\n(?=[XxFf])("
+        r"\r\n(?=[XxFf])(?:"
         + "|".join(
             _any_case(n) for n in ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
         )
-        + r"):([^\r]*)"
+        + r"):"
     ).encode("ascii")
 )
-_XFF, _XFP, _FWD = b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"
+_KIND_XFF, _KIND_XFP, _KIND_FWD, _KIND_REAL = range(4)
+_KIND = {
+    b"x-forwarded-for": _KIND_XFF,
+    b"x-forwarded-proto": _KIND_XFP,
+    b"forwarded": _KIND_FWD,
+    b"x-real-ip": _KIND_REAL,
+}
+_FIRST = frozenset(b"XxFf")
 _PROTOS = ("http", "https")
 
 
@@ -119,39 +126,42 @@ class ForwardedHeaders:
         the next request) are the caller's to send as they are.
         """
         end = start + head.length - 2  # the empty line's CRLF: headers go before it
-        match = _LINE.search(raw, start, end)
-        if match is None:
+        if _LINE.search(raw, start, end) is None:  # the common case: none of the four
             return b"".join((raw[start:end], self._tail))
-        return self._slow(raw, start, end, match)
+        return self._slow(raw, start, end)
 
-    def _slow(self, raw: _Buffer, start: int, end: int, match: re.Match[bytes]) -> bytes:
+    def _slow(self, raw: _Buffer, start: int, end: int) -> bytes:
+        """The head has at least one of the four headers: rebuilt line by line."""
         trusted = self.trusted
-        view = memoryview(raw)
-        parts: list[bytes | memoryview] = []
+        lines = bytes(raw[start:end]).split(b"\r\n")  # the last item is b"" (a CRLF ends it)
+        kept: list[bytes] = []
         xff: list[bytes] = []
         fwd: list[bytes] = []
         has_proto = False
-        pos = start
-        for found in _LINE.finditer(raw, match.start(), end):
-            name = found.group(1).lower()
-            if trusted:
-                if name == _XFF:
-                    xff.append(found.group(2).strip(b" \t"))
-                elif name == _FWD:
-                    fwd.append(found.group(2).strip(b" \t"))
-                else:
-                    has_proto = has_proto or name == _XFP
-                    continue  # kept in place
-            parts.append(view[pos : found.start()])  # drop "\r\nName: value"
-            pos = found.end()
-        parts.append(view[pos:end])
+        for line in lines:
+            # only a header line can be "Name:" exactly (a request line has a space first)
+            if line and line[0] in _FIRST:
+                name, colon, value = line.partition(b":")
+                kind = _KIND.get(name.lower()) if colon else None
+                if kind is not None:
+                    if not trusted:
+                        continue
+                    if kind == _KIND_XFF:
+                        xff.append(value.strip(b" \t"))
+                        continue
+                    if kind == _KIND_FWD:
+                        fwd.append(value.strip(b" \t"))
+                        continue
+                    has_proto = has_proto or kind == _KIND_XFP
+            kept.append(line)
         xff.append(self._xff)
         fwd.append(self._fwd)
-        parts += (b"X-Forwarded-For: ", _join(xff), b"\r\n")
+        tail = [b"X-Forwarded-For: " + _join(xff)]
         if not has_proto:
-            parts.append(self._proto_line)
-        parts += (b"Forwarded: ", _join(fwd), b"\r\n\r\n")
-        return b"".join(parts)
+            tail.append(self._proto_line[:-2])
+        tail += (b"Forwarded: " + _join(fwd), b"", b"")
+        kept[-1:] = tail
+        return b"\r\n".join(kept)
 
 
 def _join(values: list[bytes]) -> bytes:
