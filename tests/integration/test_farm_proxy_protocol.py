@@ -163,14 +163,15 @@ def test_each_client_address_arrives_as_sent(pp_farm: Farm) -> None:
             assert answer(raw)["proxy"] == f"{source}:{port}"
 
 
-def test_a_listed_front_balancer_names_the_client(pp_farm: Farm) -> None:
-    client = ("203.0.113.50", 4242)
-    header = encode_proxy_v2(client, (HOST, pp_farm.ports["a"].listen[SERVICE]))
+@pytest.mark.parametrize("client_ip", ["203.0.113.50", "2001:db8::50"])
+def test_a_listed_front_balancer_names_the_client(pp_farm: Farm, client_ip: str) -> None:
+    # an IPv6 client reaches IPv4 homes too: mixed families in the connection reference
+    header = encode_proxy_v2((client_ip, 4242), (HOST, pp_farm.ports["a"].listen[SERVICE]))
     homes = set()
     for entry in pp_farm.nodes:
         raw, _ = http_get(pp_farm.addr(entry, SERVICE), FRONT, prefix=header)
         got = answer(raw)
-        assert got["proxy"] == "203.0.113.50:4242"
+        assert got["proxy"] == f"{client_ip}:4242"
         homes.add(got["node"])
     assert len(homes) == 1  # routed by the client's address (client-ip), not the balancer's
 
