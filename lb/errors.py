@@ -55,3 +55,11 @@ class LinkAuthError(LinkError):
 
 class TlsError(LbError):
     """TLS bytes that cannot be a ClientHello/ServerHello (bad record, bad lengths...)."""
+
+
+class ProxyHeaderError(LbError):
+    """Bytes that cannot be a PROXY protocol v2 header (bad signature, family, lengths...).
+
+    A connection from a listed front balancer that does not start with a valid
+    header is closed.
+    """

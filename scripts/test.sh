@@ -9,7 +9,8 @@ PYTHON=${PYTHON:-python3}
 
 # Real tools the tests drive: curl and openssl (clients), ip and nft (the
 # multi-host fault tests build network namespaces; they need root), promtool
-# (checks a /metrics scrape), Chromium and chromedriver (the farm page test).
+# (checks a /metrics scrape), Chromium and chromedriver (the farm page test),
+# nginx (a PROXY protocol v2 application: tests/integration/test_farm_proxy_protocol.py).
 missing=""
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
@@ -18,6 +19,7 @@ command -v nft >/dev/null 2>&1 || missing="$missing nftables"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

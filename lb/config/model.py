@@ -290,6 +290,10 @@ class ServiceConfig:
     tls_key: Path | None = None  # tls-terminate: its private key (PEM)
     app_tls: bool = False  # tls-terminate: speak TLS to the local application
     app_tls_ca: Path | None = None  # verify the application's certificate against this CA
+    # the client's address to the application (issue 10), docs/client-address.md
+    forwarded_headers: bool = True  # http, tls-terminate: X-Forwarded-For/-Proto, Forwarded
+    app_proxy_protocol: str = "off"  # tcp, tls-passthrough: "v2" writes a PROXY v2 header
+    accept_proxy_from: tuple[str, ...] = ()  # CIDRs whose connections start with PROXY v2
 
     @property
     def speaks_http(self) -> bool:
@@ -332,6 +336,7 @@ class FarmConfig:
     link_certs: Path | None = None  # link_security = "mtls": ca.pem, <node>.pem, <node>.key
     access_log: bool = True  # [log] access_log = "on": one line per HTTP request
     access_log_sample: float = 1.0  # [log] the share of requests written, 0.0 .. 1.0
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/Forwarded are kept
 
     def node(self, name: str) -> NodeConfig:
         """The node called `name`; ConfigError keyed "--node" when the farm has none."""

@@ -14,6 +14,7 @@ sockets and never reads the clock.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import ssl
@@ -162,6 +163,17 @@ def _no_link_certs(ctx: Ctx) -> Any:
     return None
 
 
+def _cidr(value: Any, ctx: Ctx) -> str:
+    """An IPv4 or IPv6 network ("10.0.0.0/8", "2001:db8::/32"; a bare address is a /32 or
+    /128), in its canonical text."""
+    if not isinstance(value, str):
+        raise Invalid(f'must be a string CIDR such as "10.0.0.0/8", not {type_name(value)}')
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise Invalid(f"{value!r} is not a network: {exc}") from None
+
+
 FARM: tuple[Key, ...] = (
     Key("name", text(_FARM_NAME, "[A-Za-z0-9._-]{1,64}"), doc="farm name"),
     Key("secret", _secret, Derived(_no_secret), doc="the shared secret, >= 32 bytes"),
@@ -186,6 +198,12 @@ FARM: tuple[Key, ...] = (
         doc="the home cookie's name",
     ),
     Key("cookie_ttl", integer(60, 31536000), 86400, doc="the home cookie's lifetime, seconds"),
+    Key(
+        "trusted_proxies",
+        array_of(_cidr),
+        [],
+        doc="CIDRs of proxies whose X-Forwarded-For / Forwarded chains are kept and extended",
+    ),
 )
 
 
@@ -324,6 +342,42 @@ def _default_app_tls_verify(ctx: Ctx) -> bool:
     return True
 
 
+def _speaks_http(ctx: Ctx) -> bool | None:
+    """True for http and tls-terminate, False for tcp and tls-passthrough, None if invalid."""
+    protocol = ctx.row["protocol"]
+    return None if protocol is INVALID else protocol in ("http", "tls-terminate")
+
+
+def _forwarded_headers(value: Any, ctx: Ctx) -> bool:
+    flag = boolean(value, ctx)
+    if _speaks_http(ctx) is False:
+        raise Invalid(
+            "only an http or tls-terminate service takes this key (a tcp or "
+            'tls-passthrough service gives the client address by app_proxy_protocol = "v2")'
+        )
+    return flag
+
+
+def _app_proxy_protocol(value: Any, ctx: Ctx) -> str:
+    mode: str = choice(("off", "v2"))(value, ctx)
+    if _speaks_http(ctx):
+        raise Invalid(
+            "only a tcp or tls-passthrough service takes this key (an http or "
+            "tls-terminate service gives the client address by forwarded_headers)"
+        )
+    return mode
+
+
+def _accept_proxy_from(value: Any, ctx: Ctx) -> tuple[str, ...] | Mark:
+    if value and ctx.row["protocol"] == "tls-terminate":
+        raise Invalid(
+            "not supported for tls-terminate yet (the PROXY header comes before the TLS "
+            "handshake); use it on http, tcp and tls-passthrough services"
+        )
+    networks: tuple[str, ...] | Mark = array_of(_cidr)(value, ctx)
+    return networks
+
+
 def _extractor_spec(entry: Any, key: str, ctx: Ctx) -> ExtractorSpec | None:
     tbl = ctx.walker.table(entry, key)
     if tbl is None:
@@ -387,6 +441,24 @@ SERVICE: tuple[Key, ...] = (
         Derived(_default_app_tls_verify),
         doc="false: TLS to the application without verifying it (explicit)",
     ),
+    Key(
+        "forwarded_headers",
+        _forwarded_headers,
+        Derived(lambda ctx: True),
+        doc="http, tls-terminate: X-Forwarded-For/-Proto and Forwarded to the application",
+    ),
+    Key(
+        "app_proxy_protocol",
+        _app_proxy_protocol,
+        Derived(lambda ctx: "off"),
+        doc='tcp, tls-passthrough: "v2" starts each application connection with PROXY v2',
+    ),
+    Key(
+        "accept_proxy_from",
+        _accept_proxy_from,
+        [],
+        doc="CIDRs of front balancers whose connections start with a PROXY v2 header",
+    ),
 )
 
 
@@ -408,6 +480,9 @@ def _services(value: Any, ctx: Ctx) -> dict[str, ServiceConfig] | Mark:
                 key,
                 row["app_tls"],
                 row["app_tls_ca"],
+                forwarded_headers=row["forwarded_headers"],
+                app_proxy_protocol=row["app_proxy_protocol"],
+                accept_proxy_from=row["accept_proxy_from"],
             )
     return out if len(out) == len(value) else INVALID
 
@@ -703,6 +778,7 @@ def parse_document(data: Any, base_dir: Path, source: str) -> FarmConfig:
         previous_secrets=farm["previous_secrets"],
         link_security=farm["link_security"],
         link_certs=farm["link_certs"],
+        trusted_proxies=farm["trusted_proxies"],
         cookie_name=farm["cookie_name"],
         cookie_ttl=farm["cookie_ttl"],
         limits=row["limits"],

@@ -16,11 +16,12 @@ import asyncio
 from typing import Protocol
 
 from lb.clock import wall
-from lb.errors import HttpError
+from lb.errors import HttpError, ProxyHeaderError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
 from lb.wire.http import RequestHead, RequestHeadScanner, error_response
+from lb.wire.proxy import FrontProxy
 
 
 class EntrySide(Protocol):
@@ -50,6 +51,12 @@ SPLICE = 2  # bytes flow both ways
 DONE = 3
 
 
+def service_front(service: Service, peer_ip: str) -> bool:
+    """Whether a connection from ``peer_ip`` must start with a PROXY v2 header."""
+    listed = service.accept_proxy_from
+    return bool(listed) and listed.contains(peer_ip)
+
+
 class ClientEndpoint(SocketEndpoint):
     """A client connection: head reading, routing, then one end of a splice."""
 
@@ -58,6 +65,7 @@ class ClientEndpoint(SocketEndpoint):
         "client",
         "entry",
         "eof_seen",
+        "front",
         "head",
         "idle_ticks",
         "local",
@@ -80,6 +88,7 @@ class ClientEndpoint(SocketEndpoint):
         self.eof_seen = False
         self.local = False  # spliced to the local application (counts in the node's load)
         self.idle_ticks = 0
+        self.front: FrontProxy | None = None  # a PROXY v2 header still to read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -91,6 +100,9 @@ class ClientEndpoint(SocketEndpoint):
             transport.abort()  # type: ignore[attr-defined]
             return
         self.client = (peername[0], peername[1])
+        # the client's address from a listed front balancer's PROXY v2 header (issue 10)
+        if service_front(self.service, peername[0]):
+            self.front = FrontProxy(self.client)
         if not entry.admit(self):
             self.state = DONE
             if self.service.http:
@@ -124,7 +136,7 @@ class ClientEndpoint(SocketEndpoint):
             self.try_route()
             if self.state == HEAD:
                 # the client finished before anything could be routed
-                self.finish_with(400 if self.buf else 0)
+                self.finish_with(400 if self.buf and self.front is None else 0)
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -137,6 +149,9 @@ class ClientEndpoint(SocketEndpoint):
 
     # -- head phase -----------------------------------------------------------
     def try_route(self) -> None:
+        # a listed front balancer's PROXY v2 header first (issue 10)
+        if self.front is not None and not self.take_front_header():
+            return
         entry = self.entry
         limit = entry.head_bytes
         service = self.service
@@ -162,6 +177,25 @@ class ClientEndpoint(SocketEndpoint):
         self.head = None  # routed: the parsed head is not needed for the connection's life
         self.scanner = None
         entry.route(self, identifier)
+
+    def take_front_header(self) -> bool:
+        """Read the PROXY v2 header a listed front balancer must send: True once it is
+        read, dropped from the buffer and its source made the client; False while more
+        bytes are needed or after a bad header closed the connection (counted)."""
+        front = self.front
+        assert front is not None
+        try:
+            got = front.feed(self.buf)
+        except ProxyHeaderError:
+            self.entry.count("proxy_header_errors")
+            self.finish_with(0)
+            return False
+        if got is None:
+            return False
+        consumed, self.client = got
+        del self.buf[:consumed]
+        self.front = None
+        return True
 
     def head_timed_out(self) -> None:
         """Called by the node's sweep when the head did not arrive in time."""

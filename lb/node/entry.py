@@ -45,8 +45,10 @@ from lb.routing.directory import source_key
 from lb.routing.route import Decision, Router
 from lb.wire import frames as fr
 from lb.wire import http1
+from lb.wire.forwarded import ForwardedHeaders
 from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import RequestHead
+from lb.wire.proxy import encode_proxy_v2, encode_proxy_v2_local
 
 Client = ClientEndpoint | HttpClient
 IDLE_SWEEP_MAX = 1.0  # seconds between idle sweeps at most (pooled upstreams expire then too)
@@ -77,6 +79,16 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
         else:
             home_ip = f"::ffff:{home_ip}"
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
+
+
+def proxy_v2_header(client: ClientEndpoint) -> bytes:
+    """The PROXY v2 header of a local splice: the client, and the address it connected to
+    (LOCAL if the socket is already gone)."""
+    transport = client.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not local:
+        return encode_proxy_v2_local()
+    return encode_proxy_v2(client.client, (local[0], local[1]))
 
 
 class Entry:
@@ -113,7 +125,7 @@ class Entry:
         idle = config.limits.idle_timeout
         self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
         # closed after `idle_ticks` silent sweeps: between idle_timeout and one sweep more
-        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9) + 1
+        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9)
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
@@ -430,8 +442,21 @@ class Entry:
         client.fail(int(ResetReason.LINK_CLOSED))
 
     def request_head(self, client: HttpClient, head: RequestHead) -> bytes:
-        """The request head as it goes to the home (hop-by-hop close removed)."""
-        raw = bytes(client.buf[: head.length])
+        """The request head as it goes to the home: the client's address in
+        X-Forwarded-For / X-Forwarded-Proto / Forwarded (a client-sent chain is kept
+        only from a trusted proxy), and its hop-by-hop close removed."""
+        service = client.service
+        if service.forwarded_headers:
+            fwd = client.forwarded
+            if fwd is None:
+                ip = client.client[0]
+                proto = "https" if service.server_ssl is not None else "http"
+                fwd = client.forwarded = ForwardedHeaders(
+                    ip, proto, service.trusted_proxies.contains(ip)
+                )
+            raw = fwd.rewrite(head, client.buf)
+        else:
+            raw = bytes(client.buf[: head.length])
         if not client.keep_alive and head.version == "HTTP/1.1" and not client.upgrade:
             raw = http1.without_connection_headers(raw)  # keep the upstream for the next one
         return raw
@@ -593,7 +618,9 @@ class Entry:
 
     async def _connect_local(self, client: ClientEndpoint) -> None:
         learner = self.replication.learner_for(client.service, client.client[0])
-        app = AppEndpoint(client, None, learner)
+        # the client's address to the application: app_proxy_protocol = "v2"
+        first = proxy_v2_header(client) if client.service.app_proxy_v2 else b""
+        app = AppEndpoint(client, None, learner, first)
         try:
             await self.apps.connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:
@@ -614,4 +641,4 @@ class Entry:
         self.pool.close_all()
 
 
-__all__ = ["Entry", "make_conn_ref"]
+__all__ = ["Entry", "make_conn_ref", "proxy_v2_header"]

@@ -27,6 +27,7 @@ from lb.node.service import Service
 from lb.node.splice import AppEndpoint
 from lb.routing.cookie import CookieKeyring, set_cookie_header_value
 from lb.wire.frames import ResetReason
+from lb.wire.proxy import encode_proxy_v2
 
 log = structlog.get_logger("lb.home")
 
@@ -72,15 +73,21 @@ class Home:
         flow = link.home_flow(event.flow_id)
         # http: the entry frames every response (home cookie, learning); tcp is spliced
         learner = self.learner_for(service, event.ref.client_ip)
-        self.apps.start(self._connect(flow, service, learner))
+        # the client's address to the application (tcp services): from the connection reference
+        ref = event.ref
+        first = b""
+        if service.app_proxy_v2:
+            first = encode_proxy_v2((ref.client_ip, ref.client_port), (ref.home_ip, ref.home_port))
+        self.apps.start(self._connect(flow, service, learner, first))
 
     async def _connect(
         self,
         flow: FlowEndpoint,
         service: Service,
         learner: SessionLearner | None,
+        first: bytes = b"",
     ) -> None:
-        app = AppEndpoint(flow, None, learner)
+        app = AppEndpoint(flow, None, learner, first)
         try:
             await self.apps.connect_app(app, service)
         except TimeoutError:

@@ -27,14 +27,16 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 from lb.clock import wall
-from lb.errors import HttpError
+from lb.errors import HttpError, ProxyHeaderError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER
+from lb.node.client import service_front
 from lb.node.service import Service
 from lb.node.splice import abort_with_reset
 from lb.node.upstream import Upstream
 from lb.routing.route import Decision
 from lb.wire import http1
+from lb.wire.forwarded import ForwardedHeaders
 from lb.wire.frames import ResetReason
 from lb.wire.http import (
     RequestHead,
@@ -43,6 +45,7 @@ from lb.wire.http import (
     parse_request_head,
     parse_set_cookie,
 )
+from lb.wire.proxy import FrontProxy
 
 
 class HttpEntrySide(Protocol):
@@ -131,6 +134,8 @@ class HttpClient(asyncio.Protocol):
         "decision",
         "entry",
         "eof_in",
+        "forwarded",
+        "front",
         "head",
         "head_timed",
         "held",
@@ -178,6 +183,8 @@ class HttpClient(asyncio.Protocol):
         self.scanner: RequestHeadScanner | None = None
         self.head: RequestHead | None = None
         self.head_timed = False  # the head deadline is armed
+        self.front: FrontProxy | None = None  # a listed front balancer's PROXY v2 header
+        self.forwarded: ForwardedHeaders | None = None  # this client's forwarding headers
         self.held: http1.ResponseHead | None = None  # a final head held for registrations
         self.held_eof = False  # the upstream ended while a head was held
         self.identifier: Identifier | None = None
@@ -222,6 +229,8 @@ class HttpClient(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]
             return
         self.client = (peername[0], peername[1])
+        if service_front(self.service, peername[0]):
+            self.front = FrontProxy(self.client)  # its PROXY v2 header names the client
         if not self.entry.admit(self):
             self.state = DONE
             self.transport.write(error_response(503))
@@ -291,6 +300,8 @@ class HttpClient(asyncio.Protocol):
     # -- reading a request head ----------------------------------------------------------
     def _read_head(self) -> None:
         entry = self.entry
+        if self.front is not None and not self._take_front_header():
+            return
         head = self.head
         if head is None:
             scanner = self.scanner
@@ -321,6 +332,26 @@ class HttpClient(asyncio.Protocol):
                 return
             result = Verdict.NO_MATCH
         self._route(result if isinstance(result, Identifier) else None)
+
+    def _take_front_header(self) -> bool:
+        """A listed front balancer's PROXY v2 header: True once read (its source is the
+        client from now on); False while more bytes are needed, or after a bad header
+        closed the connection (counted, no answer: the balancer speaks no HTTP here)."""
+        front = self.front
+        assert front is not None
+        try:
+            got = front.feed(self.buf)
+        except ProxyHeaderError:
+            self.entry.count("proxy_header_errors")
+            self._finish(0)
+            return False
+        if got is None:
+            self._start_head_deadline()
+            return False
+        consumed, self.client = got
+        del self.buf[:consumed]
+        self.front = None
+        return bool(self.buf)
 
     def _start_head_deadline(self) -> None:
         if not self.head_timed:

@@ -113,7 +113,9 @@ class Node:
         self.router = Router(keyring, self.directory, self.directory_keys, memory)
         verifier = _RouterKeyring(self)
         self.services: dict[str, Service] = {
-            svc.name: build_service(svc, me, config.cookie_name, verifier)
+            svc.name: build_service(  # trusted_proxies: the client's address (issue 10)
+                svc, me, config.cookie_name, verifier, config.trusted_proxies
+            )
             for svc in config.services.values()
         }
         peers = [n for n in config.nodes if n != self.name]

@@ -8,11 +8,13 @@ lives in the I/O layer; it makes no routing decision.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from lb.config import Address, NodeConfig, ServiceConfig
 from lb.config.build import app_context, extractor_chain, server_context
 from lb.extract.api import Extractor, HomeCookieVerifier
+from lb.wire.forwarded import TrustedProxies
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,11 @@ class Service:
     secure_cookie: bool  # the home cookie gets Secure (the client spoke TLS)
     passthrough: bool  # tls-passthrough: learn TLS 1.2 sessions from the ServerHello
     learn_cookies: tuple[str, ...]  # application cookies whose Set-Cookie the home records
+    # the client's address to the application (issue 10, docs/client-address.md)
+    forwarded_headers: bool = False  # http: X-Forwarded-For/-Proto, Forwarded (lb.wire.forwarded)
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)  # farm-wide
+    app_proxy_v2: bool = False  # tcp: the home writes a PROXY v2 header to the application
+    accept_proxy_from: TrustedProxies = field(default_factory=TrustedProxies)  # front balancers
 
 
 def build_service(
@@ -38,6 +45,7 @@ def build_service(
     me: NodeConfig,
     cookie_name: str,
     keyring: HomeCookieVerifier | None = None,
+    trusted_proxies: Sequence[str] = (),
 ) -> Service:
     """Everything one node needs to serve `cfg`: extractor chain, addresses, TLS contexts."""
     chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors", keyring)
@@ -66,4 +74,8 @@ def build_service(
         secure_cookie=terminate,
         passthrough=cfg.protocol == "tls-passthrough",
         learn_cookies=learn,
+        forwarded_headers=cfg.speaks_http and cfg.forwarded_headers,
+        trusted_proxies=TrustedProxies(trusted_proxies),
+        app_proxy_v2=cfg.app_proxy_protocol == "v2",
+        accept_proxy_from=TrustedProxies(cfg.accept_proxy_from),
     )

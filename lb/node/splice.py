@@ -176,13 +176,14 @@ class SocketEndpoint(asyncio.Protocol):
 class AppEndpoint(SocketEndpoint):
     """The connection to the local application (on the home node).
 
-    When the session is new it inserts the home cookie into the first
+    ``first`` (a PROXY v2 header) is written as soon as it connects, before any
+    byte of the client. When the session is new it inserts the home cookie into the first
     response head, and a learner may watch the response for sessions to record
     in the directory: the home side does all response-side work, so the local
     and the forwarded path share this code.
     """
 
-    __slots__ = ("inserter", "learner")
+    __slots__ = ("first", "inserter", "learner")
 
     abort_reason = int(ResetReason.APP_ABORT)
 
@@ -191,11 +192,20 @@ class AppEndpoint(SocketEndpoint):
         peer: Endpoint,
         inserter: ResponseCookieInserter | None,
         learner: SessionLearner | None = None,
+        first: bytes = b"",
     ) -> None:
         super().__init__()
         self.peer = peer
         self.inserter = inserter
         self.learner = learner
+        self.first = first  # written before any client byte (a PROXY v2 header)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # the client's address to the application (issue 10): app_proxy_protocol = "v2"
+        if self.first:
+            self.transport.write(self.first)  # type: ignore[union-attr]
+            self.first = b""
 
     def data_received(self, data: bytes) -> None:
         learner = self.learner

@@ -48,7 +48,16 @@ class User(Protocol):
 class Upstream:
     """The common part: pool membership and the current user."""
 
-    __slots__ = ("closed", "home", "idle_since", "key", "pool", "reused", "user")
+    __slots__ = (
+        "closed",
+        "home",
+        "idle_since",
+        "key",
+        "pool",
+        "response_paused",
+        "reused",
+        "user",
+    )
 
     def __init__(self, pool: UpstreamPool, key: tuple[str, str], home: str) -> None:
         self.pool = pool
@@ -58,6 +67,7 @@ class Upstream:
         self.reused = False  # carried a request before this one
         self.closed = False
         self.idle_since = 0.0
+        self.response_paused = False  # the user's client could not take more
 
     # what the user calls
     def write(self, data: bytes) -> None:
@@ -78,8 +88,13 @@ class Upstream:
         raise NotImplementedError
 
     def release(self, reusable: bool) -> None:
-        """The exchange is over: back to the pool when `reusable`, else closed cleanly."""
+        """The exchange is over: back to the pool when `reusable`, else closed cleanly.
+
+        A pause of the response that its client asked for ends with the exchange:
+        a pooled upstream left paused would stall the next request's response."""
         self.user = None
+        if self.response_paused:
+            self.resume_response()
         if reusable and not self.closed:
             self.reused = True
             self.pool.put(self)
@@ -157,10 +172,12 @@ class LocalUpstream(Upstream, asyncio.Protocol):
             transport.write_eof()
 
     def pause_response(self) -> None:
+        self.response_paused = True
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
 
     def resume_response(self) -> None:
+        self.response_paused = False
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
@@ -226,10 +243,12 @@ class FlowUpstream(Upstream):
             flow.send_eof()
 
     def pause_response(self) -> None:
+        self.response_paused = True
         if self.flow is not None:
             self.flow.pause_reading(PAUSE_PEER)
 
     def resume_response(self) -> None:
+        self.response_paused = False
         if self.flow is not None:
             self.flow.resume_reading(PAUSE_PEER)
 

@@ -16,11 +16,20 @@ class Clock:
 class Recorded(Upstream):
     """An upstream without a transport: records how it was closed."""
 
-    __slots__ = ("how",)
+    __slots__ = ("how", "reading")
 
     def __init__(self, pool: UpstreamPool, home: str, service: str = "web") -> None:
         super().__init__(pool, (home, service), home)
         self.how: str | None = None
+        self.reading = True
+
+    def pause_response(self) -> None:
+        self.response_paused = True
+        self.reading = False
+
+    def resume_response(self) -> None:
+        self.response_paused = False
+        self.reading = True
 
     def close(self, clean: bool) -> None:
         self.pool.discard(self)
@@ -93,3 +102,14 @@ def test_closed_upstreams_are_skipped_and_idle_eof_forgets() -> None:
     b._eof()  # the application closed an idle connection
     assert b.how == "clean"
     assert pool.take(("a", "web")) is a
+
+
+def test_a_paused_response_ends_with_its_exchange() -> None:
+    """The client paused the response and the exchange ended meanwhile: the upstream
+    goes back to the pool reading again (else the next request's response stalls)."""
+    pool = UpstreamPool(Clock(), 10.0)
+    up = Recorded(pool, "a")
+    up.pause_response()
+    up.release(reusable=True)
+    assert pool.take(("a", "web")) is up
+    assert up.reading and not up.response_paused
