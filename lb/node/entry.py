@@ -363,6 +363,17 @@ class Entry:
         self.counters[decision.reason] += 1
         return decision
 
+    def retry(self, client: HttpClient, failed: Decision) -> Decision | None:
+        """A new session whose home could not be reached, placed once more on another
+        live, non-draining node (None when there is none)."""
+        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        decision = self.router.retry(
+            failed.home, self.peers.view, wall(), self.salt ^ client.client[1], client.client[0]
+        )
+        if decision is not None:
+            self.counters[decision.reason] += 1
+        return decision
+
     def upstream_for(
         self, client: HttpClient, decision: Decision, fresh: bool = False
     ) -> Upstream | None:

@@ -75,6 +75,8 @@ class HttpEntrySide(Protocol):
         self, client: HttpClient, decision: Decision, fresh: bool = False
     ) -> Upstream | None: ...
 
+    def retry(self, client: HttpClient, failed: Decision) -> Decision | None: ...
+
     def request_head(self, client: HttpClient, head: RequestHead) -> bytes: ...
 
     def response_head(
@@ -116,6 +118,16 @@ R_UNTIL_CLOSE = 2
 R_DONE = 3
 R_HOLD = 4  # a final head waits for the directory owners to acknowledge what it names
 
+# an upstream that never reached the home's application: a new session may go elsewhere
+_HOME_UNREACHABLE = frozenset(
+    (
+        int(ResetReason.APP_REFUSED),
+        int(ResetReason.APP_TIMEOUT),
+        int(ResetReason.PENDING_TIMEOUT),
+        int(ResetReason.NO_SERVICE),
+        int(ResetReason.SHUTTING_DOWN),
+    )
+)
 PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
 MAX_RESPONSE_HEAD = 65536
 RETRY_BUFFER = 65536  # a request up to this size is kept to be sent again on a fresh upstream
@@ -438,19 +450,30 @@ class HttpClient(asyncio.Protocol):
         del buf[: head.length]
         framer = self.req_framer
         if framer is None:
-            self.retry_bytes = out if upstream.reused and not self.upgrade else None
-            self.bytes_in = len(out)
-            upstream.write(out)
+            whole = out
         else:
             end = framer.feed(buf, 0)
-            body = bytes(buf[:end])
+            whole = out + bytes(buf[:end])
             del buf[:end]
             self.req_done = framer.done
-            whole = out + body
-            keep = upstream.reused and self.req_done and len(whole) <= RETRY_BUFFER
-            self.retry_bytes = whole if keep and http1.idempotent(self.method) else None
-            self.bytes_in = len(whole)
-            upstream.write(whole)
+        # kept while it may be sent again: on a fresh upstream when a pooled one closed
+        # under an idempotent request, or to another node when a new session's home
+        # could not be reached
+        decision = self.decision
+        if (
+            self.req_done
+            and not self.upgrade
+            and len(whole) <= RETRY_BUFFER
+            and (
+                (upstream.reused and http1.idempotent(self.method))
+                or (decision is not None and decision.new_session)
+            )
+        ):
+            self.retry_bytes = whole
+        else:
+            self.retry_bytes = None
+        self.bytes_in = len(whole)
+        upstream.write(whole)
         if self.eof_in and self.req_done and self.upgrade:
             upstream.write_eof()
         if self.paused & PAUSE_BACKLOG and len(buf) < self.entry.head_bytes:
@@ -743,7 +766,13 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.close(clean=False)
         entry = self.entry
-        if not self.resp_sent and self.retry_bytes is not None and upstream is not None:
+        if (
+            not self.resp_sent
+            and self.retry_bytes is not None
+            and upstream is not None
+            and upstream.reused
+            and http1.idempotent(self.method)
+        ):
             # a pooled upstream closed under an idempotent request: once more, on a fresh one
             entry.count("http_retried_on_fresh_upstream")
             self.resend, self.retry_bytes = self.retry_bytes, None
@@ -755,6 +784,8 @@ class HttpClient(asyncio.Protocol):
                 self.attach(fresh)
             return
         if not self.resp_sent:
+            if self._retry_new_session(reason):
+                return
             entry.count("http_502")
             self._finish(502)
             return
@@ -765,9 +796,38 @@ class HttpClient(asyncio.Protocol):
         if self.closed:
             return
         self._end_local()
+        if self._retry_new_session(reason):
+            return
         status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
         self.entry.count(f"http_{status}")
         self._finish(status)
+
+    def _retry_new_session(self, reason: int) -> bool:
+        """A new session's home could not be reached and no byte of an answer went out:
+        place it once more on another node. True when it was sent there."""
+        decision = self.decision
+        if (
+            decision is None
+            or not decision.new_session
+            or decision.reason == "retry"
+            or reason not in _HOME_UNREACHABLE
+            or self.resp_sent
+            or self.head is None
+        ):
+            return False
+        if self.bytes_in and self.retry_bytes is None and self.resend is None:
+            return False  # the request went out and cannot be sent again
+        silent = reason == int(ResetReason.PENDING_TIMEOUT)
+        if self.bytes_in and silent and not http1.idempotent(self.method):
+            return False  # the home may have passed it on before it fell silent
+        again = self.entry.retry(self, decision)
+        if again is None:
+            return False
+        self.resend, self.retry_bytes = self.retry_bytes, None
+        self.state = ROUTED
+        self.rstate = R_HEAD
+        self._send_to(again)
+        return True
 
     def reroute(self) -> None:
         """The home died while the request waited for its link: route it again."""
