@@ -144,7 +144,11 @@ async def read_head(reader: asyncio.StreamReader) -> Head:
 
 
 async def connect(
-    entries: list[Entry], start: int, connect_timeout: float, tried: list[str]
+    entries: list[Entry],
+    start: int,
+    connect_timeout: float,
+    tried: list[str],
+    source: str | None = None,
 ) -> tuple[str, asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to entry `start`, or the next ones while they refuse (names in `tried`).
 
@@ -157,7 +161,9 @@ async def connect(
         name, host, port = entries[(start + i) % n]
         try:
             async with asyncio.timeout(connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
+                reader, writer = await asyncio.open_connection(
+                    host, port, limit=MAX_HEAD, local_addr=(source, 0) if source else None
+                )
         except (ConnectionRefusedError, ConnectionResetError):
             # no connection was made (refused, or reset while the entry died): the
             # request never reached lb, so a client tries the next entry
@@ -184,6 +190,7 @@ class Session:
     sid: int
     cookie: str | None = None
     requests: int = 0
+    source: str | None = None  # the client address its connections come from
 
     @property
     def home(self) -> str | None:
@@ -219,7 +226,7 @@ class Steady:
         try:
             async with asyncio.timeout(self.timeout):
                 name, reader, writer = await connect(
-                    self.entries, k, self.connect_timeout, rec["tried"]
+                    self.entries, k, self.connect_timeout, rec["tried"], session.source
                 )
                 rec["entry"] = name
                 cookie = f"Cookie: {COOKIE_NAME}={session.cookie}\r\n" if session.cookie else ""
@@ -265,7 +272,11 @@ class Steady:
 
 async def run_steady(args: argparse.Namespace, stop: asyncio.Event) -> dict[str, Any]:
     st = Steady(parse_entries(args.entries), args.timeout, args.connect_timeout)
-    sessions = [Session(i) for i in range(args.sessions)]
+    sources = [s for s in args.sources.split(",") if s] if args.sources else []
+    sessions = [
+        Session(i, source=sources[i % len(sources)] if sources else None)
+        for i in range(args.sessions)
+    ]
     deadline = time.monotonic() + args.warmup_timeout
     sem = asyncio.Semaphore(20)
 
@@ -612,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--connect-timeout", type=float, default=3.0)
     p = sub.add_parser("steady", parents=[common])
     p.add_argument("--sessions", type=int, default=60)
+    p.add_argument("--sources", default="", help="client addresses, one per session in turn")
     p.add_argument("--rate", type=float, default=300.0, help="total requests per second")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load after ready")
     p.add_argument("--max-requests", type=int, default=100_000)

@@ -63,6 +63,10 @@ THIS = Path(__file__).resolve()
 PREFIX = "lbt"
 NET = "198.18.0"
 CLIENT_IP = f"{NET}.100"
+# more addresses of the client namespace: the steady load gives each session one of
+# them, as many users are many addresses (lb places one address's new sessions on one
+# home for a while, so one address for every session would put them all on one node)
+CLIENT_SOURCES = tuple(f"{NET}.{i}" for i in range(101, 131))
 FORWARD_PORT = 7000
 RELAY_PORT = 7001
 WEB_PORT = 8080
@@ -430,6 +434,8 @@ class NetFarm:
             self._attach(self.ns(n), f"p-{n}", self.ips[n])
             self._apply_faults(n)
         self._attach(self.client_ns, "p-cl", CLIENT_IP)
+        for ip in CLIENT_SOURCES:
+            self._ip_ns(self.client_ns, "addr", "add", f"{ip}/24", "dev", "eth0")
 
     # ------------------------------------------------------------------ processes
 
@@ -786,8 +792,12 @@ class NetFarm:
         self._loadgen_n += 1
         out = self.workdir / f"load-{self._loadgen_n}-{mode}.json"
         err = out.with_suffix(".err")
+        extra = ["--sources", ",".join(CLIENT_SOURCES)] if mode == "steady" else []
         popen = self._spawn(
-            self.client_ns, [str(LOADGEN), mode, "--out", str(out), *args], err, stdout_pipe=True
+            self.client_ns,
+            [str(LOADGEN), mode, "--out", str(out), *extra, *args],
+            err,
+            stdout_pipe=True,
         )
         run = LoadRun(popen, out)
         self.loads.append(run)
