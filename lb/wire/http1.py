@@ -59,8 +59,17 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps only
 # the control bytes of a head, so CR/LF pairing and forbidden bytes are one check
 _NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
-_FRAMING_HEADERS = re.compile(
-    rb"\r\n(content-length|transfer-encoding|connection|set-cookie|keep-alive|proxy-connection):"
+_CONTENT_LENGTH = b"\r\ncontent-length:"
+_TRANSFER_ENCODING = b"\r\ntransfer-encoding:"
+_CONNECTION = b"\r\nconnection:"
+_SET_COOKIE = b"\r\nset-cookie:"
+_FRAMING_NAMES = (
+    _CONTENT_LENGTH,
+    _TRANSFER_ENCODING,
+    _CONNECTION,
+    _SET_COOKIE,
+    b"\r\nkeep-alive:",
+    b"\r\nproxy-connection:",
 )
 _HEADER_BLOCK = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
@@ -171,32 +180,36 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     if _HEADER_BLOCK.fullmatch(raw, eol) is None:
         raise _bad_response("malformed header line")
     head = ResponseHead(int(match.group(2)), int(match.group(1)), end + 4 - start)
+    lower = raw.lower()
     lengths: set[bytes] = set()
     coding = b""
-    for found in _FRAMING_HEADERS.finditer(raw.lower()):  # one C scan for the few that matter
-        name = found.group(1)
-        begin = found.end()
-        stop = raw.find(b"\r\n", begin)
-        value = raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t")
-        if name == b"content-length":
-            lengths.update(part.strip(b" \t") for part in value.split(b","))
-        elif name == b"transfer-encoding":
-            coding = value
-        elif name == b"connection":
-            head.connection_header = True
-            lowered = value.lower()
-            if lowered == b"keep-alive":
-                head.keep_alive = True
-            elif lowered == b"close":
-                head.close = True
-            else:
-                tokens = _tokens(value.decode("latin-1"))
-                head.close = head.close or "close" in tokens
-                head.keep_alive = head.keep_alive or "keep-alive" in tokens
-        elif name == b"set-cookie":
-            head.set_cookies.append(value.decode("latin-1"))
-        else:  # keep-alive, proxy-connection
-            head.connection_header = True
+    # a find per framing header (C scans; most heads have two or three of them)
+    for name in _FRAMING_NAMES:
+        at = lower.find(name)
+        while at >= 0:
+            begin = at + len(name)
+            stop = raw.find(b"\r\n", begin)
+            value = raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t")
+            if name is _CONTENT_LENGTH:
+                lengths.update(part.strip(b" \t") for part in value.split(b","))
+            elif name is _TRANSFER_ENCODING:
+                coding = value
+            elif name is _CONNECTION:
+                head.connection_header = True
+                lowered = value.lower()
+                if lowered == b"keep-alive":
+                    head.keep_alive = True
+                elif lowered == b"close":
+                    head.close = True
+                else:
+                    tokens = _tokens(value.decode("latin-1"))
+                    head.close = head.close or "close" in tokens
+                    head.keep_alive = head.keep_alive or "keep-alive" in tokens
+            elif name is _SET_COOKIE:
+                head.set_cookies.append(value.decode("latin-1"))
+            else:  # keep-alive, proxy-connection
+                head.connection_header = True
+            at = lower.find(name, begin)
     if coding:
         codings = _tokens(coding.decode("latin-1"))
         head.chunked = bool(codings) and codings[-1] == "chunked"

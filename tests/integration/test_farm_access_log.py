@@ -1,0 +1,74 @@
+"""The access log: one JSON line per HTTP request, on local and forwarded paths.
+
+Requests through entry a: one for a's own session, one forwarded to b's home
+(both on one keep-alive connection), one new session (no cookie), and a
+malformed one (400). Each gets one "access" line in a's log with the fields an
+operator reads; the query string and the identifier's value (the signed home
+cookie) never appear in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.farm import Farm, http_request, open_conn, read_response, request_bytes
+from tests.support.wait import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_one_access_line_per_request(farm: Farm) -> None:
+    cookie_a, cookie_b = farm.cookie_header("a"), farm.cookie_header("b")
+    async with asyncio.timeout(20):
+        reader, writer = await open_conn(farm.addr("a"))
+        try:
+            for path, cookie in (("/acc/own?token=SECRET1", cookie_a), ("/acc/fwd", cookie_b)):
+                writer.write(request_bytes("GET", path, {"Cookie": cookie}))
+                await writer.drain()
+                assert (await read_response(reader)).status == 200
+        finally:
+            writer.close()
+        fresh = await http_request(farm.addr("a"), "GET", "/acc/new?q=SECRET2")
+        assert fresh.status == 200
+        reader, writer = await open_conn(farm.addr("a"))
+        try:
+            writer.write(b"GET /acc/bad HTTP/1.1\r\nBad Header\r\n\r\n")
+            await writer.drain()
+            assert (await read_response(reader)).status == 400
+        finally:
+            writer.close()
+
+    def lines() -> dict[str, dict[str, object]]:
+        found = {
+            str(rec["path"]): rec
+            for rec in farm.events("a", "access")
+            if str(rec.get("path", "")).startswith("/acc/") or rec.get("status") == 400
+        }
+        assert {"/acc/own", "/acc/fwd", "/acc/new"} <= set(found), found
+        assert any(rec.get("status") == 400 for rec in found.values()), found
+        return found
+
+    found = eventually(lines, timeout=5, what="access lines in a's log")
+    own, fwd, new = found["/acc/own"], found["/acc/fwd"], found["/acc/new"]
+    assert (own["entry"], own["home"], own["status"], own["method"]) == ("a", "a", 200, "GET")
+    assert (fwd["entry"], fwd["home"], fwd["status"]) == ("a", "b", 200)
+    for rec in (own, fwd):
+        assert rec["id_kind"] == "home-cookie" and rec["new_session"] is False
+    assert new["new_session"] is True and new["id_kind"] is None
+    assert new["home"] in farm.nodes
+    for rec in (own, fwd, new):
+        assert rec["service"] == "web"
+        assert isinstance(rec["bytes_in"], int) and rec["bytes_in"] > 0
+        assert isinstance(rec["bytes_out"], int) and rec["bytes_out"] > 0
+        t_head, t_home, t_first, t_total = (
+            rec["t_head"],
+            rec["t_home"],
+            rec["t_first_byte"],
+            rec["t_total"],
+        )
+        assert isinstance(t_total, float) and 0 <= t_head <= t_home <= t_first <= t_total < 5  # type: ignore[operator]
+    text = farm.logs("a")
+    for secret in ("SECRET1", "SECRET2", cookie_a.split(".")[-1], cookie_b.split(".")[-1]):
+        assert secret not in text, f"{secret} leaked into the log"
