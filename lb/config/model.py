@@ -292,6 +292,9 @@ class ServiceConfig:
     app_tls_ca: Path | None = None  # verify the application's certificate against this CA
     # the client's address to the application (issue 10), docs/client-address.md
     forwarded_headers: bool = True  # http, tls-terminate: X-Forwarded-For/-Proto, Forwarded
+    # new sessions of one client address agree on a home (off when every client arrives
+    # from one address: a NAT, an L4 balancer without PROXY v2, Docker's userland proxy)
+    client_affinity: bool = True
     app_proxy_protocol: str = "off"  # tcp, tls-passthrough: "v2" writes a PROXY v2 header
     accept_proxy_from: tuple[str, ...] = ()  # CIDRs whose connections start with PROXY v2
 

@@ -442,6 +442,12 @@ SERVICE: tuple[Key, ...] = (
         doc="false: TLS to the application without verifying it (explicit)",
     ),
     Key(
+        "client_affinity",
+        boolean,
+        Derived(lambda ctx: True),
+        doc="new sessions of one client address agree on a home (false: each placed alone)",
+    ),
+    Key(
         "forwarded_headers",
         _forwarded_headers,
         Derived(lambda ctx: True),
@@ -481,6 +487,7 @@ def _services(value: Any, ctx: Ctx) -> dict[str, ServiceConfig] | Mark:
                 row["app_tls"],
                 row["app_tls_ca"],
                 forwarded_headers=row["forwarded_headers"],
+                client_affinity=row["client_affinity"],
                 app_proxy_protocol=row["app_proxy_protocol"],
                 accept_proxy_from=row["accept_proxy_from"],
             )

@@ -67,6 +67,13 @@ def _ip_or_unspecified(host: str, like: str) -> str:
         return "::" if ":" in like else "0.0.0.0"
 
 
+def _affinity_source(client: ClientEndpoint | HttpClient) -> str | None:
+    """The client address new sessions are placed by, or None (each placed alone)."""
+    if not client.service.client_affinity:
+        return None
+    return client.client[0] or None
+
+
 def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnRef:
     """The NEW frame's connection reference; both addresses in one family (v4-mapped if mixed)."""
     client_ip = client[0]
@@ -301,7 +308,7 @@ class Entry:
             self.peers.view,
             wall(),
             self.salt ^ client.client[1],
-            client.client[0] or None,
+            _affinity_source(client),
         )
         # issue 11: a directory key this replica does not hold: ask its owners first
         # (one link round trip, bounded by lookup_timeout), then route with the answer
@@ -342,7 +349,7 @@ class Entry:
             self.peers.view,
             wall(),
             self.salt ^ client.client[1],
-            client.client[0] or None,
+            _affinity_source(client),
         )
         registry = self.registry
         if (
@@ -368,7 +375,11 @@ class Entry:
         live, non-draining node (None when there is none)."""
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         decision = self.router.retry(
-            failed.home, self.peers.view, wall(), self.salt ^ client.client[1], client.client[0]
+            failed.home,
+            self.peers.view,
+            wall(),
+            self.salt ^ client.client[1],
+            _affinity_source(client),
         )
         if decision is not None:
             self.counters[decision.reason] += 1

@@ -35,6 +35,7 @@ class Service:
     learn_cookies: tuple[str, ...]  # application cookies whose Set-Cookie the home records
     # the client's address to the application (issue 10, docs/client-address.md)
     forwarded_headers: bool = False  # http: X-Forwarded-For/-Proto, Forwarded (lb.wire.forwarded)
+    client_affinity: bool = True  # new sessions of one client address agree on a home
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)  # farm-wide
     app_proxy_v2: bool = False  # tcp: the home writes a PROXY v2 header to the application
     accept_proxy_from: TrustedProxies = field(default_factory=TrustedProxies)  # front balancers
@@ -75,6 +76,7 @@ def build_service(
         passthrough=cfg.protocol == "tls-passthrough",
         learn_cookies=learn,
         forwarded_headers=cfg.speaks_http and cfg.forwarded_headers,
+        client_affinity=cfg.client_affinity,
         trusted_proxies=TrustedProxies(trusted_proxies),
         app_proxy_v2=cfg.app_proxy_protocol == "v2",
         accept_proxy_from=TrustedProxies(cfg.accept_proxy_from),
