@@ -436,6 +436,7 @@ class HttpClient(asyncio.Protocol):
         self.state = EXCHANGE
         self.t_attached = self.entry.now()
         self.rstate = R_HEAD
+        self.rbuf = bytearray()  # a partial head from an upstream that failed is not this one's
         self.resp_sent = False
         self.upstream_reusable = True
         self.local = upstream.home == self.entry.name
