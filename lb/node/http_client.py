@@ -584,6 +584,10 @@ class HttpClient(asyncio.Protocol):
             return
         if kind == http1.UNTIL_CLOSE or not self.req_done:
             self.keep_alive = False  # the client learns the end of it from our close
+        if not self.req_done:
+            # an answer before the whole body: whether the application reads the rest
+            # or takes it for its next request is unknown, so its connection is not reused
+            self.upstream_reusable = False
         changed = entry.response_head(self, head, buf, pos, end, decision)
         if kind == http1.LENGTH and end + length <= len(buf):
             # the usual case: the whole response in this read, sent in one write
