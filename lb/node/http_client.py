@@ -438,7 +438,9 @@ class HttpClient(asyncio.Protocol):
         self.rstate = R_HEAD
         self.rbuf = bytearray()  # a partial head from an upstream that failed is not this one's
         self.resp_sent = False
-        self.upstream_reusable = True
+        # RFC 9112 9.3: after an HTTP/1.0 request without keep-alive the application
+        # closes its connection, Connection: close or not
+        self.upstream_reusable = head.version == "HTTP/1.1" or http1.request_keeps_alive(head)
         self.local = upstream.home == self.entry.name
         if self.local:
             self.entry.local_active += 1
