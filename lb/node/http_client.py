@@ -484,8 +484,8 @@ class HttpClient(asyncio.Protocol):
 
     def _request_body(self, data: bytes) -> None:
         framer = self.req_framer
-        upstream = self.upstream
-        assert framer is not None and upstream is not None
+        upstream = self.upstream  # None after an early answer whose upstream closed
+        assert framer is not None
         try:
             end = framer.feed(data, 0)
         except HttpError as exc:
@@ -495,9 +495,11 @@ class HttpClient(asyncio.Protocol):
             return
         self.bytes_in += end
         if end == len(data):
-            upstream.write(data)
+            if upstream is not None:
+                upstream.write(data)
         else:
-            upstream.write(data[:end])
+            if upstream is not None:
+                upstream.write(data[:end])
             self.buf += data[end:]
         if framer.done:
             self.req_done = True
