@@ -455,7 +455,13 @@ class HttpClient(asyncio.Protocol):
         if framer is None:
             whole = out
         else:
-            end = framer.feed(buf, 0)
+            try:
+                end = framer.feed(buf, 0)
+            except HttpError as exc:  # a bad chunk already in the head's read
+                self.entry.count(f"http_{exc.status}")
+                self._abort_exchange()
+                self._finish(exc.status)
+                return
             whole = out + bytes(buf[:end])
             del buf[:end]
             self.req_done = framer.done
