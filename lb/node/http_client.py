@@ -182,6 +182,7 @@ class HttpClient(asyncio.Protocol):
         "upgrade",
         "upstream",
         "upstream_reusable",
+        "write_paused",
     )
 
     def __init__(self, entry: HttpEntrySide, service: Service, reserved: bool = False) -> None:
@@ -222,6 +223,7 @@ class HttpClient(asyncio.Protocol):
         self.paused = 0
         self.active = False  # a byte moved since the last idle tick
         self.idle_ticks = 0
+        self.write_paused = False  # the client's transport is above its high-water mark
         self.local = False  # the current request is served by the local application
         # the current request, for metrics and the access log (times: the loop's clock)
         self.status = 0
@@ -302,10 +304,12 @@ class HttpClient(asyncio.Protocol):
         self.entry.release(self)
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         if self.upstream is not None:
             self.upstream.pause_response()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         if self.upstream is not None:
             self.upstream.resume_response()
 
@@ -433,6 +437,10 @@ class HttpClient(asyncio.Protocol):
         assert head is not None
         upstream.user = self
         self.upstream = upstream
+        if self.write_paused:
+            # the transport said pause_writing once, to the previous upstream (released
+            # and resumed since): this one must not be read until it says resume_writing
+            upstream.pause_response()
         self.state = EXCHANGE
         self.t_attached = self.entry.now()
         self.rstate = R_HEAD
