@@ -16,7 +16,7 @@ import contextlib
 import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -373,3 +373,26 @@ def _settle() -> Iterator[None]:
     pool one that is about to close) expires after pool_idle_timeout (1 s here)."""
     yield
     time.sleep(1.6)
+
+
+async def test_idle_timeout_in_the_middle_of_a_close_delimited_answer_is_a_reset(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """An answer delimited by the close (no Content-Length, not chunked) stalls after 7
+    bytes. At idle_timeout lb closes the client: with a FIN the client takes the 7
+    bytes for the whole body. A truncated answer must end in a reset, as lb does
+    when a link breaks mid-answer."""
+    farm = make_farm(
+        nodes=("a",),
+        services=dict(WEB_ONLY),
+        backend=BACKEND_ROUGH,
+        limits={"idle_timeout": 1.0},
+    )
+    async with asyncio.timeout(15):
+        conn = await Conn.open(farm.addr("a"))
+        conn.writer.write(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        await conn.writer.drain()
+        data, how = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.endswith(b"\r\n\r\npartial")
+    assert how == "reset", "a truncated answer ended in a FIN: the client took it as whole"

@@ -23,6 +23,8 @@ Endpoints:
   (what is left of the body is read as the next request, as a careless server does)
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
+- ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
+  ``partial`` of its body, then nothing more for 60 s (an application stuck mid-answer)
 - ``GET /pad/N``         N bytes (``p``, N up to 60000), head and body in one write (one segment)
 - any request of HTTP/1.0 without ``Connection: keep-alive``: answered like others but
   without a ``Connection`` header, and the connection is closed 300 ms later (as an
@@ -133,6 +135,11 @@ class Rough:
             await writer.drain()
             await asyncio.sleep(delay)
             writer.write(b"67890")
+        elif path == "/stall":
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Path: /stall\r\n\r\npartial")
+            await writer.drain()
+            await asyncio.sleep(60)
+            return False
         elif path.startswith("/pad/"):
             n = min(int(path.split("/")[2]), 60000)
             writer.write(self.head("200 OK", path, conn, served, n, close_header) + b"p" * n)
