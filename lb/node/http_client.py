@@ -952,7 +952,8 @@ class HttpClient(asyncio.Protocol):
             self.entry.count("http_504")
             self._finish(504)
             return
-        self._close(clean=True)
+        # a response cut in its middle must look broken (a FIN ends a close-delimited one)
+        self._close(clean=self.state not in (ROUTED, EXCHANGE) or self.rstate == R_DONE)
 
     def abort(self) -> None:
         """Shutdown: drop the connection and its upstream."""
