@@ -182,6 +182,7 @@ class HttpClient(asyncio.Protocol):
         "upgrade",
         "upstream",
         "upstream_reusable",
+        "write_paused",
     )
 
     def __init__(self, entry: HttpEntrySide, service: Service, reserved: bool = False) -> None:
@@ -222,6 +223,7 @@ class HttpClient(asyncio.Protocol):
         self.paused = 0
         self.active = False  # a byte moved since the last idle tick
         self.idle_ticks = 0
+        self.write_paused = False  # the client's transport is above its high-water mark
         self.local = False  # the current request is served by the local application
         # the current request, for metrics and the access log (times: the loop's clock)
         self.status = 0
@@ -302,10 +304,12 @@ class HttpClient(asyncio.Protocol):
         self.entry.release(self)
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         if self.upstream is not None:
             self.upstream.pause_response()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         if self.upstream is not None:
             self.upstream.resume_response()
 
@@ -433,11 +437,18 @@ class HttpClient(asyncio.Protocol):
         assert head is not None
         upstream.user = self
         self.upstream = upstream
+        if self.write_paused:
+            # the transport said pause_writing once, to the previous upstream (released
+            # and resumed since): this one must not be read until it says resume_writing
+            upstream.pause_response()
         self.state = EXCHANGE
         self.t_attached = self.entry.now()
         self.rstate = R_HEAD
+        self.rbuf = bytearray()  # a partial head from an upstream that failed is not this one's
         self.resp_sent = False
-        self.upstream_reusable = True
+        # RFC 9112 9.3: after an HTTP/1.0 request without keep-alive the application
+        # closes its connection, Connection: close or not
+        self.upstream_reusable = head.version == "HTTP/1.1" or http1.request_keeps_alive(head)
         self.local = upstream.home == self.entry.name
         if self.local:
             self.entry.local_active += 1
@@ -452,7 +463,13 @@ class HttpClient(asyncio.Protocol):
         if framer is None:
             whole = out
         else:
-            end = framer.feed(buf, 0)
+            try:
+                end = framer.feed(buf, 0)
+            except HttpError as exc:  # a bad chunk already in the head's read
+                self.entry.count(f"http_{exc.status}")
+                self._abort_exchange()
+                self._finish(exc.status)
+                return
             whole = out + bytes(buf[:end])
             del buf[:end]
             self.req_done = framer.done
@@ -481,8 +498,8 @@ class HttpClient(asyncio.Protocol):
 
     def _request_body(self, data: bytes) -> None:
         framer = self.req_framer
-        upstream = self.upstream
-        assert framer is not None and upstream is not None
+        upstream = self.upstream  # None after an early answer whose upstream closed
+        assert framer is not None
         try:
             end = framer.feed(data, 0)
         except HttpError as exc:
@@ -492,9 +509,11 @@ class HttpClient(asyncio.Protocol):
             return
         self.bytes_in += end
         if end == len(data):
-            upstream.write(data)
+            if upstream is not None:
+                upstream.write(data)
         else:
-            upstream.write(data[:end])
+            if upstream is not None:
+                upstream.write(data[:end])
             self.buf += data[end:]
         if framer.done:
             self.req_done = True
@@ -583,6 +602,10 @@ class HttpClient(asyncio.Protocol):
             return
         if kind == http1.UNTIL_CLOSE or not self.req_done:
             self.keep_alive = False  # the client learns the end of it from our close
+        if not self.req_done:
+            # an answer before the whole body: whether the application reads the rest
+            # or takes it for its next request is unknown, so its connection is not reused
+            self.upstream_reusable = False
         changed = entry.response_head(self, head, buf, pos, end, decision)
         if kind == http1.LENGTH and end + length <= len(buf):
             # the usual case: the whole response in this read, sent in one write
@@ -929,7 +952,8 @@ class HttpClient(asyncio.Protocol):
             self.entry.count("http_504")
             self._finish(504)
             return
-        self._close(clean=True)
+        # a response cut in its middle must look broken (a FIN ends a close-delimited one)
+        self._close(clean=self.state not in (ROUTED, EXCHANGE) or self.rstate == R_DONE)
 
     def abort(self) -> None:
         """Shutdown: drop the connection and its upstream."""

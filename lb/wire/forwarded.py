@@ -41,7 +41,10 @@ _Buffer = bytes | bytearray
 # [Xx] classes rather than re.I, and a look-ahead skips other lines at once: both keep
 # the search to a quick look at each line start (measured: bench/micro_forwarded.py).
 def _any_case(name: str) -> str:
-    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in name)
+    # '-' matches '_' too: CGI-style servers (WSGI, PHP) map both to HTTP_X_FORWARDED_FOR
+    return "".join(
+        f"[{c.upper()}{c}]" if c.isalpha() else "[-_]" if c == "-" else re.escape(c) for c in name
+    )
 
 
 _LINE = re.compile(
@@ -93,8 +96,9 @@ class ForwardedHeaders:
     start of one chain each (several lines joined with ", ", in order) that lb's
     element ends; its X-Forwarded-Proto (the original scheme, as the proxy saw
     it) and X-Real-IP stay as sent, and X-Forwarded-Proto is added only when it
-    sent none. ValueError if ``client_ip`` is not an IP or ``proto`` is not
-    http or https.
+    sent none. Their underscore spellings (``X_Forwarded_For``: one header to
+    a CGI-style server) are removed from every client. ValueError if
+    ``client_ip`` is not an IP or ``proto`` is not http or https.
     """
 
     __slots__ = ("_fwd", "_proto_line", "_tail", "_xff", "trusted")
@@ -142,10 +146,11 @@ class ForwardedHeaders:
             # only a header line can be "Name:" exactly (a request line has a space first)
             if line and line[0] in _FIRST:
                 name, colon, value = line.partition(b":")
-                kind = _KIND.get(name.lower()) if colon else None
+                lowered = name.lower()
+                kind = _KIND.get(lowered.replace(b"_", b"-")) if colon else None
                 if kind is not None:
-                    if not trusted:
-                        continue
+                    if not trusted or b"_" in lowered:
+                        continue  # an underscore spelling is never a proxy's: dropped
                     if kind == _KIND_XFF:
                         xff.append(value.strip(b" \t"))
                         continue

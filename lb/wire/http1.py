@@ -85,7 +85,8 @@ def request_body(head: RequestHead) -> tuple[int, int]:
     The head scanner already refused CL together with TE and differing
     lengths. A Transfer-Encoding whose last coding is not ``chunked`` cannot
     be framed: 400 (RFC 9112 6.3 point 4); any coding besides ``chunked``
-    (say ``gzip, chunked``) is passed on as is.
+    (say ``gzip, chunked``) is passed on as is. Transfer-Encoding in an
+    HTTP/1.0 request is faulty framing (RFC 9112 6.1): 400.
     """
     length = -1
     chunked = False
@@ -94,6 +95,10 @@ def request_body(head: RequestHead) -> tuple[int, int]:
         if size == 14 and name.lower() == "content-length":
             length = int(value.split(",")[0].strip(" \t"))
         elif size == 17 and name.lower() == "transfer-encoding":
+            if head.version == "HTTP/1.0":
+                # RFC 9112 6.1: faulty framing; an HTTP/1.0 application may ignore the
+                # coding and read the chunks as the next request
+                raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
             codings = _tokens(value)
             chunked = bool(codings) and codings[-1] == "chunked"
             if not chunked:

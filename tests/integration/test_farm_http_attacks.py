@@ -1,0 +1,398 @@
+"""Per-request HTTP routing under attack: what a hostile client or a careless application sends.
+
+Real lb node processes (entry "a", homes "a" = its local application and "b" =
+a pooled flow on the link) in front of tests/support/backend_rough.py, an
+application that answers the way careless real ones do (an early answer that
+leaves the body unread, a close in the middle of a head, an HTTP/1.0 close with
+no `Connection: close`). Each test names what was sent, what lb must do, and
+the response's `X-Path` / `X-Conn` tell a response that belongs to another
+request or connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.farm import Farm, read_until_closed
+from tests.support.http11 import WEB_ONLY, Conn, read_reply
+
+pytestmark = pytest.mark.integration
+
+BACKEND_ROUGH = Path(__file__).resolve().parents[1] / "support" / "backend_rough.py"
+ENTRY = "a"
+HOMES = ("a", "b")  # local application, a flow to another node
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    f = Farm(
+        tmp_path_factory.mktemp("attacks"),
+        nodes=("a", "b"),
+        services=dict(WEB_ONLY),
+        backend=BACKEND_ROUGH,
+        limits={"pool_idle_timeout": 1.0},
+    )
+    try:
+        f.start()
+    except BaseException:
+        f.close()
+        raise
+    yield f
+    crashed = f.unexpected_exits()
+    f.close()
+    assert not crashed, f"processes exited during the tests: {crashed}"
+
+
+def _cookie(farm: Farm, home: str) -> str:
+    return f"Cookie: {farm.cookie_header(home)}\r\n"
+
+
+async def _open(farm: Farm) -> Conn:
+    return await Conn.open(farm.addr(ENTRY))
+
+
+def _tracebacks(farm: Farm) -> list[str]:
+    """Log lines of an exception that escaped lb's code (a traceback, a fatal protocol error)."""
+    marks = ("Traceback", "AssertionError", "HttpError", "call failed", "never retrieved")
+    return [
+        line
+        for node in farm.nodes
+        for line in farm.logs(node).splitlines()
+        if any(mark in line for mark in marks)
+    ]
+
+
+# ---------------------------------------------------------------- request framing
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("pooled", [False, True], ids=["fresh", "pooled"])
+async def test_bad_chunked_body_in_the_heads_read_gets_400(
+    farm: Farm, home: str, pooled: bool
+) -> None:
+    """A chunked body that is malformed right away ("ZZ" is no chunk size), sent in the
+    same write as its head, is a 400 like any other bad chunk. (attach() feeds the
+    request framer without catching its HttpError: the exception leaves data_received,
+    or the connect task, and the client is reset or hangs until idle_timeout.)"""
+    before = _tracebacks(farm)
+    async with asyncio.timeout(10):
+        if pooled:  # an idle upstream to the home is waiting in the pool
+            warm = await _open(farm)
+            r = await warm.request("GET", "/warm", {"Cookie": farm.cookie_header(home)})
+            assert r.status == 200 and r.node == home
+            await warm.close()
+        else:  # let idle pooled upstreams expire (pool_idle_timeout is 1 s here)
+            await asyncio.sleep(2.0)
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /bad-chunk HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n"
+        )
+        await conn.writer.drain()
+        try:
+            async with asyncio.timeout(4):
+                data, how = await read_until_closed(conn.reader)
+        except TimeoutError:
+            data, how = b"", "no answer within 4 s"
+        await conn.close()
+    assert data.startswith(b"HTTP/1.1 400 "), f"got {data[:80]!r} ({how})"
+    assert _tracebacks(farm) == before
+
+
+async def test_http10_request_with_transfer_encoding_is_refused(farm: Farm) -> None:
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing. An
+    HTTP/1.0 application may ignore the coding and read the chunks as the next request
+    on a pooled connection (another client's): lb must answer 400, not pass it on."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        conn.writer.write(
+            b"POST /te10 HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % len(smuggled)
+            + smuggled
+            + b"\r\n0\r\n\r\n"
+        )
+        await conn.writer.drain()
+        data, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+
+
+# ------------------------------------------------ an answer before the request body ends
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_rest_of_body_after_an_early_answer_and_close(farm: Farm, home: str) -> None:
+    """The application answers 413 after 1000 bytes of a 1 MB body and closes. The client
+    goes on sending its body (it may not read before it has sent it): lb must drop
+    those bytes and close cleanly after them, not fail on the upstream that is gone
+    (`_request_body` asserts an upstream: an AssertionError out of data_received)."""
+    before = _tracebacks(farm)
+    total = 1_000_000
+    async with asyncio.timeout(20):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /early-close HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"X-Read: 1000\r\nContent-Length: %d\r\n\r\n" % total
+            + b"y" * 1000
+        )
+        await conn.writer.drain()
+        reply = await read_reply(conn.reader, "POST")
+        assert reply.status == 413 and reply.path == "/early-close"
+        sent = 1000
+        failure = ""
+        try:
+            while sent < total:
+                piece = min(65536, total - sent)
+                conn.writer.write(b"y" * piece)
+                await conn.writer.drain()
+                sent += piece
+                await asyncio.sleep(0.02)
+            rest, how = await read_until_closed(conn.reader)
+        except (ConnectionError, OSError) as exc:
+            rest, how = b"", f"{type(exc).__name__} after {sent} bytes of the body"
+            failure = how
+        await conn.close()
+    assert not failure and how == "eof" and rest == b"", (how, rest[:100])
+    new = [line for line in _tracebacks(farm) if line not in before]
+    assert not new, new[:5]
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_early_answer_leaves_the_upstream_out_of_the_pool(farm: Farm, home: str) -> None:
+    """The application starts its answer before it read the body and ends it later
+    (POST /early-stream; it never reads the body, as a careless server does). Its
+    connection's state is unknown: lb must not pool it. Here the body is a request
+    (GET /sleep/800); if lb pools the upstream, the application reads that body as
+    the next request, and the next client on that upstream gets its answer."""
+    smuggled = b"GET /sleep/800 HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with asyncio.timeout(20):
+        attacker = await _open(farm)
+        attacker.writer.write(
+            b"POST /early-stream HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"X-Delay-Ms: 400\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+        )
+        await attacker.writer.drain()
+        await attacker.reader.readuntil(b"\r\n\r\n")  # the answer's head came first
+        attacker.writer.write(smuggled)  # then the body
+        await attacker.writer.drain()
+        assert await attacker.reader.readexactly(10) == b"1234567890"
+        await attacker.close()
+
+        victim = await _open(farm)
+        reply = await victim.request("GET", "/victim", {"Cookie": farm.cookie_header(home)})
+        await victim.close()
+    assert reply.path == "/victim", (
+        f"the victim's GET /victim got the answer to {reply.path} "
+        f"(connection {reply.header('X-Conn')}, request {reply.header('X-Served')} on it)"
+    )
+
+
+# ------------------------------------------------------------------ pooled upstreams
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_retry_on_a_fresh_upstream_drops_the_dead_ones_partial_head(
+    farm: Farm, home: str
+) -> None:
+    """A GET on a reused upstream gets the start of a head ("HTTP/1.1 200 OK\\r\\nX-Partial:
+    yes"), then the application closes: lb sends the GET again on a fresh upstream. The
+    client must get the fresh upstream's answer alone, not the dead one's partial head
+    glued in front of it (attach() resets rstate but not rbuf)."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        cookie = {"Cookie": farm.cookie_header(home)}
+        first = await conn.request("GET", "/first", cookie)
+        assert first.status == 200 and first.node == home
+        reply = await conn.request("GET", "/partial-close", cookie)
+        await conn.close()
+    assert reply.status == 200 and reply.path == "/partial-close"
+    assert reply.header("X-Served") == "1", reply.headers  # the fresh connection's answer
+    assert reply.header("X-Partial") is None, reply.headers
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_http10_request_does_not_leave_its_upstream_in_the_pool(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9112 9.3: after an HTTP/1.0 request without keep-alive the connection closes
+    after the response, `Connection: close` or not. The application here answers such a
+    request with no Connection header and closes 300 ms later. lb must not pool that
+    upstream: a POST from another client sent on it is lost (no retry for a POST: 502)."""
+    async with asyncio.timeout(10):
+        old = await _open(farm)
+        old.writer.write(
+            b"GET /old HTTP/1.0\r\nHost: x\r\n" + _cookie(farm, home).encode() + b"\r\n"
+        )
+        await old.writer.drain()
+        first = await read_reply(old.reader)
+        assert first.status == 200 and first.node == home
+        await old.close()
+
+        other = await _open(farm)
+        reply = await other.request(
+            "POST", "/after-http10", {"Cookie": farm.cookie_header(home)}, b"hello"
+        )
+        await other.close()
+    assert reply.status == 200 and reply.path == "/after-http10", (reply.status, reply.headers)
+
+
+# ------------------------------------------------------------------ forwarding headers
+
+
+def _fields(raw: bytes) -> list[tuple[str, str]]:
+    out = []
+    for line in raw.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            out.append((name, value.strip()))
+    return out
+
+
+async def test_underscore_forwarding_headers_are_removed(farm: Farm) -> None:
+    """An untrusted client's X_Forwarded_For is the same header to a CGI-style application
+    (WSGI, PHP, CGI map '-' and '_' to HTTP_X_FORWARDED_FOR, and some join the two):
+    lb removes X-Forwarded-For, Forwarded, X-Forwarded-Proto and X-Real-IP, it must
+    remove their underscore spellings too (or refuse them)."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        reply = await conn.request(
+            "GET",
+            "/raw-head",
+            {
+                "X_Forwarded_For": "6.6.6.6",
+                "X_Forwarded_Proto": "https",
+                "X_Real_IP": "6.6.6.6",
+            },
+        )
+        await conn.close()
+    assert reply.status == 200
+    names = {"x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"}
+    spoofed = [
+        (name, value)
+        for name, value in _fields(reply.body)
+        if "_" in name and name.lower().replace("_", "-") in names
+    ]
+    assert not spoofed, f"the application got {spoofed} from an untrusted client"
+
+
+async def test_underscore_transfer_encoding_does_not_reach_the_application(farm: Farm) -> None:
+    """`Transfer_Encoding: chunked` next to a Content-Length: lb frames the body by the
+    Content-Length, an application server that maps '_' to '-' in header names (older
+    gunicorn did) frames it as chunked: the two disagree on where the request ends.
+    lb must refuse the request (400) or drop the field, as nginx does by default."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"GET /raw-head HTTP/1.1\r\nHost: x\r\nTransfer_Encoding: chunked\r\n"
+            b"Content_Length: 7\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        await conn.writer.drain()
+        data, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    if head.startswith(b"HTTP/1.1 400 "):
+        return
+    names = [name.lower() for name, _ in _fields(body)]
+    assert "transfer_encoding" not in names and "content_length" not in names, body
+
+
+async def test_connection_header_cannot_name_lbs_forwarding_headers(farm: Farm) -> None:
+    """RFC 9110 7.6.1: a proxy removes the Connection header and the fields it names. lb
+    passes a keep-alive client's `Connection: keep-alive, X-Forwarded-For` on as sent, so
+    any hop behind lb that honours it (the application's server, a sidecar) drops the
+    X-Forwarded-For lb added: the client hides its address."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        reply = await conn.request(
+            "GET", "/raw-head", {"Connection": "keep-alive, X-Forwarded-For, Forwarded"}
+        )
+        await conn.close()
+    assert reply.status == 200
+    options = [
+        token.strip().lower()
+        for name, value in _fields(reply.body)
+        if name.lower() == "connection"
+        for token in value.split(",")
+    ]
+    assert "x-forwarded-for" not in options and "forwarded" not in options, reply.body
+
+
+# ------------------------------------------------------------------ resource bounds
+
+
+def test_client_that_does_not_read_cannot_make_lb_buffer_a_whole_response(farm: Farm) -> None:
+    """A client pipelines 2000 GETs of 16 kB answers (each comes in one read) and reads
+    nothing, then asks for 150 MB. Once its socket is full, lb's transport calls
+    pause_writing once, which pauses the upstream of the response being read; but that
+    response is complete, its exchange ends and releases (resumes) the upstream, and the
+    *next* upstream is handed a client that is already write-paused: nobody pauses it.
+    lb reads the 32 MB of answers and the whole 150 MB into memory. Its resident memory
+    must stay far below that."""
+    big = 150 * 1024 * 1024
+    cookie = farm.cookie_header(ENTRY)
+    small = f"GET /pad/16000 HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode()
+    last = f"GET /big/{big} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(farm.addr(ENTRY))
+        sock.setblocking(False)
+        rss_before = farm.rss_mib(ENTRY)
+        data = memoryview(small * 2000 + last)
+        peak = rss_before
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            # lb may stop reading the requests (that is fine): send what it takes
+            if data and select.select([], [sock], [], 0.25)[1]:
+                with contextlib.suppress(BlockingIOError):
+                    data = data[sock.send(data[:262144]) :]
+            else:
+                time.sleep(0.25)
+            peak = max(peak, farm.rss_mib(ENTRY))
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+    assert peak - rss_before < 60, f"entry's RSS grew {peak - rss_before:.0f} MiB"
+
+
+@pytest.fixture(autouse=True)
+def _settle() -> Iterator[None]:
+    """Each test starts with empty pools: an upstream a test left (some of lb's bugs
+    pool one that is about to close) expires after pool_idle_timeout (1 s here)."""
+    yield
+    time.sleep(1.6)
+
+
+async def test_idle_timeout_in_the_middle_of_a_close_delimited_answer_is_a_reset(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """An answer delimited by the close (no Content-Length, not chunked) stalls after 7
+    bytes. At idle_timeout lb closes the client: with a FIN the client takes the 7
+    bytes for the whole body. A truncated answer must end in a reset, as lb does
+    when a link breaks mid-answer."""
+    farm = make_farm(
+        nodes=("a",),
+        services=dict(WEB_ONLY),
+        backend=BACKEND_ROUGH,
+        limits={"idle_timeout": 1.0},
+    )
+    async with asyncio.timeout(15):
+        conn = await Conn.open(farm.addr("a"))
+        conn.writer.write(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        await conn.writer.drain()
+        data, how = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.endswith(b"\r\n\r\npartial")
+    assert how == "reset", "a truncated answer ended in a FIN: the client took it as whole"

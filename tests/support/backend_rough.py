@@ -1,0 +1,195 @@
+"""A rough application for the HTTP attack tests: it answers the way real, careless ones do.
+
+It plays "the application" behind each lb node when a test starts its farm with
+``Farm(backend=BACKEND_ROUGH)``. It must stay free of lb imports and of any
+framework: what lb talks to, byte by byte. Every response carries ``X-Node``,
+``X-Path`` (the request it answers) and ``X-Conn`` / ``X-Served`` (this
+process's serial number of the connection, and how many requests that
+connection carried, this one included), so a test can tell a response that
+belongs to another request or another connection.
+
+Run it like backend.py (``--node a --port 8001``; ``--mode`` is accepted and ignored).
+
+Endpoints:
+
+- ``GET /raw-head``      the request head exactly as received, as the body
+- ``GET /partial-close`` on the first request of a connection a normal answer; on a later
+  one only the start of a head (``HTTP/1.1 200 OK\\r\\nX-Partial: yes``), then a close
+  (an application that dies while it answers on a reused connection)
+- ``POST /early-close``  reads ``X-Read`` bytes of the body (0 if absent), answers
+  ``413`` with ``Connection: close`` and closes, the rest of the body unread
+- ``POST /early-stream`` does not read the body: answers 200 with ``Content-Length: 10``,
+  5 bytes at once and 5 more ``X-Delay-Ms`` (500) later, and keeps the connection
+  (what is left of the body is read as the next request, as a careless server does)
+- ``GET /sleep/MS``      waits MS milliseconds, then answers
+- ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
+- ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
+  ``partial`` of its body, then nothing more for 60 s (an application stuck mid-answer)
+- ``GET /pad/N``         N bytes (``p``, N up to 60000), head and body in one write (one segment)
+- any request of HTTP/1.0 without ``Connection: keep-alive``: answered like others but
+  without a ``Connection`` header, and the connection is closed 300 ms later (as an
+  HTTP/1.0 server that lingers before its close)
+- anything else: 200, JSON ``{"node", "path", "conn", "served"}``; a ``Content-Length``
+  body is read first
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import signal
+import sys
+
+MAX_HEAD = 64 * 1024
+_conns = itertools.count(1)
+
+
+class Rough:
+    def __init__(self, node: str) -> None:
+        self.node = node
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = next(_conns)
+        served = 0
+        try:
+            while True:
+                try:
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    break
+                served += 1
+                keep = await self.serve(raw, conn, served, reader, writer)
+                await writer.drain()
+                if not keep:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+                await writer.wait_closed()
+
+    def head(
+        self, status: str, path: str, conn: int, served: int, length: int, close: bool
+    ) -> bytes:
+        lines = [
+            f"HTTP/1.1 {status}",
+            f"Content-Length: {length}",
+            f"X-Node: {self.node}",
+            f"X-Path: {path}",
+            f"X-Conn: {conn}",
+            f"X-Served: {served}",
+        ]
+        if close:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def serve(
+        self,
+        raw: bytes,
+        conn: int,
+        served: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        text = raw.decode("latin-1")
+        lines = text.split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ")
+        except ValueError:
+            writer.write(self.head("400 Bad Request", "?", conn, served, 0, True))
+            return False
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        path = target.split("?", 1)[0]
+        connection = headers.get("connection", "").lower()
+        if version == "HTTP/1.0":
+            lingering = "keep-alive" not in connection
+            close_header = False
+        else:
+            lingering = False
+            close_header = "close" in connection
+        keep = not (lingering or close_header)
+
+        if path == "/raw-head":
+            writer.write(self.head("200 OK", path, conn, served, len(raw), close_header) + raw)
+        elif path == "/partial-close" and served > 1:
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Partial: yes")
+            await writer.drain()
+            return False
+        elif method == "POST" and path == "/early-close":
+            want = int(headers.get("x-read", "0"))
+            if want:
+                await reader.readexactly(want)
+            writer.write(self.head("413 Payload Too Large", path, conn, served, 0, True))
+            return False
+        elif method == "POST" and path == "/early-stream":
+            delay = int(headers.get("x-delay-ms", "500")) / 1000
+            writer.write(self.head("200 OK", path, conn, served, 10, close_header) + b"12345")
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.write(b"67890")
+        elif path == "/stall":
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Path: /stall\r\n\r\npartial")
+            await writer.drain()
+            await asyncio.sleep(60)
+            return False
+        elif path.startswith("/pad/"):
+            n = min(int(path.split("/")[2]), 60000)
+            writer.write(self.head("200 OK", path, conn, served, n, close_header) + b"p" * n)
+        elif path.startswith("/big/"):
+            n = int(path.split("/")[2])
+            writer.write(self.head("200 OK", path, conn, served, n, close_header))
+            block = b"x" * 65536
+            while n > 0:
+                writer.write(block[: min(n, len(block))])
+                n -= len(block)
+                await writer.drain()
+        else:
+            if path.startswith("/sleep/"):
+                await asyncio.sleep(int(path.split("/")[2]) / 1000)
+            length = int(headers.get("content-length", "0") or 0)
+            if length:
+                await reader.readexactly(length)
+            body = json.dumps(
+                {"node": self.node, "path": path, "conn": conn, "served": served}
+            ).encode()
+            writer.write(self.head("200 OK", path, conn, served, len(body), close_header) + body)
+        if lingering:
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        return keep
+
+
+async def serve(node: str, host: str, port: int) -> None:
+    app = Rough(node)
+    server = await asyncio.start_server(app.handle, host, port, limit=MAX_HEAD, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print("ready", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--mode", default="http")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.node, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
