@@ -466,7 +466,8 @@ class Entry:
     def request_head(self, client: HttpClient, head: RequestHead) -> bytes:
         """The request head as it goes to the home: the client's address in
         X-Forwarded-For / X-Forwarded-Proto / Forwarded (a client-sent chain is kept
-        only from a trusted proxy), and its hop-by-hop close removed."""
+        only from a trusted proxy); the client's own Connection options stay with the
+        client (lb.wire.http1.upstream_hop_by_hop)."""
         service = client.service
         if service.forwarded_headers:
             fwd = client.forwarded
@@ -479,9 +480,7 @@ class Entry:
             raw = fwd.rewrite(head, client.buf)
         else:
             raw = bytes(client.buf[: head.length])
-        if not client.keep_alive and head.version == "HTTP/1.1" and not client.upgrade:
-            raw = http1.without_connection_headers(raw)  # keep the upstream for the next one
-        return raw
+        return http1.upstream_hop_by_hop(raw, head, client.upgrade)
 
     def response_head(
         self,

@@ -39,6 +39,7 @@ __all__ = [
     "request_upgrade",
     "response_body",
     "response_keeps_alive",
+    "upstream_hop_by_hop",
     "with_header",
     "without_connection_headers",
 ]
@@ -409,3 +410,41 @@ def with_header(raw: bytes, line: bytes) -> bytes:
     """A complete head with one header ``line`` (ending in CRLF) after its first line."""
     eol = raw.index(b"\r\n") + 2
     return raw[:eol] + line + raw[eol:]
+
+
+# header names a server that maps "_" to "-" (CGI, older gunicorn) reads as framing
+_UNDERSCORE_FRAMING = re.compile(rb"\r\n(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
+_UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
+
+
+def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
+    """A request head (already rewritten) as it goes to an application connection lb keeps.
+
+    The client's Connection options are the client's (RFC 9110 7.6.1): a
+    ``close`` must not close a pooled upstream, and options naming other fields
+    (``Connection: keep-alive, X-Forwarded-For``) must not make a hop behind lb
+    drop what lb added. So the Connection / Keep-Alive / Proxy-Connection lines
+    go unless they say no more than ``keep-alive`` (the usual browser head, sent
+    as is); an upgrade request keeps exactly ``Connection: upgrade``. Fields
+    spelled ``Transfer_Encoding`` / ``Content_Length`` are dropped (nginx drops
+    every underscore name by default): a server that maps ``_`` to ``-`` would
+    frame the body otherwise than lb did.
+    """
+    if _UNDERSCORE_FRAMING.search(raw) is not None:
+        lines = raw.split(b"\r\n")
+        kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]
+        raw = b"\r\n".join(kept)
+    value = head.header("connection")
+    if value is None:
+        return raw
+    tokens = set(_tokens(value))
+    if upgrade and head.method != "CONNECT":
+        if tokens == {"upgrade"}:
+            return raw
+        return with_header(without_connection_headers(raw), b"Connection: upgrade\r\n")
+    if tokens <= {"keep-alive"}:
+        return raw
+    stripped = without_connection_headers(raw)
+    if head.version != "HTTP/1.1" and "keep-alive" in tokens and "close" not in tokens:
+        return with_header(stripped, b"Connection: keep-alive\r\n")  # HTTP/1.0 asks for it
+    return stripped

@@ -276,3 +276,47 @@ def test_header_rewrites() -> None:
     assert http1.with_header(b"HTTP/1.1 200 OK\r\n\r\n", b"Set-Cookie: a=b\r\n") == (
         b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b\r\n\r\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "upgrade", "expected"),
+    [
+        # the usual browser head goes as it is
+        (
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nA: b\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nA: b\r\n\r\n",
+        ),
+        # close stays with the client: the pooled upstream lives on
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", False, b"GET / HTTP/1.1\r\n\r\n"),
+        # options naming other fields do not reach the application
+        (
+            b"GET / HTTP/1.1\r\nConnection: keep-alive, X-Forwarded-For\r\n"
+            b"X-Forwarded-For: 1.2.3.4\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, Forwarded\r\n\r\n",
+            False,
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        # an upgrade keeps exactly Connection: upgrade
+        (
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Forwarded-For\r\n\r\n",
+            True,
+            b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        # underscore spellings of framing fields are dropped
+        (
+            b"GET / HTTP/1.1\r\nTransfer_Encoding: chunked\r\ncontent_length: 7\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        ),
+    ],
+)
+def test_upstream_hop_by_hop(raw: bytes, upgrade: bool, expected: bytes) -> None:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.upstream_hop_by_hop(raw, head, upgrade) == expected
