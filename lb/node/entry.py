@@ -127,7 +127,7 @@ class Entry:
         self.wake_at = wake_at
         self.clients: set[Client] = set()
         self.heads: Deadlines[Client] = Deadlines()
-        self.pool = UpstreamPool(loop.time, config.limits.pool_idle_timeout)
+        self.pool = UpstreamPool(loop.time, config.limits.pool_idle_timeout, self._keeps)
         self.draining = False
         idle = config.limits.idle_timeout
         self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
@@ -272,6 +272,12 @@ class Entry:
         for home in {key[0] for key in self.pool.idle}:
             if home in view.draining or home not in view.live:
                 self.pool.close_home(home)  # let a draining home finish: no idle flows to it
+
+    def _keeps(self, home: str) -> bool:
+        """Upstreams to `home` go back to the pool unless it drains or left (this node
+        included: a draining node's clients are closed after their answer anyway)."""
+        view = self.peers.view
+        return home in view.live and home not in view.draining
 
     def drain(self) -> None:
         """Draining: idle keep-alive clients are closed now, busy ones after their response."""

@@ -128,6 +128,9 @@ _HOME_UNREACHABLE = frozenset(
         int(ResetReason.SHUTTING_DOWN),
     )
 )
+# the home went away under a request: an idempotent one may wait for it or its successor
+_HOME_LEAVING = frozenset((int(ResetReason.LINK_CLOSED), int(ResetReason.SHUTTING_DOWN)))
+MAX_RETRIES = 2  # sends of one request again on a fresh upstream
 PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
 MAX_RESPONSE_HEAD = 65536
 RETRY_BUFFER = 65536  # a request up to this size is kept to be sent again on a fresh upstream
@@ -165,6 +168,7 @@ class HttpClient(asyncio.Protocol):
         "reserved",
         "resp_framer",
         "resp_sent",
+        "retries",
         "retry_bytes",
         "rstate",
         "scanner",
@@ -217,6 +221,7 @@ class HttpClient(asyncio.Protocol):
         self.upstream_reusable = True
         self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
         self.resend: bytes | None = None  # ... being sent again on a fresh upstream
+        self.retries = 0  # times the current request was sent again
         self.tried: set[str] = set()  # homes that failed this request's new session
         self.eof_in = False
         self.closed = False
@@ -407,6 +412,7 @@ class HttpClient(asyncio.Protocol):
         self.req_done = kind == http1.NO_BODY
         self.scanner = None
         self.state = ROUTED
+        self.retries = 0
         self.tried = set()
         self.t_routed = self.entry.now()
         self.t_attached = self.t_first_out = 0.0
@@ -481,10 +487,7 @@ class HttpClient(asyncio.Protocol):
             self.req_done
             and not self.upgrade
             and len(whole) <= RETRY_BUFFER
-            and (
-                (upstream.reused and http1.idempotent(self.method))
-                or (decision is not None and decision.new_session)
-            )
+            and (http1.idempotent(self.method) or (decision is not None and decision.new_session))
         ):
             self.retry_bytes = whole
         else:
@@ -789,13 +792,16 @@ class HttpClient(asyncio.Protocol):
         if upstream is not None:
             upstream.close(clean=False)
         entry = self.entry
+        leaving = reason in _HOME_LEAVING  # the link to the home closed, or it shut down
         if (
             not self.resp_sent
             and self.retry_bytes is not None
             and upstream is not None
-            and upstream.reused
+            and (upstream.reused or leaving)
             and http1.idempotent(self.method)
+            and self.retries < MAX_RETRIES
         ):
+            self.retries += 1
             # a pooled upstream closed under an idempotent request: once more, on a fresh one
             entry.count("http_retried_on_fresh_upstream")
             self.resend, self.retry_bytes = self.retry_bytes, None

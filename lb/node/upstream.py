@@ -273,11 +273,19 @@ class FlowUpstream(Upstream):
 class UpstreamPool:
     """Idle upstreams by (home, service): last in, first out; bounded; swept when idle."""
 
-    def __init__(self, now: Callable[[], float], idle_seconds: float) -> None:
+    def __init__(
+        self,
+        now: Callable[[], float],
+        idle_seconds: float,
+        keeps: Callable[[str], bool] = lambda _home: True,
+    ) -> None:
         self.now = now
         self.idle: dict[tuple[str, str], list[Upstream]] = {}
         self.max_idle = POOL_MAX_IDLE
         self.idle_seconds = idle_seconds
+        # whether upstreams to a home may be kept: not to one that drains or left, so
+        # its flows end between requests and its drain can finish
+        self.keeps = keeps
 
     def take(self, key: tuple[str, str]) -> Upstream | None:
         idle = self.idle.get(key)
@@ -288,6 +296,9 @@ class UpstreamPool:
         return None
 
     def put(self, upstream: Upstream) -> None:
+        if not self.keeps(upstream.home):
+            upstream.close(True)
+            return
         idle = self.idle.setdefault(upstream.key, [])
         if len(idle) >= self.max_idle:
             upstream.close(True)

@@ -113,3 +113,15 @@ def test_a_paused_response_ends_with_its_exchange() -> None:
     up.release(reusable=True)
     assert pool.take(("a", "web")) is up
     assert up.reading and not up.response_paused
+
+
+def test_upstreams_to_a_home_that_drains_are_not_kept() -> None:
+    """A draining (or departed) home's flows must end between requests, or its drain
+    never finishes while its sessions keep asking."""
+    draining = {"b"}
+    pool = UpstreamPool(Clock(), 10.0, keeps=lambda home: home not in draining)
+    a, b = Recorded(pool, "a"), Recorded(pool, "b")
+    a.release(reusable=True)
+    b.release(reusable=True)
+    assert b.how == "clean" and pool.take(("b", "web")) is None
+    assert a.how is None and pool.take(("a", "web")) is a
