@@ -192,6 +192,10 @@ class LinkConnection:
                 if not data:
                     return events
             frames = self._decoder.feed(data)
+            if frames:
+                # any frame proves the peer alive: a PING queued behind flow data on a
+                # lossy path must not get a busy link declared silent
+                self.last_heard = now
             tables = self.tables
             handlers = self._handlers
             for frame in frames:

@@ -842,3 +842,14 @@ def test_wrong_side_and_wrong_time_calls_are_refused() -> None:
         pair.a.accept_flow(1)
     flow_id = open_flow(pair)
     assert pair.a.send(flow_id, b"") is True
+
+
+def test_any_frame_from_the_peer_counts_as_heard() -> None:
+    """A link busy with flow data is not silent: on a lossy path a PING may wait behind
+    the data for longer than dead_after, while data keeps arriving."""
+    pair = logged_in_pair()
+    heard = pair.b.last_heard
+    pair.clock.advance(3.0)
+    pair.a.open_flow(REF, b"GET / HTTP/1.1\r\n\r\n", 0, pair.clock.now)
+    pair.pump()
+    assert pair.b.last_heard == pair.clock.now > heard
