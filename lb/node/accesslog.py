@@ -162,13 +162,8 @@ class AccessLog:
         new_session: bool,
     ) -> None:
         """Write the request's line if the log is on and the request is drawn."""
-        if not self.enabled:
-            return
-        if self.sample < 1.0 and self._draw() >= self.sample:
-            return
-        self._emit(
-            "access",
-            **access_fields(
+        if self.wanted():
+            self.write(
                 service,
                 entry,
                 home,
@@ -183,8 +178,7 @@ class AccessLog:
                 t_total,
                 id_kind,
                 new_session,
-            ),
-        )
+            )
 
     def write(
         self,

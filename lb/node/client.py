@@ -19,7 +19,7 @@ from lb.clock import wall
 from lb.errors import HttpError, ProxyHeaderError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.node.service import Service
-from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint
+from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint, silent_for
 from lb.wire.http import RequestHead, RequestHeadScanner, error_response
 from lb.wire.proxy import FrontProxy
 
@@ -236,14 +236,7 @@ class ClientEndpoint(SocketEndpoint):
     def idle_tick(self, ticks: int) -> None:
         """The entry's idle sweep: a splice silent both ways for `ticks` sweeps is closed
         with a FIN on both sides (idle is not an error)."""
-        if self.state != SPLICE:
-            return
-        if self.active:
-            self.active = False
-            self.idle_ticks = 0
-            return
-        self.idle_ticks += 1
-        if self.idle_ticks < ticks:
+        if self.state != SPLICE or not silent_for(self, ticks):
             return
         self.entry.count("idle_timeouts")
         peer, self.peer = self.peer, None

@@ -647,7 +647,7 @@ class Entry:
         learner = self.replication.learner_for(client.service, client.client[0])
         # the client's address to the application: app_proxy_protocol = "v2"
         first = proxy_v2_header(client) if client.service.app_proxy_v2 else b""
-        app = AppEndpoint(client, None, learner, first)
+        app = AppEndpoint(client, learner, first)
         try:
             await self.apps.connect_app(app, client.service)
         except (OSError, TimeoutError) as exc:

@@ -87,7 +87,7 @@ class Home:
         learner: SessionLearner | None,
         first: bytes = b"",
     ) -> None:
-        app = AppEndpoint(flow, None, learner, first)
+        app = AppEndpoint(flow, learner, first)
         try:
             await self.apps.connect_app(app, service)
         except TimeoutError:

@@ -32,7 +32,7 @@ from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER
 from lb.node.client import service_front
 from lb.node.service import Service
-from lb.node.splice import abort_with_reset
+from lb.node.splice import abort_with_reset, silent_for
 from lb.node.upstream import Upstream
 from lb.routing.route import Decision
 from lb.wire import http1
@@ -941,12 +941,7 @@ class HttpClient(asyncio.Protocol):
 
     def idle_tick(self, ticks: int) -> None:
         """The entry's idle sweep: closed (FIN) after `ticks` sweeps with no byte either way."""
-        if self.active:
-            self.active = False
-            self.idle_ticks = 0
-            return
-        self.idle_ticks += 1
-        if self.idle_ticks < ticks:
+        if not silent_for(self, ticks):
             return
         self.entry.count("idle_timeouts")
         upstream, self.upstream = self.upstream, None

@@ -22,7 +22,6 @@ from typing import Protocol, cast
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER, PAUSE_WAIT
 from lb.node.learn import PAUSE_HOLD, SessionLearner
 from lb.wire.frames import ResetReason
-from lb.wire.http import ResponseCookieInserter
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -39,6 +38,22 @@ class Endpoint(Protocol):
     def pause_reading(self, reason: int) -> None: ...
 
     def resume_reading(self, reason: int) -> None: ...
+
+
+class IdleCounted(Protocol):
+    active: bool  # set on every byte either way
+    idle_ticks: int
+
+
+def silent_for(conn: IdleCounted, ticks: int) -> bool:
+    """One idle sweep over `conn`: True once it saw no byte either way for `ticks`
+    sweeps in a row (the sweep that finds it active clears the flag and the count)."""
+    if conn.active:
+        conn.active = False
+        conn.idle_ticks = 0
+        return False
+    conn.idle_ticks += 1
+    return conn.idle_ticks >= ticks
 
 
 def abort_with_reset(transport: asyncio.BaseTransport) -> None:
@@ -177,26 +192,23 @@ class AppEndpoint(SocketEndpoint):
     """The connection to the local application (on the home node).
 
     ``first`` (a PROXY v2 header) is written as soon as it connects, before any
-    byte of the client. When the session is new it inserts the home cookie into the first
-    response head, and a learner may watch the response for sessions to record
-    in the directory: the home side does all response-side work, so the local
-    and the forwarded path share this code.
+    byte of the client. For tls-passthrough a learner watches the response for
+    TLS sessions to record in the directory (HTTP responses are framed, and their
+    cookies inserted and learned, by the entry: lb.node.http_client).
     """
 
-    __slots__ = ("first", "inserter", "learner")
+    __slots__ = ("first", "learner")
 
     abort_reason = int(ResetReason.APP_ABORT)
 
     def __init__(
         self,
         peer: Endpoint,
-        inserter: ResponseCookieInserter | None,
         learner: SessionLearner | None = None,
         first: bytes = b"",
     ) -> None:
         super().__init__()
         self.peer = peer
-        self.inserter = inserter
         self.learner = learner
         self.first = first  # written before any client byte (a PROXY v2 header)
 
@@ -231,13 +243,6 @@ class AppEndpoint(SocketEndpoint):
         self.resume_reading(PAUSE_HOLD)
 
     def _pass_on(self, data: bytes) -> None:
-        inserter = self.inserter
-        if inserter is not None:
-            data = inserter.feed(data)
-            if inserter.done:
-                self.inserter = None
-            if not data:
-                return
         peer = self.peer
         if peer is not None:
             peer.send(data)
@@ -245,12 +250,6 @@ class AppEndpoint(SocketEndpoint):
     def eof_received(self) -> bool:
         if self.learner is not None and self.learner.hold_eof():
             return True  # issue 11: after the held response bytes
-        inserter = self.inserter
-        if inserter is not None:
-            self.inserter = None
-            rest = inserter.flush()
-            if rest and self.peer is not None:
-                self.peer.send(rest)
         return super().eof_received()
 
 
@@ -262,4 +261,5 @@ __all__ = [
     "Endpoint",
     "SocketEndpoint",
     "abort_with_reset",
+    "silent_for",
 ]
