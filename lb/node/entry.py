@@ -30,7 +30,8 @@ from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.home import Home
-from lb.node.http_client import ROUTED, HttpClient
+from lb.node.http_client import HttpClient
+from lb.node.http_state import ROUTED, HttpClientState
 from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
@@ -50,7 +51,7 @@ from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import RequestHead
 from lb.wire.proxy import encode_proxy_v2, encode_proxy_v2_local
 
-Client = ClientEndpoint | HttpClient
+Client = ClientEndpoint | HttpClientState
 IDLE_SWEEP_MAX = 1.0  # seconds between idle sweeps at most (pooled upstreams expire then too)
 
 log = structlog.get_logger("lb.entry")
@@ -67,7 +68,7 @@ def _ip_or_unspecified(host: str, like: str) -> str:
         return "::" if ":" in like else "0.0.0.0"
 
 
-def _affinity_source(client: ClientEndpoint | HttpClient) -> str | None:
+def _affinity_source(client: ClientEndpoint | HttpClientState) -> str | None:
     """The client address new sessions are placed by, or None (each placed alone)."""
     if not client.service.client_affinity:
         return None
@@ -343,7 +344,7 @@ class Entry:
 
     # -- per-request routing (http, tls-terminate) -----------------------------------
     def decide(
-        self, client: HttpClient, identifier: Identifier | None, looked_up: bool = False
+        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
     ) -> Decision | None:
         """The request's home; None while the directory owners are asked about a key this
         replica does not hold (one link round trip, bounded by lookup_timeout), then
@@ -376,7 +377,7 @@ class Entry:
         self.counters[decision.reason] += 1
         return decision
 
-    def retry(self, client: HttpClient, failed: Decision) -> Decision | None:
+    def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
         """A new session whose home could not be reached, placed once more on another
         live, non-draining node (None when there is none)."""
         self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
@@ -392,7 +393,7 @@ class Entry:
         return decision
 
     def upstream_for(
-        self, client: HttpClient, decision: Decision, fresh: bool = False
+        self, client: HttpClientState, decision: Decision, fresh: bool = False
     ) -> Upstream | None:
         """A pooled upstream to the decision's home, a new flow, or None while one is
         being made (then `client.attach` or `client.fail` follows)."""
@@ -437,7 +438,7 @@ class Entry:
             return None
         return flow_upstream
 
-    async def _connect_upstream(self, client: HttpClient, upstream: LocalUpstream) -> None:
+    async def _connect_upstream(self, client: HttpClientState, upstream: LocalUpstream) -> None:
         try:
             await self.apps.connect_app(upstream, client.service)
         except (OSError, TimeoutError) as exc:
@@ -450,7 +451,7 @@ class Entry:
             return
         client.attach(upstream)
 
-    async def _upstream_when_linked(self, client: HttpClient, decision: Decision) -> None:
+    async def _upstream_when_linked(self, client: HttpClientState, decision: Decision) -> None:
         limits = self.limits
         deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
         home = decision.home
@@ -469,7 +470,7 @@ class Entry:
         self.counters["link_waits_failed"] += 1
         client.fail(int(ResetReason.LINK_CLOSED))
 
-    def request_head(self, client: HttpClient, head: RequestHead) -> bytes:
+    def request_head(self, client: HttpClientState, head: RequestHead) -> bytes:
         """The request head as it goes to the home: the client's address in
         X-Forwarded-For / X-Forwarded-Proto / Forwarded (a client-sent chain is kept
         only from a trusted proxy); the client's own Connection options stay with the
@@ -490,7 +491,7 @@ class Entry:
 
     def response_head(
         self,
-        client: HttpClient,
+        client: HttpClientState,
         head: http1.ResponseHead,
         buf: bytes | bytearray,
         start: int,
@@ -520,7 +521,7 @@ class Entry:
             raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
         return raw
 
-    def request_done(self, client: HttpClient, status: int) -> None:
+    def request_done(self, client: HttpClientState, status: int) -> None:
         """One request ended with `status` (its response's, or the error lb answered)."""
         metrics = self.metrics
         access = self.access

@@ -1,0 +1,265 @@
+"""The state of one HTTP client connection, and what it asks of the entry side.
+
+`HttpClientState` declares every field of a client connection once (slots, so
+an idle connection costs no dict); lb.node.http_client.HttpClient (the request
+side) and lb.node.http_response.ResponseSide (the response side) are its two
+halves of behaviour. `HttpEntrySide` is what a connection asks of the node's
+entry (lb.node.entry.Entry). No behaviour lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from lb.extract.api import Extractor, Identifier
+from lb.node.service import Service
+from lb.node.upstream import Upstream
+from lb.routing.route import Decision
+from lb.wire import http1
+from lb.wire.forwarded import ForwardedHeaders
+from lb.wire.frames import ResetReason
+from lb.wire.http import RequestHead, RequestHeadScanner
+from lb.wire.proxy import FrontProxy
+
+# client states
+HEAD = 0  # reading a request head
+ROUTED = 1  # waiting for an upstream
+EXCHANGE = 2  # the request goes out, its response comes back
+TUNNEL = 3  # after 101 / CONNECT 2xx: bytes both ways
+DONE = 4
+
+# response states
+R_HEAD = 0
+R_BODY = 1
+R_UNTIL_CLOSE = 2
+R_DONE = 3
+R_HOLD = 4  # a final head waits for the directory owners to acknowledge what it names
+
+# an upstream that never reached the home's application: a new session may go elsewhere
+HOME_UNREACHABLE = frozenset(
+    (
+        int(ResetReason.APP_REFUSED),
+        int(ResetReason.APP_TIMEOUT),
+        int(ResetReason.PENDING_TIMEOUT),
+        int(ResetReason.NO_SERVICE),
+        int(ResetReason.SHUTTING_DOWN),
+    )
+)
+# the home went away under a request: an idempotent one may wait for it or its successor
+HOME_LEAVING = frozenset((int(ResetReason.LINK_CLOSED), int(ResetReason.SHUTTING_DOWN)))
+MAX_RETRIES = 2  # sends of one request again on a fresh upstream
+MAX_RESPONSE_HEAD = 65536
+PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
+
+
+class HttpEntrySide(Protocol):
+    """What an HTTP client connection asks of the node's entry side (lb.node.entry.Entry)."""
+
+    name: str
+    head_bytes: int
+    local_active: int
+
+    def admit(self, client: HttpClientState) -> bool: ...
+
+    def release(self, client: HttpClientState) -> None: ...
+
+    def head_started(self, client: HttpClientState) -> None: ...
+
+    def head_done(self, client: HttpClientState) -> None: ...
+
+    def count(self, name: str) -> None: ...
+
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
+
+    def decide(
+        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
+    ) -> Decision | None: ...
+
+    def upstream_for(
+        self, client: HttpClientState, decision: Decision, fresh: bool = False
+    ) -> Upstream | None: ...
+
+    def retry(self, client: HttpClientState, failed: Decision) -> Decision | None: ...
+
+    def request_head(self, client: HttpClientState, head: RequestHead) -> bytes: ...
+
+    def response_head(
+        self,
+        client: HttpClientState,
+        head: http1.ResponseHead,
+        buf: bytes | bytearray,
+        start: int,
+        end: int,
+        decision: Decision,
+    ) -> bytes | None: ...
+
+    def learn(
+        self,
+        kind: str,
+        value: str,
+        ttl: float | None,
+        source: str,
+        home: str,
+        release: Callable[[], None],
+    ) -> bool: ...
+
+    def now(self) -> float: ...
+
+    def request_done(self, client: HttpClientState, status: int) -> None: ...
+
+
+class HttpClientState:
+    """Every field of one HTTP client connection (see HttpClient for what they mean)."""
+
+    __slots__ = (
+        "active",
+        "buf",
+        "bytes_in",
+        "bytes_out",
+        "client",
+        "closed",
+        "decision",
+        "entry",
+        "eof_in",
+        "forwarded",
+        "front",
+        "head",
+        "head_timed",
+        "held",
+        "held_eof",
+        "identifier",
+        "idle_ticks",
+        "keep_alive",
+        "local",
+        "method",
+        "paused",
+        "rbuf",
+        "req_done",
+        "req_framer",
+        "resend",
+        "reserved",
+        "resp_framer",
+        "resp_sent",
+        "retries",
+        "retry_bytes",
+        "rstate",
+        "scanner",
+        "sent_any",
+        "served",
+        "service",
+        "state",
+        "status",
+        "t_attached",
+        "t_first_out",
+        "t_routed",
+        "t_start",
+        "transport",
+        "tried",
+        "upgrade",
+        "upstream",
+        "upstream_reusable",
+        "write_paused",
+    )
+
+    def __init__(self, entry: HttpEntrySide, service: Service, reserved: bool = False) -> None:
+        self.entry = entry
+        self.service = service
+        self.reserved = reserved  # counted at accept time (TLS), before connection_made
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] = ("", 0)
+        self.state = HEAD
+        self.buf = bytearray()  # client bytes not yet sent on: a head, or pipelined requests
+        self.scanner: RequestHeadScanner | None = None
+        self.head: RequestHead | None = None
+        self.head_timed = False  # the head deadline is armed
+        self.front: FrontProxy | None = None  # a listed front balancer's PROXY v2 header
+        self.forwarded: ForwardedHeaders | None = None  # this client's forwarding headers
+        self.identifier: Identifier | None = None
+        self.decision: Decision | None = None
+        self.upstream: Upstream | None = None
+        self.method = ""
+        self.keep_alive = True
+        self.upgrade = False
+        self.req_framer: http1.BodyFramer | None = None
+        self.req_done = False
+        self.sent_any = False  # a byte of any response went to the client
+        self.served = 0  # exchanges completed on this connection
+        self.eof_in = False
+        self.closed = False
+        self.paused = 0
+        self.active = False  # a byte moved since the last idle tick
+        self.idle_ticks = 0
+        self.write_paused = False  # the client's transport is above its high-water mark
+        self.local = False  # the current request is served by the local application
+        # the current request, for metrics and the access log (times: the loop's clock)
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.t_start = 0.0  # its first byte
+        self.t_routed = 0.0  # its head read and routed
+        self.t_attached = 0.0  # its upstream ready (0: never)
+        self.t_first_out = 0.0  # the first byte of its response went out (0: never)
+        self.held: http1.ResponseHead | None = None  # a final head held for registrations
+        self.held_eof = False  # the upstream ended while a head was held
+        self.rstate = R_HEAD
+        self.rbuf = bytearray()
+        self.resp_framer: http1.BodyFramer | None = None
+        self.resp_sent = False  # a byte of this request's response went to the client
+        self.upstream_reusable = True
+        self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
+        self.resend: bytes | None = None  # ... being sent again on a fresh upstream
+        self.retries = 0  # times the current request was sent again
+        self.tried: set[str] = set()  # homes that failed this request's new session
+        self.status = 0
+
+    # -- what the entry calls (HttpClient and ResponseSide implement them) -----------------
+    def attach(self, upstream: Upstream) -> None:
+        """An upstream to the home is ready: send the request."""
+        raise NotImplementedError
+
+    def decided(self, decision: Decision | None) -> None:
+        """The entry's decision after asking the directory owners."""
+        raise NotImplementedError
+
+    def fail(self, reason: int) -> None:
+        """No upstream could be had (a ResetReason code)."""
+        raise NotImplementedError
+
+    def reroute(self) -> None:
+        """The home died while the request waited: route it again."""
+        raise NotImplementedError
+
+    def head_timed_out(self) -> None:
+        """The head did not arrive within head_timeout."""
+        raise NotImplementedError
+
+    def idle_tick(self, ticks: int) -> None:
+        """The idle sweep: closed after `ticks` sweeps with no byte either way."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Shutdown: drop the connection and its upstream."""
+        raise NotImplementedError
+
+    # -- what one half calls in the other ----------------------------------------------------
+    def _send_to(self, decision: Decision | None) -> None:
+        raise NotImplementedError
+
+    def _read_head(self) -> None:
+        raise NotImplementedError
+
+    def _start_tunnel(self) -> None:
+        raise NotImplementedError
+
+    def _end_local(self) -> None:
+        raise NotImplementedError
+
+    def resume_client(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def _finish(self, status: int) -> None:
+        raise NotImplementedError
+
+    def _close(self, clean: bool) -> None:
+        raise NotImplementedError
