@@ -4,7 +4,8 @@ A client connection (lb.node.client) reads until the extractor chain answers
 and then asks `route`: the router's decision sends it to the local
 application (through the application connector) or to a flow on the link to
 its home. Admission (`max_connections`), head deadlines and the idle sweep of
-client connections live here too.
+client connections live here too. The requests of HTTP services are routed
+one by one by its base class lb.node.entry_http.HttpRouting.
 
 It must not decide placement (lb.routing.route does) nor speak the link
 protocol (lb.link); it only carries out the decision.
@@ -13,7 +14,6 @@ protocol (lb.link); it only carries out the decision.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import socket
 import ssl
@@ -23,15 +23,16 @@ from collections.abc import Callable
 import structlog
 
 from lb.clock import Monotonic, wall
-from lb.config import Address, FarmConfig, Limits
+from lb.config import FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
+from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, affinity_source, make_conn_ref
 from lb.node.home import Home
 from lb.node.http_client import HttpClient
-from lb.node.http_state import ROUTED, HttpClientState
+from lb.node.http_state import HttpClientState
 from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
@@ -41,14 +42,11 @@ from lb.node.service import Service
 from lb.node.sockets import accept_forever
 from lb.node.splice import AppEndpoint
 from lb.node.timer import Deadlines
-from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
+from lb.node.upstream import UpstreamPool
 from lb.routing.directory import source_key
-from lb.routing.route import Decision, Router
+from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire import http1
-from lb.wire.forwarded import ForwardedHeaders
-from lb.wire.frames import ConnRef, ResetReason
-from lb.wire.http import RequestHead
+from lb.wire.frames import ResetReason
 from lb.wire.proxy import encode_proxy_v2, encode_proxy_v2_local
 
 Client = ClientEndpoint | HttpClientState
@@ -56,37 +54,8 @@ IDLE_SWEEP_MAX = 1.0  # seconds between idle sweeps at most (pooled upstreams ex
 
 log = structlog.get_logger("lb.entry")
 
-LINK_WAIT_POLL = 0.05  # seconds between looks at a link a held client waits for
 MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
 MAX_TLS_HANDSHAKES_PER_SOURCE = 32  # ... of them from one IPv4 address or IPv6 /64
-
-
-def _ip_or_unspecified(host: str, like: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return "::" if ":" in like else "0.0.0.0"
-
-
-def _affinity_source(client: ClientEndpoint | HttpClientState) -> str | None:
-    """The client address new sessions are placed by, or None (each placed alone)."""
-    if not client.service.client_affinity:
-        return None
-    return client.client[0] or None
-
-
-def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnRef:
-    """The NEW frame's connection reference; both addresses in one family (v4-mapped if mixed)."""
-    client_ip = client[0]
-    home_ip = _ip_or_unspecified(home.host, client_ip)
-    c = ipaddress.ip_address(client_ip)
-    h = ipaddress.ip_address(home_ip)
-    if c.version != h.version:
-        if c.version == 4:
-            client_ip = f"::ffff:{client_ip}"
-        else:
-            home_ip = f"::ffff:{home_ip}"
-    return ConnRef(client_ip, client[1], home_ip, home.port, service)
 
 
 def proxy_v2_header(client: ClientEndpoint) -> bytes:
@@ -99,7 +68,7 @@ def proxy_v2_header(client: ClientEndpoint) -> bytes:
     return encode_proxy_v2(client.client, (local[0], local[1]))
 
 
-class Entry:
+class Entry(HttpRouting):
     """Client connections of this node: admission, head deadlines, routing, idle sweep."""
 
     def __init__(
@@ -315,7 +284,7 @@ class Entry:
             self.peers.view,
             wall(),
             self.salt ^ client.client[1],
-            _affinity_source(client),
+            affinity_source(client),
         )
         # issue 11: a directory key this replica does not hold: ask its owners first
         # (one link round trip, bounded by lookup_timeout), then route with the answer
@@ -341,244 +310,6 @@ class Entry:
                 self.loop.create_task(self._forward_when_linked(client, decision.home, identifier))
             return
         self._forward(client, link, decision.home, decision.new_session)
-
-    # -- per-request routing (http, tls-terminate) -----------------------------------
-    def decide(
-        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
-    ) -> Decision | None:
-        """The request's home; None while the directory owners are asked about a key this
-        replica does not hold (one link round trip, bounded by lookup_timeout), then
-        `client.decided(...)` follows with the decision made with their answer."""
-        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
-        # new sessions of one client address agree on a home (docs/routing.md)
-        decision = self.router.route(
-            identifier,
-            self.peers.view,
-            wall(),
-            self.salt ^ client.client[1],
-            _affinity_source(client),
-        )
-        registry = self.registry
-        if (
-            decision.reason == "directory-miss"
-            and not looked_up
-            and registry is not None
-            and identifier is not None
-        ):
-            known = identifier
-
-            def answer(_home: str | None) -> None:
-                if not client.closed and client.state == ROUTED:
-                    client.decided(self.decide(client, known, looked_up=True))
-
-            if registry.lookup(identifier.kind, identifier.value, answer) is None:
-                return None
-            return self.decide(client, identifier, looked_up=True)  # learned meanwhile
-        self.counters[decision.reason] += 1
-        return decision
-
-    def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
-        """A new session whose home could not be reached, placed once more on another
-        live, non-draining node (None when there is none)."""
-        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
-        decision = self.router.retry(
-            failed.home,
-            self.peers.view,
-            wall(),
-            self.salt ^ client.client[1],
-            _affinity_source(client),
-        )
-        if decision is not None:
-            self.counters[decision.reason] += 1
-        return decision
-
-    def upstream_for(
-        self, client: HttpClientState, decision: Decision, fresh: bool = False
-    ) -> Upstream | None:
-        """A pooled upstream to the decision's home, a new flow, or None while one is
-        being made (then `client.attach` or `client.fail` follows)."""
-        service = client.service
-        pool = self.pool
-        if decision.local:
-            key = (self.name, service.name)
-            upstream = None if fresh else pool.take(key)
-            if upstream is not None:
-                return upstream
-            local = LocalUpstream(pool, key, self.name)
-            self.apps.start(self._connect_upstream(client, local))
-            return None
-        home = decision.home
-        link = self.peers.links_out.get(home)
-        if link is None or link.closed or not link.authenticated:
-            if decision.new_session:
-                here = Decision(self.name, True, True, decision.reason)
-                client.decision = here
-                return self.upstream_for(client, here, fresh)
-            # the home is live but our link to it is (re)connecting: hold the request
-            self.loop.create_task(self._upstream_when_linked(client, decision))
-            return None
-        key = (home, service.name)
-        upstream = None if fresh else pool.take(key)
-        if upstream is not None:
-            return upstream
-        flow_upstream = FlowUpstream(pool, key, home)
-        home_addr = self.peers.config.nodes[home].listen[service.name]
-        ref = make_conn_ref(client.client, home_addr, service.name)
-        if self.metrics is not None:
-            self.metrics.forwarded[home] += 1  # flows opened (requests reuse them)
-        try:
-            flow_upstream.flow = link.open_flow(flow_upstream, ref, b"", 0)
-        except TableFull:
-            self.counters["table_full"] += 1
-            client.fail(int(ResetReason.TABLE_FULL))
-            return None
-        except LinkError:
-            link.close()
-            client.fail(int(ResetReason.LINK_CLOSED))
-            return None
-        return flow_upstream
-
-    async def _connect_upstream(self, client: HttpClientState, upstream: LocalUpstream) -> None:
-        try:
-            await self.apps.connect_app(upstream, client.service)
-        except (OSError, TimeoutError) as exc:
-            self.counters["app_connect_failures"] += 1
-            log.debug("app_connect_failed", app=str(client.service.app), error=str(exc))
-            client.fail(int(ResetReason.APP_REFUSED))
-            return
-        if client.closed or client.state != ROUTED:
-            upstream.release(reusable=True)  # a fresh connection: keep it for the next one
-            return
-        client.attach(upstream)
-
-    async def _upstream_when_linked(self, client: HttpClientState, decision: Decision) -> None:
-        limits = self.limits
-        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
-        home = decision.home
-        while self.loop.time() < deadline and not client.closed:
-            link = self.peers.links_out.get(home)
-            if link is not None and link.authenticated and not link.closed:
-                upstream = self.upstream_for(client, decision)
-                if upstream is not None:
-                    client.attach(upstream)
-                return
-            if home not in self.peers.view.live:
-                # declared dead while we waited: route again (the session is re-homed)
-                client.reroute()
-                return
-            await asyncio.sleep(LINK_WAIT_POLL)
-        self.counters["link_waits_failed"] += 1
-        client.fail(int(ResetReason.LINK_CLOSED))
-
-    def request_head(self, client: HttpClientState, head: RequestHead) -> bytes:
-        """The request head as it goes to the home: the client's address in
-        X-Forwarded-For / X-Forwarded-Proto / Forwarded (a client-sent chain is kept
-        only from a trusted proxy); the client's own Connection options stay with the
-        client (lb.wire.http1.upstream_hop_by_hop)."""
-        service = client.service
-        if service.forwarded_headers:
-            fwd = client.forwarded
-            if fwd is None:
-                ip = client.client[0]
-                proto = "https" if service.server_ssl is not None else "http"
-                fwd = client.forwarded = ForwardedHeaders(
-                    ip, proto, service.trusted_proxies.contains(ip)
-                )
-            raw = fwd.rewrite(head, client.buf)
-        else:
-            raw = bytes(client.buf[: head.length])
-        return http1.upstream_hop_by_hop(raw, head, client.upgrade)
-
-    def response_head(
-        self,
-        client: HttpClientState,
-        head: http1.ResponseHead,
-        buf: bytes | bytearray,
-        start: int,
-        end: int,
-        decision: Decision,
-    ) -> bytes | None:
-        """The response head `buf[start:end]` as it goes to the client, or None when it
-        goes unchanged: the home cookie of a new session, and the client side's own
-        Connection header (RFC 9112 9.6: a connection about to be closed says
-        `Connection: close`; an application's close is not the client's)."""
-        raw: bytes | None = None
-        if head.status != 101:
-            if self.draining:
-                client.keep_alive = False
-            if client.keep_alive:
-                if head.close:  # the application closes its side, not the client's
-                    raw = http1.without_connection_headers(bytes(buf[start:end]))
-                    if head.minor == 0:
-                        raw = http1.with_header(raw, b"Connection: keep-alive\r\n")
-            elif not head.close:
-                raw = bytes(buf[start:end])
-                if head.connection_header:
-                    raw = http1.without_connection_headers(raw)
-                raw = http1.with_header(raw, b"Connection: close\r\n")
-        if decision.new_session:
-            line = self.home.set_cookie_line(client.service, decision.home)
-            raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
-        return raw
-
-    def request_done(self, client: HttpClientState, status: int) -> None:
-        """One request ended with `status` (its response's, or the error lb answered)."""
-        metrics = self.metrics
-        access = self.access
-        if metrics is None and not access.enabled:
-            return
-        now = self.loop.time()
-        start = client.t_start or client.t_routed or now
-        decision = client.decision
-        home = decision.home if decision is not None else None
-        service = client.service.name
-        if metrics is not None:
-            metrics.request(
-                service,
-                self.name,
-                home or "",
-                status,
-                client.bytes_in,
-                client.bytes_out,
-                now - start,
-            )
-        if access.enabled:
-            head = client.head
-            identifier = client.identifier
-            routed = client.t_routed
-            access.record(
-                service,
-                self.name,
-                home,
-                head.method if head is not None else "-",
-                head.target if head is not None else "-",
-                status,
-                client.bytes_in,
-                client.bytes_out,
-                (routed - start) if routed else None,
-                (client.t_attached - start) if client.t_attached else None,
-                (client.t_first_out - start) if client.t_first_out else None,
-                now - start,
-                identifier.kind if identifier is not None else None,
-                decision.new_session if decision is not None else False,
-            )
-
-    def learn(
-        self,
-        kind: str,
-        value: str,
-        ttl: float | None,
-        source: str,
-        home: str,
-        release: Callable[[], None],
-    ) -> bool:
-        """Record (kind, value) -> home: True when done; False when the key's directory
-        owners must acknowledge first (then `release()` follows once, bounded)."""
-        registry = self.registry
-        if registry is None:
-            self.replication.learn_entry(kind, value, ttl, home, source)
-            return True
-        return registry.register(kind, value, ttl, home, release, source=source)
 
     def _route_after_lookup(
         self, client: ClientEndpoint, identifier: Identifier, registry: Registry

@@ -8,9 +8,10 @@ session is held here until its directory owners know it.
 `ResponseSide` is a base class of HttpClient (fields: HttpClientState). The
 home cookie of a new session goes into the head of the response that opens it
 (the entry writes it); application cookies the chain looks for are learned from
-every response head, on local and forwarded paths alike. It does no I/O beyond the client's transport and the upstream the exchange was
-given, parses nothing itself (lb.wire.http1 does) and decides no home
-(the entry asks lb.routing).
+every response head, on local and forwarded paths alike. It does no I/O
+beyond the client's transport and the upstream the exchange was given, parses
+nothing itself (lb.wire.http1 does) and decides no home (the entry asks
+lb.routing).
 """
 
 from __future__ import annotations
