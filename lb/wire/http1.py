@@ -9,6 +9,11 @@ body kind from its head and its request (``response_body``, RFC 9112 6.3), and
 an incremental ``BodyFramer`` that finds the end of a Content-Length or
 chunked body (trailers included) in the bytes as they arrive.
 
+Response heads are parsed by llhttp (httptools) first; this module's own
+scanner (`own_response_head`) is the reference: it decides every head llhttp
+refuses, and where llhttp answers, its answer is the reference's (a
+differential property test holds the two together).
+
 Pure and bounded: no sockets, no asyncio, no clock. "Need more data" is a
 return value (``None`` from the head parser; ``BodyFramer.done`` still False);
 anything that cannot be framed is one ``HttpError`` carrying the status to
@@ -19,7 +24,9 @@ Chunk-size lines and trailers are bounded in bytes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import httptools
 
 from lb.errors import HttpError
 from lb.wire.http import RequestHead
@@ -60,19 +67,17 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps only
 # the control bytes of a head, so CR/LF pairing and forbidden bytes are one check
 _NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
-_CONTENT_LENGTH = b"\r\ncontent-length:"
-_TRANSFER_ENCODING = b"\r\ntransfer-encoding:"
-_CONNECTION = b"\r\nconnection:"
-_SET_COOKIE = b"\r\nset-cookie:"
-_FRAMING_NAMES = (
-    _CONTENT_LENGTH,
-    _TRANSFER_ENCODING,
-    _CONNECTION,
-    _SET_COOKIE,
-    b"\r\nkeep-alive:",
-    b"\r\nproxy-connection:",
+# a whole response head: the status line, then header lines (a token, ':', a value);
+# control bytes are refused before it runs, so [^\r\n] is any allowed byte
+_RESPONSE_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: [^\r\n]*)?"
+    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*"
 )
-_HEADER_BLOCK = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+# the header lines framing depends on, in a lowered head
+_FRAMING_LINE = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|set-cookie|keep-alive|proxy-connection)"
+    rb":([^\r\n]*)"
+)
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 
@@ -141,17 +146,81 @@ class ResponseHead:
     status: int
     minor: int  # HTTP/1.<minor>
     length: int  # bytes of the head, final CRLFCRLF included
+    set_cookies: list[str]  # the Set-Cookie values, in order
     content_length: int = -1
     chunked: bool = False
     other_coding: bool = False  # a Transfer-Encoding whose last coding is not chunked
     close: bool = False  # Connection: close
     keep_alive: bool = False  # Connection: keep-alive (HTTP/1.0)
     connection_header: bool = False  # any Connection / Keep-Alive header is present
-    set_cookies: list[str] = field(default_factory=list)
 
 
 def _bad_response(reason: str) -> HttpError:
     return HttpError(502, f"bad response from the application: {reason}")
+
+
+_Framing = list[tuple[bytes, bytes]]  # (lowered name, value stripped of SP/HT), in order
+_FRAMING_NAMES = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"set-cookie",
+        b"keep-alive",
+        b"proxy-connection",
+    )
+)
+_FRAMING_SIZES = frozenset(len(name) for name in _FRAMING_NAMES)
+
+
+class _FramingCollector:
+    """llhttp's header callback: keeps the lines framing depends on."""
+
+    __slots__ = ("framing",)
+
+    def __init__(self) -> None:
+        self.framing: _Framing = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) in _FRAMING_SIZES:
+            lowered = name.lower()
+            if lowered in _FRAMING_NAMES:
+                self.framing.append((lowered, value.strip(b" \t")))
+
+
+def llhttp_response_head(head: bytes) -> tuple[int, int, _Framing] | None:
+    """(status, minor version, framing lines) of a complete response head (its final
+    CRLFCRLF included, control bytes already refused) by llhttp; None when llhttp
+    refuses it or it is outside what `own_response_head` accepts (then that decides)."""
+    collector = _FramingCollector()
+    parser = httptools.HttpResponseParser(collector)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserUpgrade:
+        pass  # a 101: what follows the head is not HTTP
+    except httptools.HttpParserError:
+        return None
+    version = parser.get_http_version()
+    status = parser.get_status_code()
+    if (version != "1.1" and version != "1.0") or not 100 <= status <= 599:
+        return None
+    return status, 1 if version == "1.1" else 0, collector.framing
+
+
+def own_response_head(raw: bytes) -> tuple[int, int, _Framing]:
+    """The reference: (status, minor version, framing lines) of the response head
+    ``raw`` (up to its final CRLFCRLF, control bytes already refused); 502 if bad."""
+    # the status line and every header line in one pass (no control bytes are left)
+    match = _RESPONSE_HEAD.fullmatch(raw)
+    if match is None:
+        if _STATUS_LINE.match(raw) is None:
+            raise _bad_response("malformed status line")
+        raise _bad_response("malformed header line")
+    framing = [
+        (found.group(1), raw[found.start(2) : found.end(2)].strip(b" \t"))
+        for found in _FRAMING_LINE.finditer(raw.lower())
+    ]
+    return int(match.group(2)), int(match.group(1)), framing
 
 
 def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
@@ -161,6 +230,7 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     nothing after the head is looked at. Checked: the status line, CRLF line
     ends, no control bytes, every header line a token name and ':', at most
     200 lines, and unambiguous framing (Content-Length, Transfer-Encoding).
+    llhttp parses it first; what it refuses is decided by `own_response_head`.
     """
     stop = min(len(buf), start + max_bytes)
     end = buf.find(b"\r\n\r\n", start, stop)
@@ -170,52 +240,42 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
         if not buf.startswith(b"HTTP/1."[: len(buf) - start], start):
             raise _bad_response("not an HTTP/1.x status line")
         return None
-    raw = bytes(buf[start:end])
+    whole = bytes(buf[start : end + 4])
+    raw = whole[:-4]
     pairs = raw.count(b"\r\n")
     # only CR, LF and forbidden control bytes survive: all of them must be CRLF pairs
     if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
         raise _bad_response("control byte, bare CR or bare LF in head")
     if pairs >= _MAX_HEADER_LINES:
         raise _bad_response("too many header lines")
-    eol = raw.find(b"\r\n")
-    if eol < 0:
-        eol = len(raw)
-    match = _STATUS_LINE.fullmatch(raw, 0, eol)
-    if match is None:
-        raise _bad_response("malformed status line")
-    if _HEADER_BLOCK.fullmatch(raw, eol) is None:
-        raise _bad_response("malformed header line")
-    head = ResponseHead(int(match.group(2)), int(match.group(1)), end + 4 - start)
-    lower = raw.lower()
+    found = llhttp_response_head(whole)
+    status, minor, framing = found if found is not None else own_response_head(raw)
+    head = ResponseHead(status, minor, end + 4 - start, [])
     lengths: set[bytes] = set()
     coding = b""
-    # a find per framing header (C scans; most heads have two or three of them)
-    for name in _FRAMING_NAMES:
-        at = lower.find(name)
-        while at >= 0:
-            begin = at + len(name)
-            stop = raw.find(b"\r\n", begin)
-            value = raw[begin : stop if stop >= 0 else len(raw)].strip(b" \t")
-            if name is _CONTENT_LENGTH:
+    for name, value in framing:
+        if name == b"content-length":
+            if b"," in value:
                 lengths.update(part.strip(b" \t") for part in value.split(b","))
-            elif name is _TRANSFER_ENCODING:
-                coding = value
-            elif name is _CONNECTION:
-                head.connection_header = True
-                lowered = value.lower()
-                if lowered == b"keep-alive":
-                    head.keep_alive = True
-                elif lowered == b"close":
-                    head.close = True
-                else:
-                    tokens = _tokens(value.decode("latin-1"))
-                    head.close = head.close or "close" in tokens
-                    head.keep_alive = head.keep_alive or "keep-alive" in tokens
-            elif name is _SET_COOKIE:
-                head.set_cookies.append(value.decode("latin-1"))
-            else:  # keep-alive, proxy-connection
-                head.connection_header = True
-            at = lower.find(name, begin)
+            else:
+                lengths.add(value)
+        elif name == b"connection":
+            head.connection_header = True
+            lowered = value.lower()
+            if lowered == b"keep-alive":
+                head.keep_alive = True
+            elif lowered == b"close":
+                head.close = True
+            else:
+                tokens = _tokens(value.decode("latin-1"))
+                head.close = head.close or "close" in tokens
+                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+        elif name == b"set-cookie":
+            head.set_cookies.append(value.decode("latin-1"))
+        elif name == b"transfer-encoding":
+            coding = value  # the last one counts (RFC 9112 6.1: one list, in order)
+        else:  # keep-alive, proxy-connection
+            head.connection_header = True
     if coding:
         codings = _tokens(coding.decode("latin-1"))
         head.chunked = bool(codings) and codings[-1] == "chunked"

@@ -320,3 +320,104 @@ def test_upstream_hop_by_hop(raw: bytes, upgrade: bool, expected: bytes) -> None
     head = parse_request_head(raw, 65536)
     assert head is not None
     assert http1.upstream_hop_by_hop(raw, head, upgrade) == expected
+
+
+# -- llhttp on the hot path, the own scanner as the reference ------------------------------
+
+_STATUS_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.0 404 Not Found",
+    b"HTTP/1.1 204",
+    b"HTTP/1.1 101 Switching Protocols",
+    b"HTTP/1.1 099 Low",
+    b"HTTP/1.1 600 High",
+    b"HTTP/2.0 200 OK",
+    b"HTTP/1.1  200 OK",
+    b"HTTP/1.1 20 OK",
+    b"http/1.1 200 OK",
+    b" HTTP/1.1 200 OK",
+    b"HTTP/1.1 200 \xe9t\xe9",
+]
+_HEADER_LINES = [
+    b"Content-Length: 7",
+    b"content-length:7",
+    b"Content-Length: 7, 7",
+    b"Content-Length: 7,8",
+    b"Content-Length: 007",
+    b"Content-Length: 12345678901234567890",
+    b"Content-Length: -1",
+    b"Content-Length: ",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: gzip",
+    b"Connection: close",
+    b"Connection: keep-alive",
+    b"Connection: Keep-Alive, Upgrade",
+    b"Keep-Alive: timeout=5",
+    b"Proxy-Connection: close",
+    b"Set-Cookie: a=1; Path=/",
+    b"set-cookie:  b=2  ",
+    b"Upgrade: websocket",
+    b"X-Frame-Op: same",
+    b"Server: nginx",
+    b"X-Empty:",
+    b"X-Spaces:   v   ",
+    b"X-Obs-Text: caf\xe9",
+    b" folded",
+    b"\tfolded",
+    b"Bad Name: x",
+    b"Bad : x",
+    b": empty name",
+    b"NoColon",
+    b"X-\xe9: latin name",
+    b'X-Quote": y',
+]
+
+
+@given(
+    st.sampled_from(_STATUS_LINES),
+    st.lists(st.sampled_from(_HEADER_LINES), max_size=6),
+)
+def test_llhttp_accepts_only_what_the_own_scanner_accepts_alike(
+    status_line: bytes, lines: list[bytes]
+) -> None:
+    """Differential: whenever llhttp answers, the reference gives the same answer;
+    where llhttp says None the reference decides (refuses, or accepts on its own)."""
+    raw = b"\r\n".join([status_line, *lines])
+    fast = http1.llhttp_response_head(raw + b"\r\n\r\n")
+    try:
+        reference = http1.own_response_head(raw)
+    except HttpError:
+        assert fast is None, (raw, fast)
+        return
+    if fast is not None:
+        assert fast == reference
+
+
+@given(st.binary(max_size=120))
+def test_llhttp_and_the_own_scanner_agree_on_any_bytes(tail: bytes) -> None:
+    raw = b"HTTP/1.1 200 OK\r\n" + tail.replace(b"\r\n\r\n", b"\r\n")
+    if raw.endswith(b"\r\n") or len(raw.translate(None, http1._NOT_CTL)) != 2 * raw.count(b"\r\n"):
+        return  # parse_response_head refuses these before either parser runs
+    fast = http1.llhttp_response_head(raw + b"\r\n\r\n")
+    try:
+        reference = http1.own_response_head(raw)
+    except HttpError:
+        assert fast is None, (raw, fast)
+        return
+    if fast is not None:
+        assert fast == reference
+
+
+def test_llhttp_answers_the_usual_heads() -> None:
+    """The fast lane is taken for ordinary responses (not only the reference)."""
+    head = (
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 7\r\n"
+        b"Connection: keep-alive\r\nSet-Cookie: a=1\r\n\r\n"
+    )
+    assert http1.llhttp_response_head(head) == (
+        200,
+        1,
+        [(b"content-length", b"7"), (b"connection", b"keep-alive"), (b"set-cookie", b"a=1")],
+    )
+    assert http1.llhttp_response_head(b"HTTP/1.0 304 Not Modified\r\n\r\n") == (304, 0, [])
