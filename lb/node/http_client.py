@@ -217,14 +217,13 @@ class HttpClient(ResponseSide, asyncio.Protocol):
             self.head_timed = False
             entry.head_done(self)
         try:
-            kind, length = http1.request_body(head)
+            kind, length, keep_alive, self.upgrade = http1.request_framing(head)
         except HttpError as exc:
             entry.count(f"http_{exc.status}")
             self._finish(exc.status)
             return
         self.method = head.method
-        self.upgrade = http1.request_upgrade(head)
-        if not http1.request_keeps_alive(head):
+        if not keep_alive:
             self.keep_alive = False
         self.identifier = identifier
         self.req_framer = None if kind == http1.NO_BODY else http1.BodyFramer(kind, length)
@@ -232,7 +231,6 @@ class HttpClient(ResponseSide, asyncio.Protocol):
         self.scanner = None
         self.state = ROUTED
         self.retries = 0
-        self.tried = set()
         self.t_routed = self.entry.now()
         self.t_attached = self.t_first_out = 0.0
         self.bytes_in = self.bytes_out = self.status = 0

@@ -156,7 +156,6 @@ class HttpClientState:
         "t_routed",
         "t_start",
         "transport",
-        "tried",
         "upgrade",
         "upstream",
         "upstream_reusable",
@@ -210,7 +209,6 @@ class HttpClientState:
         self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
         self.resend: bytes | None = None  # ... being sent again on a fresh upstream
         self.retries = 0  # times the current request was sent again
-        self.tried: set[str] = set()  # homes that failed this request's new session
         self.status = 0
 
     # -- what the entry calls (HttpClient and ResponseSide implement them) -----------------

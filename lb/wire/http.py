@@ -75,7 +75,9 @@ class RequestHead:
             for pair in value.split(";"):
                 name, eq, val = pair.partition("=")
                 name = name.strip(" \t")
-                if not eq or name in found or _TOKEN.fullmatch(name) is None:
+                if not eq or name in found:
+                    continue
+                if not (name.isalnum() and name.isascii()) and _TOKEN.fullmatch(name) is None:
                     continue
                 found[name] = val.strip(" \t")
         return found
@@ -106,7 +108,14 @@ def _bad(reason: str) -> HttpError:
     return HttpError(400, reason)
 
 
+_REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) (HTTP/1\.[01])")
+
+
 def _check_request_line(line: str) -> tuple[str, str, str]:
+    match = _REQUEST_LINE.fullmatch(line)  # the usual case, in one pass
+    if match is not None:
+        return match.group(1), match.group(2), match.group(3)
+    # which rule it breaks (each one raises)
     parts = line.split(" ")
     if len(parts) != 3:
         raise _bad("malformed request line")
@@ -338,7 +347,7 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     """
     if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
         n = min(len(data), max_bytes)
-        pos = _skip_empty_lines(data, n)
+        pos = _skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
         end = data.find(b"\r\n\r\n", pos, n)
         if end >= 0:
             return _parse_complete(data[pos:end], end + 4)

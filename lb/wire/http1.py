@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import httptools
 
@@ -39,9 +40,11 @@ __all__ = [
     "TUNNEL",
     "UNTIL_CLOSE",
     "BodyFramer",
+    "RequestFraming",
     "ResponseHead",
     "parse_response_head",
     "request_body",
+    "request_framing",
     "request_keeps_alive",
     "request_upgrade",
     "response_body",
@@ -85,53 +88,76 @@ def _tokens(value: str) -> list[str]:
     return [part.strip(" \t").lower() for part in value.split(",") if part.strip(" \t")]
 
 
-def request_body(head: RequestHead) -> tuple[int, int]:
-    """(kind, length) of a request's body: NO_BODY, LENGTH or CHUNKED (RFC 9112 6.3).
+class RequestFraming(NamedTuple):
+    """What a proxy needs of a request head, found in one pass over its headers."""
 
-    The head scanner already refused CL together with TE and differing
-    lengths. A Transfer-Encoding whose last coding is not ``chunked`` cannot
-    be framed: 400 (RFC 9112 6.3 point 4); any coding besides ``chunked``
-    (say ``gzip, chunked``) is passed on as is. Transfer-Encoding in an
-    HTTP/1.0 request is faulty framing (RFC 9112 6.1): 400.
+    kind: int  # NO_BODY, LENGTH or CHUNKED
+    length: int  # the Content-Length of a LENGTH body
+    keep_alive: bool  # the client wants its connection kept after this exchange
+    upgrade: bool  # a CONNECT, or a request asking to switch protocols
+
+
+def request_framing(head: RequestHead) -> RequestFraming:
+    """The body kind, keep-alive and upgrade of a request, in one pass over its headers.
+
+    Body (RFC 9112 6.3): the head scanner already refused CL together with TE
+    and differing lengths. A Transfer-Encoding whose last coding is not
+    ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); any coding
+    besides ``chunked`` (say ``gzip, chunked``) is passed on as is.
+    Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1):
+    400. Keep-alive and upgrade read the first Connection header.
     """
     length = -1
     chunked = False
+    connection: str | None = None
+    upgrade_header = False
     for name, value in head.headers:
         size = len(name)
-        if size == 14 and name.lower() == "content-length":
-            length = int(value.split(",")[0].strip(" \t"))
-        elif size == 17 and name.lower() == "transfer-encoding":
-            if head.version == "HTTP/1.0":
-                # RFC 9112 6.1: faulty framing; an HTTP/1.0 application may ignore the
-                # coding and read the chunks as the next request
-                raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
-            codings = _tokens(value)
-            chunked = bool(codings) and codings[-1] == "chunked"
-            if not chunked:
-                raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+        if size == 10:
+            if connection is None and name.lower() == "connection":
+                connection = value
+        elif size == 14:
+            if name.lower() == "content-length":
+                length = int(value.split(",")[0].strip(" \t"))
+        elif size == 17:
+            if name.lower() == "transfer-encoding":
+                if head.version == "HTTP/1.0":
+                    # RFC 9112 6.1: faulty framing; an HTTP/1.0 application may ignore
+                    # the coding and read the chunks as the next request
+                    raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+                codings = _tokens(value)
+                chunked = bool(codings) and codings[-1] == "chunked"
+                if not chunked:
+                    raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+        elif size == 7 and not upgrade_header:
+            upgrade_header = name.lower() == "upgrade"
     if chunked:
-        return CHUNKED, 0
-    if length > 0:
-        return LENGTH, length
-    return NO_BODY, 0
+        kind, length = CHUNKED, 0
+    elif length > 0:
+        kind = LENGTH
+    else:
+        kind, length = NO_BODY, 0
+    tokens = _tokens(connection) if connection is not None else ()
+    # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
+    keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
+    upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
+    return RequestFraming(kind, length, keep_alive, upgrade)
+
+
+def request_body(head: RequestHead) -> tuple[int, int]:
+    """(kind, length) of a request's body: NO_BODY, LENGTH or CHUNKED (``request_framing``)."""
+    framing = request_framing(head)
+    return framing.kind, framing.length
 
 
 def request_keeps_alive(head: RequestHead) -> bool:
     """Whether the client wants its connection kept after this exchange."""
-    value = head.header("connection")
-    if head.version == "HTTP/1.1":
-        return value is None or "close" not in _tokens(value)
-    return value is not None and "keep-alive" in _tokens(value)
+    return request_framing(head).keep_alive
 
 
 def request_upgrade(head: RequestHead) -> bool:
     """A CONNECT, or a request asking to switch protocols (``Connection: upgrade``)."""
-    if head.method == "CONNECT":
-        return True
-    if head.header("upgrade") is None:
-        return False
-    value = head.header("connection")
-    return value is not None and "upgrade" in _tokens(value)
+    return request_framing(head).upgrade
 
 
 def idempotent(method: str) -> bool:
