@@ -48,8 +48,19 @@ from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire.bus import ADMIN, APP_HEALTH, METRICS, RELAYED, decode_app_health, encode_app_health
+from lb.wire.bus import (
+    ADMIN,
+    APP_HEALTH,
+    METRICS,
+    OWN_STATE,
+    RELAYED,
+    decode_app_health,
+    decode_own_state,
+    encode_app_health,
+    encode_own_state,
+)
 from lb.wire.directory import DIRECTORY_UPDATE
+from lb.wire.membership import NodeState
 
 log = structlog.get_logger("lb.node")
 
@@ -126,6 +137,9 @@ class Node:
             timing=self.limits.membership_timing(),
             # a restarted node outranks what the farm remembers of its previous life
             incarnation=int(time.time()),
+            # one voice per node: worker 0 declares and refutes, its siblings adopt
+            # (OWN_STATE on the bus); two voices would contradict each other
+            speaker=worker in (None, 0),
         )
         self.apps = AppConnector(self.loop, self.limits.connect_timeout, self.timer.at)
         self.app_unhealthy = False
@@ -238,6 +252,7 @@ class Node:
                 int(fr.FrameType.PING): self._sibling_load,
                 RELAYED: self.peers.relayed_frame,
                 APP_HEALTH: self._sibling_app_health,
+                OWN_STATE: self._speaker_own_state,
                 METRICS: self._admin_frame,
                 ADMIN: self._admin_frame,
             }
@@ -346,6 +361,12 @@ class Node:
 
     def _sibling_app_health(self, frame: fr.Frame) -> None:
         self._apply_app_health(decode_app_health(frame.payload))
+
+    def _speaker_own_state(self, frame: fr.Frame) -> None:
+        """Worker 0 told this sibling what the node declares: say the same from now on."""
+        state, incarnation = decode_own_state(frame.payload)
+        self.membership.adopt_own_state(NodeState(self.name, state, incarnation))
+        self.peers.run_membership()
 
     def _apply_app_health(self, healthy: bool) -> None:
         """A local application went down (or all are up again): stop (resume) new sessions.
@@ -485,6 +506,10 @@ class Node:
                 self.peers.ping_and_check(now)
                 if self.bus is not None and self.worker is not None:
                     self.bus.write(fr.encode_ping(self.worker, self.own_load()))
+                    if self.membership.speaker:
+                        # again and again: a restarted sibling learns it within a ping
+                        own = self.membership.own_state()
+                        self.bus.write(encode_own_state(own.state, own.incarnation))
                 self.replication.expire()
                 self.peers.refresh_view()
             if now >= self.next_idle:
@@ -527,6 +552,8 @@ class Node:
                 for peer in self.peers.peers
                 for state in [self.membership.state(peer)]
             },
+            # this node's own incarnation first (once known), then each peer's as heard
+            "incarnations": {e.node: e.incarnation for e in self.membership.full_state()},
             "apps": self.health.state(),
             "directory": len(self.directory),
             # where some learned sessions live; keys are keyed hashes, never the tokens

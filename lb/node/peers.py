@@ -45,7 +45,7 @@ from lb.node.replication import Replication
 from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
 from lb.wire import membership as mw
-from lb.wire.bus import decode_relayed, encode_relayed
+from lb.wire.bus import decode_relayed, encode_own_state, encode_relayed
 from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.peers")
@@ -332,6 +332,10 @@ class Peers:
                 frame = mw.encode_node_state_frame([action.state])
                 for peer in self.peers:
                     self.send_control(peer, frame)
+                if action.state.node == self.name and self.membership.speaker:
+                    # the sibling workers say what the speaker says (lb.wire.bus OWN_STATE)
+                    state = action.state
+                    self.to_siblings([encode_own_state(state.state, state.incarnation)])
             elif isinstance(action, SendTo):
                 if action.states:
                     self.send_control(action.peer, mw.encode_node_state_frame(action.states))
