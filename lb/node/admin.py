@@ -118,11 +118,11 @@ class Admin:
         node = self.node
         while True:
             await asyncio.sleep(SHIP_INTERVAL)
-            if node.bus is None or node.worker is None:
+            if node.siblings.bus is None or node.worker is None:
                 continue
             try:
                 payload = json.dumps(self.samples.own()).encode()
-                node.bus.write(encode_metrics(node.worker, payload))
+                node.siblings.write(encode_metrics(node.worker, payload))
             except ValueError as exc:  # a sample too big for a frame: say so, go on
                 log.error("metrics_sample_dropped", node=node.name, error=str(exc))
 
@@ -256,14 +256,12 @@ class Admin:
 
     def _drain(self) -> bytes:
         self.node.start_draining()
-        if self.node.bus is not None:
-            self.node.bus.write(encode_admin(ADMIN_DRAIN))
+        self.node.siblings.write(encode_admin(ADMIN_DRAIN))
         return json_response(200, {"draining": self.node.draining})
 
     def _undrain(self) -> bytes:
         self.node.stop_draining()
-        if self.node.bus is not None:
-            self.node.bus.write(encode_admin(ADMIN_UNDRAIN))
+        self.node.siblings.write(encode_admin(ADMIN_UNDRAIN))
         # still draining when the node is shutting down (SIGTERM): that drain is not undone
         return json_response(200, {"draining": self.node.draining})
 

@@ -19,12 +19,12 @@ from typing import Any, Protocol
 
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, NodeConfig
-from lb.node.bus import WorkerBus
 from lb.node.entry import Entry
 from lb.node.health import HealthChecker
 from lb.node.metrics import Metrics, Sample, merge
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
+from lb.node.siblings import Siblings
 from lb.routing.directory import Directory
 
 STALE_SAMPLE = 5.0  # a sibling's sample older than this is dropped (the worker died)
@@ -38,7 +38,7 @@ class Node(Protocol):
     me: NodeConfig
     config: FarmConfig
     worker: int | None
-    bus: WorkerBus | None
+    siblings: Siblings
     loop: asyncio.AbstractEventLoop
     metrics: Metrics
     counters: Counter[str]
