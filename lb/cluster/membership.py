@@ -5,6 +5,10 @@ probes (PROBE_REQUEST / PROBE_RESULT) into member states (ALIVE, SUSPECT, DEAD,
 DRAINING, LEFT; UNKNOWN until first heard) and into output actions the I/O layer
 carries out. The behaviour is specified in docs/membership.md.
 
+A node that runs several worker processes runs one machine per worker, but the
+node has one own state: its speaker (worker 0) declares and refutes, the others
+adopt what it declared (``adopt_own_state``) and never contradict it.
+
 Pure: no asyncio, no sockets, no clock (every input takes ``now``), no hidden
 randomness (nonces and helper choice come from the ``random.Random`` passed in).
 It never does I/O: inputs queue actions, ``take_actions()`` hands them over.
@@ -235,6 +239,11 @@ class Membership:
     Gossip is trusted only so far: a node's own state (DRAINING, LEFT) is taken only
     from that node, and an incarnation more than ``max_ahead`` seconds ahead of the
     wall clock passed to ``on_node_state`` is refused (``refused`` counts both).
+
+    ``speaker=False`` makes the machine of a sibling worker: it neither declares
+    nor refutes this node's own state (its speaker, worker 0, hears the same gossip
+    on the worker bus and does), it takes that state from ``adopt_own_state``, and
+    leaves itself out of ``full_state`` until it has.
     """
 
     __slots__ = (
@@ -251,6 +260,8 @@ class Membership:
         "_pending",
         "_refused",
         "_rng",
+        "_speaker",
+        "_spoken",
         "_timing",
     )
 
@@ -264,6 +275,7 @@ class Membership:
         rng: random.Random | None = None,
         incarnation: int = 0,
         max_ahead: float = MAX_AHEAD,
+        speaker: bool = True,
     ) -> None:
         if isinstance(incarnation, bool) or not 0 <= incarnation <= MAX_INCARNATION:
             raise ValueError(f"incarnation must be 0..2**64-1, got {incarnation!r}")
@@ -279,7 +291,9 @@ class Membership:
         self._timing = timing if timing is not None else Timing()
         self._rng = rng if rng is not None else random.Random()
         self._inc = incarnation
-        self._mode = ALIVE  # derived from the four below by _own_mode()
+        self._speaker = speaker  # declares and refutes this node's own state
+        self._spoken = speaker  # this node's own state is known here (a sibling: adopted)
+        self._mode = ALIVE  # the speaker: derived from the four below by _own_mode()
         self._drain = False  # the operator drains this node
         self._left = False  # this node left the farm (a clean shutdown)
         self._app_down_since: float | None = None  # when the local application went down
@@ -298,8 +312,17 @@ class Membership:
 
     @property
     def incarnation(self) -> int:
-        """This node's own incarnation."""
+        """This node's own incarnation (a sibling worker: the one it adopted)."""
         return self._inc
+
+    @property
+    def speaker(self) -> bool:
+        """Whether this machine declares and refutes this node's own state."""
+        return self._speaker
+
+    def own_state(self) -> NodeState:
+        """This node's own declaration and incarnation, as its speaker tells the siblings."""
+        return NodeState(self._name, self._mode, self._inc)
 
     @property
     def timing(self) -> Timing:
@@ -336,8 +359,10 @@ class Membership:
         return None if member is None else member.public()
 
     def full_state(self) -> list[NodeState]:
-        """Everything this node knows, as NODE_STATE entries: itself first, no UNKNOWN peers."""
-        out = [NodeState(self._name, self._mode, self._inc)]
+        """Everything this node knows, as NODE_STATE entries: itself first, no UNKNOWN peers.
+
+        A sibling worker leaves itself out until it adopted its speaker's state."""
+        out = [self.own_state()] if self._spoken else []
         for member in self._members.values():
             state = member.public()
             if state is not UNKNOWN:
@@ -359,7 +384,8 @@ class Membership:
         return frozenset(live)
 
     def placeable_nodes(self, now: float) -> frozenset[str]:
-        """Nodes that take new sessions: ALIVE peers, and this node unless it drains or left."""
+        """Nodes that take new sessions: ALIVE peers, and this node unless it drains or left
+        (a sibling worker: as its speaker declared)."""
         out = {self._name} if self._mode is ALIVE else set()
         for member in self._members.values():
             if member.mode is ALIVE and self._due_status(member, now) is ALIVE:
@@ -592,6 +618,23 @@ class Membership:
             self._app_gone = False
             self._update_mode()
 
+    def adopt_own_state(self, entry: NodeState) -> None:
+        """A sibling worker: ``entry`` is this node's state as its speaker declared it.
+
+        Taken as it is, even at a lower incarnation (a restarted speaker is the
+        node's voice from then on); a new declaration is reported (StateChanged)
+        but not broadcast, the speaker told the farm. The speaker itself, and an
+        entry about another node or not a declaration, change nothing.
+        """
+        if self._speaker or entry.node != self._name or entry.state not in _DECLARATION_RANK:
+            return
+        old = self._mode
+        self._mode = entry.state
+        self._inc = entry.incarnation
+        self._spoken = True
+        if entry.state is not old:
+            self._actions.append(StateChanged(self._name, old, entry.state))
+
     def add_node(self, name: str, now: float) -> None:
         """A new member (config reload, DNS): UNKNOWN, not live until heard."""
         if name == self._name or name in self._members:
@@ -739,8 +782,12 @@ class Membership:
         self._after(member, before, inc)
 
     def _about_self(self, state: MemberState, inc: int) -> None:
-        """Gossip about this node: refute suspicion, death or a stale record."""
-        if self._left:
+        """Gossip about this node: refute suspicion, death or a stale record.
+
+        Only the speaker does: a sibling worker relays what it heard to the speaker
+        (the worker bus) and adopts its answer; refuting too, it would contradict a
+        declaration the speaker made before the sibling heard of it."""
+        if self._left or not self._speaker:
             return
         if inc > self._inc or (inc == self._inc and state is not self._mode):
             self._inc = min(inc + 1, MAX_INCARNATION)
@@ -755,6 +802,8 @@ class Membership:
         return ALIVE
 
     def _update_mode(self) -> None:
+        if not self._speaker:
+            return  # the speaker declares; a sibling adopts (adopt_own_state)
         mode = self._own_mode()
         if mode is not self._mode:
             self._set_mode(mode)

@@ -2,7 +2,8 @@
 
 Frames are dispatched by one table per type: DIRECTORY_UPDATE (entries a
 sibling learned or merged), PING (a sibling's load), RELAYED (a membership
-frame a sibling heard from a peer). A bad frame is logged and the rest of the
+frame a sibling heard from a peer), and the others of lb.wire.bus (APP_HEALTH,
+METRICS, ADMIN, OWN_STATE). A bad frame is logged and the rest of the
 bus keeps working. When the supervisor goes away the worker is asked to exit.
 
 It must not interpret the frames itself: handlers do.

@@ -1,7 +1,7 @@
 """The Prometheus text exposition (format 0.0.4) of a node's merged metrics.
 
 `render(view, merged)` turns the node's own view (members, directory,
-application health: `lb.node.admin.node_view`) and the sum of its workers'
+application health: `lb.node.adminsample.node_view`) and the sum of its workers'
 samples (`lb.node.metrics.merge`) into the text /metrics answers. Names follow
 the Prometheus conventions: counters end in `_total`, durations in `_seconds`,
 byte counts in `_bytes_total`; every family has HELP and TYPE lines.

@@ -1,7 +1,7 @@
 """The live farm page the admin listener serves at `/`: one HTML document, inline CSS and JS.
 
 No build step and no external asset. The page opens `/events` (server-sent
-events, lb.node.admin) and redraws on every snapshot: the members with their
+events, lb.node.farmfeed) and redraws on every snapshot: the members with their
 state as this node sees it, their load and application health, and the
 forwarding matrix (requests/s and bytes/s from each entry to each home). A
 token given as `?token=` in the page's address is passed on to `/events`.

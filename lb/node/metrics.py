@@ -9,7 +9,7 @@ numbers into plain JSON-able data (a *sample*) that crosses the worker bus;
 
 Pure: no asyncio, no sockets, no clock (callers pass times and durations).
 It must not format Prometheus text (lb.node.exposition does) nor read the
-node's objects (lb.node.admin builds the samples).
+node's objects (lb.node.adminsample builds the samples).
 """
 
 from __future__ import annotations

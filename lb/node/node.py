@@ -3,7 +3,7 @@
 `Node` builds the pure core (router, directory, membership) and the drivers
 of the I/O layer — `Peers` (links, membership actions, the farm view),
 `Entry` (client connections), `Home` (flows opened here), `AppConnector`,
-`Replication` (the directory across the farm) and the worker bus — and gives
+`Replication` (the directory across the farm) and `Siblings` (the worker bus) — and gives
 each only what it needs. One timer, armed from the drivers' next deadlines,
 replaces per-connection timers and polling.
 
@@ -14,33 +14,31 @@ is lb.wire, lb.link and lb.routing.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
-import resource
-import socket
 import time
 from collections import Counter
 from typing import Any
 
 import structlog
 
-from lb.clock import Monotonic, wall
+from lb.clock import Monotonic
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
-from lb.errors import ConfigError
 from lb.node.admin import Admin
 from lb.node.app import AppConnector
-from lb.node.bus import WorkerBus
 from lb.node.entry import Entry, make_conn_ref
 from lb.node.health import HealthChecker
 from lb.node.home import Home
+from lb.node.inspection import tables
 from lb.node.linktls import LinkTls
 from lb.node.listeners import ClientListeners
 from lb.node.metrics import Metrics
 from lb.node.peers import Peers
 from lb.node.registry import Registry
+from lb.node.reload import reload
 from lb.node.replication import Replication
 from lb.node.service import Service, build_service
+from lb.node.siblings import Siblings
+from lb.node.sockets import fit_to_descriptors
 from lb.node.splice import Endpoint
 from lb.node.timer import RESOLUTION, Timer
 from lb.routing.cookie import CookieKeyring
@@ -48,14 +46,12 @@ from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire.bus import ADMIN, APP_HEALTH, METRICS, RELAYED, decode_app_health, encode_app_health
+from lb.wire.bus import ADMIN, METRICS, RELAYED
 from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.node")
 
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
-DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
-DUMP_DIRECTORY_SAMPLE = 20  # learned sessions shown by SIGUSR1
 
 
 class _RouterKeyring:
@@ -86,8 +82,6 @@ class Node:
         self.farm_name = config.name
         self.worker = worker  # index among the node's workers; None when it runs alone
         self.bus_fd = bus_fd
-        self.bus: WorkerBus | None = None
-        self.sibling_loads: dict[int, int] = {}  # the other workers' loads, by index
         self.reuse_port = me.workers > 1
         self.exit_requested = asyncio.Event()
         self.limits: Limits = config.limits
@@ -126,7 +120,11 @@ class Node:
             timing=self.limits.membership_timing(),
             # a restarted node outranks what the farm remembers of its previous life
             incarnation=int(time.time()),
+            # one voice per node: worker 0 declares and refutes, its siblings adopt
+            # (OWN_STATE on the bus); two voices would contradict each other
+            speaker=worker in (None, 0),
         )
+        self.siblings = Siblings(self.name, worker, self.membership)
         self.apps = AppConnector(self.loop, self.limits.connect_timeout, self.timer.at)
         self.app_unhealthy = False
         self.health = HealthChecker(
@@ -141,7 +139,7 @@ class Node:
             self.loop,
             self.counters,
             to_peers=self._to_peers,
-            to_siblings=self._to_siblings,
+            to_siblings=self.siblings.write_frames,
         )
         self.home = Home(
             self.name,
@@ -163,7 +161,7 @@ class Node:
             self.counters,
             load=self.load,
             wake_at=self.timer.at,
-            to_siblings=self._to_siblings,
+            to_siblings=self.siblings.write_frames,
             worker=worker,
             tls=self.link_tls,
         )
@@ -204,21 +202,14 @@ class Node:
             self.entry.metrics = self.metrics
             self.admin = Admin(self)
         # max_connections is per node: each of its workers admits its share
-        self.entry.max_connections = max(1, -(-self.limits.max_connections // me.workers))
-        self._fit_connections_to_descriptors()
+        share = max(1, -(-self.limits.max_connections // me.workers))
+        # a limit set explicitly above what the descriptors allow deserves a warning
+        explicit = self.limits.max_connections != Limits().max_connections
+        self.entry.max_connections = fit_to_descriptors(self.name, share, explicit)
 
     # -- wiring helpers ------------------------------------------------------------
     def _to_peers(self, frames: list[bytes]) -> None:
         self.peers.to_all(frames)
-
-    def _to_siblings(self, frames: list[bytes]) -> None:
-        if self.bus is not None:
-            self.bus.write_frames(frames)
-
-    def _sibling_load(self, frame: fr.Frame) -> None:
-        worker, load = fr.parse_ping(frame.payload)
-        if worker != self.worker:
-            self.sibling_loads[worker] = load
 
     def _supervisor_lost(self) -> None:
         # the supervisor is gone: a worker must not outlive it
@@ -232,17 +223,19 @@ class Node:
         fwd = self.me.forward
         await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
         if self.bus_fd is not None:
-            sock = socket.socket(fileno=self.bus_fd)
             handlers = {
                 DIRECTORY_UPDATE: lambda f: self.replication.merge(f.payload, from_bus=True),
-                int(fr.FrameType.PING): self._sibling_load,
                 RELAYED: self.peers.relayed_frame,
-                APP_HEALTH: self._sibling_app_health,
                 METRICS: self._admin_frame,
                 ADMIN: self._admin_frame,
             }
-            _, self.bus = await loop.create_unix_connection(
-                lambda: WorkerBus(handlers, self._supervisor_lost), sock=sock
+            await self.siblings.connect(
+                loop,
+                self.bus_fd,
+                handlers,
+                adopted=self.peers.run_membership,
+                app_health=self._apply_app_health,
+                on_lost=self._supervisor_lost,
             )
         if self.link_tls is None:
             log.warning(
@@ -281,71 +274,17 @@ class Node:
         )
 
     def reload(self, config: FarmConfig) -> None:
-        """SIGHUP: nodes that joined or left the farm file, taken without a restart.
-
-        Nodes joining or leaving, `previous_secrets` and the link certificates
-        apply live; other changes (services, limits, the secret, this node's own
-        addresses) need a restart and are reported.
-        """
-        me = config.nodes.get(self.name)
-        if config.name != self.farm_name or config.secret != self.config.secret or me is None:
-            log.error(
-                "reload_refused",
-                node=self.name,
-                reason="the new file changes the farm name or secret, or drops this node",
-            )
-            return
-        if (
-            config.services != self.config.services
-            or config.limits != self.config.limits
-            or me != self.me
-        ):
-            log.warning(
-                "reload_partial",
-                node=self.name,
-                reason="nodes joining or leaving, previous_secrets and link certificates apply "
-                "live; restart for the other changes (services, limits, this node's addresses)",
-            )
-        if self.link_tls is not None:
-            try:
-                self.link_tls.reload()
-                log.info("link_certs_reloaded", node=self.name)
-            except ConfigError as exc:
-                for key, message in exc.errors:
-                    log.error("reload_config_error", node=self.name, key=key, error=message)
-        if config.previous_secrets != self.config.previous_secrets:
-            self.peers.set_secrets(config.secret, config.previous_secrets)
-            keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
-            rekey = directory_secret(config.secret, config.previous_secrets)
-            if rekey != self.directory_secret:
-                # the oldest secret left the file: name sessions as a restarted node would;
-                # sessions learned under the old names are learned again as they are used
-                self.directory_secret = rekey
-                self.directory_keys = DirectoryKeys(rekey)
-                self.replication.keys = self.directory_keys
-                log.warning("directory_rekeyed", node=self.name, entries=len(self.directory))
-            self.router = Router(keyring, self.directory, self.directory_keys, self.router.memory)
-            self.entry.router = self.router
-            self.home.keyring = keyring
-            log.info("previous_secrets_reloaded", node=self.name)
-        added, removed = self.peers.reload(config)
-        self.config = dataclasses.replace(
-            self.peers.config, previous_secrets=config.previous_secrets
-        )
-        log.info("farm_reloaded", node=self.name, joined=sorted(added), left=sorted(removed))
+        """SIGHUP: take the new farm file as far as it applies live (lb.node.reload)."""
+        reload(self, config)
 
     def _apps_changed(self, healthy: bool) -> None:
         """Worker 0 (or the only process) saw the applications change: all workers follow."""
-        if self.bus is not None:
-            self.bus.write(encode_app_health(healthy))
+        self.siblings.tell_app_health(healthy)
         self._apply_app_health(healthy)
 
     def _admin_frame(self, frame: fr.Frame) -> None:
         if self.admin is not None:
             self.admin.bus_frame(frame)
-
-    def _sibling_app_health(self, frame: fr.Frame) -> None:
-        self._apply_app_health(decode_app_health(frame.payload))
 
     def _apply_app_health(self, healthy: bool) -> None:
         """A local application went down (or all are up again): stop (resume) new sessions.
@@ -443,25 +382,6 @@ class Node:
         await asyncio.sleep(0)
         log.info("node_stopped", node=self.name)
 
-    def _fit_connections_to_descriptors(self) -> None:
-        """max_connections must fit the descriptor limit: a local splice holds two."""
-        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
-            return
-        allowed = max(1, (soft - DESCRIPTOR_RESERVE) // 2)
-        if self.entry.max_connections > allowed:
-            # a limit set explicitly above what fits deserves a warning; the default, a note
-            explicit = self.limits.max_connections != Limits().max_connections
-            (log.warning if explicit else log.info)(
-                "max_connections_lowered",
-                node=self.name,
-                configured=self.entry.max_connections,
-                allowed=allowed,
-                descriptor_limit=soft,
-                reason="each client connection may hold two descriptors (client and app)",
-            )
-            self.entry.max_connections = allowed
-
     def _close_client_listeners(self) -> None:
         """Client listeners only; the link listener stays for peers (Peers.stop closes it)."""
         if self.listeners is not None:
@@ -483,8 +403,7 @@ class Node:
             if now >= self.next_ping:
                 self.next_ping = now + self.limits.ping_interval
                 self.peers.ping_and_check(now)
-                if self.bus is not None and self.worker is not None:
-                    self.bus.write(fr.encode_ping(self.worker, self.own_load()))
+                self.siblings.heartbeat(self.own_load())
                 self.replication.expire()
                 self.peers.refresh_view()
             if now >= self.next_idle:
@@ -506,38 +425,11 @@ class Node:
 
     def load(self) -> int:
         """The node's load: this process's plus what its sibling workers reported."""
-        return self.own_load() + sum(self.sibling_loads.values())
+        return self.own_load() + self.siblings.load()
 
     def tables(self) -> dict[str, Any]:
-        """The pending and forward tables of every link end, for inspection."""
-        links = self.peers.tables()
-        return {
-            "node": self.name,
-            "worker": self.worker,
-            "links": links,
-            "pending": sum(len(v["pending"]) for v in links.values()),
-            "forward": sum(len(v["forward"]) for v in links.values()),
-            "local": self.entry.local_active,
-            "clients": len(self.entry.clients),
-            # idle pooled upstreams: flows (by id) to each home, connections to the local app
-            "pooled": self.entry.pool.describe(),
-            "live": sorted(self.peers.view.live),
-            "members": {
-                peer: state.name.lower() if state is not None else None
-                for peer in self.peers.peers
-                for state in [self.membership.state(peer)]
-            },
-            "apps": self.health.state(),
-            "directory": len(self.directory),
-            # where some learned sessions live; keys are keyed hashes, never the tokens
-            "directory_sample": {
-                e.key: e.home
-                for e in itertools.islice(
-                    self.directory.iter_entries(wall()), DUMP_DIRECTORY_SAMPLE
-                )
-            },
-            "counters": dict(self.counters),
-        }
+        """The tables record, for inspection (lb.node.inspection)."""
+        return tables(self)
 
     def dump_tables(self) -> None:
         log.info("tables", **self.tables())

@@ -132,7 +132,7 @@ class FlowEndpoint:
 class LinkDriver(asyncio.Protocol):
     """One link end on a socket: outbound (this node connected) or inbound (home side)."""
 
-    # METRICS (read by lb.node.admin): flow bytes either way, the round trip of the last PING
+    # METRICS (read by lb.node.adminsample): flow bytes either way, the round trip of the last PING
     bytes_sent = 0
     bytes_received = 0
     ping_sent = 0.0

@@ -2,10 +2,10 @@
 
 It keeps one outbound link to every peer (reconnecting with a short backoff),
 owns the inbound ones (admitted on the forward address by lb.node.linkport),
-carries out the membership state
-machine's actions (probes, gossip, declaring a peer dead), dispatches control
-frames (directory, membership), relays membership frames to the sibling
-workers, pings, and builds the farm view the router reads.
+dispatches control frames (directory, owners, membership: the membership
+machine is driven by lb.node.gossip, which sends through these links), relays
+membership frames to the sibling workers, pings, and builds the farm view the
+router reads.
 
 It must not speak the link protocol (lb.link does) nor decide membership
 (lb.cluster does): it drives them.
@@ -23,19 +23,11 @@ from collections.abc import Callable
 
 import structlog
 
-from lb.clock import Monotonic, wall
-from lb.cluster.membership import (
-    Broadcast,
-    Membership,
-    MemberState,
-    SendProbeRequest,
-    SendProbeResult,
-    SendTo,
-    StateChanged,
-    diff_members,
-)
+from lb.clock import Monotonic
+from lb.cluster.membership import Membership, diff_members
 from lb.config import FarmConfig, Limits
 from lb.link import FlowOpened, LinkConnection, Role, link_key
+from lb.node.gossip import Gossip
 from lb.node.home import Home
 from lb.node.linkport import LOGIN_TIMEOUT, LinkPort
 from lb.node.linktls import LinkTls
@@ -44,7 +36,6 @@ from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.routing.view import FarmView, NodeInfo
 from lb.wire import frames as fr
-from lb.wire import membership as mw
 from lb.wire.bus import decode_relayed, encode_relayed
 from lb.wire.directory import DIRECTORY_UPDATE
 
@@ -119,6 +110,19 @@ class Peers:
         self.draining = False
         self.registry: Registry | None = None  # directory owners (set by the node)
         self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
+        self.gossip = Gossip(
+            name,
+            worker,
+            loop,
+            membership,
+            self.limits,
+            peers=self.peers,
+            send_control=self.send_control,
+            to_siblings=to_siblings,
+            drop_links=self.drop_links,
+            refresh_view=self.refresh_view,
+            wake_at=wake_at,
+        )
 
     def set_secrets(self, secret: bytes, previous: tuple[bytes, ...]) -> None:
         """SIGHUP changed previous_secrets: new logins prove and accept with these keys."""
@@ -266,7 +270,7 @@ class Peers:
             return
         if self.registry is not None and self.registry.control_frame(link, frame):
             return  # REGISTER, REGISTER_ACK, LOOKUP, LOOKUP_ANSWER
-        if self._membership_frame(peer, frame):
+        if self.gossip.frame(peer, frame):
             # every worker of this node must hear what the peer said
             self.to_siblings([encode_relayed(peer, fr.encode_frame(frame))])
 
@@ -274,22 +278,7 @@ class Peers:
         """A sibling worker passed on a membership frame it heard from a peer."""
         peer, inner = decode_relayed(frame.payload)
         if self.is_peer(peer):
-            self._membership_frame(peer, inner)
-
-    def _membership_frame(self, peer: str, frame: fr.Frame) -> bool:
-        message = mw.parse_membership_frame(frame)
-        if message is None:
-            return False  # an extension this version does not know: ignored (docs/protocol.md)
-        now = self.loop.time()
-        if isinstance(message, mw.ProbeRequest):
-            self.membership.on_probe_request(peer, message.target, message.nonce, now)
-        elif isinstance(message, mw.ProbeResult):
-            self.membership.on_probe_result(peer, message.target, message.nonce, message.alive, now)
-        else:
-            for state in message:
-                self.membership.on_node_state(peer, state, now, wall=wall())
-        self.run_membership()
-        return True
+            self.gossip.frame(peer, inner)
 
     def count(self, name: str) -> None:
         self.counters[name] += 1
@@ -319,52 +308,8 @@ class Peers:
 
     # -- membership -------------------------------------------------------------------------
     def run_membership(self) -> None:
-        """Carry out what the membership machine asked for."""
-        changed = False
-        for action in self.membership.take_actions():
-            if isinstance(action, SendProbeRequest):
-                frame = mw.encode_probe_request_frame(action.target, action.nonce)
-                self.send_control(action.via, frame)
-            elif isinstance(action, SendProbeResult):
-                frame = mw.encode_probe_result_frame(action.target, action.nonce, action.alive)
-                self.send_control(action.to, frame)
-            elif isinstance(action, Broadcast):
-                frame = mw.encode_node_state_frame([action.state])
-                for peer in self.peers:
-                    self.send_control(peer, frame)
-            elif isinstance(action, SendTo):
-                if action.states:
-                    self.send_control(action.peer, mw.encode_node_state_frame(action.states))
-            elif isinstance(action, StateChanged):
-                changed = True
-                log.info(
-                    "node_state",
-                    node=self.name,
-                    worker=self.worker,
-                    peer=action.node,
-                    old=action.old.name.lower() if action.old is not None else None,
-                    new=action.new.name.lower(),
-                )
-                if (
-                    action.node == self.name
-                    and action.new is MemberState.LEFT
-                    and self.membership.app_down_since is not None
-                ):
-                    log.warning(
-                        "app_down_rehome",
-                        node=self.name,
-                        worker=self.worker,
-                        after=self.limits.app_down_rehome_after,
-                        reason="the application stayed down: its sessions are re-homed",
-                    )
-                if action.new is MemberState.DEAD:
-                    # a dead peer's flows will never finish: reset them now. A peer that
-                    # LEFT is finishing its flows and closes its links itself.
-                    self.drop_links(action.node, "the peer was declared dead")
-        if changed:
-            self.refresh_view()
-        # an input may have brought a membership timer forward
-        self.wake_at(self.membership.next_deadline())
+        """Carry out what the membership machine asked for (lb.node.gossip)."""
+        self.gossip.run()
 
     def drop_links(self, peer: str, reason: str) -> None:
         """Reset the flows of every link with `peer` now, never leave them hanging."""

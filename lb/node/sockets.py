@@ -2,6 +2,8 @@
 
 Both admit a socket at accept time, before any byte of it is read (and before a
 TLS handshake), so they accept by hand instead of through asyncio servers.
+`fit_to_descriptors` bounds the client connections a process admits by the
+descriptors it may open.
 
 It must not decide admission: callers do, in `on_socket`.
 """
@@ -9,10 +11,40 @@ It must not decide admission: callers do, in `on_socket`.
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 from collections.abc import Callable
 
+import structlog
+
+log = structlog.get_logger("lb.node")
+
 ACCEPT_BACKOFF = 0.1  # seconds to wait after a failed accept (out of descriptors, mostly)
+DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
+
+
+def fit_to_descriptors(node: str, configured: int, explicit: bool) -> int:
+    """`configured` client connections, or fewer if the descriptor limit has no room.
+
+    A local splice holds two descriptors (client and app). Lowering is logged: a
+    warning when max_connections was set explicitly above what fits, a note for
+    the default.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    allowed = max(1, (soft - DESCRIPTOR_RESERVE) // 2)
+    if configured <= allowed:
+        return configured
+    (log.warning if explicit else log.info)(
+        "max_connections_lowered",
+        node=node,
+        configured=configured,
+        allowed=allowed,
+        descriptor_limit=soft,
+        reason="each client connection may hold two descriptors (client and app)",
+    )
+    return allowed
 
 
 def listening_socket(host: str, port: int, reuse_port: bool, backlog: int) -> socket.socket:

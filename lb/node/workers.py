@@ -11,7 +11,9 @@ The bus speaks the link frame codec (docs/protocol.md) on a socketpair that
 only the node's own processes hold, so it needs no HELLO/AUTH:
 - DIRECTORY_UPDATE (0x40): entries a worker learned or merged as new;
 - PING (0x07) with token = worker index and load = that worker's load: a
-  node's load is the sum over its workers.
+  node's load is the sum over its workers;
+- the bus's own frames (lb.wire.bus): RELAYED membership frames, APP_HEALTH,
+  METRICS, ADMIN, and OWN_STATE (worker 0 speaks for the node in membership).
 
 Signals: SIGTERM (drain), SIGINT, SIGUSR1 and SIGHUP are passed to every worker; the
 supervisor exits when they all have, with 0 when they all exited 0.

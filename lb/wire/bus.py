@@ -10,20 +10,30 @@ that checks the node's applications, tells the others whether they are up, so
 all workers say the same to the farm. METRICS (0x52): a worker's metrics sample
 for the admin listener of worker 0: u16 worker index, then a JSON object
 (UTF-8). ADMIN (0x53): worker 0's admin listener asks its siblings to drain
-(payload 1) or undrain (payload 2). Pure codec: no I/O.
+(payload 1) or undrain (payload 2). OWN_STATE (0x54): worker 0, the node's
+membership speaker, tells its siblings the node's own declaration and
+incarnation (u8 state, u64 incarnation), so every worker says the same about
+the node and none contradicts it. Pure codec: no I/O.
 """
 
 from __future__ import annotations
 
+import struct
+
 from lb.errors import FrameError
 from lb.wire import frames as fr
+from lb.wire.membership import MAX_INCARNATION, MemberState
 
 RELAYED = 0x50
 APP_HEALTH = 0x51  # payload: u8 1 = the node's applications are up, 0 = one is down
 METRICS = 0x52  # payload: u16 worker, JSON object
 ADMIN = 0x53  # payload: u8 command
+OWN_STATE = 0x54  # payload: u8 state (ALIVE, DRAINING or LEFT), u64 incarnation
 ADMIN_DRAIN = 1
 ADMIN_UNDRAIN = 2
+
+_OWN_STATES = frozenset((MemberState.ALIVE, MemberState.DRAINING, MemberState.LEFT))
+_STATE_INC = struct.Struct("!BQ")
 
 
 def encode_relayed(peer: str, inner: bytes) -> bytes:
@@ -90,19 +100,41 @@ def decode_admin(payload: bytes) -> int:
     return payload[0]
 
 
+def encode_own_state(state: MemberState, incarnation: int) -> bytes:
+    """OWN_STATE: worker 0 tells its siblings the node's declaration and incarnation."""
+    if state not in _OWN_STATES:
+        raise ValueError(f"a node declares ALIVE, DRAINING or LEFT, not {state!r}")
+    if not 0 <= incarnation <= MAX_INCARNATION:
+        raise ValueError(f"incarnation out of range: {incarnation}")
+    return fr.encode_frame(fr.Frame(OWN_STATE, 0, 0, _STATE_INC.pack(state, incarnation)))
+
+
+def decode_own_state(payload: bytes) -> tuple[MemberState, int]:
+    """OWN_STATE payload -> (state, incarnation)."""
+    if len(payload) != _STATE_INC.size:
+        raise FrameError("OWN_STATE payload is u8 state and u64 incarnation")
+    code, incarnation = _STATE_INC.unpack(payload)
+    if code not in {s.value for s in _OWN_STATES}:
+        raise FrameError(f"OWN_STATE state {code} is not ALIVE, DRAINING or LEFT")
+    return MemberState(code), incarnation
+
+
 __all__ = [
     "ADMIN",
     "ADMIN_DRAIN",
     "ADMIN_UNDRAIN",
     "APP_HEALTH",
     "METRICS",
+    "OWN_STATE",
     "RELAYED",
     "decode_admin",
     "decode_app_health",
     "decode_metrics",
+    "decode_own_state",
     "decode_relayed",
     "encode_admin",
     "encode_app_health",
     "encode_metrics",
+    "encode_own_state",
     "encode_relayed",
 ]

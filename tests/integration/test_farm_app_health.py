@@ -9,15 +9,17 @@ checks later, the node takes new sessions again.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import itertools
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 
 from tests.support.farm import Farm
-from tests.support.wait import eventually
+from tests.support.wait import eventually, eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +87,51 @@ def test_an_application_down_takes_its_node_out_of_placement(
         timeout=10.0,
         what="b takes new sessions again",
     )
+
+
+def test_each_change_of_an_application_is_announced_once_with_two_workers(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """Worker 0 of b checks the application and its sibling follows on the bus; peers
+    relay b's DRAINING back to b. Neither worker may contradict the other: every worker
+    of a and c sees b go alive -> draining -> alive exactly once per cycle."""
+    cycles = 3
+    farm = make_farm(limits=LIMITS, workers=2)
+
+    def transitions(observer: str, worker: int, old: str, new: str) -> int:
+        return sum(
+            1
+            for e in farm.events(observer, "node_state")
+            if e.get("peer") == "b"
+            and e.get("worker") == worker
+            and (e.get("old"), e.get("new")) == (old, new)
+        )
+
+    def everyone_saw(old: str, new: str, times: int) -> None:
+        for observer in ("a", "c"):
+            for worker in (0, 1):
+                assert transitions(observer, worker, old, new) >= times, (observer, worker)
+
+    for cycle in range(1, cycles + 1):
+        farm.stop_backend("b", "web")
+        eventually_passes(
+            functools.partial(everyone_saw, "alive", "draining", cycle),
+            timeout=10.0,
+            what=f"cycle {cycle}: every worker of a and c sees b draining",
+        )
+        farm.start_backend("b", "web")
+        eventually_passes(
+            functools.partial(everyone_saw, "draining", "alive", cycle),
+            timeout=10.0,
+            what=f"cycle {cycle}: every worker of a and c sees b alive again",
+        )
+    time.sleep(0.5)  # a late contradiction would arrive by now
+    for observer in ("a", "c"):
+        for worker in (0, 1):
+            announced = [
+                (e.get("old"), e.get("new"))
+                for e in farm.events(observer, "node_state")
+                if e.get("peer") == "b" and e.get("worker") == worker
+            ]
+            assert transitions(observer, worker, "alive", "draining") == cycles, announced
+            assert transitions(observer, worker, "draining", "alive") == cycles, announced

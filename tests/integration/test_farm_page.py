@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 DEAD_AFTER = float(DEFAULT_LIMITS["dead_after"])
-PAGE_REFRESH = 1.0  # lb.node.admin.REFRESH: the page gets a snapshot once a second
+PAGE_REFRESH = 1.0  # lb.node.farmfeed.REFRESH: the page gets a snapshot once a second
 
 
 try:

@@ -4,7 +4,9 @@ Whichever worker of whichever node takes a connection, a session homed on a
 node stays there; an application cookie learned by one worker is found by every
 worker of every node (the directory travels between a node's workers on the
 supervisor's bus); a killed worker is restarted; SIGTERM drains every worker
-and the node exits 0 with no process left behind.
+and the node exits 0 with no process left behind. The workers of a node speak for
+it with one voice: a restarted worker does not outbid its siblings' incarnation,
+and an application going down and up is announced once per change.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +64,18 @@ def workers_of(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 children.append(int(entry))
     return children
+
+
+def worker_pid(supervisor: int, index: int) -> int:
+    """The pid of worker `index` (its `--worker` argument) of a node's supervisor."""
+    for pid in workers_of(supervisor):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--worker" in args and args[args.index(b"--worker") + 1] == str(index).encode():
+            return pid
+    raise AssertionError(f"no worker {index} under {supervisor}")
 
 
 def settle(farm: Farm, timeout: float = 15.0) -> None:
@@ -198,3 +214,32 @@ def test_a_second_process_for_a_running_node_refuses_to_start(wfarm: Farm) -> No
     assert "node_already_running" in proc.stdout + proc.stderr
     # the running node is untouched (entry c: an earlier test of this module drained a)
     assert {get(wfarm, "c", wfarm.cookie_header("b"))[0] for _ in range(6)} == {"b"}
+
+
+@pytest.mark.parametrize("index", [1, 0])
+def test_a_restarted_worker_does_not_outbid_its_sibling(
+    make_farm: Callable[..., Farm], index: int
+) -> None:
+    """Both workers of b speak for b. A restarted worker starts in a later second than
+    its sibling; if each kept its own incarnation, each would refute what the other
+    said about b, one above the other, hundreds of times a second, until b's
+    incarnation reached the farm's bound (600 s ahead of the clock)."""
+    farm = make_farm(services={"web": ("http", CHAIN)}, workers=2)
+    settle(farm)
+    supervisor = farm.pid("b")
+    old = worker_pid(supervisor, index)
+    time.sleep(1.1)  # the new worker's start second is later than its sibling's
+    os.kill(old, signal.SIGKILL)
+
+    def replaced() -> None:
+        assert old not in workers_of(supervisor) and len(workers_of(supervisor)) == 2
+
+    eventually_passes(replaced, timeout=10, what="the killed worker was not replaced")
+    settle(farm)
+    time.sleep(1.0)  # a refutation race would run on here
+    for observer in ("a", "c"):
+        seen = farm.tables(observer)["incarnations"]["b"]
+        assert seen <= time.time() + 5, (observer, seen, time.time())
+    first = farm.tables("a")["incarnations"]["b"]
+    time.sleep(1.0)
+    assert farm.tables("a")["incarnations"]["b"] == first

@@ -3,6 +3,8 @@
 It stands for "the application" behind one lb node in the integration tests and
 benchmarks. It must stay free of lb imports (it is the thing lb talks to, not
 part of lb) and free of any framework, so what it measures is lb, not itself.
+Requests are read by tests/support/request_reader.py, as in the other test
+applications.
 
 Run it as ``python tests/support/backend.py --node a --port 8001 [--mode tcp]``;
 it prints ``ready`` on stdout once it listens.
@@ -31,6 +33,18 @@ import json
 import secrets
 import signal
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `tests.support` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.request_reader import (
+    BadRequest,
+    Request,
+    client_connection,
+    parse_head,
+    read_head,
+)
 
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
@@ -67,69 +81,14 @@ def pattern_sha256(n: int) -> str:
     return digest.hexdigest()
 
 
-class BadRequest(Exception):
-    """A request this backend cannot parse; answered with 400 and a close."""
-
-
-class Request:
-    __slots__ = ("headers", "method", "path", "version")
-
-    def __init__(self, method: str, path: str, version: str, headers: dict[str, str]) -> None:
-        self.method = method
-        self.path = path
-        self.version = version
-        self.headers = headers
-
-    @property
-    def keep_alive(self) -> bool:
-        conn = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in conn
-        return "close" not in conn
-
-    def cookie(self, name: str) -> str | None:
-        for part in self.headers.get("cookie", "").split(";"):
-            key, sep, value = part.strip().partition("=")
-            if sep and key == name:
-                return value
-        return None
-
-
-def parse_head(raw: bytes) -> Request:
-    try:
-        text = raw.decode("latin-1")
-        lines = text.split("\r\n")
-        method, path, version = lines[0].split(" ")
-    except ValueError as exc:
-        raise BadRequest("bad request line") from exc
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise BadRequest("bad header line")
-        key = name.strip().lower()
-        value = value.strip()
-        if key == "cookie" and key in headers:
-            headers[key] = headers[key] + "; " + value
-        else:
-            headers[key] = value
-    return Request(method, path, version, headers)
-
-
 class HttpBackend:
     def __init__(self, node: str) -> None:
         self.node = node
         self.sessions: dict[str, int] = {}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    raw = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                    break
+        async with client_connection(writer):
+            while (raw := await read_head(reader)) is not None:
                 try:
                     req = parse_head(raw)
                     keep = await self.serve(req, reader, writer)
@@ -139,12 +98,6 @@ class HttpBackend:
                 await writer.drain()
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-                await writer.wait_closed()
 
     def _head(
         self, status: str, length: int, ctype: str, keep: bool, extra: list[str] | None = None

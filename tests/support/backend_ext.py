@@ -8,7 +8,8 @@ answers (``X-Path``), so a test can tell a misrouted or misframed response from
 a right one.
 
 Run it like backend.py (``--node a --port 8001 [--mode http|tcp|https]``; only
-``http`` mode has the endpoints below, the other modes are backend.py's), plus:
+``http`` mode has the endpoints below, the other modes are backend.py's; requests
+are read by tests/support/request_reader.py, as in backend.py), plus:
 
 - ``--close-after N``  after the N-th request on a connection, answer with
   ``Connection: close`` and close it (the application ends a pooled connection)
@@ -52,40 +53,18 @@ if __package__ in (None, ""):  # run as a script: make `tests.support` importabl
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support import backend as base
-from tests.support.backend import (
+from tests.support.backend import HttpBackend, pattern_bytes
+from tests.support.request_reader import (
     BadRequest,
-    HttpBackend,
     Request,
+    client_connection,
     parse_head,
-    pattern_bytes,
+    read_head,
 )
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: the request path of the connection being served, for the X-Path header (one task per connection)
 _PATH: contextvars.ContextVar[str] = contextvars.ContextVar("path", default="")
-
-
-class ExtRequest(Request):
-    """A request head that also keeps every header field in order (repeated ones too)."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self, req: Request, fields: list[tuple[str, str]]) -> None:
-        super().__init__(req.method, req.path, req.version, req.headers)
-        self.fields = fields
-
-    def values(self, name: str) -> list[str]:
-        return [v for k, v in self.fields if k == name]
-
-
-def parse_request(raw: bytes) -> ExtRequest:
-    req = parse_head(raw)
-    fields = []
-    for line in raw.decode("latin-1").split("\r\n")[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            fields.append((name.strip().lower(), value.strip()))
-    return ExtRequest(req, fields)
 
 
 class ExtBackend(HttpBackend):
@@ -100,21 +79,20 @@ class ExtBackend(HttpBackend):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats["connections"] += 1
         served = 0
-        try:
+        async with client_connection(writer):
             while True:
                 try:
-                    async with asyncio.timeout(self.idle_close):
-                        raw = await reader.readuntil(b"\r\n\r\n")
+                    raw = await read_head(reader, self.idle_close)
                 except TimeoutError:
                     self.stats["closed_idle"] += 1
                     break
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                if raw is None:
                     break
                 served += 1
                 self.stats["requests"] += 1
                 closing = self.close_after is not None and served >= self.close_after
                 try:
-                    req = parse_request(raw)
+                    req = parse_head(raw)
                     if closing:
                         req.headers["connection"] = "close"
                     _PATH.set(req.path)
@@ -127,12 +105,6 @@ class ExtBackend(HttpBackend):
                     if closing:
                         self.stats["closed_after_n"] += 1
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-                await writer.wait_closed()
 
     def _head(
         self, status: str, length: int, ctype: str, keep: bool, extra: list[str] | None = None
@@ -156,7 +128,6 @@ class ExtBackend(HttpBackend):
     async def serve(
         self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        assert isinstance(req, ExtRequest)
         keep = req.keep_alive
         path = req.path.split("?", 1)[0]
         head_only = req.method == "HEAD"
@@ -225,7 +196,7 @@ class ExtBackend(HttpBackend):
         return await super().serve(req, reader, writer)
 
     async def _websocket(
-        self, req: ExtRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, req: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         key = req.headers.get("sec-websocket-key")
         if not key:

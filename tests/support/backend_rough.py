@@ -9,6 +9,8 @@ connection carried, this one included), so a test can tell a response that
 belongs to another request or another connection.
 
 Run it like backend.py (``--node a --port 8001``; ``--mode`` is accepted and ignored).
+Requests are read by tests/support/request_reader.py, as in the other test applications
+(header lines without a colon are skipped, not refused).
 
 Endpoints:
 
@@ -42,6 +44,12 @@ import itertools
 import json
 import signal
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `tests.support` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.request_reader import BadRequest, client_connection, parse_head, read_head
 
 MAX_HEAD = 64 * 1024
 _conns = itertools.count(1)
@@ -54,23 +62,13 @@ class Rough:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = next(_conns)
         served = 0
-        try:
-            while True:
-                try:
-                    raw = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                    break
+        async with client_connection(writer):
+            while (raw := await read_head(reader)) is not None:
                 served += 1
                 keep = await self.serve(raw, conn, served, reader, writer)
                 await writer.drain()
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-                await writer.wait_closed()
 
     def head(
         self, status: str, path: str, conn: int, served: int, length: int, close: bool
@@ -95,19 +93,13 @@ class Rough:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> bool:
-        text = raw.decode("latin-1")
-        lines = text.split("\r\n")
         try:
-            method, target, version = lines[0].split(" ")
-        except ValueError:
+            req = parse_head(raw, lenient=True)  # a careless server skips what it cannot read
+        except BadRequest:
             writer.write(self.head("400 Bad Request", "?", conn, served, 0, True))
             return False
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        path = target.split("?", 1)[0]
+        method, version, headers = req.method, req.version, req.headers
+        path = req.path.split("?", 1)[0]
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.0":
             lingering = "keep-alive" not in connection

@@ -1,4 +1,4 @@
-"""lb.wire.bus: the METRICS and ADMIN frames of the worker bus."""
+"""lb.wire.bus: the METRICS, ADMIN and OWN_STATE frames of the worker bus."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from lb.wire.bus import (
     ADMIN_DRAIN,
     ADMIN_UNDRAIN,
     METRICS,
+    OWN_STATE,
     decode_admin,
     decode_metrics,
+    decode_own_state,
     encode_admin,
     encode_metrics,
+    encode_own_state,
 )
+from lb.wire.membership import MAX_INCARNATION, MemberState
 
 
 def _one(data: bytes) -> fr.Frame:
@@ -52,3 +56,45 @@ def test_admin_round_trip(command: int) -> None:
 def test_admin_bad_payload(payload: bytes) -> None:
     with pytest.raises(FrameError):
         decode_admin(payload)
+
+
+@pytest.mark.parametrize("state", [MemberState.ALIVE, MemberState.DRAINING, MemberState.LEFT])
+@pytest.mark.parametrize("incarnation", [0, 1_796_000_000, MAX_INCARNATION])
+def test_own_state_round_trip(state: MemberState, incarnation: int) -> None:
+    frame = _one(encode_own_state(state, incarnation))
+    assert frame.type == OWN_STATE and frame.flow_id == 0
+    assert frame.payload == bytes((state.value,)) + incarnation.to_bytes(8, "big")
+    assert decode_own_state(frame.payload) == (state, incarnation)
+
+
+@pytest.mark.parametrize(
+    ("state", "incarnation"),
+    [
+        (MemberState.SUSPECT, 1),
+        (MemberState.DEAD, 1),
+        (MemberState.ALIVE, -1),
+        (MemberState.ALIVE, MAX_INCARNATION + 1),
+    ],
+)
+def test_own_state_encoder_refuses_what_a_node_never_declares(
+    state: MemberState, incarnation: int
+) -> None:
+    with pytest.raises(ValueError):
+        encode_own_state(state, incarnation)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x01" + bytes(7),  # one byte short
+        b"\x01" + bytes(9),  # one byte too many
+        b"\x00" + bytes(8),  # UNKNOWN is never sent
+        b"\x02" + bytes(8),  # SUSPECT: not a declaration
+        b"\x03" + bytes(8),  # DEAD
+        b"\x06" + bytes(8),  # no such state
+    ],
+)
+def test_own_state_payload_must_be_a_declaration_and_an_incarnation(payload: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode_own_state(payload)

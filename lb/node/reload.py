@@ -1,0 +1,106 @@
+"""SIGHUP: a new farm file taken by a running node, as far as it can be without a restart.
+
+Nodes joining or leaving the farm (Peers.reload), `previous_secrets` (new
+logins, cookies and directory keys; the directory is re-keyed when the oldest
+secret left the file) and the link certificates apply live. A file that
+changes the farm name or secret, or drops this node, is refused; changes to
+services, limits or this node's own addresses are reported and wait for a
+restart.
+
+It must not restart or rebuild a driver: it hands the new keys and members to
+the drivers the node already runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import structlog
+
+from lb.config import FarmConfig, NodeConfig
+from lb.errors import ConfigError
+from lb.node.entry import Entry
+from lb.node.home import Home
+from lb.node.linktls import LinkTls
+from lb.node.peers import Peers
+from lb.node.replication import Replication
+from lb.routing.cookie import CookieKeyring
+from lb.routing.directory import Directory, DirectoryKeys, directory_secret
+from lb.routing.route import Router
+
+log = structlog.get_logger("lb.node")
+
+
+class Reloadable(Protocol):
+    """What a reload reads and renews of the node (lb.node.node.Node)."""
+
+    name: str
+    farm_name: str
+    config: FarmConfig
+    me: NodeConfig
+    link_tls: LinkTls | None
+    peers: Peers
+    directory: Directory
+    directory_secret: bytes
+    directory_keys: DirectoryKeys
+    replication: Replication
+    router: Router
+    entry: Entry
+    home: Home
+
+
+def reload(node: Reloadable, config: FarmConfig) -> None:
+    """Take what `config` changes that applies live; log what does not."""
+    me = config.nodes.get(node.name)
+    if config.name != node.farm_name or config.secret != node.config.secret or me is None:
+        log.error(
+            "reload_refused",
+            node=node.name,
+            reason="the new file changes the farm name or secret, or drops this node",
+        )
+        return
+    if (
+        config.services != node.config.services
+        or config.limits != node.config.limits
+        or me != node.me
+    ):
+        log.warning(
+            "reload_partial",
+            node=node.name,
+            reason="nodes joining or leaving, previous_secrets and link certificates apply "
+            "live; restart for the other changes (services, limits, this node's addresses)",
+        )
+    if node.link_tls is not None:
+        try:
+            node.link_tls.reload()
+            log.info("link_certs_reloaded", node=node.name)
+        except ConfigError as exc:
+            for key, message in exc.errors:
+                log.error("reload_config_error", node=node.name, key=key, error=message)
+    if config.previous_secrets != node.config.previous_secrets:
+        _renew_secrets(node, config)
+    added, removed = node.peers.reload(config)
+    node.config = dataclasses.replace(node.peers.config, previous_secrets=config.previous_secrets)
+    log.info("farm_reloaded", node=node.name, joined=sorted(added), left=sorted(removed))
+
+
+def _renew_secrets(node: Reloadable, config: FarmConfig) -> None:
+    """previous_secrets changed: link logins, home cookies and directory keys follow."""
+    node.peers.set_secrets(config.secret, config.previous_secrets)
+    keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
+    rekey = directory_secret(config.secret, config.previous_secrets)
+    if rekey != node.directory_secret:
+        # the oldest secret left the file: name sessions as a restarted node would;
+        # sessions learned under the old names are learned again as they are used
+        node.directory_secret = rekey
+        node.directory_keys = DirectoryKeys(rekey)
+        node.replication.keys = node.directory_keys
+        log.warning("directory_rekeyed", node=node.name, entries=len(node.directory))
+    node.router = Router(keyring, node.directory, node.directory_keys, node.router.memory)
+    node.entry.router = node.router
+    node.home.keyring = keyring
+    log.info("previous_secrets_reloaded", node=node.name)
+
+
+__all__ = ["Reloadable", "reload"]
