@@ -38,7 +38,7 @@ from lb.node.replication import Replication
 from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
 from lb.routing.route import Decision, Router
 from lb.wire import http1
-from lb.wire.forwarded import ForwardedHeaders
+from lb.wire.forwarded import forwarded_headers
 from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import RequestHead
 
@@ -233,7 +233,8 @@ class HttpRouting:
             if fwd is None:
                 ip = client.client[0]
                 proto = "https" if service.server_ssl is not None else "http"
-                fwd = client.forwarded = ForwardedHeaders(
+                # shared by the connections of one address (an idle one holds no copy)
+                fwd = client.forwarded = forwarded_headers(
                     ip, proto, service.trusted_proxies.contains(ip)
                 )
             raw = fwd.rewrite(head, client.buf)

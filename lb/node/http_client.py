@@ -267,7 +267,7 @@ class HttpClient(ResponseSide, asyncio.Protocol):
         self.state = EXCHANGE
         self.t_attached = self.entry.now()
         self.rstate = R_HEAD
-        self.rbuf = bytearray()  # a partial head from an upstream that failed is not this one's
+        self.rbuf = b""  # a partial head from an upstream that failed is not this one's
         self.resp_sent = False
         # RFC 9112 9.3: after an HTTP/1.0 request without keep-alive the application
         # closes its connection, Connection: close or not

@@ -103,7 +103,7 @@ class ResponseSide(HttpClientState):
                 self._to_client(bytes(buf[pos:end]))  # 100-continue and friends
                 pos = end
                 continue
-            self.rbuf = bytearray()
+            self.rbuf = b""
             self._final_head(head, buf, pos, end)
             return
 
@@ -210,7 +210,7 @@ class ResponseSide(HttpClientState):
         if head is None or self.closed or self.rstate != R_HOLD:
             return
         held_eof, self.held_eof = self.held_eof, False
-        buf, self.rbuf = bytes(self.rbuf), bytearray()
+        buf, self.rbuf = bytes(self.rbuf), b""
         self.rstate = R_HEAD
         upstream = self.upstream
         if upstream is not None:

@@ -202,7 +202,8 @@ class HttpClientState:
         self.held: http1.ResponseHead | None = None  # a final head held for registrations
         self.held_eof = False  # the upstream ended while a head was held
         self.rstate = R_HEAD
-        self.rbuf = bytearray()
+        # response bytes kept while a head is incomplete or held (a bytearray then)
+        self.rbuf: bytes | bytearray = b""
         self.resp_framer: http1.BodyFramer | None = None
         self.resp_sent = False  # a byte of this request's response went to the client
         self.upstream_reusable = True

@@ -25,6 +25,7 @@ __all__ = [
     "FORWARDING_HEADERS",
     "ForwardedHeaders",
     "TrustedProxies",
+    "forwarded_headers",
     "forwarded_node",
     "rewrite_forwarded",
 ]
@@ -174,7 +175,9 @@ def _join(values: list[bytes]) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _headers_for(client_ip: str, proto: str, trusted: bool) -> ForwardedHeaders:
+def forwarded_headers(client_ip: str, proto: str, trusted: bool) -> ForwardedHeaders:
+    """The ForwardedHeaders of (client_ip, proto, trusted), shared: recent ones are kept
+    in a small cache, so the connections of one client address hold one object."""
     return ForwardedHeaders(client_ip, proto, trusted)
 
 
@@ -183,7 +186,7 @@ def rewrite_forwarded(
 ) -> bytes:
     """``ForwardedHeaders(client_ip, proto, trusted).rewrite(head, raw, start)``, the
     ForwardedHeaders of recent (client_ip, proto, trusted) kept in a small cache."""
-    return _headers_for(client_ip, proto, trusted).rewrite(head, raw, start)
+    return forwarded_headers(client_ip, proto, trusted).rewrite(head, raw, start)
 
 
 class TrustedProxies:

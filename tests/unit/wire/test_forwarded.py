@@ -12,6 +12,7 @@ from lb.wire.forwarded import (
     FORWARDING_HEADERS,
     ForwardedHeaders,
     TrustedProxies,
+    forwarded_headers,
     forwarded_node,
     rewrite_forwarded,
 )
@@ -202,3 +203,17 @@ def test_trusted_proxies_agree_with_ipaddress(
     if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # matched as the IPv4 address it carries
     assert matcher.contains(str(text)) == any(ip in n for n in networks)
+
+
+def test_forwarded_headers_are_shared_by_one_address() -> None:
+    """Connections of one client address hold one object (an idle connection keeps no copy)."""
+    first = forwarded_headers("192.0.2.7", "http", False)
+    assert forwarded_headers("192.0.2.7", "http", False) is first
+    assert forwarded_headers("192.0.2.7", "https", False) is not first
+    assert forwarded_headers("192.0.2.8", "http", False) is not first
+    head = parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1024)
+    assert head is not None
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert first.rewrite(head, raw) == ForwardedHeaders("192.0.2.7", "http", False).rewrite(
+        head, raw
+    )
