@@ -473,7 +473,9 @@ class BodyFramer:
             self._state = _DATA
 
 
-_HOP_BY_HOP = (b"connection:", b"keep-alive:", b"proxy-connection:")
+# a Connection, Keep-Alive or Proxy-Connection line with the CRLF before it (a status or
+# request line is never preceded by one)
+_HOP_BY_HOP_LINE = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection):[^\r\n]*", re.I)
 
 
 def without_connection_headers(raw: bytes) -> bytes:
@@ -483,13 +485,7 @@ def without_connection_headers(raw: bytes) -> bytes:
     a client's ``Connection: close`` must not close a pooled upstream, an
     application's must not close a client's keep-alive connection.
     """
-    lines = raw.split(b"\r\n")
-    kept = [lines[0]]
-    for line in lines[1:]:
-        if line[:18].lower().startswith(_HOP_BY_HOP):
-            continue
-        kept.append(line)
-    return b"\r\n".join(kept)
+    return _HOP_BY_HOP_LINE.sub(b"", raw)
 
 
 def with_header(raw: bytes, line: bytes) -> bytes:

@@ -421,3 +421,34 @@ def test_llhttp_answers_the_usual_heads() -> None:
         [(b"content-length", b"7"), (b"connection", b"keep-alive"), (b"set-cookie", b"a=1")],
     )
     assert http1.llhttp_response_head(b"HTTP/1.0 304 Not Modified\r\n\r\n") == (304, 0, [])
+
+
+def _without_connection_lines(raw: bytes) -> bytes:
+    """The rule, line by line: drop header lines named Connection, Keep-Alive or
+    Proxy-Connection (any case), keep every other line as it is."""
+    lines = raw.split(b"\r\n")
+    names = (b"connection:", b"keep-alive:", b"proxy-connection:")
+    return b"\r\n".join([lines[0]] + [ln for ln in lines[1:] if not ln.lower().startswith(names)])
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"Connection: close",
+                b"connection:keep-alive",
+                b"CONNECTION: Upgrade",
+                b"Keep-Alive: timeout=5",
+                b"Proxy-Connection: close",
+                b"Connection-Extra: stays",
+                b"X-Connection: stays",
+                b"Content-Length: 7",
+                b"Set-Cookie: connection: not a header",
+            ]
+        ),
+        max_size=6,
+    )
+)
+def test_without_connection_headers_drops_exactly_those_lines(lines: list[bytes]) -> None:
+    raw = b"\r\n".join([b"HTTP/1.1 200 OK", *lines]) + b"\r\n\r\n"
+    assert http1.without_connection_headers(raw) == _without_connection_lines(raw)
