@@ -68,7 +68,7 @@ class Replication:
             learn = functools.partial(_register_here, register, self.name, client_ip)
         else:
             learn = functools.partial(_learn_now, self.learn, client_ip)
-        return SessionLearner(learn, (), True)
+        return SessionLearner(learn, True)
 
     def learn(self, kind: str, value: str, ttl: float | None, source: str | None = None) -> None:
         """The home side saw a session start here: record it; it goes out this loop turn."""

@@ -1,4 +1,4 @@
-"""HTTP/1.x head codec: request-head parsing, Set-Cookie insertion, canned error responses.
+"""HTTP/1.x head codec: request-head parsing, Set-Cookie values, canned error responses.
 
 Pure and bounded: no sockets, no asyncio, no clock. A short buffer is "need more"
 (``None``); a head that cannot be served is exactly one ``HttpError`` carrying the
@@ -8,7 +8,6 @@ status to answer. This module never parses bodies and never changes body bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -18,8 +17,6 @@ __all__ = [
     "MAX_HEADER_LINES",
     "RequestHead",
     "RequestHeadScanner",
-    "ResponseCookieInserter",
-    "SetCookieWatcher",
     "error_response",
     "parse_request_head",
     "parse_set_cookie",
@@ -354,155 +351,7 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     return RequestHeadScanner(max_bytes).scan(data)
 
 
-# -- response side -------------------------------------------------------------------
-
-_DIGITS = frozenset(b"0123456789")
-# Allowed bytes at each position of the first 13 bytes of "HTTP/1.x NNN[ \r]".
-_STATUS_PREFIX: tuple[frozenset[int], ...] = (
-    *(frozenset((byte,)) for byte in b"HTTP/1."),
-    _DIGITS,
-    frozenset(b" "),
-    frozenset(b"12345"),
-    _DIGITS,
-    _DIGITS,
-    frozenset(b" \r"),
-)
-_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
-
-
-def _status_prefix_ok(buf: _Buffer, start: int) -> bool:
-    head = buf[start : start + len(_STATUS_PREFIX)]
-    return all(byte in allowed for byte, allowed in zip(head, _STATUS_PREFIX, strict=False))
-
-
-def _has_bare_lf(buf: _Buffer, start: int, end: int) -> bool:
-    """Whether an LF in ``buf[start:end]`` lacks the CR before it."""
-    return buf.count(b"\n", start, end) != buf.count(b"\r\n", max(start - 1, 0), end)
-
-
-class ResponseCookieInserter:
-    """Insert one ``Set-Cookie`` header into the first final response head of a stream.
-
-    The header goes right after the status line of the first response whose status
-    is 200 or more; interim 1xx heads pass through unchanged (101 Switching
-    Protocols ends the search: what follows is not HTTP). A stream that does not
-    start like ``HTTP/1.x NNN``, uses bare LF line ends, or whose head does not end
-    within ``max_head_bytes`` passes through unchanged. Either way the inserter is
-    then ``done`` and ``feed`` returns its argument itself. Body bytes are never
-    looked at.
-    """
-
-    __slots__ = ("_buf", "_done", "_eol", "_inserted", "_line", "_max", "_scanned", "_status")
-
-    def __init__(self, set_cookie: str, max_head_bytes: int = 65536) -> None:
-        """``set_cookie`` is the header value; ValueError if it holds CR, LF or other
-        control bytes or non-Latin-1 characters, or if ``max_head_bytes`` < 16."""
-        try:
-            value = set_cookie.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError("Set-Cookie value must be Latin-1") from None
-        if value.translate(None, _NOT_CTL):
-            raise ValueError("Set-Cookie value must not contain control characters")
-        if max_head_bytes < 16:
-            raise ValueError("max_head_bytes must be at least 16")
-        self._line = b"Set-Cookie: " + value + b"\r\n"
-        self._max = max_head_bytes
-        self._buf = bytearray()  # the start of an incomplete head, between feeds
-        self._scanned = 0  # bytes of _buf already checked for bare LF and the head end
-        self._eol = -1  # end of the current status line in _buf, once seen
-        self._status = 0
-        self._done = False
-        self._inserted = False
-
-    @property
-    def done(self) -> bool:
-        """True once the cookie was inserted or the inserter gave up."""
-        return self._done
-
-    @property
-    def inserted(self) -> bool:
-        """True once the Set-Cookie header went out."""
-        return self._inserted
-
-    def feed(self, data: bytes) -> bytes:
-        """Bytes to send on now: possibly ``b""`` while a head is incomplete."""
-        if self._done:
-            return data
-        if not data:
-            return b""
-        if self._buf:
-            self._buf += data
-            return self._advance(self._buf)
-        return self._advance(data)
-
-    def flush(self) -> bytes:
-        """At the end of the response stream: whatever is buffered, unchanged."""
-        rest = bytes(self._buf)
-        self._buf = bytearray()
-        self._done = True
-        return rest
-
-    def _finish(self, out: list[_Buffer], inserted: bool) -> bytes:
-        self._buf = bytearray()
-        self._done = True
-        self._inserted = inserted
-        return b"".join(out)
-
-    def _advance(self, buf: _Buffer) -> bytes:
-        """Scan ``buf`` (the buffered head start plus new bytes) from the last position."""
-        out: list[_Buffer] = []
-        base = 0  # where the current response head starts in buf
-        while True:
-            limit = base + self._max
-            scanned = max(base, self._scanned)
-            if self._eol < 0:
-                eol = buf.find(b"\r\n", max(base, scanned - 1), limit)
-                if eol < 0:
-                    if (
-                        not _status_prefix_ok(buf, base)
-                        or _has_bare_lf(buf, scanned, len(buf))
-                        or len(buf) >= limit
-                    ):
-                        out.append(buf[base:])
-                        return self._finish(out, inserted=False)
-                    break
-                match = _STATUS_LINE.fullmatch(buf, base, eol)
-                if match is None or match.group(1) == b"101":
-                    out.append(buf[base:])
-                    return self._finish(out, inserted=False)
-                self._status = int(match.group(1))
-                self._eol = eol
-            end = buf.find(b"\r\n\r\n", max(self._eol, scanned - 3), limit)
-            head_end = len(buf) if end < 0 else end + 4
-            if _has_bare_lf(buf, max(scanned, self._eol), head_end):
-                out.append(buf[base:])
-                return self._finish(out, inserted=False)
-            if end < 0:
-                if len(buf) >= limit:
-                    out.append(buf[base:])
-                    return self._finish(out, inserted=False)
-                break
-            if self._status >= 200:
-                split = self._eol + 2
-                out += (buf[base:split], self._line, buf[split:])
-                return self._finish(out, inserted=True)
-            out.append(buf[base:head_end])  # an interim 1xx head
-            base = head_end
-            self._eol = -1
-            if base == len(buf):
-                break
-        # keep the incomplete head, with positions relative to its start
-        if base or buf is not self._buf:
-            self._buf = bytearray(buf[base:])
-        self._scanned = len(buf) - base
-        if self._eol >= 0:
-            self._eol -= base
-        return b"".join(out)
-
-
 # -- learning app cookies from responses ---------------------------------------------
-
-_MAX_AGE_DIGITS = 18
 
 
 def parse_set_cookie(value: str) -> tuple[str, str, dict[str, str]] | None:
@@ -533,127 +382,7 @@ def parse_set_cookie(value: str) -> tuple[str, str, dict[str, str]] | None:
     return name, cookie, attributes
 
 
-def _max_age(attributes: dict[str, str]) -> int | None:
-    """Max-Age in seconds (a negative one is 0), or None if absent or not a number."""
-    raw = attributes.get("max-age")
-    if raw is None:
-        return None
-    digits = raw[1:] if raw.startswith("-") else raw
-    if not digits or len(digits) > _MAX_AGE_DIGITS or not (digits.isascii() and digits.isdigit()):
-        return None
-    return 0 if raw.startswith("-") else int(digits)
-
-
 _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-class SetCookieWatcher:
-    """Observe a server->client stream for the app cookies of the first final response.
-
-    ``feed`` looks at the bytes the caller forwards unchanged; it never returns or
-    changes them and keeps at most the one incomplete header line between calls.
-    After the first response head with a status of 200 or more (interim 1xx heads
-    are skipped), ``found`` lists (name, value, max-age) of every ``Set-Cookie``
-    header of that head whose cookie name is in ``names`` (exact, case-sensitive),
-    in order; ``max-age`` is the Max-Age attribute in seconds, or None without
-    one (Expires is not read). A deleted cookie shows as an empty value or a
-    max-age of 0: the caller decides what to learn.
-
-    The watcher gives up, with ``found`` empty, on a stream that does not start
-    like ``HTTP/1.x NNN``, a bare LF, a head longer than ``max_head_bytes`` or
-    a 101 response. Either way it is then ``done`` and ``feed`` returns at once.
-    It never raises on bad input.
-    """
-
-    __slots__ = ("_done", "_found", "_head", "_line", "_max", "_names", "_pending", "_status")
-
-    def __init__(self, names: Collection[str], max_head_bytes: int = 65536) -> None:
-        """ValueError if ``max_head_bytes`` < 16."""
-        if max_head_bytes < 16:
-            raise ValueError("max_head_bytes must be at least 16")
-        self._names = frozenset(names)
-        self._max = max_head_bytes
-        self._line = bytearray()  # an incomplete line carried over between feeds
-        self._head = 0  # bytes of the current head before the current line
-        self._status = 0  # 0 until the status line of the current head is read
-        self._pending: list[tuple[str, str, int | None]] = []
-        self._found: list[tuple[str, str, int | None]] = []
-        self._done = not self._names
-
-    @property
-    def done(self) -> bool:
-        """True once the first final head was read, or the watcher gave up."""
-        return self._done
-
-    @property
-    def found(self) -> list[tuple[str, str, int | None]]:
-        """(cookie name, value, max-age seconds or None) from the first final head."""
-        return list(self._found)
-
-    def feed(self, data: bytes) -> None:
-        """Look at the next bytes of the stream (the caller forwards them unchanged)."""
-        if self._done or not data:
-            return
-        pos = 0
-        size = len(data)
-        while not self._done:
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                self._carry(data, pos, size)
-                return
-            if self._line:
-                self._line += data[pos:nl]
-                line = bytes(self._line)
-                self._line.clear()
-            else:
-                line = data[pos:nl]
-            pos = nl + 1
-            self._head += len(line) + 1
-            if self._head > self._max or not line.endswith(b"\r"):
-                self._give_up()
-                return
-            self._on_line(line[:-1])
-            if pos == size:
-                return
-
-    def _carry(self, data: bytes, pos: int, size: int) -> None:
-        """Keep the incomplete line ``data[pos:]`` unless it already fails."""
-        if self._head + len(self._line) + size - pos >= self._max:
-            self._give_up()
-            return
-        self._line += data[pos:]
-        if self._status == 0 and not _status_prefix_ok(self._line, 0):
-            self._give_up()
-
-    def _give_up(self) -> None:
-        self._done = True
-        self._line = bytearray()
-        self._pending = []
-
-    def _on_line(self, line: bytes) -> None:
-        if self._status == 0:
-            match = _STATUS_LINE.fullmatch(line)
-            if match is None or match.group(1) == b"101":
-                self._give_up()
-                return
-            self._status = int(match.group(1))
-            return
-        if not line:  # the end of a head
-            if self._status >= 200:
-                self._found = self._pending
-                self._pending = []
-                self._done = True
-                self._line = bytearray()
-            else:
-                self._status = 0
-                self._head = 0
-            return
-        if self._status < 200 or len(line) < 11 or line[:11].lower() != b"set-cookie:":
-            return
-        parsed = parse_set_cookie(line[11:].decode("latin-1"))
-        if parsed is not None and parsed[0] in self._names:
-            name, value, attributes = parsed
-            self._pending.append((name, value, _max_age(attributes)))
 
 
 # -- canned responses ----------------------------------------------------------------

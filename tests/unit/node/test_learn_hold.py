@@ -1,13 +1,16 @@
-"""Tests of lb.node.learn.SessionLearner: what it registers, and the response bytes it
-holds until every registration is released (issue 11)."""
+"""Tests of lb.node.learn.SessionLearner: what it registers from a recorded TLS server
+flight, and the response bytes it holds until every registration is released (issue 11)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from lb.extract.tls import digest
 from lb.node.learn import SessionLearner
+from tests.fixtures.tls.sessions import load, session_id, ticket
 
-HEAD = b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=abc; Path=/\r\nContent-Length: 5\r\n\r\n"
+SID_FLIGHT = load("tls12-sid-full-s2c")  # a TLS 1.2 ServerHello with a session id
+TICKET_FLIGHT = load("tls12-ticket-full-s2c")  # empty session id, then NewSessionTicket
 
 
 class Owners:
@@ -28,49 +31,37 @@ class Owners:
 
 def test_a_registration_done_now_holds_nothing() -> None:
     owners = Owners(done_now=True)
-    learner = SessionLearner(owners, ("sid",), tls=False)
-    learner.feed(HEAD)
-    assert owners.calls == [("cookie", "sid=abc", None)]
-    assert not learner.hold(HEAD, lambda data, eof: None)
+    learner = SessionLearner(owners, tls=True)
+    assert learner.feed(SID_FLIGHT)
+    assert owners.calls == [("tls-session-id", session_id("tls12-sid").hex(), None)]
+    assert not learner.hold(SID_FLIGHT, lambda data, eof: None)
     assert learner.finished
 
 
 def test_the_response_waits_for_the_release_in_order_and_with_its_eof() -> None:
     owners = Owners(done_now=False)
-    learner = SessionLearner(owners, ("sid",), tls=False)
+    learner = SessionLearner(owners, tls=True)
     out: list[tuple[bytes, bool]] = []
-    learner.feed(HEAD[:20])
-    assert not learner.hold(HEAD[:20], lambda d, e: out.append((d, e)))  # nothing learned yet
-    learner.feed(HEAD[20:])
-    assert learner.hold(HEAD[20:], lambda d, e: out.append((d, e)))
-    learner.feed(b"hello")
-    assert learner.hold(b"hello", lambda d, e: out.append((d, e)))
+    first, rest = TICKET_FLIGHT[:20], TICKET_FLIGHT[20:]
+    assert not learner.feed(first)
+    assert not learner.hold(first, lambda d, e: out.append((d, e)))  # nothing learned yet
+    assert learner.feed(rest)
+    assert owners.calls == [("tls-ticket", digest(ticket("tls12-ticket")), None)]
+    assert learner.hold(rest, lambda d, e: out.append((d, e)))
+    assert learner.hold(b"application data", lambda d, e: out.append((d, e)))
     assert learner.hold_eof()
     assert out == [] and not learner.finished
     owners.releases[0]()
-    assert out == [(HEAD[20:] + b"hello", True)]
+    assert out == [(rest + b"application data", True)]
     assert learner.finished
     owners.releases[0]()  # a second release changes nothing
-    assert out == [(HEAD[20:] + b"hello", True)]
+    assert out == [(rest + b"application data", True)]
 
 
-def test_two_findings_wait_for_both() -> None:
+def test_nothing_is_learned_without_tls() -> None:
     owners = Owners(done_now=False)
-    learner = SessionLearner(owners, ("sid", "other"), tls=False)
-    head = HEAD.replace(b"\r\n\r\n", b"\r\nSet-Cookie: other=x\r\n\r\n")
-    out: list[bytes] = []
-    learner.feed(head)
-    assert [c[1] for c in owners.calls] == ["sid=abc", "other=x"]
-    assert learner.hold(head, lambda d, e: out.append(d))
-    owners.releases[1]()
-    assert out == []
-    owners.releases[0]()
-    assert out == [head]
-
-
-def test_a_deletion_is_not_registered() -> None:
-    owners = Owners(done_now=False)
-    learner = SessionLearner(owners, ("sid",), tls=False)
-    learner.feed(b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=; Max-Age=0\r\n\r\n")
+    learner = SessionLearner(owners, tls=False)
+    assert learner.feed(SID_FLIGHT)
     assert owners.calls == []
     assert not learner.hold(b"x", lambda d, e: None)
+    assert learner.finished
