@@ -1,4 +1,5 @@
-"""Learned sessions are named by keyed hashes: no session token in a dump or a log line.
+"""Learned sessions are named by keyed hashes: no session token in a dump, a log line
+or a capture of the links.
 
 The application hands out its own session cookie; the home learns it and every
 node's directory holds it. The cookie's value (a session token) must not appear
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.capture import LoopbackCapture, can_capture
 from tests.support.farm import Farm
 from tests.support.wait import eventually
 
@@ -54,3 +56,24 @@ def test_no_session_token_in_dumps_or_logs(make_farm: Callable[..., Farm]) -> No
         text = farm.logs(n)
         for token in tokens:
             assert token not in text, f"node {n} wrote a session token in its log"
+
+
+@pytest.mark.skipif(not can_capture(), reason="a packet capture needs root and AF_PACKET")
+def test_no_session_token_in_a_capture_of_the_links(make_farm: Callable[..., Farm]) -> None:
+    """What a tap on the links sees while sessions are learned and replicated: mutual
+    TLS records (the default link security), never a session token."""
+    farm = make_farm(services={"web": ("http", CHAIN)})
+    link_ports = {farm.ports[n].forward for n in farm.nodes}
+    before = {n: farm.tables(n)["directory"] for n in farm.nodes}
+    with LoopbackCapture(link_ports) as capture:
+        tokens = [new_session(farm, entry) for entry in ("a", "b", "c", "a", "b", "c")]
+        eventually(
+            lambda: all(farm.tables(n)["directory"] >= before[n] + len(tokens) for n in farm.nodes),
+            timeout=5.0,
+            what="every node's directory holds the sessions learned during the capture",
+        )
+    seen = bytes(capture.payload)
+    # the capture saw the links: TLS 1.2-framed application data records (TLS 1.3)
+    assert capture.packets > 0 and b"\x17\x03\x03" in seen, (capture.packets, len(seen))
+    for token in tokens:
+        assert token.encode() not in seen, "a session token crossed a link in clear"
