@@ -493,8 +493,12 @@ def without_connection_headers(raw: bytes) -> bytes:
 
 
 def with_header(raw: bytes, line: bytes) -> bytes:
-    """A complete head with one header ``line`` (ending in CRLF) after its first line."""
-    eol = raw.index(b"\r\n") + 2
+    """A complete head with one header ``line`` (ending in CRLF) after its first line
+    (a request's empty lines before its request line skipped)."""
+    start = 0
+    while raw.startswith(b"\r\n", start):
+        start += 2
+    eol = raw.index(b"\r\n", start) + 2
     return raw[:eol] + line + raw[eol:]
 
 

@@ -331,6 +331,18 @@ def test_header_rewrites() -> None:
             True,
             b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
         ),
+        # after empty lines before the request line (RFC 9112 2.2), a line lb adds
+        # still goes after the request line, not before it
+        (
+            b"\r\nGET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade, X\r\n\r\n",
+            True,
+            b"\r\nGET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        (
+            b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive, Forwarded\r\n\r\n",
+            False,
+            b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ),
         # underscore spellings of framing fields are dropped
         (
             b"GET / HTTP/1.1\r\nTransfer_Encoding: chunked\r\ncontent_length: 7\r\n"
