@@ -278,7 +278,7 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     status, minor, framing = found if found is not None else own_response_head(raw)
     head = ResponseHead(status, minor, end + 4 - start, [])
     lengths: set[bytes] = set()
-    coding = b""
+    codings: list[bytes] = []  # every Transfer-Encoding value, in order
     for name, value in framing:
         if name == b"content-length":
             if b"," in value:
@@ -299,12 +299,16 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
         elif name == b"set-cookie":
             head.set_cookies.append(value.decode("latin-1"))
         elif name == b"transfer-encoding":
-            coding = value  # the last one counts (RFC 9112 6.1: one list, in order)
+            if not value:
+                # a client may read the lines as one list and frame by a coding an
+                # empty last line would hide (llhttp refuses it too)
+                raise _bad_response("empty Transfer-Encoding")
+            codings.append(value)  # one list, in order (RFC 9110 5.3, RFC 9112 6.1)
         else:  # keep-alive, proxy-connection
             head.connection_header = True
-    if coding:
-        codings = _tokens(coding.decode("latin-1"))
-        head.chunked = bool(codings) and codings[-1] == "chunked"
+    if codings:
+        tokens = _tokens(b",".join(codings).decode("latin-1"))
+        head.chunked = bool(tokens) and tokens[-1] == "chunked"
         head.other_coding = not head.chunked
     if lengths:
         if head.chunked or head.other_coding:
@@ -489,8 +493,12 @@ def without_connection_headers(raw: bytes) -> bytes:
 
 
 def with_header(raw: bytes, line: bytes) -> bytes:
-    """A complete head with one header ``line`` (ending in CRLF) after its first line."""
-    eol = raw.index(b"\r\n") + 2
+    """A complete head with one header ``line`` (ending in CRLF) after its first line
+    (a request's empty lines before its request line skipped)."""
+    start = 0
+    while raw.startswith(b"\r\n", start):
+        start += 2
+    eol = raw.index(b"\r\n", start) + 2
     return raw[:eol] + line + raw[eol:]
 
 

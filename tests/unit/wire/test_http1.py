@@ -108,6 +108,22 @@ def resp(raw: bytes) -> http1.ResponseHead:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "HEAD", (http1.NO_BODY, 0)),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", (http1.CHUNKED, 0)),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET", (http1.UNTIL_CLOSE, 0)),
+        # the Transfer-Encoding lines are one list (RFC 9110 5.3): its last coding decides
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: ,\r\n\r\n",
+            "GET",
+            (http1.CHUNKED, 0),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n",
+            "GET",
+            (http1.CHUNKED, 0),
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "GET",
+            (http1.UNTIL_CLOSE, 0),
+        ),
         (b"HTTP/1.1 200 OK\r\n\r\n", "GET", (http1.UNTIL_CLOSE, 0)),
         (b"HTTP/1.1 204 No Content\r\n\r\n", "GET", (http1.NO_BODY, 0)),
         (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", "GET", (http1.NO_BODY, 0)),
@@ -139,6 +155,14 @@ def test_response_keeps_alive(raw: bytes, keeps: bool) -> None:
     "raw",
     [
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        # a client reading the Transfer-Encoding lines as one list frames this one chunked:
+        # an empty last line must not hide the chunked coding behind the Content-Length
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding:\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+        b"Transfer-Encoding:  \r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding:\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
@@ -306,6 +330,18 @@ def test_header_rewrites() -> None:
             b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Forwarded-For\r\n\r\n",
             True,
             b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        # after empty lines before the request line (RFC 9112 2.2), a line lb adds
+        # still goes after the request line, not before it
+        (
+            b"\r\nGET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade, X\r\n\r\n",
+            True,
+            b"\r\nGET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        (
+            b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive, Forwarded\r\n\r\n",
+            False,
+            b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
         ),
         # underscore spellings of framing fields are dropped
         (
