@@ -218,6 +218,8 @@ def llhttp_response_head(head: bytes) -> tuple[int, int, _Framing] | None:
     """(status, minor version, framing lines) of a complete response head (its final
     CRLFCRLF included, control bytes already refused) by llhttp; None when llhttp
     refuses it or it is outside what `own_response_head` accepts (then that decides)."""
+    if not head.startswith(b"HTTP/1."):
+        return None  # llhttp skips empty lines before a status line; the reference does not
     collector = _FramingCollector()
     parser = httptools.HttpResponseParser(collector)
     try:

@@ -372,6 +372,8 @@ _STATUS_LINES = [
     b"HTTP/1.1 20 OK",
     b"http/1.1 200 OK",
     b" HTTP/1.1 200 OK",
+    b"\r\nHTTP/1.1 200 OK",
+    b"\r\n\r\nHTTP/1.1 200 OK",
     b"HTTP/1.1 200 \xe9t\xe9",
 ]
 _HEADER_LINES = [
@@ -488,3 +490,11 @@ def _without_connection_lines(raw: bytes) -> bytes:
 def test_without_connection_headers_drops_exactly_those_lines(lines: list[bytes]) -> None:
     raw = b"\r\n".join([b"HTTP/1.1 200 OK", *lines]) + b"\r\n\r\n"
     assert http1.without_connection_headers(raw) == _without_connection_lines(raw)
+
+
+@pytest.mark.parametrize("lead", [b"\r\n", b"\r\n\r\n", b" "])
+def test_a_response_head_after_empty_lines_is_502_as_the_reference_says(lead: bytes) -> None:
+    """llhttp skips empty lines before a status line (found by fuzzing); lb does not."""
+    head = lead + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    with pytest.raises(HttpError):
+        http1.parse_response_head(head, 0, 65536)
