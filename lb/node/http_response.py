@@ -127,12 +127,18 @@ class ResponseSide(HttpClientState):
             if self.upstream is not None:
                 self.upstream.pause_response()
             return
-        if kind == http1.UNTIL_CLOSE or not self.req_done:
+        if kind == http1.UNTIL_CLOSE:
             self.keep_alive = False  # the client learns the end of it from our close
         if not self.req_done:
-            # an answer before the whole body: whether the application reads the rest
-            # or takes it for its next request is unknown, so its connection is not reused
+            # an answer before the whole body (a streaming application, or an early
+            # refusal): whether the application reads the rest or takes it for its next
+            # request is unknown, so its connection is not reused. The client's is: lb
+            # frames the rest of the body itself; unless the application ends the
+            # exchange with Connection: close (it will not read the rest), then the
+            # client is told so and closed after its body
             self.upstream_reusable = False
+            if head.close:
+                self.keep_alive = False
         changed = entry.response_head(self, head, buf, pos, end, decision)
         if kind == http1.LENGTH and end + length <= len(buf):
             # the usual case: the whole response in this read, sent in one write
@@ -238,10 +244,9 @@ class ResponseSide(HttpClientState):
         if self.req_done:
             self._exchange_done()
         else:
-            # the application answered before the whole request body came: finish
-            # reading it, then close (the upstream's state is unknown)
+            # the application answered before the whole request body came: the exchange
+            # ends with the body (`_request_body`); the upstream's state is unknown
             self.upstream_reusable = False
-            self.keep_alive = False
 
     def _exchange_done(self) -> None:
         entry = self.entry

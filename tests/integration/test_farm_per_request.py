@@ -279,6 +279,36 @@ async def test_application_close_after_n_requests_is_invisible(
 # ---------------------------------------------------------------------- framing on keep-alive
 
 
+@pytest.mark.parametrize("home", ["a", "b"])
+async def test_an_answer_that_starts_before_the_upload_ends_keeps_the_connection(
+    farm: Farm, home: str
+) -> None:
+    """A streaming application (POST /echo writes its head as soon as the body starts)
+    answers before lb has read the whole upload. The exchange ends when both directions
+    are done and the connection goes on: no Connection: close, the next request on it is
+    answered. (Only the application's connection is not reused: its state is unknown.)"""
+    upload = os.urandom(200_000)
+    cookie = _cookie(farm, home)
+    head = (
+        f"POST /echo HTTP/1.1\r\nHost: lb.test\r\nContent-Length: {len(upload)}\r\n"
+        f"Cookie: {cookie['Cookie']}\r\n\r\n"
+    ).encode()
+    async with asyncio.timeout(15):
+        conn = await Conn.open(farm.addr("a"))
+        try:
+            conn.writer.write(head + upload[:1000])
+            await conn.writer.drain()
+            answer = await conn.reader.readuntil(b"\r\n\r\n")  # before the upload ended
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            assert b"connection: close" not in answer.lower(), answer
+            conn.writer.write(upload[1000:])
+            assert await conn.reader.readexactly(len(upload)) == upload
+            r = await conn.request("GET", "/after-the-stream", cookie)
+            assert (r.status, r.node, r.path) == (200, home, "/after-the-stream")
+        finally:
+            await conn.close()
+
+
 def _chunked_post(path: str, headers: dict[str, str], chunks: list[bytes]) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: lb.test", "Transfer-Encoding: chunked"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
