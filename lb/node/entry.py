@@ -22,14 +22,14 @@ from collections.abc import Callable
 
 import structlog
 
-from lb.clock import Monotonic, wall
+from lb.clock import Monotonic
 from lb.config import FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
-from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, affinity_source, make_conn_ref
+from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, make_conn_ref
 from lb.node.home import Home
 from lb.node.http_client import HttpClient
 from lb.node.http_state import HttpClientState
@@ -277,15 +277,7 @@ class Entry(HttpRouting):
         self, client: ClientEndpoint, identifier: Identifier | None, looked_up: bool = False
     ) -> None:
         self.head_done(client)
-        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
-        # new sessions of one client address agree on a home (docs/routing.md)
-        decision = self.router.route(
-            identifier,
-            self.peers.view,
-            wall(),
-            self.salt ^ client.client[1],
-            affinity_source(client),
-        )
+        decision = self.placed(client, identifier)
         # issue 11: a directory key this replica does not hold: ask its owners first
         # (one link round trip, bounded by lookup_timeout), then route with the answer
         registry = self.registry

@@ -95,21 +95,28 @@ class HttpRouting:
     draining: bool
     salt: int
 
+    def _next_salt(self, client: ClientEndpoint | HttpClientState) -> int:
+        """A new salt for one placement (mixed with the client's port)."""
+        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
+        return self.salt ^ client.client[1]
+
+    def placed(
+        self, client: ClientEndpoint | HttpClientState, identifier: Identifier | None
+    ) -> Decision:
+        """The router's decision for a client's identifier (a connection of a tcp
+        service, a request of an HTTP one); new sessions of one client address agree
+        on a home (docs/routing.md)."""
+        return self.router.route(
+            identifier, self.peers.view, wall(), self._next_salt(client), affinity_source(client)
+        )
+
     def decide(
         self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
     ) -> Decision | None:
         """The request's home; None while the directory owners are asked about a key this
         replica does not hold (one link round trip, bounded by lookup_timeout), then
         `client.decided(...)` follows with the decision made with their answer."""
-        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
-        # new sessions of one client address agree on a home (docs/routing.md)
-        decision = self.router.route(
-            identifier,
-            self.peers.view,
-            wall(),
-            self.salt ^ client.client[1],
-            affinity_source(client),
-        )
+        decision = self.placed(client, identifier)
         registry = self.registry
         if (
             decision.reason == "directory-miss"
@@ -132,12 +139,11 @@ class HttpRouting:
     def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
         """A new session whose home could not be reached, placed once more on another
         live, non-draining node (None when there is none)."""
-        self.salt = (self.salt + 0x9E3779B1) & 0xFFFFFFFF
         decision = self.router.retry(
             failed.home,
             self.peers.view,
             wall(),
-            self.salt ^ client.client[1],
+            self._next_salt(client),
             affinity_source(client),
         )
         if decision is not None:

@@ -27,7 +27,6 @@ __all__ = [
     "TrustedProxies",
     "forwarded_headers",
     "forwarded_node",
-    "rewrite_forwarded",
 ]
 
 FORWARDING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
@@ -179,14 +178,6 @@ def forwarded_headers(client_ip: str, proto: str, trusted: bool) -> ForwardedHea
     """The ForwardedHeaders of (client_ip, proto, trusted), shared: recent ones are kept
     in a small cache, so the connections of one client address hold one object."""
     return ForwardedHeaders(client_ip, proto, trusted)
-
-
-def rewrite_forwarded(
-    head: RequestHead, raw: _Buffer, client_ip: str, proto: str, trusted: bool, start: int = 0
-) -> bytes:
-    """``ForwardedHeaders(client_ip, proto, trusted).rewrite(head, raw, start)``, the
-    ForwardedHeaders of recent (client_ip, proto, trusted) kept in a small cache."""
-    return forwarded_headers(client_ip, proto, trusted).rewrite(head, raw, start)
 
 
 class TrustedProxies:

@@ -14,7 +14,6 @@ from lb.wire.forwarded import (
     TrustedProxies,
     forwarded_headers,
     forwarded_node,
-    rewrite_forwarded,
 )
 from lb.wire.http import RequestHead, parse_request_head
 
@@ -103,9 +102,9 @@ def test_leading_empty_lines_are_kept() -> None:
     assert out.startswith(b"\r\nGET / HTTP/1.1\r\nX-Forwarded-For: 192.0.2.7\r\n")
 
 
-def test_function_form_and_bad_arguments() -> None:
+def test_shared_form_and_bad_arguments() -> None:
     raw = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
-    assert rewrite_forwarded(parsed(raw), raw, "192.0.2.7", "http", False) == rewrite(raw)
+    assert forwarded_headers("192.0.2.7", "http", False).rewrite(parsed(raw), raw) == rewrite(raw)
     with pytest.raises(ValueError):
         ForwardedHeaders("192.0.2.7", "ftp", False)
     with pytest.raises(ValueError):
