@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from tests.support.request_reader import (
     client_connection,
     parse_head,
     read_head,
+    serve_until_signalled,
 )
 
 CHUNK = 64 * 1024
@@ -287,13 +287,7 @@ async def serve(
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
     server = await asyncio.start_server(handler, host, port, limit=MAX_HEAD, backlog=1024, ssl=ctx)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print("ready", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,6 @@ import contextlib
 import contextvars
 import hashlib
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -60,6 +59,7 @@ from tests.support.request_reader import (
     client_connection,
     parse_head,
     read_head,
+    serve_until_signalled,
 )
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -245,13 +245,7 @@ async def serve(
 ) -> None:
     app = ExtBackend(node, close_after, idle_close)
     server = await asyncio.start_server(app.handle, host, port, limit=base.MAX_HEAD, backlog=1024)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print("ready", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,14 +42,19 @@ import asyncio
 import contextlib
 import itertools
 import json
-import signal
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `tests.support` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.request_reader import BadRequest, client_connection, parse_head, read_head
+from tests.support.request_reader import (
+    BadRequest,
+    client_connection,
+    parse_head,
+    read_head,
+    serve_until_signalled,
+)
 
 MAX_HEAD = 64 * 1024
 _conns = itertools.count(1)
@@ -162,13 +167,7 @@ class Rough:
 async def serve(node: str, host: str, port: int) -> None:
     app = Rough(node)
     server = await asyncio.start_server(app.handle, host, port, limit=MAX_HEAD, backlog=1024)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print("ready", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
 
 
 def main(argv: list[str] | None = None) -> int:

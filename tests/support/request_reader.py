@@ -6,7 +6,8 @@ application behind lb; they differ in how they answer, not in how they read.
 client is done; TimeoutError after `idle` seconds without one), `parse_head`
 turns it into a `Request`, and `client_connection` ends a connection's handler
 the same way for all three: a reset or a cut-short read ends it quietly, and the
-connection is closed.
+connection is closed. `serve_until_signalled` runs a backend's server until
+SIGTERM or SIGINT, after saying "ready" (what the farm harness waits for).
 
 Like the backends it must stay free of lb imports and of any framework: it is
 what lb talks to, not part of lb, and it must cost next to nothing per request.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
 
@@ -119,4 +121,22 @@ async def client_connection(writer: asyncio.StreamWriter) -> AsyncIterator[None]
             await writer.wait_closed()
 
 
-__all__ = ["BadRequest", "Request", "client_connection", "parse_head", "read_head"]
+async def serve_until_signalled(server: asyncio.Server) -> None:
+    """Serve until SIGTERM or SIGINT; "ready" on stdout once the server listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print("ready", flush=True)
+    async with server:
+        await stop.wait()
+
+
+__all__ = [
+    "BadRequest",
+    "Request",
+    "client_connection",
+    "parse_head",
+    "read_head",
+    "serve_until_signalled",
+]
