@@ -71,6 +71,7 @@ class Home:
             link.flush_soon()
             return
         flow = link.home_flow(event.flow_id)
+        flow.pooled = service.http  # entries pool HTTP flows between requests
         # http: the entry frames every response (home cookie, learning); tcp is spliced
         learner = self.learner_for(service, event.ref.client_ip)
         # the client's address to the application (tcp services): from the connection reference

@@ -402,6 +402,7 @@ class Node:
                 self.peers.run_membership()
             if now >= self.next_ping:
                 self.next_ping = now + self.limits.ping_interval
+                self.peers.sample_home_load()
                 self.peers.ping_and_check(now)
                 self.siblings.heartbeat(self.own_load())
                 self.replication.expire()
@@ -420,8 +421,10 @@ class Node:
 
     # -- load and inspection --------------------------------------------------------------
     def own_load(self) -> int:
-        """Sessions this process is home for right now: local splices and home flows."""
-        return self.entry.local_active + self.peers.home_flows()
+        """Sessions this process is home for: local exchanges and splices right now, and
+        the home flows that carried a session at the last ping tick (idle flows that
+        entries keep pooled between requests are not load: Peers.sample_home_load)."""
+        return self.entry.local_active + self.peers.home_load
 
     def load(self) -> int:
         """The node's load: this process's plus what its sibling workers reported."""

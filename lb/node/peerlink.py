@@ -70,14 +70,22 @@ class LinkOwner(Protocol):
 class FlowEndpoint:
     """The link side of one splice: bytes from the local socket go into the flow."""
 
-    __slots__ = ("flow_id", "link", "peer")
+    __slots__ = ("awaiting", "flow_id", "link", "peer", "pooled", "used")
 
     def __init__(self, link: LinkDriver, flow_id: int, peer: Endpoint | None) -> None:
         self.link = link
         self.flow_id = flow_id
         self.peer = peer  # the local socket; None until the home's application connected
+        # Home side, for the node's load (lb.node.peers.sample_home_load): a flow of an
+        # HTTP service is kept open by its entry between requests (the entry's pool), so
+        # it counts only while bytes move on it or the entry's bytes await an answer.
+        self.pooled = False
+        self.used = False  # bytes moved since the last load sample
+        self.awaiting = False  # bytes came from the entry, none went back since
 
     def send(self, data: bytes) -> None:
+        self.awaiting = False
+        self.used = True
         link = self.link
         link.bytes_sent += len(data)  # METRICS
         if not link.conn.send(self.flow_id, data):
@@ -238,8 +246,10 @@ class LinkDriver(asyncio.Protocol):
                 data_event = cast(FlowData, event)
                 self.bytes_received += len(data_event.data)  # METRICS
                 flow = flows.get(data_event.flow_id)
-                if flow is not None and flow.peer is not None:
-                    flow.peer.send(data_event.data)
+                if flow is not None:
+                    flow.awaiting = flow.used = True
+                    if flow.peer is not None:
+                        flow.peer.send(data_event.data)
             elif kind is FlowWritable:
                 flow = flows.get(cast(FlowWritable, event).flow_id)
                 if flow is not None and flow.peer is not None:

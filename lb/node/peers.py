@@ -103,6 +103,7 @@ class Peers:
         self.node_infos = node_infos(config)
         self.peers = [n for n in config.nodes if n != name]
         self.loads: dict[str, float] = {}
+        self.home_load = 0  # sessions on flows this process is home for (sample_home_load)
         self.links_out: dict[str, LinkDriver] = {}
         self.links_in: set[LinkDriver] = set()
         self.link_tasks: dict[str, asyncio.Task[None]] = {}
@@ -384,6 +385,23 @@ class Peers:
     def home_flows(self) -> int:
         """Flows this process is home for (inbound links)."""
         return sum(link.conn.flow_count() for link in self.links_in)
+
+    def sample_home_load(self) -> int:
+        """Once per ping_interval: the flows this process is home for that carry a session
+        now, kept as `home_load` until the next sample. A flow of a tcp service is one
+        session for as long as it is open; a flow of an HTTP service is kept open by
+        its entry between requests (the entry's upstream pool), so it counts only when
+        bytes moved on it since the last sample or the entry's bytes await an answer.
+        Idle pooled flows are not load: counted, they would steer new sessions away
+        from every node that recently served forwarded requests."""
+        busy = 0
+        for link in self.links_in:
+            for flow in link.flows.values():
+                if not flow.pooled or flow.used or flow.awaiting:
+                    busy += 1
+                flow.used = False
+        self.home_load = busy
+        return busy
 
     async def wait_linked(self, timeout: float) -> bool:
         """Until every peer is live in this process's view (its links up), or `timeout`.

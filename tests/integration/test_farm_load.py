@@ -1,0 +1,98 @@
+"""A node's load counts the sessions it serves, not the flows entries keep idle in their pools.
+
+New sessions go to the less loaded of two nodes (docs/routing.md), so a load
+that counted idle pooled flows would steer them away from every node that had
+recently served forwarded requests. Real processes: entry `a` forwards a burst
+of parallel keep-alive requests to home `b` (the cookie names `b`); `a` then
+keeps those flows idle in its pool (pool_idle_timeout is long here). While a
+streamed response runs, `b` counts it; once every request is answered, `b`'s
+load, as `b` and as `a` see it, falls back to 0 although the pooled flows stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import _finish
+from tests.support.admin import AdminFarm
+from tests.support.farm import COOKIE_NAME, read_response, request_bytes
+from tests.support.wait import eventually_passes
+
+pytestmark = pytest.mark.integration
+
+PARALLEL = 24  # client connections at once: the entry opens about one flow each
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
+    f = AdminFarm(
+        tmp_path_factory.mktemp("load"),
+        nodes=("a", "b"),
+        limits={"ping_interval": 0.2, "pool_idle_timeout": 120},
+    )
+    try:
+        f.start()
+    except BaseException:
+        f.close()
+        raise
+    yield f
+    _finish(f)
+
+
+async def forwarded_get(farm: AdminFarm, path: str) -> dict[str, Any]:
+    reader, writer = await asyncio.open_connection(*farm.addr("a"))
+    try:
+        cookie = f"{COOKIE_NAME}={farm.sign_cookie('b')}"
+        writer.write(request_bytes("GET", path, {"Cookie": cookie}))
+        resp = await read_response(reader)
+        assert resp.status == 200, resp
+        return {"node": resp.json()["node"]} if path.startswith("/p") else {"bytes": len(resp.body)}
+    finally:
+        writer.close()
+
+
+def loads(farm: AdminFarm) -> tuple[int, float]:
+    """(b's load as b says it, b's load as a sees it)."""
+    b = farm.get_json("b", "/api/status")
+    a = farm.get_json("a", "/api/status")
+    return b["load"], a["loads"].get("b", -1)
+
+
+def pooled_to_b(farm: AdminFarm) -> int:
+    tables = farm.tables("a")
+    return len([i for i in (tables.get("pooled") or {}).get("b", []) if i])
+
+
+async def test_idle_pooled_flows_are_not_load(farm: AdminFarm) -> None:
+    answers = await asyncio.gather(*(forwarded_get(farm, f"/p/{k}") for k in range(PARALLEL)))
+    assert {a["node"] for a in answers} == {"b"}
+    pooled = pooled_to_b(farm)
+    assert pooled >= PARALLEL // 3, f"the entry pooled {pooled} flows to b"
+
+    def back_to_zero() -> None:
+        assert loads(farm) == (0, 0), json.dumps(farm.get_json("b", "/api/status"))
+
+    eventually_passes(back_to_zero, timeout=5, what="b's load without requests in flight")
+    # the flows are still there, idle in a's pool: what no longer counts is idleness
+    assert pooled_to_b(farm) == pooled
+
+
+async def test_a_running_forwarded_response_is_load(farm: AdminFarm) -> None:
+    # 400 KiB streamed at 1 KiB per 10 ms: about 4 s of a response in flight at b
+    streaming = asyncio.create_task(forwarded_get(farm, "/slow/409600"))
+    seen: list[tuple[int, float]] = []
+    try:
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            seen.append(await asyncio.to_thread(loads, farm))
+            if seen[-1][0] >= 1 and seen[-1][1] >= 1:
+                break
+        assert seen and seen[-1][0] >= 1 and seen[-1][1] >= 1, seen
+    finally:
+        answer = await streaming
+    assert answer == {"bytes": 409600}
