@@ -10,6 +10,13 @@ microseconds per exchange (process time, the best of several rounds): lb's own
 per-request Python work, without the kernel and event-loop costs that
 bench/run.py measures as well. For comparing versions of lb on one machine;
 `--profile FILE` writes cProfile output of one round.
+
+`--instructions` counts instead of timing: it runs this script twice under
+valgrind's callgrind (N and 3N exchanges) and prints the machine instructions
+per exchange, the difference over 2N. The count does not depend on what else the
+machine is doing, so two versions can be compared on a busy machine to a
+fraction of a percent (timings here spread by 10-20 %). Needs valgrind; takes
+about a minute.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -125,12 +136,39 @@ async def measure(requests: int, rounds: int, profile: str | None) -> float:
     return best * 1e6
 
 
+def instructions_per_exchange(requests: int) -> float:
+    """Machine instructions per exchange, counted by callgrind (see the module doc)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    totals = []
+    for n in (requests, 3 * requests):
+        callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        run = subprocess.run(
+            [*callgrind, sys.executable, __file__, "--requests", str(n), "--rounds", "1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        if found is None:
+            raise SystemExit(f"callgrind printed no total:\n{run.stderr[-2000:]}")
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) / (2 * requests)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under callgrind"
+    )
     args = parser.parse_args()
+    if args.instructions:
+        count = instructions_per_exchange(min(args.requests, 1000))
+        print(f"{count:,.0f} instructions per keep-alive exchange (lb's Python, in process)")
+        return
     uvloop.install()
     us = asyncio.run(measure(args.requests, args.rounds, args.profile))
     print(f"{us:.1f} CPU-µs per keep-alive exchange (lb's Python, in process)")
