@@ -33,13 +33,21 @@ def _port_base(text: str) -> int:
     return value
 
 
+def build_kind() -> str:
+    """ "compiled with mypyc" when the per-request modules are compiled (setup.py), else
+    "pure Python"."""
+    from lb.wire import http1
+
+    return "pure Python" if http1.__file__.endswith(".py") else "compiled with mypyc"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lb",
         description="Session-homing load balancer: every node of a farm routes each "
         "session to its home node.",
     )
-    parser.add_argument("--version", action="version", version=f"lb {__version__}")
+    parser.add_argument("--version", action="version", version=f"lb {__version__} ({build_kind()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one node of a farm")

@@ -52,5 +52,16 @@ if [ -z "${LB_DOCKER_TESTS:-}" ]; then
         echo "== docker: SKIPPED (no Docker engine answers here); tests/docker/run.sh runs it"
     fi
 fi
-echo "== pytest"
+# a compiled build left by scripts/compile.sh: the first run is the pure one
+bash scripts/compile.sh --clean >/dev/null
+echo "== pytest ($(.venv/bin/lb --version))"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The same source compiled with mypyc (setup.py): the unit and integration tests
+# again, where a compiled module behaves differently from its source (native
+# classes, type checks at call boundaries). Skipped when arguments chose tests.
+if [ $# -eq 0 ]; then
+    trap 'bash scripts/compile.sh --clean >/dev/null' EXIT
+    bash scripts/compile.sh >/dev/null
+    echo "== pytest ($(.venv/bin/lb --version)): unit and integration"
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+fi

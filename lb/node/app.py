@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from lb.clock import Monotonic
 from lb.node.service import Service
@@ -70,7 +70,7 @@ class AppConnector:
         target = service.app
         try:
             await self.loop.create_connection(
-                lambda: app,
+                lambda: cast(asyncio.BaseProtocol, app),  # LocalUpstream: a protocol by its methods
                 target.host,
                 target.port,
                 ssl=service.app_ssl,

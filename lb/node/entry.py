@@ -19,6 +19,7 @@ import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -187,7 +188,10 @@ class Entry(HttpRouting):
         client = HttpClient(self, service, reserved=True)
         try:
             await self.loop.connect_accepted_socket(
-                lambda: client, conn, ssl=ctx, ssl_handshake_timeout=self.limits.head_timeout
+                lambda: cast(asyncio.BaseProtocol, client),
+                conn,
+                ssl=ctx,
+                ssl_handshake_timeout=self.limits.head_timeout,
             )
         except (OSError, TimeoutError, ConnectionError):
             conn.close()

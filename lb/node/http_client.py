@@ -53,8 +53,12 @@ from lb.wire.proxy import FrontProxy
 RETRY_BUFFER = 65536  # a request up to this size is kept to be sent again on a fresh upstream
 
 
-class HttpClient(ResponseSide, asyncio.Protocol):
-    """A client connection whose requests are routed one by one."""
+class HttpClient(ResponseSide):
+    """A client connection whose requests are routed one by one.
+
+    An asyncio protocol by its methods, not by subclassing asyncio.Protocol, so a
+    compiled build (setup.py) makes it a native class; it defines every protocol
+    method the event loop calls."""
 
     __slots__ = ()  # the connection's fields are HttpClientState's
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from lb.node.client import ClientEndpoint
 from lb.node.entry import Entry
@@ -23,9 +24,10 @@ from lb.node.sockets import listening_socket
 BACKLOG = 4096
 
 
-def _client_factory(entry: Entry, service: Service) -> Callable[[], ClientEndpoint | HttpClient]:
+def _client_factory(entry: Entry, service: Service) -> Callable[[], asyncio.BaseProtocol]:
     if service.http:
-        return lambda: HttpClient(entry, service)  # every request routed on its own
+        # every request routed on its own (a protocol by its methods: lb.node.http_client)
+        return lambda: cast(asyncio.BaseProtocol, HttpClient(entry, service))
     return lambda: ClientEndpoint(entry, service)  # tcp: the connection follows its first bytes
 
 

@@ -20,6 +20,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol, cast
 
+from mypy_extensions import mypyc_attr
+
 from lb.link.connection import PAUSE_PEER
 from lb.node.peerlink import FlowEndpoint
 from lb.node.splice import abort_with_reset
@@ -45,6 +47,7 @@ class User(Protocol):
     def resume_client(self, reason: int) -> None: ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled builds: tests subclass it
 class Upstream:
     """The common part: pool membership and the current user."""
 
@@ -126,8 +129,9 @@ class Upstream:
             user.upstream_lost(reason)
 
 
-class LocalUpstream(Upstream, asyncio.Protocol):
-    """A connection to this node's application."""
+class LocalUpstream(Upstream):
+    """A connection to this node's application (an asyncio protocol by its methods, like
+    lb.node.http_client.HttpClient)."""
 
     __slots__ = ("transport",)
 

@@ -1,0 +1,49 @@
+"""lb's build: pure Python by default; with LB_COMPILE=1, mypyc compiles the per-request path.
+
+The metadata is in pyproject.toml. A compiled build needs mypy (mypyc) and a C
+compiler where it builds, so it never happens by surprise:
+
+    LB_COMPILE=1 .venv/bin/python setup.py build_ext --inplace   # a source checkout
+    bash scripts/compile.sh [--clean]                            # the same, or undo it
+    LB_COMPILE=1 pip wheel --no-build-isolation .                # a compiled wheel
+
+The compiled modules are the same source (mypy --strict checks it): an HTTP
+exchange costs about 30 % fewer instructions (BENCHMARKS.md). `lb --version` says
+which build runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+# The modules every HTTP request runs through. Each is pure per lb's layers except the
+# node ones (lb.node: the per-request drivers), whose classes are asyncio protocols by
+# their methods, not by subclassing asyncio.Protocol, so they compile to native classes.
+COMPILED = [
+    "lb/wire/http.py",
+    "lb/wire/http1.py",
+    "lb/wire/forwarded.py",
+    "lb/extract/api.py",
+    "lb/extract/builtin.py",
+    "lb/routing/route.py",
+    "lb/node/http_state.py",
+    "lb/node/http_response.py",
+    "lb/node/http_client.py",
+    "lb/node/entry_http.py",
+    "lb/node/entry.py",
+    "lb/node/upstream.py",
+]
+
+
+def ext_modules() -> list[object]:
+    if os.environ.get("LB_COMPILE", "") != "1":
+        return []
+    from mypyc.build import mypycify  # mypy in the build environment (--no-build-isolation)
+
+    # one shared library inside the package (lb/_compiled__mypyc...so), not at top level
+    return list(mypycify(COMPILED, opt_level="3", group_name="lb._compiled"))
+
+
+setup(ext_modules=ext_modules())
