@@ -81,7 +81,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 PROXIES = ("lb", "haproxy-http", "haproxy-tcp", "nginx")
 # not in the default set: lb with two workers per node, for the 1-vs-2-workers comparison
-EXTRA_PROXIES = ("lb-w2", "lb-mtls")
+EXTRA_PROXIES = ("lb-w2", "lb-mtls", "lb-compiled")
 PEERS = ("haproxy-http", "haproxy-tcp", "nginx")
 SCENARIOS = (
     "local",
@@ -288,6 +288,8 @@ def machine_info(tools: dict[str, str]) -> dict[str, Any]:
         uv = "not installed"
     return {
         "lb_commit": lb_commit(),
+        # the checkout's build, which the proxy "lb" runs ("lb-compiled" is always compiled)
+        "lb_build": "compiled" if any((ROOT / "lb").rglob("*.cpython-*.so")) else "pure Python",
         "nproc": os.cpu_count(),
         "cpu_model": model,
         "kernel": platform.release(),
@@ -761,9 +763,14 @@ class LbProxy(ProxyKind):
     key = "lb"
     label = "lb"
 
-    def __init__(self, workers: int = 1, mtls: bool = False) -> None:
+    def __init__(self, workers: int = 1, mtls: bool = False, compiled: bool = False) -> None:
         self.workers = workers
         self.mtls = mtls  # links: mutual TLS (lb's default) or plaintext (the baseline)
+        # a copy of this checkout's lb compiled with mypyc (setup.py), built once per run
+        self.compiled = compiled
+        if compiled:
+            self.key = "lb-compiled"
+            self.label = "lb (compiled)"
         if workers != 1:
             self.key = f"lb-w{workers}"
             self.label = f"lb ({workers} workers)"
@@ -831,7 +838,7 @@ class LbProxy(ProxyKind):
                 # one worker stays on the proxy CPU like the other proxies
                 ctx.proxy_cpus if self.workers == 1 else None,
                 ctx.tools,
-                cwd=ROOT,
+                cwd=compiled_copy(ctx) if self.compiled else ROOT,
             )
             for n in nodes
         ]
@@ -844,6 +851,31 @@ class LbProxy(ProxyKind):
             f"node={home}",
             _pooled_homes(ctx, scenario),
         )
+
+
+def compiled_copy(ctx: Ctx) -> Path:
+    """A copy of this checkout's lb compiled with mypyc (`python -m lb` run from it imports
+    it), built at the first call of a run: about a minute."""
+    where = ctx.workdir / "compiled"
+    if (where / "lb").is_dir():
+        return where
+    where.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, where / name)
+    shutil.copytree(ROOT / "lb", where / "lb", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    log_path = where / "build.log"
+    with log_path.open("wb") as out:
+        done = subprocess.run(
+            [sys.executable, "setup.py", "build_ext", "--inplace"],
+            cwd=where,
+            env={**os.environ, "LB_COMPILE": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"compiling lb failed (mypy and a C compiler needed): {log_path}")
+    return where
 
 
 def haproxy_conf(
@@ -1078,6 +1110,7 @@ KINDS: dict[str, ProxyKind] = {
     "lb": LbProxy(),
     "lb-w2": LbProxy(workers=2),
     "lb-mtls": LbProxy(mtls=True),
+    "lb-compiled": LbProxy(compiled=True),
     "haproxy-http": HaproxyProxy("http"),
     "haproxy-tcp": HaproxyProxy("tcp"),
     "nginx": NginxProxy(),
@@ -1559,37 +1592,47 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by.setdefault(r["scenario"], {})[r["proxy"]] = r
     out = []
     for scen, table in by.items():
-        lb = table.get("lb")
-        if lb is None or lb.get("status") == "n/a":
-            out.append({"scenario": scen, "note": lb["note"] if lb else "lb not run"})
-            continue
-        if scen == "idle":
-            metrics = ["rss_kib_per_10k"]
-        elif SCENARIO_DEFS[scen].bulk:
-            metrics = ["mib_s", "cpu_us_per_req", "p99_ms"]
-        else:
-            metrics = ["rps", "cpu_us_per_req", "p99_ms"]
-        for metric in metrics:
-            entry: dict[str, Any] = {"scenario": scen, "metric": metric}
-            for peer in PEERS:
-                other = table.get(peer)
-                a = lb.get(metric)
-                b = other.get(metric) if other else None
-                entry[f"lb/{peer}"] = a / b if a is not None and b else None
-                entry[f"clean/{peer}"] = bool(
-                    other and lb.get("status") == "ok" and other.get("status") == "ok"
-                )
-                if metric in ("rps", "mib_s") and other:
-                    # a throughput ratio compares capacity only when both proxies saturated
-                    both = lb.get("bound") == "proxy" and other.get("bound") == "proxy"
-                    entry[f"load_bound/{peer}"] = not both
-            for tm, op, factor in TARGETS.get(scen, []):
-                if tm == metric:
-                    ratio = entry["lb/haproxy-http"]
-                    entry["target"] = f"{op} {factor:g}x HAProxy (http)"
-                    if ratio is not None:
-                        entry["met"] = ratio >= factor if op == ">=" else ratio <= factor
-            out.append(entry)
+        out += _ratios_of(scen, table, "lb")
+        if "lb-compiled" in table:
+            # the same rows for the compiled build: scenario "local (compiled)", ...
+            out += _ratios_of(scen, table, "lb-compiled")
+    return out
+
+
+def _ratios_of(scen: str, table: dict[str, dict[str, Any]], subject: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    lb = table.get(subject)
+    label = scen if subject == "lb" else f"{scen} (compiled)"
+    if lb is None or lb.get("status") == "n/a":
+        out.append({"scenario": label, "note": lb["note"] if lb else f"{subject} not run"})
+        return out
+    if scen == "idle":
+        metrics = ["rss_kib_per_10k"]
+    elif SCENARIO_DEFS[scen].bulk:
+        metrics = ["mib_s", "cpu_us_per_req", "p99_ms"]
+    else:
+        metrics = ["rps", "cpu_us_per_req", "p99_ms"]
+    for metric in metrics:
+        entry: dict[str, Any] = {"scenario": label, "metric": metric}
+        for peer in PEERS:
+            other = table.get(peer)
+            a = lb.get(metric)
+            b = other.get(metric) if other else None
+            entry[f"lb/{peer}"] = a / b if a is not None and b else None
+            entry[f"clean/{peer}"] = bool(
+                other and lb.get("status") == "ok" and other.get("status") == "ok"
+            )
+            if metric in ("rps", "mib_s") and other:
+                # a throughput ratio compares capacity only when both proxies saturated
+                both = lb.get("bound") == "proxy" and other.get("bound") == "proxy"
+                entry[f"load_bound/{peer}"] = not both
+        for tm, op, factor in TARGETS.get(scen, []):
+            if tm == metric:
+                ratio = entry["lb/haproxy-http"]
+                entry["target"] = f"{op} {factor:g}x HAProxy (http)"
+                if ratio is not None:
+                    entry["met"] = ratio >= factor if op == ">=" else ratio <= factor
+        out.append(entry)
     return out
 
 
