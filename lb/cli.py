@@ -9,6 +9,7 @@ Every command returns an exit status: 0 ok, 1 check-config found errors,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -36,9 +37,10 @@ def _port_base(text: str) -> int:
 def build_kind() -> str:
     """ "compiled with mypyc" when the per-request modules are compiled (setup.py), else
     "pure Python"."""
-    from lb.wire import http1
-
-    return "pure Python" if http1.__file__.endswith(".py") else "compiled with mypyc"
+    # where the module would load from, without importing it (nor llhttp with it)
+    spec = importlib.util.find_spec("lb.wire.http1")
+    origin = spec.origin if spec is not None else None
+    return "pure Python" if origin is None or origin.endswith(".py") else "compiled with mypyc"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,10 +121,7 @@ def run_chain(
     """
     for extractor in chain:
         try:
-            # what a plugin returns is checked below, not trusted by its annotation (a
-            # compiled build would otherwise raise TypeError at the call)
-            extract: Callable[[Seen], object] = extractor.extract
-            result = extract(seen)
+            result = extractor.extract(seen)
         except Exception as exc:
             on_error(extractor, exc)
             continue
