@@ -105,6 +105,8 @@ class HttpClient(ResponseSide):
         if state == TUNNEL:
             if self.upstream is not None:
                 self.upstream.write_eof()
+            if self.upstream_ended:
+                self.tunnel_ended()
             return True
         if state == HEAD:
             self.keep_alive = False
@@ -351,6 +353,16 @@ class HttpClient(ResponseSide):
         is still on its way is served (its answer says Connection: close)."""
         if self.state == HEAD and not self.buf and self.served:
             self._close(clean=True)
+
+    def tunnel_ended(self) -> None:
+        """Both ends of a tunnel sent EOF, each passed on: nothing more can pass. Both
+        connections are closed (FIN) and the client released (its admission slot; a
+        local tunnel's load). Without this, half-closed both ways, neither would ever end."""
+        upstream, self.upstream = self.upstream, None
+        self._end_local()
+        if upstream is not None:
+            upstream.close(clean=True)
+        self._close(clean=True)
 
     def _start_tunnel(self) -> None:
         self.state = TUNNEL

@@ -279,10 +279,13 @@ class ResponseSide(HttpClientState):
             self.held_eof = True
             return
         if self.state == TUNNEL:
+            self.upstream_ended = True
             transport = self.transport
             if transport is not None and not self.closed:
                 if transport.can_write_eof():
                     transport.write_eof()
+                    if self.eof_in:
+                        self.tunnel_ended()
                 else:
                     transport.close()  # TLS: no half-close; what was written goes first
             return

@@ -158,6 +158,7 @@ class HttpClientState:
         "transport",
         "upgrade",
         "upstream",
+        "upstream_ended",
         "upstream_reusable",
         "write_paused",
     )
@@ -186,6 +187,7 @@ class HttpClientState:
         self.sent_any = False  # a byte of any response went to the client
         self.served = 0  # exchanges completed on this connection
         self.eof_in = False
+        self.upstream_ended = False  # a tunnel's upstream sent EOF (with eof_in: both ended)
         self.closed = False
         self.paused = 0
         self.active = False  # a byte moved since the last idle tick
@@ -249,6 +251,9 @@ class HttpClientState:
         raise NotImplementedError
 
     def _start_tunnel(self) -> None:
+        raise NotImplementedError
+
+    def tunnel_ended(self) -> None:
         raise NotImplementedError
 
     def _end_local(self) -> None:
