@@ -72,6 +72,7 @@ class Home:
             return
         flow = link.home_flow(event.flow_id)
         flow.pooled = service.http  # entries pool HTTP flows between requests
+        flow.awaiting = True  # a request is on its way (held by the link until the app is up)
         # http: the entry frames every response (home cookie, learning); tcp is spliced
         learner = self.learner_for(service, event.ref.client_ip)
         # the client's address to the application (tcp services): from the connection reference

@@ -78,12 +78,16 @@ class FlowEndpoint:
         self.peer = peer  # the local socket; None until the home's application connected
         # Home side, for the node's load (lb.node.peers.sample_home_load): a flow of an
         # HTTP service is kept open by its entry between requests (the entry's pool), so
-        # it counts only while bytes move on it or the entry's bytes await an answer.
+        # it counts only while bytes move on it or the entry's bytes await an answer;
+        # once it became a tunnel (a 101 answer, a CONNECT) it is never pooled again and
+        # counts as one session until it ends, like a local tunnel.
         self.pooled = False
         self.used = False  # bytes moved since the last load sample
         self.awaiting = False  # bytes came from the entry, none went back since
 
     def send(self, data: bytes) -> None:
+        if self.awaiting and self.pooled and data[9:12] == b"101" and data.startswith(b"HTTP/1."):
+            self.pooled = False  # the first bytes of the answer: switching protocols
         self.awaiting = False
         self.used = True
         link = self.link
@@ -248,6 +252,8 @@ class LinkDriver(asyncio.Protocol):
                 flow = flows.get(data_event.flow_id)
                 if flow is not None:
                     flow.awaiting = flow.used = True
+                    if flow.pooled and data_event.data.startswith(b"CONNECT "):
+                        flow.pooled = False  # a tunnel once answered (see FlowEndpoint)
                     if flow.peer is not None:
                         flow.peer.send(data_event.data)
             elif kind is FlowWritable:
