@@ -52,16 +52,23 @@ if [ -z "${LB_DOCKER_TESTS:-}" ]; then
         echo "== docker: SKIPPED (no Docker engine answers here); tests/docker/run.sh runs it"
     fi
 fi
-# a compiled build left by scripts/compile.sh: the first run is the pure one
+# With arguments: those tests, on the checkout's build as it is (pure, or compiled by
+# scripts/compile.sh). Without: everything on pure Python, then the unit and
+# integration tests again compiled with mypyc (setup.py), where a compiled module
+# behaves differently from its source (native classes, type checks at calls).
+if [ $# -gt 0 ]; then
+    echo "== pytest ($(.venv/bin/lb --version))"
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+fi
 bash scripts/compile.sh --clean >/dev/null
 echo "== pytest ($(.venv/bin/lb --version))"
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
-# The same source compiled with mypyc (setup.py): the unit and integration tests
-# again, where a compiled module behaves differently from its source (native
-# classes, type checks at call boundaries). Skipped when arguments chose tests.
-if [ $# -eq 0 ]; then
-    trap 'bash scripts/compile.sh --clean >/dev/null' EXIT
-    bash scripts/compile.sh >/dev/null
-    echo "== pytest ($(.venv/bin/lb --version)): unit and integration"
-    .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+.venv/bin/python -m pytest -q -p no:cacheprovider
+if ! command -v cc >/dev/null 2>&1 \
+    || [ ! -f "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
+    echo "== compiled build: SKIPPED (no C compiler or no Python headers here)"
+    exit 0
 fi
+trap 'bash scripts/compile.sh --clean >/dev/null' EXIT
+bash scripts/compile.sh >/dev/null
+echo "== pytest ($(.venv/bin/lb --version)): unit and integration"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/integration
