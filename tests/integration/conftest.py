@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,6 +20,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.support.farm import ACTIVE_FARMS, Farm  # noqa: E402
+
+F = TypeVar("F", bound=Farm)
 
 
 def _finish(farm: Farm) -> None:
@@ -30,17 +32,22 @@ def _finish(farm: Farm) -> None:
         pytest.fail(f"processes exited during the test: {', '.join(crashed)}\n{logs}")
 
 
+def running(farm: F) -> Iterator[F]:
+    """A module fixture's body: `farm` started (closed if it fails to start), yielded,
+    then closed, failing the module's last test if a process exited on its own."""
+    try:
+        farm.start()
+    except BaseException:
+        farm.close()
+        raise
+    yield farm
+    _finish(farm)
+
+
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     """A running 3-node farm (services "web" http and "raw" tcp), shared by the module."""
-    f = Farm(tmp_path_factory.mktemp("farm"))
-    try:
-        f.start()
-    except BaseException:
-        f.close()
-        raise
-    yield f
-    _finish(f)
+    yield from running(Farm(tmp_path_factory.mktemp("farm")))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import _finish
+from tests.integration.conftest import running
 from tests.support.admin import AdminFarm
 from tests.support.farm import COOKIE_NAME, read_response, request_bytes
 from tests.support.wait import eventually_passes
@@ -30,18 +30,13 @@ PARALLEL = 24  # client connections at once: the entry opens about one flow each
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
-    f = AdminFarm(
-        tmp_path_factory.mktemp("load"),
-        nodes=("a", "b"),
-        limits={"ping_interval": 0.2, "pool_idle_timeout": 120},
+    yield from running(
+        AdminFarm(
+            tmp_path_factory.mktemp("load"),
+            nodes=("a", "b"),
+            limits={"ping_interval": 0.2, "pool_idle_timeout": 120},
+        )
     )
-    try:
-        f.start()
-    except BaseException:
-        f.close()
-        raise
-    yield f
-    _finish(f)
 
 
 async def forwarded_get(farm: AdminFarm, path: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from tests.integration.conftest import _finish
+from tests.integration.conftest import running
 from tests.support.admin import AdminFarm
 from tests.support.farm import COOKIE_NAME, read_response, request_bytes
 from tests.support.http11 import BACKEND_EXT, WEB_ONLY
@@ -36,20 +36,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
-    f = AdminFarm(
-        tmp_path_factory.mktemp("load-sessions"),
-        nodes=("a", "b"),
-        backend=BACKEND_EXT,
-        services=dict(WEB_ONLY),
-        limits={"ping_interval": 0.2, "pool_idle_timeout": 120, "connect_timeout": 4.0},
+    yield from running(
+        AdminFarm(
+            tmp_path_factory.mktemp("load-sessions"),
+            nodes=("a", "b"),
+            backend=BACKEND_EXT,
+            services=dict(WEB_ONLY),
+            limits={"ping_interval": 0.2, "pool_idle_timeout": 120, "connect_timeout": 4.0},
+        )
     )
-    try:
-        f.start()
-    except BaseException:
-        f.close()
-        raise
-    yield f
-    _finish(f)
 
 
 def b_load(farm: AdminFarm) -> tuple[int, float]:
