@@ -391,9 +391,10 @@ class Peers:
         now, kept as `home_load` until the next sample. A flow of a tcp service is one
         session for as long as it is open; a flow of an HTTP service is kept open by
         its entry between requests (the entry's upstream pool), so it counts only when
-        bytes moved on it since the last sample or the entry's bytes await an answer.
-        Idle pooled flows are not load: counted, they would steer new sessions away
-        from every node that recently served forwarded requests."""
+        bytes moved on it since the last sample, the entry's bytes await an answer, or
+        it became a tunnel (lb.node.peerlink.FlowEndpoint). Idle pooled flows are not
+        load: counted, they would steer new sessions away from every node that recently
+        served forwarded requests."""
         busy = 0
         for link in self.links_in:
             for flow in link.flows.values():
