@@ -258,6 +258,42 @@ class Farm:
         for n in self.nodes:
             self._start_node(n)
         self.wait_ready(timeout=timeout)
+        if self.workers > 1:
+            self._wait_every_worker_linked(timeout)
+
+    def _wait_every_worker_linked(self, timeout: float) -> None:
+        """Every worker process of every node has its outbound link to every peer and
+        sees it alive. Each worker links on its own; one still without a link to a
+        peer treats it as not placeable for that moment, so two workers of one node
+        could place a client's new sessions differently right after start (the
+        readiness probes above reach one worker of each node, whichever the kernel picks)."""
+
+        def every_worker_linked() -> None:
+            missing = []
+            for n in self.nodes:
+                records = self.events(n)
+                for peer in self.nodes:
+                    if peer == n:
+                        continue
+                    links = sum(
+                        1
+                        for r in records
+                        if r.get("event") == "link_up"
+                        and r.get("peer") == peer
+                        and r.get("direction") == "out"
+                    )
+                    seeing = {
+                        r.get("worker")
+                        for r in records
+                        if r.get("event") == "node_state"
+                        and r.get("peer") == peer
+                        and r.get("new") == "alive"
+                    }
+                    if links < self.workers or len(seeing) < self.workers:
+                        missing.append(f"{n} -> {peer}: {links} links, alive to {sorted(seeing)}")
+            assert not missing, missing
+
+        eventually_passes(every_worker_linked, timeout=timeout, what="every worker linked")
 
     def _start_backend(self, node: str, service: str, proto: str) -> None:
         mode = BACKEND_MODES[proto]
