@@ -13,6 +13,8 @@ the client's source.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 BROWSERS = 20
 PARALLEL = 6
+HOLD = 10.0  # placement_hold (the default): the window of placement by source
 
 
 async def get(
@@ -43,10 +46,13 @@ async def get(
         writer.close()
 
 
-async def browse(farm: Farm, entry: str, source: str) -> tuple[set[str], set[str]]:
+async def browse(farm: Farm, entry: str, source: str) -> tuple[set[str], set[str], bool]:
     """A fresh browser: a page of 6 parallel new sessions, then 6 parallel requests with
-    the cookie it kept (the last one set). Returns (homes of the page, homes after)."""
+    the cookie it kept (the last one set). Returns (homes of the page, homes after,
+    whether the page's requests may have crossed a placement window: see below)."""
+    started = time.time()
     page = await asyncio.gather(*(get(farm, entry, source, f"/page/{k}") for k in range(PARALLEL)))
+    crossed = math.floor(started / HOLD) != math.floor(time.time() / HOLD)
     assert all(status == 200 for status, _, _ in page), page
     cookies = [c for _, _, c in page if c is not None]
     assert len(cookies) == PARALLEL, page  # each was a new session: each got a home cookie
@@ -54,7 +60,7 @@ async def browse(farm: Farm, entry: str, source: str) -> tuple[set[str], set[str
         *(get(farm, entry, source, f"/asset/{k}", cookies[-1]) for k in range(PARALLEL))
     )
     assert all(status == 200 for status, _, _ in later), later
-    return {node for _, node, _ in page}, {node for _, node, _ in later}
+    return {node for _, node, _ in page}, {node for _, node, _ in later}, crossed
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -64,21 +70,32 @@ async def test_parallel_new_sessions_of_one_browser_share_one_home(
     farm = make_farm(workers=workers)
     homes: Counter[str] = Counter()
     split: list[tuple[str, set[str], set[str]]] = []
+    crossings: list[tuple[str, set[str], set[str]]] = []
     async with asyncio.timeout(120):
         for i in range(BROWSERS):
             source = f"127.0.0.{20 + i}"
             entry = farm.nodes[i % len(farm.nodes)]
-            page, later = await browse(farm, entry, source)
+            page, later, crossed = await browse(farm, entry, source)
             if len(page) != 1 or later != page:
-                split.append((source, page, later))
+                if crossed and workers > 1:
+                    crossings.append((source, page, later))
+                else:
+                    split.append((source, page, later))
             homes.update(page)
     # One process holds a client's home (PlacementMemory): no browser is ever split. Two
     # processes share no memory and agree through placement by source as long as their
     # views agree up to the load margin; a peer suspected by one worker alone (a CPU stall
     # of 0.4 s under a loaded test machine) changes its candidates, so at most one
     # browser in 20 may be split there (none in 300 on a quiet machine).
+    # A page whose requests straddle the boundary of a placement window (placement_hold,
+    # docs/routing.md: the rule draws a new pair per window) can be placed in two windows
+    # by two workers; it is counted apart (the same straddle in one process is held by
+    # its memory). Any other split counts.
     allowed = 0 if workers == 1 else 1
-    assert len(split) <= allowed, f"browsers whose requests went to several homes: {split}"
+    assert len(split) <= allowed, (
+        f"browsers whose requests went to several homes: {split} "
+        f"(and across a window boundary: {crossings})"
+    )
     # different clients still spread over the farm
     assert len(homes) >= 2, homes
 
