@@ -10,8 +10,10 @@
 # WHEELS      a directory of the build context holding wheels. When it holds
 #             any *.whl, pip installs from it alone (--no-index): lb's build
 #             backend (setuptools>=68, wheel) and every runtime dependency must
-#             be there. When it holds none (the committed wheels/ has only a
-#             .keep file), pip uses the package index.
+#             be there. A wheel of lb itself there (a compiled build:
+#             LB_COMPILE=1, README) is installed instead of the source. When it
+#             holds none (the committed wheels/ has only a .keep file), pip uses
+#             the package index.
 # EXTRAS      optional extras of lb, e.g. "demo" (the demo application, aiohttp).
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -28,7 +30,12 @@ ARG EXTRAS=""
 RUN set -e; \
     target=/src; \
     if [ -n "$EXTRAS" ]; then target="/src[$EXTRAS]"; fi; \
-    if ls /wheels/*.whl >/dev/null 2>&1; then \
+    if ls /wheels/lb-*.whl >/dev/null 2>&1; then \
+        target=lb; \
+        if [ -n "$EXTRAS" ]; then target="lb[$EXTRAS]"; fi; \
+        echo "installing $target offline from lb's wheel (a compiled build) in the wheels directory"; \
+        /opt/lb/bin/pip install --no-index --find-links /wheels "$target"; \
+    elif ls /wheels/*.whl >/dev/null 2>&1; then \
         echo "installing $target offline from the wheels directory"; \
         /opt/lb/bin/pip install --no-index --find-links /wheels "$target"; \
     else \

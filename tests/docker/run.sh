@@ -184,12 +184,22 @@ if ! "$PY" -m pip wheel -q --disable-pip-version-check -w "$ROOT/$WHEELS_REL" \
     tail -n 20 "$WORK/wheels.log"
     fail "pip wheel failed"
 fi
-# the image builds lb from its source; without lb's own wheel (a new file at
-# every build) the wheels directory is the same from run to run and the
-# image's install layer comes from Docker's cache until the source changes
+# lb itself: compiled with mypyc (setup.py) when the checkout's .venv has mypy and a
+# C compiler is here, and the image installs that wheel; else no wheel of lb, and the
+# image builds lb from its source (pure Python)
 rm -f "$ROOT/$WHEELS_REL"/lb-*.whl
+LB_BUILD="pure Python"
+VPY=$ROOT/.venv/bin/python
+if [ -x "$VPY" ] && "$VPY" -c 'import mypyc' 2>/dev/null && command -v cc >/dev/null 2>&1; then
+    if ! LB_COMPILE=1 "$VPY" -m pip wheel -q --disable-pip-version-check --no-deps \
+        --no-build-isolation -w "$ROOT/$WHEELS_REL" "$ROOT" >"$WORK/lb-wheel.log" 2>&1; then
+        tail -n 20 "$WORK/lb-wheel.log"
+        fail "compiling lb's wheel failed"
+    fi
+    LB_BUILD="compiled with mypyc"
+fi
 T_WHEELS=$(since "$t")
-say "wheels: $(ls "$ROOT/$WHEELS_REL"/*.whl | wc -l) in $WHEELS_REL (${T_WHEELS} s)"
+say "wheels: $(ls "$ROOT/$WHEELS_REL"/*.whl | wc -l) in $WHEELS_REL, lb $LB_BUILD (${T_WHEELS} s)"
 
 # ------------------------------------------------------------------ 3. images
 t=$(now)
@@ -207,10 +217,12 @@ build "$IMAGE_APP" demo
 T_IMAGES=$(since "$t")
 meta=$(docker image inspect -f '{{.Config.User}} {{.Config.StopSignal}} {{json .Config.Entrypoint}} {{if .Config.Healthcheck}}health{{end}}' "$IMAGE_NODE")
 [ "$meta" = 'lb SIGTERM ["tini","--","lb"] health' ] || fail "unexpected image config: $meta"
+version=$(docker run --rm --network none "$IMAGE_NODE" --version)
+case $version in *"($LB_BUILD)"*) ;; *) fail "the image runs $version, not lb $LB_BUILD" ;; esac
 # the node image carries no aiohttp: lb demo says which extra it needs
 demo_out=$(docker run --rm --network none "$IMAGE_NODE" demo 2>&1) && fail "lb demo ran in the node image"
 case $demo_out in *"lb[demo]"*) ;; *) fail "lb demo in the node image said: $demo_out" ;; esac
-say "images $IMAGE_NODE, $IMAGE_APP built offline (build network: $BUILD_NET; ${T_IMAGES} s); $(docker image inspect -f '{{.Size}}' "$IMAGE_NODE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+say "images $IMAGE_NODE, $IMAGE_APP ($version) built offline (build network: $BUILD_NET; ${T_IMAGES} s); $(docker image inspect -f '{{.Size}}' "$IMAGE_NODE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
 
 # ------------------------------------------------------------------ 4. the farm
 T_FARM0=$(now)
