@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.integration.conftest import running
 from tests.support.admin import AdminFarm
-from tests.support.farm import COOKIE_NAME, read_response, request_bytes
+from tests.support.farm import Response, http_request
 from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
@@ -39,23 +38,16 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
     )
 
 
-async def forwarded_get(farm: AdminFarm, path: str) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection(*farm.addr("a"))
-    try:
-        cookie = f"{COOKIE_NAME}={farm.sign_cookie('b')}"
-        writer.write(request_bytes("GET", path, {"Cookie": cookie}))
-        resp = await read_response(reader)
-        assert resp.status == 200, resp
-        return {"node": resp.json()["node"]} if path.startswith("/p") else {"bytes": len(resp.body)}
-    finally:
-        writer.close()
+async def forwarded_get(farm: AdminFarm, path: str) -> Response:
+    """GET `path` through entry a with b's home cookie (a fresh connection)."""
+    resp = await http_request(farm.addr("a"), "GET", path, {"Cookie": farm.cookie_header("b")})
+    assert resp.status == 200, resp
+    return resp
 
 
 def loads(farm: AdminFarm) -> tuple[int, float]:
     """(b's load as b says it, b's load as a sees it)."""
-    b = farm.get_json("b", "/api/status")
-    a = farm.get_json("a", "/api/status")
-    return b["load"], a["loads"].get("b", -1)
+    return farm.load_of("b", seen_by="a")
 
 
 def pooled_to_b(farm: AdminFarm) -> int:
@@ -65,7 +57,7 @@ def pooled_to_b(farm: AdminFarm) -> int:
 
 async def test_idle_pooled_flows_are_not_load(farm: AdminFarm) -> None:
     answers = await asyncio.gather(*(forwarded_get(farm, f"/p/{k}") for k in range(PARALLEL)))
-    assert {a["node"] for a in answers} == {"b"}
+    assert {a.json()["node"] for a in answers} == {"b"}
     pooled = pooled_to_b(farm)
     assert pooled >= PARALLEL // 3, f"the entry pooled {pooled} flows to b"
 
@@ -90,4 +82,4 @@ async def test_a_running_forwarded_response_is_load(farm: AdminFarm) -> None:
         assert seen and seen[-1][0] >= 1 and seen[-1][1] >= 1, seen
     finally:
         answer = await streaming
-    assert answer == {"bytes": 409600}
+    assert len(answer.body) == 409600

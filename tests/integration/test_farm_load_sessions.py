@@ -28,7 +28,7 @@ import pytest
 
 from tests.integration.conftest import running
 from tests.support.admin import AdminFarm
-from tests.support.farm import COOKIE_NAME, read_response, request_bytes
+from tests.support.farm import http_request
 from tests.support.http11 import BACKEND_EXT, WEB_ONLY
 
 pytestmark = pytest.mark.integration
@@ -49,9 +49,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
 
 def b_load(farm: AdminFarm) -> tuple[int, float]:
     """(b's load as b says it, b's load as a sees it)."""
-    b = farm.get_json("b", "/api/status")
-    a = farm.get_json("a", "/api/status")
-    return b["load"], a["loads"].get("b", -1)
+    return farm.load_of("b", seen_by="a")
 
 
 async def sample_b(farm: AdminFarm, seconds: float) -> list[tuple[int, float]]:
@@ -79,13 +77,9 @@ async def test_a_quiet_forwarded_websocket_is_load(farm: AdminFarm) -> None:
 
 
 async def forwarded_get(farm: AdminFarm, path: str) -> int:
-    reader, writer = await asyncio.open_connection(*farm.addr("a"))
-    try:
-        cookie = f"{COOKIE_NAME}={farm.sign_cookie('b')}"
-        writer.write(request_bytes("GET", path, {"Cookie": cookie}))
-        return (await read_response(reader)).status
-    finally:
-        writer.close()
+    """The status of GET `path` through entry a with b's home cookie."""
+    resp = await http_request(farm.addr("a"), "GET", path, {"Cookie": farm.cookie_header("b")})
+    return resp.status
 
 
 async def test_a_long_poll_is_load(farm: AdminFarm) -> None:

@@ -63,6 +63,12 @@ class AdminFarm(Farm):
     def get_json(self, node: str, path: str) -> Any:
         return json.loads(self.get(node, path))
 
+    def load_of(self, node: str, seen_by: str) -> tuple[int, float]:
+        """(`node`'s load as it says it, its load as `seen_by` heard it in PINGs); -1 unheard."""
+        own = self.get_json(node, "/api/status")["load"]
+        heard = self.get_json(seen_by, "/api/status")["loads"].get(node, -1)
+        return own, heard
+
     def post(self, node: str, path: str) -> Any:
         status, _, body = self.request(node, "POST", path)
         assert status == 200, f"POST {path} on {node}: {status} {body[:200]!r}"

@@ -968,15 +968,13 @@ async def _relay(listen: str, upstream: str, control: Path) -> None:
             await asyncio.sleep(0.05)
             delays.reload()
 
+    if str(ROOT) not in sys.path:  # run as a script: make `tests.support` importable
+        sys.path.insert(0, str(ROOT))
+    from tests.support.request_reader import serve_until_signalled
+
     server = await asyncio.start_server(handle, lhost, int(lport), backlog=256)
     watcher = asyncio.ensure_future(watch())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print("ready", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_signalled(server)
     watcher.cancel()
 
 
