@@ -43,6 +43,7 @@ from lb.wire.frames import ConnRef, Frame, ResetReason
 log = structlog.get_logger("lb.link")
 
 _CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)
+_INTERNAL_ERROR = int(ResetReason.INTERNAL_ERROR)
 
 
 class LinkOwner(Protocol):
@@ -245,53 +246,89 @@ class LinkDriver(asyncio.Protocol):
     def handle(self, events: list[Event]) -> None:
         flows = self.flows
         for event in events:
-            kind = type(event)
-            if kind is FlowData:
-                data_event = cast(FlowData, event)
-                self.bytes_received += len(data_event.data)  # METRICS
-                flow = flows.get(data_event.flow_id)
-                if flow is not None:
-                    flow.awaiting = flow.used = True
-                    if flow.pooled and data_event.data.startswith(b"CONNECT "):
-                        flow.pooled = False  # a tunnel once answered (see FlowEndpoint)
-                    if flow.peer is not None:
-                        flow.peer.send(data_event.data)
-            elif kind is FlowWritable:
-                flow = flows.get(cast(FlowWritable, event).flow_id)
-                if flow is not None and flow.peer is not None:
-                    flow.peer.resume_reading(PAUSE_PEER)
-            elif kind is FlowEof:
-                flow = flows.get(cast(FlowEof, event).flow_id)
-                if flow is not None and flow.peer is not None:
-                    flow.peer.send_eof()
-                self.forget_if_gone(cast(FlowEof, event).flow_id)
-            elif kind is FlowReset:
-                reset = cast(FlowReset, event)
-                flow = flows.pop(reset.flow_id, None)
-                if flow is not None and flow.peer is not None:
-                    peer, flow.peer = flow.peer, None
-                    peer.peer_closed(False, reset.reason)
-            elif kind is FlowEnded:
-                flows.pop(cast(FlowEnded, event).flow_id, None)
-            elif kind is FlowVerified:
-                pass  # the entry's flow already carries bytes; the tables moved it
-            elif kind is FlowOpened:
-                self.owner.flow_opened(self, cast(FlowOpened, event))
-            elif kind is PeerHeard:
-                heard = cast(PeerHeard, event)
-                if heard.ping_token is not None:
-                    self.conn.send_pong(heard.ping_token, self.owner.load())
-                elif self.ping_sent:  # METRICS: a PONG answers our last PING
-                    self.rtt = self.loop.time() - self.ping_sent
-                self.owner.peer_heard(self, heard.load)
-            elif kind is ControlFrame:
-                self.owner.control_frame(self, cast(ControlFrame, event).frame)
-            elif kind is Authenticated:
-                if not self.ready.done():
-                    self.ready.set_result(self)
-                self.owner.link_up(self)
-            elif kind is Count:
-                self.owner.count(cast(Count, event).name)
+            try:
+                kind = type(event)
+                if kind is FlowData:
+                    data_event = cast(FlowData, event)
+                    self.bytes_received += len(data_event.data)  # METRICS
+                    flow = flows.get(data_event.flow_id)
+                    if flow is not None:
+                        flow.awaiting = flow.used = True
+                        if flow.pooled and data_event.data.startswith(b"CONNECT "):
+                            flow.pooled = False  # a tunnel once answered (see FlowEndpoint)
+                        if flow.peer is not None:
+                            flow.peer.send(data_event.data)
+                elif kind is FlowWritable:
+                    flow = flows.get(cast(FlowWritable, event).flow_id)
+                    if flow is not None and flow.peer is not None:
+                        flow.peer.resume_reading(PAUSE_PEER)
+                elif kind is FlowEof:
+                    flow = flows.get(cast(FlowEof, event).flow_id)
+                    if flow is not None and flow.peer is not None:
+                        flow.peer.send_eof()
+                    self.forget_if_gone(cast(FlowEof, event).flow_id)
+                elif kind is FlowReset:
+                    reset = cast(FlowReset, event)
+                    flow = flows.pop(reset.flow_id, None)
+                    if flow is not None and flow.peer is not None:
+                        peer, flow.peer = flow.peer, None
+                        peer.peer_closed(False, reset.reason)
+                elif kind is FlowEnded:
+                    flows.pop(cast(FlowEnded, event).flow_id, None)
+                elif kind is FlowVerified:
+                    pass  # the entry's flow already carries bytes; the tables moved it
+                elif kind is FlowOpened:
+                    self.owner.flow_opened(self, cast(FlowOpened, event))
+                elif kind is PeerHeard:
+                    heard = cast(PeerHeard, event)
+                    if heard.ping_token is not None:
+                        self.conn.send_pong(heard.ping_token, self.owner.load())
+                    elif self.ping_sent:  # METRICS: a PONG answers our last PING
+                        self.rtt = self.loop.time() - self.ping_sent
+                    self.owner.peer_heard(self, heard.load)
+                elif kind is ControlFrame:
+                    self.owner.control_frame(self, cast(ControlFrame, event).frame)
+                elif kind is Authenticated:
+                    if not self.ready.done():
+                        self.ready.set_result(self)
+                    self.owner.link_up(self)
+                elif kind is Count:
+                    self.owner.count(cast(Count, event).name)
+            except (FrameError, LinkError):
+                raise  # the peer broke the protocol (a bad control frame): the link fails
+            except Exception as exc:  # a bug met handling one event must cost only its flow
+                self._event_failed(event, exc)
+
+    def _event_failed(self, event: Event, exc: Exception) -> None:
+        """A bug met while handling one event (not a peer's protocol error: FrameError
+        and LinkError still fail the link). A flow's event resets that flow
+        only (RESET with INTERNAL_ERROR both ways), so the link's other flows go on; any
+        other event leaves the link in a state nobody checked: the link is closed, its
+        flows reset, and it reconnects, as after a protocol error."""
+        flow_id: int | None = getattr(event, "flow_id", None)
+        log.error(
+            "link_event_failed",
+            peer=self.peer_name,
+            direction=self.direction,
+            kind=type(event).__name__,
+            flow=flow_id,
+            exc_info=exc,
+        )
+        self.owner.count("link_event_errors")
+        if flow_id is None:
+            self.abort(f"failed handling {type(event).__name__}: {exc!r}")
+            return
+        self.conn.reset(flow_id, _INTERNAL_ERROR)
+        flow = self.flows.pop(flow_id, None)
+        peer = flow.peer if flow is not None else None
+        if flow is not None:
+            flow.peer = None
+        if peer is not None:
+            try:
+                peer.peer_closed(False, _INTERNAL_ERROR)
+            except Exception:
+                log.exception("link_event_failed", peer=self.peer_name, flow=flow_id)
+        self.flush_soon()
 
     # -- flows ----------------------------------------------------------------
     def open_flow(self, client: Endpoint, ref: ConnRef, initial: bytes, flags: int) -> FlowEndpoint:

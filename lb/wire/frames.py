@@ -106,6 +106,7 @@ class ResetReason(enum.IntEnum):
     LINK_CLOSED = 10
     SHUTTING_DOWN = 11
     WINDOW_VIOLATION = 12
+    INTERNAL_ERROR = 13
 
 
 # Defined flag bits per type; senders set only these, receivers ignore the rest.

@@ -156,6 +156,8 @@ class Farm:
     backend: Path = BACKEND
     #: extra command-line options for every backend (e.g. backend_ext.py's --close-after)
     backend_args: tuple[str, ...] = ()
+    #: extra environment of a node's processes, per node (e.g. tests/support/faults' switches)
+    node_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -359,6 +361,7 @@ class Farm:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env={**os.environ, **self.node_env[node]} if node in self.node_env else None,
             )
         self.lb_procs[node] = _Proc(popen)
 

@@ -79,7 +79,7 @@ def test_constants_match_the_spec() -> None:
     assert EXTENSION_TYPE_MIN == 0x40
     assert FLAG_NEW_SESSION == 0x01
     assert [int(t) for t in FrameType] == list(range(1, 11))
-    assert [int(r) for r in ResetReason] == list(range(1, 13))
+    assert [int(r) for r in ResetReason] == list(range(1, 14))
 
 
 # --- golden bytes: one per frame type ---------------------------------------------------------

@@ -1,0 +1,54 @@
+"""Fault injection into a real node process, for tests of how a node contains a bug.
+
+A node started with this directory first on PYTHONPATH imports this module at
+start-up (Python's `sitecustomize` hook). It does nothing unless LB_TEST_FAULTS
+names faults, comma-separated:
+
+- ``app-send:<marker>`` / ``client-send:<marker>``: the application side / the
+  client side of a tcp splice raises RuntimeError when it is handed bytes to write
+  that contain <marker>; so the link event that carries those bytes fails in the
+  node's code.
+- ``open:<port>``: the home's handling of a NEW frame raises RuntimeError when the
+  connection reference's client port is <port>.
+
+Only tests use it (tests/integration/test_link_flow_faults.py); lb never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _install(spec: str) -> None:
+    from lb.node.client import ClientEndpoint
+    from lb.node.home import Home
+    from lb.node.splice import AppEndpoint, SocketEndpoint
+
+    for fault in filter(None, spec.split(",")):
+        kind, _, arg = fault.partition(":")
+        if kind in ("app-send", "client-send"):
+            cls = AppEndpoint if kind == "app-send" else ClientEndpoint
+            marker = arg.encode()
+
+            def failing_send(self, data, _m=marker, _kind=kind):  # type: ignore[no-untyped-def]
+                if _m in data:
+                    raise RuntimeError(f"injected fault: {_kind}")
+                SocketEndpoint.send(self, data)
+
+            cls.send = failing_send  # type: ignore[method-assign]
+        elif kind == "open":
+            port = int(arg)
+            opened = Home.flow_opened
+
+            def failing_open(self, link, event, _opened=opened, _port=port):  # type: ignore[no-untyped-def]
+                if event.ref.client_port == _port:
+                    raise RuntimeError("injected fault: flow_opened")
+                _opened(self, link, event)
+
+            Home.flow_opened = failing_open  # type: ignore[method-assign]
+        else:
+            raise SystemExit(f"LB_TEST_FAULTS: unknown fault {fault!r}")
+
+
+if os.environ.get("LB_TEST_FAULTS"):
+    _install(os.environ["LB_TEST_FAULTS"])
