@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     # set by the node's supervisor when it starts its workers (workers > 1)
     run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     run.add_argument("--bus-fd", type=int, default=None, help=argparse.SUPPRESS)
+    # ... and when it restarts one while an operator's drain is in force
+    run.add_argument("--drained", action="store_true", help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a farm file and list every error")
     check.add_argument("file", metavar="FILE", help="the farm file (TOML)")
@@ -122,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: str | None = args.command
     try:
         if command == "run":
-            return _run(args.config, args.node, args.worker, args.bus_fd)
+            return _run(args.config, args.node, args.worker, args.bus_fd, args.drained)
         if command == "check-config":
             return _check_config(args.file, args.node)
         if command == "demo":
@@ -155,7 +157,11 @@ def _load(path: str, node: str | None) -> tuple[FarmConfig, NodeConfig]:
 
 
 def _run(
-    path: str, node_name: str | None, worker: int | None = None, bus_fd: int | None = None
+    path: str,
+    node_name: str | None,
+    worker: int | None = None,
+    bus_fd: int | None = None,
+    drained: bool = False,
 ) -> int:
     try:
         config, node = _load(path, node_name)
@@ -164,7 +170,7 @@ def _run(
         return EXIT_USAGE
     from lb.node.runner import run_node
 
-    return run_node(config, node, worker, bus_fd)
+    return run_node(config, node, worker, bus_fd, drained)
 
 
 def _plural(count: int, word: str) -> str:

@@ -75,6 +75,7 @@ class Node:
         me: NodeConfig,
         worker: int | None = None,
         bus_fd: int | None = None,
+        start_drained: bool = False,
     ) -> None:
         self.config = config
         self.me = me
@@ -88,6 +89,8 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.stopping = False
         self.draining = False
+        # a worker restarted under an operator's drain starts drained (lb.node.workers)
+        self.start_drained = start_drained
         self.exiting = False  # SIGTERM: draining to exit (the admin API cannot undrain it)
         self.counters: Counter[str] = Counter()
         self.timer = Timer(self.loop, self._sweep)
@@ -221,6 +224,9 @@ class Node:
     async def start(self) -> None:
         loop = self.loop
         fwd = self.me.forward
+        if self.start_drained:
+            # before any link or listener: never declared alive, never accepting a client
+            self.start_draining()
         await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
         if self.bus_fd is not None:
             handlers = {
@@ -256,7 +262,8 @@ class Node:
                 live=sorted(self.peers.view.live),
             )
         self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
-        await self.listeners.open(self.services.values())
+        if not self.draining:  # else opened by an undrain (stop_draining)
+            await self.listeners.open(self.services.values())
         if self.worker in (None, 0):
             # one process checks the applications for the node; its siblings follow (bus)
             self.health.start()

@@ -28,12 +28,17 @@ log = structlog.get_logger("lb.runner")
 
 
 async def serve(
-    config: FarmConfig, me: NodeConfig, worker: int | None = None, bus_fd: int | None = None
+    config: FarmConfig,
+    me: NodeConfig,
+    worker: int | None = None,
+    bus_fd: int | None = None,
+    drained: bool = False,
 ) -> int:
-    """Run the node in the current loop until a stop signal; the process exit code."""
+    """Run the node in the current loop until a stop signal; the process exit code.
+    `drained`: start drained (a worker restarted while an operator's drain is in force)."""
     loop = asyncio.get_running_loop()
     try:
-        node = Node(config, me, worker=worker, bus_fd=bus_fd)
+        node = Node(config, me, worker=worker, bus_fd=bus_fd, start_drained=drained)
     except ConfigError as exc:
         for key, message in exc.errors:
             log.error("node_start_failed", node=me.name, key=key, error=message)
@@ -107,7 +112,11 @@ def raise_descriptor_limit() -> int:
 
 
 def run_node(
-    config: FarmConfig, me: NodeConfig, worker: int | None = None, bus_fd: int | None = None
+    config: FarmConfig,
+    me: NodeConfig,
+    worker: int | None = None,
+    bus_fd: int | None = None,
+    drained: bool = False,
 ) -> int:
     """`lb run`: configure logging, run the node on uvloop, return the exit code.
 
@@ -129,4 +138,4 @@ def run_node(
     raise_descriptor_limit()
     if worker is None and me.workers > 1:
         return uvloop.run(Supervisor(config, me).run())
-    return uvloop.run(serve(config, me, worker, bus_fd))
+    return uvloop.run(serve(config, me, worker, bus_fd, drained))

@@ -16,7 +16,9 @@ only the node's own processes hold, so it needs no HELLO/AUTH:
   METRICS, ADMIN, and OWN_STATE (worker 0 speaks for the node in membership).
 
 Signals: SIGTERM (drain), SIGINT, SIGUSR1 and SIGHUP are passed to every worker; the
-supervisor exits when they all have, with 0 when they all exited 0.
+supervisor exits when they all have, with 0 when they all exited 0. The supervisor
+remembers the last ADMIN it relayed: a worker restarted while an operator's drain
+is in force starts drained (`--drained`), so a crash does not undo the drain.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import structlog
 from lb.config import FarmConfig, NodeConfig
 from lb.errors import FrameError
 from lb.wire import frames as fr
+from lb.wire.bus import ADMIN, ADMIN_DRAIN, decode_admin
 
 log = structlog.get_logger("lb.workers")
 
@@ -54,6 +57,9 @@ class BusRelay(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             frames = self.decoder.feed(data)
+            for frame in frames:
+                if frame.type == ADMIN:  # an operator's drain or undrain, for restarts
+                    self.supervisor.drained = decode_admin(frame.payload) == ADMIN_DRAIN
         except FrameError as exc:
             log.error("bus_protocol_error", worker=self.index, error=str(exc))
             if self.transport is not None:
@@ -79,6 +85,9 @@ class Supervisor:
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = False
         self.codes: dict[int, int] = {}
+        # an operator's drain is in force (the admin API's last ADMIN on the bus was a
+        # drain): a worker restarted now starts drained, as its siblings are
+        self.drained = False
 
     def relay(self, sender: int, payload: bytes) -> None:
         for index, relay in self.relays.items():
@@ -102,6 +111,7 @@ class Supervisor:
                 str(index),
                 "--bus-fd",
                 str(theirs.fileno()),
+                *(["--drained"] if self.drained else []),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
