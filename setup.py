@@ -18,7 +18,8 @@ import os
 
 from setuptools import setup
 
-# The modules every HTTP request runs through. Each is pure per lb's layers except the
+# The modules every HTTP request runs through, and the link protocol every forwarded
+# one crosses (lb.wire.frames, lb.link). Each is pure per lb's layers except the
 # node ones (lb.node: the per-request drivers), whose classes are asyncio protocols by
 # their methods, not by subclassing asyncio.Protocol, so they compile to native classes.
 # A compiled function checks its arguments' types at the call: a module whose API
@@ -38,6 +39,9 @@ COMPILED = [
     "lb/node/entry_http.py",
     "lb/node/entry.py",
     "lb/node/upstream.py",
+    "lb/wire/frames.py",
+    "lb/link/events.py",
+    "lb/link/connection.py",
 ]
 
 
