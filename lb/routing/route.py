@@ -41,9 +41,9 @@ REASONS: tuple[str, ...] = (
     "retry",
 )
 MAX_CACHED_TABLES = 4
-MAX_CACHED_DECISIONS = (
-    1024  # distinct (home, local, new_session, reason) kept; then all are dropped
-)
+# distinct decisions and verified home cookie values kept; past that, all are dropped
+MAX_CACHED_DECISIONS = 1024
+MAX_CACHED_COOKIES = 4096
 
 # A client's address -> its source (parsing an address costs more than the placement)
 _source_of = functools.lru_cache(maxsize=4096)(source_key)
@@ -73,6 +73,7 @@ class Router:
     """
 
     __slots__ = (
+        "_cookies",
         "_decisions",
         "_directory",
         "_keyring",
@@ -106,6 +107,9 @@ class Router:
         # decisions are immutable and few: one object per distinct answer is shared
         # (building a frozen dataclass costs more than the rest of a routing)
         self._decisions: dict[tuple[str, bool, bool, str], Decision] = {}
+        # home cookie value -> (node, expires) as the keyring verified it: a look-up
+        # here costs less than a call into the (interpreted) keyring, even a cached one
+        self._cookies: dict[str, tuple[str, int]] = {}
 
     @property
     def keyring(self) -> CookieKeyring:
@@ -135,7 +139,7 @@ class Router:
         if identifier is not None:
             placement = identifier.placement
             if placement == "home-cookie":
-                node = self._keyring.verify(identifier.value, now)
+                node = self._cookie_home(identifier.value, now)
                 if node is not None:
                     if node in view.live and node not in view.rehomed:
                         return self._decision(node, node == view.self_name, False, "home-cookie")
@@ -221,6 +225,19 @@ class Router:
         if home in view.live and home not in view.rehomed:
             return self._decision(home, home == view.self_name, False, "directory")
         return self._place(view, now, salt, client, "directory-rehomed")
+
+    def _cookie_home(self, value: str, now: float) -> str | None:
+        """The node a home cookie value names, as ``keyring.verify`` answers it."""
+        verified = self._cookies.get(value)
+        if verified is None:
+            verified = self._keyring.verify_until(value, now)
+            if verified is None:
+                return None
+            if len(self._cookies) >= MAX_CACHED_COOKIES:
+                self._cookies.clear()
+            self._cookies[value] = verified
+        node, expires = verified
+        return node if expires > now else None
 
     def _decision(self, home: str, local: bool, new_session: bool, reason: str) -> Decision:
         """The Decision with these fields, shared by the routings that answer it."""
