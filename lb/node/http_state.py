@@ -75,7 +75,11 @@ class HttpEntrySide(Protocol):
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
 
     def decide(
-        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
+        self,
+        client: HttpClientState,
+        identifier: Identifier | None,
+        looked_up: bool = False,
+        now: float | None = None,
     ) -> Decision | None: ...
 
     def upstream_for(
