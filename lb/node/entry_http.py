@@ -101,34 +101,22 @@ class HttpRouting:
         return self.salt ^ client.client[1]
 
     def placed(
-        self,
-        client: ClientEndpoint | HttpClientState,
-        identifier: Identifier | None,
-        now: float | None = None,
+        self, client: ClientEndpoint | HttpClientState, identifier: Identifier | None
     ) -> Decision:
         """The router's decision for a client's identifier (a connection of a tcp
-        service, a request of an HTTP one) at wall-clock time `now` (default: the
-        clock's); new sessions of one client address agree on a home (docs/routing.md)."""
+        service, a request of an HTTP one); new sessions of one client address agree
+        on a home (docs/routing.md)."""
         return self.router.route(
-            identifier,
-            self.peers.view,
-            wall() if now is None else now,
-            self._next_salt(client),
-            affinity_source(client),
+            identifier, self.peers.view, wall(), self._next_salt(client), affinity_source(client)
         )
 
     def decide(
-        self,
-        client: HttpClientState,
-        identifier: Identifier | None,
-        looked_up: bool = False,
-        now: float | None = None,
+        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
     ) -> Decision | None:
         """The request's home; None while the directory owners are asked about a key this
         replica does not hold (one link round trip, bounded by lookup_timeout), then
-        `client.decided(...)` follows with the decision made with their answer. `now`:
-        the wall-clock time the extractors read the request at, if they just did."""
-        decision = self.placed(client, identifier, now)
+        `client.decided(...)` follows with the decision made with their answer."""
+        decision = self.placed(client, identifier)
         registry = self.registry
         if (
             decision.reason == "directory-miss"

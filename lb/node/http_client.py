@@ -177,7 +177,7 @@ class HttpClient(ResponseSide):
                 self._start_head_deadline()  # an extractor reads the body: wait, bounded
                 return
             result = Verdict.NO_MATCH
-        self._route(result if isinstance(result, Identifier) else None, seen.now)
+        self._route(result if isinstance(result, Identifier) else None)
 
     def _take_front_header(self) -> bool:
         """A listed front balancer's PROXY v2 header: True once read (its source is the
@@ -210,13 +210,12 @@ class HttpClient(ResponseSide):
         if self.state != HEAD or self.closed:
             return
         if self.head is not None:
-            self._route(None, wall())  # complete head, an extractor still waits for the body
+            self._route(None)  # complete head, an extractor still waits for the body
             return
         self.entry.count("head_timeouts")
         self._finish(408 if self.buf else 0)
 
-    def _route(self, identifier: Identifier | None, now: float) -> None:
-        """Route the request read into `self.head` (its extractors ran at wall time `now`)."""
+    def _route(self, identifier: Identifier | None) -> None:
         head = self.head
         assert head is not None
         entry = self.entry
@@ -241,7 +240,7 @@ class HttpClient(ResponseSide):
         self.t_routed = self.entry.now()
         self.t_attached = self.t_first_out = 0.0
         self.bytes_in = self.bytes_out = self.status = 0
-        self._send_to(entry.decide(self, identifier, now=now))
+        self._send_to(entry.decide(self, identifier))
 
     def decided(self, decision: Decision | None) -> None:
         """The entry's answer after asking the directory owners about this request's key."""

@@ -75,11 +75,7 @@ class HttpEntrySide(Protocol):
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
 
     def decide(
-        self,
-        client: HttpClientState,
-        identifier: Identifier | None,
-        looked_up: bool = False,
-        now: float | None = None,
+        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
     ) -> Decision | None: ...
 
     def upstream_for(
