@@ -25,7 +25,7 @@ lb.routing's; this module only carries out the exchange.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Final, cast
 
 from lb.clock import wall
 from lb.errors import HttpError, ProxyHeaderError
@@ -50,7 +50,7 @@ from lb.wire import http1
 from lb.wire.http import RequestHeadScanner, error_response, parse_request_head
 from lb.wire.proxy import FrontProxy
 
-RETRY_BUFFER = 65536  # a request up to this size is kept to be sent again on a fresh upstream
+RETRY_BUFFER: Final = 65536  # a request up to this size is kept to be resent on a fresh upstream
 
 
 class HttpClient(ResponseSide):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from lb.extract.api import Extractor, Identifier
 from lb.node.service import Service
@@ -23,19 +23,20 @@ from lb.wire.frames import ResetReason
 from lb.wire.http import RequestHead, RequestHeadScanner
 from lb.wire.proxy import FrontProxy
 
+# Final: a compiled build uses the numbers themselves, not a look-up of the name
 # client states
-HEAD = 0  # reading a request head
-ROUTED = 1  # waiting for an upstream
-EXCHANGE = 2  # the request goes out, its response comes back
-TUNNEL = 3  # after 101 / CONNECT 2xx: bytes both ways
-DONE = 4
+HEAD: Final = 0  # reading a request head
+ROUTED: Final = 1  # waiting for an upstream
+EXCHANGE: Final = 2  # the request goes out, its response comes back
+TUNNEL: Final = 3  # after 101 / CONNECT 2xx: bytes both ways
+DONE: Final = 4
 
 # response states
-R_HEAD = 0
-R_BODY = 1
-R_UNTIL_CLOSE = 2
-R_DONE = 3
-R_HOLD = 4  # a final head waits for the directory owners to acknowledge what it names
+R_HEAD: Final = 0
+R_BODY: Final = 1
+R_UNTIL_CLOSE: Final = 2
+R_DONE: Final = 3
+R_HOLD: Final = 4  # a final head waits for the directory owners to acknowledge what it names
 
 # an upstream that never reached the home's application: a new session may go elsewhere
 HOME_UNREACHABLE = frozenset(
@@ -49,9 +50,9 @@ HOME_UNREACHABLE = frozenset(
 )
 # the home went away under a request: an idempotent one may wait for it or its successor
 HOME_LEAVING = frozenset((int(ResetReason.LINK_CLOSED), int(ResetReason.SHUTTING_DOWN)))
-MAX_RETRIES = 2  # sends of one request again on a fresh upstream
-MAX_RESPONSE_HEAD = 65536
-PAUSE_BACKLOG = 8  # pipelined bytes beyond the head limit wait for their turn
+MAX_RETRIES: Final = 2  # sends of one request again on a fresh upstream
+MAX_RESPONSE_HEAD: Final = 65536
+PAUSE_BACKLOG: Final = 8  # pipelined bytes beyond the head limit wait for their turn
 
 
 class HttpEntrySide(Protocol):

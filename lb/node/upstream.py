@@ -303,7 +303,9 @@ class UpstreamPool:
         if not self.keeps(upstream.home):
             upstream.close(True)
             return
-        idle = self.idle.setdefault(upstream.key, [])
+        idle = self.idle.get(upstream.key)
+        if idle is None:  # not setdefault: no new list per release of a pooled one
+            idle = self.idle[upstream.key] = []
         if len(idle) >= self.max_idle:
             upstream.close(True)
             return

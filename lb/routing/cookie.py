@@ -147,6 +147,13 @@ class CookieKeyring:
         except Exception:  # defensive: verify is documented never to raise
             return None
 
+    def verify_until(self, value: str, now: float) -> tuple[str, int] | None:
+        """(node, expires) of a valid, unexpired cookie value, as ``verify`` checks it;
+        None for anything else. Never raises."""
+        if self.verify(value, now) is None:
+            return None
+        return self._verified.get(value)  # verify remembered it
+
 
 VERIFIED_CACHE_SIZE = 4096  # verified cookie values remembered per keyring
 

@@ -41,6 +41,9 @@ REASONS: tuple[str, ...] = (
     "retry",
 )
 MAX_CACHED_TABLES = 4
+# distinct decisions and verified home cookie values kept; past that, all are dropped
+MAX_CACHED_DECISIONS = 1024
+MAX_CACHED_COOKIES = 4096
 
 # A client's address -> its source (parsing an address costs more than the placement)
 _source_of = functools.lru_cache(maxsize=4096)(source_key)
@@ -70,6 +73,8 @@ class Router:
     """
 
     __slots__ = (
+        "_cookies",
+        "_decisions",
         "_directory",
         "_keyring",
         "_keys",
@@ -99,6 +104,12 @@ class Router:
         self._placeable_view: FarmView | None = None
         self._placeable: list[str] = []
         self._placeable_set: frozenset[str] = frozenset()
+        # decisions are immutable and few: one object per distinct answer is shared
+        # (building a frozen dataclass costs more than the rest of a routing)
+        self._decisions: dict[tuple[str, bool, bool, str], Decision] = {}
+        # home cookie value -> (node, expires) as the keyring verified it: a look-up
+        # here costs less than a call into the (interpreted) keyring, even a cached one
+        self._cookies: dict[str, tuple[str, int]] = {}
 
     @property
     def keyring(self) -> CookieKeyring:
@@ -128,14 +139,14 @@ class Router:
         if identifier is not None:
             placement = identifier.placement
             if placement == "home-cookie":
-                node = self._keyring.verify(identifier.value, now)
+                node = self._cookie_home(identifier.value, now)
                 if node is not None:
                     if node in view.live and node not in view.rehomed:
-                        return Decision(node, node == view.self_name, False, "home-cookie")
+                        return self._decision(node, node == view.self_name, False, "home-cookie")
                     return self._place(view, now, salt, client, "home-cookie-rehomed")
             elif placement == "hash":
                 home = self.table_for(view).lookup(f"{identifier.kind}:{identifier.value}")
-                return Decision(home, home == view.self_name, False, "hash")
+                return self._decision(home, home == view.self_name, False, "hash")
             elif placement == "directory":
                 return self._from_directory(identifier, view, now, salt, client)
         return self._place(view, now, salt, client, "new-session")
@@ -161,7 +172,7 @@ class Router:
             home = least_loaded_of_two_with_slack(candidates, view.loads, salt)
             if self._memory is not None:
                 self._memory.remember(source, home, now)
-        return Decision(home, home == view.self_name, True, "retry")
+        return self._decision(home, home == view.self_name, True, "retry")
 
     def table_for(self, view: FarmView) -> MaglevTable:
         """The Maglev table over ``view.weights()``, built once per distinct weight set.
@@ -212,8 +223,31 @@ class Router:
         if home is None:
             return self._place(view, now, salt, client, "directory-miss")
         if home in view.live and home not in view.rehomed:
-            return Decision(home, home == view.self_name, False, "directory")
+            return self._decision(home, home == view.self_name, False, "directory")
         return self._place(view, now, salt, client, "directory-rehomed")
+
+    def _cookie_home(self, value: str, now: float) -> str | None:
+        """The node a home cookie value names, as ``keyring.verify`` answers it."""
+        verified = self._cookies.get(value)
+        if verified is None:
+            verified = self._keyring.verify_until(value, now)
+            if verified is None:
+                return None
+            if len(self._cookies) >= MAX_CACHED_COOKIES:
+                self._cookies.clear()
+            self._cookies[value] = verified
+        node, expires = verified
+        return node if expires > now else None
+
+    def _decision(self, home: str, local: bool, new_session: bool, reason: str) -> Decision:
+        """The Decision with these fields, shared by the routings that answer it."""
+        key = (home, local, new_session, reason)
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= MAX_CACHED_DECISIONS:
+                self._decisions.clear()
+            decision = self._decisions[key] = Decision(home, local, new_session, reason)
+        return decision
 
     def _source_salt(self, source: str, now: float) -> int:
         memory = self._memory
@@ -228,15 +262,15 @@ class Router:
             self._placeable_view = view
         if client is None:
             home = least_loaded_of_two(self._placeable, view.loads, salt)
-            return Decision(home, home == view.self_name, True, reason)
+            return self._decision(home, home == view.self_name, True, reason)
         source = _source_of(client)
         memory = self._memory
         if memory is not None:
             held = memory.recall(source, now)
             if held is not None and held in self._placeable_set:
-                return Decision(held, held == view.self_name, True, reason)
+                return self._decision(held, held == view.self_name, True, reason)
         salt = self._source_salt(source, now)
         home = least_loaded_of_two_with_slack(self._placeable, view.loads, salt)
         if memory is not None:
             memory.remember(source, home, now)
-        return Decision(home, home == view.self_name, True, reason)
+        return self._decision(home, home == view.self_name, True, reason)

@@ -137,3 +137,25 @@ def test_the_hot_path_computes_one_hmac_per_cookie_value() -> None:
         assert result == Identifier("home-cookie", value, "home-cookie")
         assert router.route(result, farm, NOW + request, salt=1).home == "node-b"
     assert keyring.macs == 1
+
+
+def test_a_remembered_cookie_is_still_verified_on_every_request() -> None:
+    extractor = make_home_cookie({}, CTX)
+    value = KEYRING.sign("node-c", int(NOW) + 10)
+    first = extractor.extract(seen_with(value))
+    assert first == Identifier("home-cookie", value, "home-cookie")
+    assert extractor.extract(seen_with(value, now=NOW + 9)) is first  # one object per value
+    assert extractor.extract(seen_with(value, now=NOW + 10)) is Verdict.NO_MATCH  # expired
+    assert extractor.extract(seen_with(tampered(value))) is Verdict.NO_MATCH
+
+
+def test_remembered_identifiers_are_bounded() -> None:
+    from lb.extract.builtin import MAX_REMEMBERED_COOKIES
+
+    extractor = make_home_cookie({}, ExtractorContext())  # no keyring: every value answers
+    for i in range(MAX_REMEMBERED_COOKIES + 10):
+        value = f"v{i}"
+        assert extractor.extract(seen_with(value)) == Identifier(
+            "home-cookie", value, "home-cookie"
+        )
+    assert len(extractor.identifiers) <= MAX_REMEMBERED_COOKIES

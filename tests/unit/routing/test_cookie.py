@@ -249,3 +249,14 @@ def test_verified_cache_never_outlives_expiry_or_accepts_a_tampered_value() -> N
     values = [ring.sign(f"n{i}", 5000) for i in range(VERIFIED_CACHE_SIZE + 10)]
     assert all(ring.verify(v, 10.0) == f"n{i}" for i, v in enumerate(values))
     assert len(ring._verified) <= VERIFIED_CACHE_SIZE
+
+
+def test_verify_until_names_the_node_and_the_expiry_as_verify_checks_them() -> None:
+    ring = CookieKeyring("farm", SECRET)
+    value = ring.sign("node-a", EXPIRES)
+    assert ring.verify_until(value, NOW) == ("node-a", EXPIRES)
+    assert ring.verify_until(value, NOW) == ("node-a", EXPIRES)  # from the cache
+    assert ring.verify_until(value, float(EXPIRES)) is None  # expired
+    assert ring.verify_until(value[:-1] + ("A" if value[-1] != "A" else "B"), NOW) is None
+    assert ring.verify_until(CookieKeyring("farm", OTHER).sign("node-a", EXPIRES), NOW) is None
+    assert ring.verify_until(None, NOW) is None  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from lb.extract.api import Identifier
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory
 from lb.routing.maglev import MaglevTable
-from lb.routing.route import MAX_CACHED_TABLES, REASONS, Decision, Router
+from lb.routing.route import MAX_CACHED_DECISIONS, MAX_CACHED_TABLES, REASONS, Decision, Router
 from lb.routing.view import FarmView, NodeInfo
 
 SECRET = b"farm-secret-for-route-tests-0123456789"
@@ -174,6 +174,25 @@ def test_cookie_from_the_previous_secret_still_routes() -> None:
     assert d == Decision("n3", False, False, "home-cookie")
 
 
+def test_a_cookie_routed_before_is_not_honored_past_its_expiry() -> None:
+    router = Router(KEYRING)
+    ident = cookie("n3", expires=int(NOW) + 10)
+    assert router.route(ident, make_view(), NOW, 5).reason == "home-cookie"
+    assert router.route(ident, make_view(), NOW + 9, 5).reason == "home-cookie"
+    late = router.route(ident, make_view(), NOW + 10, 5)
+    assert late.new_session and late.reason == "new-session"
+    assert router.route(ident, make_view(), NOW + 9.5, 5).reason == "home-cookie"
+
+
+def test_a_refused_cookie_is_refused_again() -> None:
+    router = Router(KEYRING)
+    forged = Identifier("home-cookie", cookie("n3").value[:-1] + "A", "home-cookie")
+    if forged.value == cookie("n3").value:
+        forged = Identifier("home-cookie", cookie("n3").value[:-1] + "B", "home-cookie")
+    for _ in range(3):
+        assert router.route(forged, make_view(), NOW, 5).reason == "new-session"
+
+
 # --- row: hashed identifier ----------------------------------------------------------
 
 
@@ -299,6 +318,19 @@ def test_table_is_cached_per_live_weights() -> None:
     assert other is not table
     assert router.table_for(make_view(weights={"n2": 5})) is not table
     assert router.cached_tables == 3
+
+
+def test_equal_decisions_are_shared_and_the_cache_is_bounded() -> None:
+    router = Router(KEYRING)
+    view = make_view()
+    first = router.route(cookie("n3"), view, NOW, 1)
+    assert router.route(cookie("n3"), view, NOW, 2) is first
+    assert router.route(cookie("n1"), view, NOW, 1) == Decision("n1", True, False, "home-cookie")
+    for i in range(MAX_CACHED_DECISIONS + 10):
+        alone = f"h{i}"  # a farm of one node: each placement is a new distinct answer
+        one = FarmView("n1", {alone: node(alone)}, frozenset({alone}), {})
+        assert router.route(None, one, NOW, i) == Decision(alone, False, True, "new-session")
+    assert len(router._decisions) <= MAX_CACHED_DECISIONS
 
 
 def test_table_cache_is_bounded() -> None:
