@@ -188,6 +188,54 @@ def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
     return RequestHead(method, target, version, headers, length)
 
 
+# The usual head in one match of the buffer's bytes, up to its final CRLFCRLF: a
+# request line, then up to MAX_HEADER_LINES lines of a token name, ':' and a value of
+# no control byte (HT allowed) that does not end in SP/HT (possessive: linear, never
+# backtracks). A head it matches passes every check of _parse_complete but the
+# Content-Length ones; a head it does not match is left to _parse_complete.
+_FAST_HEAD = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++ ([^\x00-\x20\x7f]++) HTTP/1\.[01]"
+    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))"
+    + b"{0,%d}+" % MAX_HEADER_LINES
+    + rb"\r\n\r\n"
+)
+# one header line of a head _FAST_HEAD matched: (name, value without leading SP/HT)
+_FAST_FIELD = re.compile(r"\r\n([^:]++):[ \t]*+([^\r]*+)")
+
+
+def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
+    """The head at ``buf[pos:stop]`` (``pos`` after the empty lines) as _parse_complete
+    parses it, or None where this quick pass does not decide: no head _FAST_HEAD
+    matches there, or Content-Length / Transfer-Encoding lines other than equal
+    plain lengths or codings without a length (the reference decides those)."""
+    match = _FAST_HEAD.match(buf, pos, stop)
+    if match is None:
+        return None
+    length = match.end()
+    end = length - 4
+    text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
+    target_at, target_end = match.span(1)
+    headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, end)
+    content_length = -1
+    coded = False
+    for name, value in headers:
+        size = len(name)
+        if size == 14 and name.lower() == "content-length":
+            if not (value.isascii() and value.isdigit() and len(value) <= 18):
+                return None
+            number = int(value)
+            if content_length >= 0 and number != content_length:
+                return None
+            content_length = number
+        elif size == 17 and name.lower() == "transfer-encoding":
+            coded = True
+    if coded and content_length >= 0:
+        return None
+    version = "HTTP/1.1" if buf[target_end + 8] == 0x31 else "HTTP/1.0"
+    method = text[pos : target_at - 1]
+    return RequestHead(method, text[target_at:target_end], version, headers, length)
+
+
 _LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2
 
 
@@ -287,7 +335,8 @@ class RequestHeadScanner:
         end = buf.find(b"\r\n\r\n", max(pos, back), n)
         if end >= 0:
             self.examined += end - pos
-            self._head = _parse_complete(buf[pos:end], end + 4)
+            head = _parse_fast(buf, pos, end + 4)
+            self._head = head if head is not None else _parse_complete(buf[pos:end], end + 4)
             return self._head
 
         # fail early on an incomplete head that can never become valid
@@ -345,6 +394,9 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
         n = min(len(data), max_bytes)
         pos = _skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
+        head = _parse_fast(data, pos, n)
+        if head is not None:
+            return head
         end = data.find(b"\r\n\r\n", pos, n)
         if end >= 0:
             return _parse_complete(data[pos:end], end + 4)
