@@ -38,7 +38,7 @@ _TOKEN_BYTES = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 _Buffer = bytes | bytearray
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class RequestHead:
     """A parsed, validated HTTP/1.x request head."""
 
@@ -50,6 +50,15 @@ class RequestHead:
     """In order; names as received, values stripped of surrounding SP/HT."""
     length: int
     """Bytes of the head, leading empty lines and the final CRLFCRLF included."""
+
+    def __init__(
+        self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.length = length
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

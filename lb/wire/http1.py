@@ -165,7 +165,7 @@ def idempotent(method: str) -> bool:
     return method in _IDEMPOTENT
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class ResponseHead:
     """What a proxy needs of one response head."""
 
@@ -173,12 +173,36 @@ class ResponseHead:
     minor: int  # HTTP/1.<minor>
     length: int  # bytes of the head, final CRLFCRLF included
     set_cookies: list[str]  # the Set-Cookie values, in order
-    content_length: int = -1
-    chunked: bool = False
-    other_coding: bool = False  # a Transfer-Encoding whose last coding is not chunked
-    close: bool = False  # Connection: close
-    keep_alive: bool = False  # Connection: keep-alive (HTTP/1.0)
-    connection_header: bool = False  # any Connection / Keep-Alive header is present
+    content_length: int
+    chunked: bool
+    other_coding: bool  # a Transfer-Encoding whose last coding is not chunked
+    close: bool  # Connection: close
+    keep_alive: bool  # Connection: keep-alive (HTTP/1.0)
+    connection_header: bool  # any Connection / Keep-Alive header is present
+
+    def __init__(
+        self,
+        status: int,
+        minor: int,
+        length: int,
+        set_cookies: list[str],
+        content_length: int = -1,
+        chunked: bool = False,
+        other_coding: bool = False,
+        close: bool = False,
+        keep_alive: bool = False,
+        connection_header: bool = False,
+    ) -> None:
+        self.status = status
+        self.minor = minor
+        self.length = length
+        self.set_cookies = set_cookies
+        self.content_length = content_length
+        self.chunked = chunked
+        self.other_coding = other_coding
+        self.close = close
+        self.keep_alive = keep_alive
+        self.connection_header = connection_header
 
 
 def _bad_response(reason: str) -> HttpError:
@@ -251,6 +275,81 @@ def own_response_head(raw: bytes) -> tuple[int, int, _Framing]:
     return int(match.group(2)), int(match.group(1)), framing
 
 
+# The usual response head in one match of the buffer's bytes, up to its final CRLFCRLF:
+# what own_response_head accepts once control bytes are refused (HT allowed) and the
+# head has fewer than _MAX_HEADER_LINES header lines (possessive: linear, never
+# backtracks, and nothing after the first CRLFCRLF is read).
+_FAST_RESPONSE = re.compile(
+    rb"HTTP/1\.[01] [1-5][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*+)?"
+    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e\x80-\xff]*+)"
+    + b"{0,%d}+" % (_MAX_HEADER_LINES - 1)
+    + rb"\r\n\r\n"
+)
+# the framing lines of a head _FAST_RESPONSE matched: (name as sent, value without
+# leading SP/HT; trailing SP/HT is stripped after)
+_FAST_FRAMING = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|set-cookie|keep-alive|proxy-connection)"
+    rb":[ \t]*+([^\r]*+)",
+    re.IGNORECASE,
+)
+
+
+def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> ResponseHead | None:
+    """The response head at ``buf[start:stop]`` as the reference answers it, or None where
+    this quick pass does not decide: no head _FAST_RESPONSE matches there, or a
+    Content-Length that is not plain digits, differs, or comes with a Transfer-Encoding,
+    or an empty Transfer-Encoding (the full check decides those)."""
+    match = _FAST_RESPONSE.match(buf, start, stop)
+    if match is None:
+        return None
+    end = match.end()
+    status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
+    head = ResponseHead(status, buf[start + 7] - 48, end - start, [])
+    fields: list[tuple[bytes, bytes]] = _FAST_FRAMING.findall(buf, start, end - 2)
+    if not fields:
+        return head
+    content_length = -1
+    codings: list[bytes] = []  # every Transfer-Encoding value, in order
+    for name, value in fields:
+        if value and (value[-1] == 0x20 or value[-1] == 0x09):
+            value = value.rstrip(b" \t")
+        size = len(name)
+        if size == 14:  # content-length
+            if not (value.isdigit() and len(value) <= 18):
+                return None
+            number = int(value)
+            if content_length >= 0 and number != content_length:
+                return None
+            content_length = number
+        elif size == 17:  # transfer-encoding
+            if not value:
+                return None
+            codings.append(value)
+        elif size == 10 and name[0] | 0x20 == 0x73:  # set-cookie
+            head.set_cookies.append(value.decode("latin-1"))
+        elif size == 10 and name[0] | 0x20 == 0x63:  # connection
+            head.connection_header = True
+            lowered = value.lower()
+            if lowered == b"keep-alive":
+                head.keep_alive = True
+            elif lowered == b"close":
+                head.close = True
+            else:
+                tokens = _tokens(value.decode("latin-1"))
+                head.close = head.close or "close" in tokens
+                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+        else:  # keep-alive, proxy-connection
+            head.connection_header = True
+    if codings:
+        if content_length >= 0:
+            return None
+        tokens = _tokens(b",".join(codings).decode("latin-1"))
+        head.chunked = bool(tokens) and tokens[-1] == "chunked"
+        head.other_coding = not head.chunked
+    head.content_length = content_length
+    return head
+
+
 def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
     """The response head at ``buf[start:]``: None while incomplete; HttpError(502) if bad.
 
@@ -261,6 +360,9 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     llhttp parses it first; what it refuses is decided by `own_response_head`.
     """
     stop = min(len(buf), start + max_bytes)
+    fast = _fast_response_head(buf, start, stop)
+    if fast is not None:
+        return fast
     end = buf.find(b"\r\n\r\n", start, stop)
     if end < 0:
         if len(buf) - start >= max_bytes:
