@@ -131,17 +131,25 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     raise HttpError(400, "Transfer-Encoding without a final chunked coding")
         elif size == 7 and not upgrade_header:
             upgrade_header = name.lower() == "upgrade"
-    if chunked:
-        kind, length = CHUNKED, 0
-    elif length > 0:
-        kind = LENGTH
-    else:
-        kind, length = NO_BODY, 0
     tokens = _tokens(connection) if connection is not None else ()
     # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
     keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
     upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
-    return RequestFraming(kind, length, keep_alive, upgrade)
+    if chunked:
+        return RequestFraming(CHUNKED, 0, keep_alive, upgrade)
+    if length > 0:
+        return RequestFraming(LENGTH, length, keep_alive, upgrade)
+    # no body, the usual request: one of four shared answers (a NamedTuple is built
+    # by a Python-level __new__, even compiled)
+    if keep_alive:
+        return _NO_BODY_UPGRADE_KEEP if upgrade else _NO_BODY_KEEP
+    return _NO_BODY_UPGRADE_CLOSE if upgrade else _NO_BODY_CLOSE
+
+
+_NO_BODY_KEEP = RequestFraming(NO_BODY, 0, True, False)
+_NO_BODY_CLOSE = RequestFraming(NO_BODY, 0, False, False)
+_NO_BODY_UPGRADE_KEEP = RequestFraming(NO_BODY, 0, True, True)
+_NO_BODY_UPGRADE_CLOSE = RequestFraming(NO_BODY, 0, False, True)
 
 
 def request_body(head: RequestHead) -> tuple[int, int]:
