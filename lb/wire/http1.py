@@ -9,10 +9,15 @@ body kind from its head and its request (``response_body``, RFC 9112 6.3), and
 an incremental ``BodyFramer`` that finds the end of a Content-Length or
 chunked body (trailers included) in the bytes as they arrive.
 
-Response heads are parsed by llhttp (httptools) first; this module's own
-scanner (`own_response_head`) is the reference: it decides every head llhttp
-refuses, and where llhttp answers, its answer is the reference's (a
-differential property test holds the two together).
+A response head is decided first by one possessive regex match of the buffer's
+bytes (`_fast_response_head`: the head's end, control bytes, status line and
+header lines in one pass, then the framing lines by one findall), without
+copying the head; it accepts exactly what the reference accepts and answers
+as the full check does (a property test holds the two together). What it
+does not decide (a bad or incomplete head, unusual framing) goes to the full
+check: llhttp (httptools), then this module's own scanner
+(`own_response_head`), the reference, for every head llhttp refuses; where
+llhttp answers, its answer is the reference's (a differential property test).
 
 Pure and bounded: no sockets, no asyncio, no clock. "Need more data" is a
 return value (``None`` from the head parser; ``BodyFramer.done`` still False);
@@ -317,6 +322,7 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
     if not fields:
         return head
     content_length = -1
+    first_length = b""
     codings: list[bytes] = []  # every Transfer-Encoding value, in order
     for name, value in fields:
         if value and (value[-1] == 0x20 or value[-1] == 0x09):
@@ -325,10 +331,12 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
         if size == 14:  # content-length
             if not (value.isdigit() and len(value) <= 18):
                 return None
-            number = int(value)
-            if content_length >= 0 and number != content_length:
-                return None
-            content_length = number
+            if content_length >= 0:
+                if value != first_length:  # the reference compares them as sent: 7 != 007
+                    return None
+            else:
+                first_length = value
+                content_length = int(value)
         elif size == 17:  # transfer-encoding
             if not value:
                 return None
@@ -365,12 +373,21 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     nothing after the head is looked at. Checked: the status line, CRLF line
     ends, no control bytes, every header line a token name and ':', at most
     200 lines, and unambiguous framing (Content-Length, Transfer-Encoding).
-    llhttp parses it first; what it refuses is decided by `own_response_head`.
+    One regex pass decides the usual head; the rest goes to the full check
+    (llhttp, then `own_response_head` for what llhttp refuses).
     """
-    stop = min(len(buf), start + max_bytes)
-    fast = _fast_response_head(buf, start, stop)
+    fast = _fast_response_head(buf, start, min(len(buf), start + max_bytes))
     if fast is not None:
         return fast
+    return _checked_response_head(buf, start, max_bytes)
+
+
+def _checked_response_head(
+    buf: bytes | bytearray, start: int, max_bytes: int
+) -> ResponseHead | None:
+    """parse_response_head's full check: every head _fast_response_head leaves, with the
+    reason of a refusal (llhttp first, `own_response_head` for what llhttp refuses)."""
+    stop = min(len(buf), start + max_bytes)
     end = buf.find(b"\r\n\r\n", start, stop)
     if end < 0:
         if len(buf) - start >= max_bytes:
