@@ -38,7 +38,7 @@ _TOKEN_BYTES = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 _Buffer = bytes | bytearray
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class RequestHead:
     """A parsed, validated HTTP/1.x request head."""
 
@@ -50,6 +50,15 @@ class RequestHead:
     """In order; names as received, values stripped of surrounding SP/HT."""
     length: int
     """Bytes of the head, leading empty lines and the final CRLFCRLF included."""
+
+    def __init__(
+        self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.length = length
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""
@@ -188,6 +197,54 @@ def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
     return RequestHead(method, target, version, headers, length)
 
 
+# The usual head in one match of the buffer's bytes, up to its final CRLFCRLF: a
+# request line, then up to MAX_HEADER_LINES lines of a token name, ':' and a value of
+# no control byte (HT allowed) that does not end in SP/HT (possessive: linear, never
+# backtracks). A head it matches passes every check of _parse_complete but the
+# Content-Length ones; a head it does not match is left to _parse_complete.
+_FAST_HEAD = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++ ([^\x00-\x20\x7f]++) HTTP/1\.[01]"
+    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))"
+    + b"{0,%d}+" % MAX_HEADER_LINES
+    + rb"\r\n\r\n"
+)
+# one header line of a head _FAST_HEAD matched: (name, value without leading SP/HT)
+_FAST_FIELD = re.compile(r"\r\n([^:]++):[ \t]*+([^\r]*+)")
+
+
+def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
+    """The head at ``buf[pos:stop]`` (``pos`` after the empty lines) as _parse_complete
+    parses it, or None where this quick pass does not decide: no head _FAST_HEAD
+    matches there, or Content-Length / Transfer-Encoding lines other than equal
+    plain lengths or codings without a length (the reference decides those)."""
+    match = _FAST_HEAD.match(buf, pos, stop)
+    if match is None:
+        return None
+    length = match.end()
+    end = length - 4
+    text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
+    target_at, target_end = match.span(1)
+    headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, end)
+    content_length = -1
+    coded = False
+    for name, value in headers:
+        size = len(name)
+        if size == 14 and name.lower() == "content-length":
+            if not (value.isascii() and value.isdigit() and len(value) <= 18):
+                return None
+            number = int(value)
+            if content_length >= 0 and number != content_length:
+                return None
+            content_length = number
+        elif size == 17 and name.lower() == "transfer-encoding":
+            coded = True
+    if coded and content_length >= 0:
+        return None
+    version = "HTTP/1.1" if buf[target_end + 8] == 0x31 else "HTTP/1.0"
+    method = text[pos : target_at - 1]
+    return RequestHead(method, text[target_at:target_end], version, headers, length)
+
+
 _LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2
 
 
@@ -287,7 +344,8 @@ class RequestHeadScanner:
         end = buf.find(b"\r\n\r\n", max(pos, back), n)
         if end >= 0:
             self.examined += end - pos
-            self._head = _parse_complete(buf[pos:end], end + 4)
+            head = _parse_fast(buf, pos, end + 4)
+            self._head = head if head is not None else _parse_complete(buf[pos:end], end + 4)
             return self._head
 
         # fail early on an incomplete head that can never become valid
@@ -338,6 +396,11 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     after the head is looked at, so once a buffer is decided (a head, 400 or 431)
     every longer buffer that starts with it is decided the same way.
 
+    A usual head is parsed by one possessive regex match of the buffer's bytes
+    (its end, control bytes, request line and header lines in one pass) and one
+    findall of its fields; any other head (a bad one, unusual Content-Length or
+    Transfer-Encoding lines) by the full check, which gives the reason.
+
     This is a one-shot scan: a caller that calls it again after every read of a
     growing buffer re-reads the buffer every time; ``RequestHeadScanner`` gives the
     same answers and reads each byte once. ValueError if ``max_bytes`` < 0.
@@ -345,6 +408,9 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
         n = min(len(data), max_bytes)
         pos = _skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
+        head = _parse_fast(data, pos, n)
+        if head is not None:
+            return head
         end = data.find(b"\r\n\r\n", pos, n)
         if end >= 0:
             return _parse_complete(data[pos:end], end + 4)

@@ -9,10 +9,15 @@ body kind from its head and its request (``response_body``, RFC 9112 6.3), and
 an incremental ``BodyFramer`` that finds the end of a Content-Length or
 chunked body (trailers included) in the bytes as they arrive.
 
-Response heads are parsed by llhttp (httptools) first; this module's own
-scanner (`own_response_head`) is the reference: it decides every head llhttp
-refuses, and where llhttp answers, its answer is the reference's (a
-differential property test holds the two together).
+A response head is decided first by one possessive regex match of the buffer's
+bytes (`_fast_response_head`: the head's end, control bytes, status line and
+header lines in one pass, then the framing lines by one findall), without
+copying the head; it accepts exactly what the reference accepts and answers
+as the full check does (a property test holds the two together). What it
+does not decide (a bad or incomplete head, unusual framing) goes to the full
+check: llhttp (httptools), then this module's own scanner
+(`own_response_head`), the reference, for every head llhttp refuses; where
+llhttp answers, its answer is the reference's (a differential property test).
 
 Pure and bounded: no sockets, no asyncio, no clock. "Need more data" is a
 return value (``None`` from the head parser; ``BodyFramer.done`` still False);
@@ -131,17 +136,25 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     raise HttpError(400, "Transfer-Encoding without a final chunked coding")
         elif size == 7 and not upgrade_header:
             upgrade_header = name.lower() == "upgrade"
-    if chunked:
-        kind, length = CHUNKED, 0
-    elif length > 0:
-        kind = LENGTH
-    else:
-        kind, length = NO_BODY, 0
     tokens = _tokens(connection) if connection is not None else ()
     # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
     keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
     upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
-    return RequestFraming(kind, length, keep_alive, upgrade)
+    if chunked:
+        return RequestFraming(CHUNKED, 0, keep_alive, upgrade)
+    if length > 0:
+        return RequestFraming(LENGTH, length, keep_alive, upgrade)
+    # no body, the usual request: one of four shared answers (a NamedTuple is built
+    # by a Python-level __new__, even compiled)
+    if keep_alive:
+        return _NO_BODY_UPGRADE_KEEP if upgrade else _NO_BODY_KEEP
+    return _NO_BODY_UPGRADE_CLOSE if upgrade else _NO_BODY_CLOSE
+
+
+_NO_BODY_KEEP = RequestFraming(NO_BODY, 0, True, False)
+_NO_BODY_CLOSE = RequestFraming(NO_BODY, 0, False, False)
+_NO_BODY_UPGRADE_KEEP = RequestFraming(NO_BODY, 0, True, True)
+_NO_BODY_UPGRADE_CLOSE = RequestFraming(NO_BODY, 0, False, True)
 
 
 def request_body(head: RequestHead) -> tuple[int, int]:
@@ -165,7 +178,7 @@ def idempotent(method: str) -> bool:
     return method in _IDEMPOTENT
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class ResponseHead:
     """What a proxy needs of one response head."""
 
@@ -173,12 +186,36 @@ class ResponseHead:
     minor: int  # HTTP/1.<minor>
     length: int  # bytes of the head, final CRLFCRLF included
     set_cookies: list[str]  # the Set-Cookie values, in order
-    content_length: int = -1
-    chunked: bool = False
-    other_coding: bool = False  # a Transfer-Encoding whose last coding is not chunked
-    close: bool = False  # Connection: close
-    keep_alive: bool = False  # Connection: keep-alive (HTTP/1.0)
-    connection_header: bool = False  # any Connection / Keep-Alive header is present
+    content_length: int
+    chunked: bool
+    other_coding: bool  # a Transfer-Encoding whose last coding is not chunked
+    close: bool  # Connection: close
+    keep_alive: bool  # Connection: keep-alive (HTTP/1.0)
+    connection_header: bool  # any Connection / Keep-Alive header is present
+
+    def __init__(
+        self,
+        status: int,
+        minor: int,
+        length: int,
+        set_cookies: list[str],
+        content_length: int = -1,
+        chunked: bool = False,
+        other_coding: bool = False,
+        close: bool = False,
+        keep_alive: bool = False,
+        connection_header: bool = False,
+    ) -> None:
+        self.status = status
+        self.minor = minor
+        self.length = length
+        self.set_cookies = set_cookies
+        self.content_length = content_length
+        self.chunked = chunked
+        self.other_coding = other_coding
+        self.close = close
+        self.keep_alive = keep_alive
+        self.connection_header = connection_header
 
 
 def _bad_response(reason: str) -> HttpError:
@@ -251,6 +288,84 @@ def own_response_head(raw: bytes) -> tuple[int, int, _Framing]:
     return int(match.group(2)), int(match.group(1)), framing
 
 
+# The usual response head in one match of the buffer's bytes, up to its final CRLFCRLF:
+# what own_response_head accepts once control bytes are refused (HT allowed) and the
+# head has fewer than _MAX_HEADER_LINES header lines (possessive: linear, never
+# backtracks, and nothing after the first CRLFCRLF is read).
+_FAST_RESPONSE = re.compile(
+    rb"HTTP/1\.[01] [1-5][0-9][0-9](?: [\t\x20-\x7e\x80-\xff]*+)?"
+    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e\x80-\xff]*+)"
+    + b"{0,%d}+" % (_MAX_HEADER_LINES - 1)
+    + rb"\r\n\r\n"
+)
+# the framing lines of a head _FAST_RESPONSE matched: (name as sent, value without
+# leading SP/HT; trailing SP/HT is stripped after)
+_FAST_FRAMING = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|set-cookie|keep-alive|proxy-connection)"
+    rb":[ \t]*+([^\r]*+)",
+    re.IGNORECASE,
+)
+
+
+def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> ResponseHead | None:
+    """The response head at ``buf[start:stop]`` as the reference answers it, or None where
+    this quick pass does not decide: no head _FAST_RESPONSE matches there, or a
+    Content-Length that is not plain digits, differs, or comes with a Transfer-Encoding,
+    or an empty Transfer-Encoding (the full check decides those)."""
+    match = _FAST_RESPONSE.match(buf, start, stop)
+    if match is None:
+        return None
+    end = match.end()
+    status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
+    head = ResponseHead(status, buf[start + 7] - 48, end - start, [])
+    fields: list[tuple[bytes, bytes]] = _FAST_FRAMING.findall(buf, start, end - 2)
+    if not fields:
+        return head
+    content_length = -1
+    first_length = b""
+    codings: list[bytes] = []  # every Transfer-Encoding value, in order
+    for name, value in fields:
+        if value and (value[-1] == 0x20 or value[-1] == 0x09):
+            value = value.rstrip(b" \t")
+        size = len(name)
+        if size == 14:  # content-length
+            if not (value.isdigit() and len(value) <= 18):
+                return None
+            if content_length >= 0:
+                if value != first_length:  # the reference compares them as sent: 7 != 007
+                    return None
+            else:
+                first_length = value
+                content_length = int(value)
+        elif size == 17:  # transfer-encoding
+            if not value:
+                return None
+            codings.append(value)
+        elif size == 10 and name[0] | 0x20 == 0x73:  # set-cookie
+            head.set_cookies.append(value.decode("latin-1"))
+        elif size == 10 and name[0] | 0x20 == 0x63:  # connection
+            head.connection_header = True
+            lowered = value.lower()
+            if lowered == b"keep-alive":
+                head.keep_alive = True
+            elif lowered == b"close":
+                head.close = True
+            else:
+                tokens = _tokens(value.decode("latin-1"))
+                head.close = head.close or "close" in tokens
+                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+        else:  # keep-alive, proxy-connection
+            head.connection_header = True
+    if codings:
+        if content_length >= 0:
+            return None
+        tokens = _tokens(b",".join(codings).decode("latin-1"))
+        head.chunked = bool(tokens) and tokens[-1] == "chunked"
+        head.other_coding = not head.chunked
+    head.content_length = content_length
+    return head
+
+
 def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> ResponseHead | None:
     """The response head at ``buf[start:]``: None while incomplete; HttpError(502) if bad.
 
@@ -258,8 +373,20 @@ def parse_response_head(buf: bytes | bytearray, start: int, max_bytes: int) -> R
     nothing after the head is looked at. Checked: the status line, CRLF line
     ends, no control bytes, every header line a token name and ':', at most
     200 lines, and unambiguous framing (Content-Length, Transfer-Encoding).
-    llhttp parses it first; what it refuses is decided by `own_response_head`.
+    One regex pass decides the usual head; the rest goes to the full check
+    (llhttp, then `own_response_head` for what llhttp refuses).
     """
+    fast = _fast_response_head(buf, start, min(len(buf), start + max_bytes))
+    if fast is not None:
+        return fast
+    return _checked_response_head(buf, start, max_bytes)
+
+
+def _checked_response_head(
+    buf: bytes | bytearray, start: int, max_bytes: int
+) -> ResponseHead | None:
+    """parse_response_head's full check: every head _fast_response_head leaves, with the
+    reason of a refusal (llhttp first, `own_response_head` for what llhttp refuses)."""
     stop = min(len(buf), start + max_bytes)
     end = buf.find(b"\r\n\r\n", start, stop)
     if end < 0:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lb.errors import HttpError
+from lb.wire import http as http_module
 from lb.wire.http import (
     RequestHead,
     error_response,
@@ -464,3 +465,152 @@ def test_cookies_come_only_from_cookie_headers(name: str) -> None:
 def test_cookie_header_name_is_case_insensitive() -> None:
     head = parse(b"GET / HTTP/1.1\r\ncOOKIE: lbhome=v\r\n\r\n")
     assert head is not None and head.cookies() == {"lbhome": "v"}
+
+
+# -- the quick pass against the full check ---------------------------------------------
+_REQUEST_LINES = [
+    b"GET / HTTP/1.1",
+    b"GET /a?b=c HTTP/1.0",
+    b"POST http://h/p HTTP/1.1",
+    b"OPTIONS * HTTP/1.1",
+    b"CONNECT h:443 HTTP/1.1",
+    b"GET /caf\xe9 HTTP/1.1",
+    b"GET  / HTTP/1.1",
+    b"GET / HTTP/1.2",
+    b"GET / HTTP/1.1 ",
+    b"GET\t/ HTTP/1.1",
+    b"G@T / HTTP/1.1",
+    b"GET /\x00 HTTP/1.1",
+    b"GET /\x7f HTTP/1.1",
+    b"get / http/1.1",
+    b"GET / HTTP/1.1x",
+    b"",
+]
+_REQUEST_HEADER_LINES = [
+    b"Host: x",
+    b"Cookie: lbhome=a.1.b; sid=2",
+    b"Content-Length: 7",
+    b"content-length:7",
+    b"Content-Length: 8",
+    b"Content-Length: 007",
+    b"Content-Length: 7, 7",
+    b"Content-Length: 7,8",
+    b"Content-Length: 12345678901234567890",
+    b"Content-Length: 999999999999999999",
+    b"Content-Length: -1",
+    b"Content-Length: \xb2",
+    b"Content-Length: ",
+    b"Content-Length: 7 ",
+    b"Transfer-Encoding: chunked",
+    b"transfer-encoding: gzip",
+    b"Connection: close",
+    b"X-Spaces:   v   ",
+    b"X-Tab:\tv\t",
+    b"X-Inner: a \t b",
+    b"X-Empty:",
+    b"X-Blank:   ",
+    b"X-Obs: caf\xe9",
+    b"X-Colon: a:b:c",
+    b"X-Nul: a\x00b",
+    b"X-Bare-CR: a\rb",
+    b"X-Bare-LF: a\nb",
+    b"X-Del: \x7f",
+    b" folded",
+    b"\tfolded",
+    b"Bad Name: x",
+    b"Bad : x",
+    b": empty",
+    b"NoColon",
+    b"X-\xe9: latin",
+    b'X-Quote": y',
+    b"",
+]
+
+
+def _assert_quick_pass_is_the_full_check(data: bytes | bytearray, max_bytes: int) -> None:
+    """Where the quick pass decides a head, the full check decides it alike; where the
+    full check refuses it (or needs more bytes), the quick pass does not decide."""
+    n = min(len(data), max_bytes)
+    try:
+        pos = http_module._skip_empty_lines(data, n)
+    except HttpError:
+        return  # decided before either pass runs
+    fast = http_module._parse_fast(data, pos, n)
+    end = data.find(b"\r\n\r\n", pos, n)
+    if end < 0:
+        assert fast is None, (data, fast)
+        return
+    try:
+        reference = http_module._parse_complete(data[pos:end], end + 4)
+    except HttpError:
+        assert fast is None, (data, fast)
+        return
+    if fast is not None:
+        assert fast == reference, (data, fast, reference)
+
+
+@given(
+    st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"\r\n\r\n\r\n", b"\n", b" "]),
+    st.sampled_from(_REQUEST_LINES),
+    st.lists(st.sampled_from(_REQUEST_HEADER_LINES), max_size=6),
+    st.sampled_from([b"\r\n\r\n", b"\r\n\r\nbody", b"\r\n", b"\n\n", b"\r\n\r"]),
+    st.booleans(),
+    st.sampled_from([BIG, 64, 30]),
+)
+def test_the_quick_pass_decides_only_as_the_full_check(
+    lead: bytes,
+    line: bytes,
+    lines: list[bytes],
+    end: bytes,
+    as_bytearray: bool,
+    max_bytes: int,
+) -> None:
+    data = lead + b"\r\n".join([line, *lines]) + end
+    _assert_quick_pass_is_the_full_check(bytearray(data) if as_bytearray else data, max_bytes)
+
+
+@given(st.binary(max_size=160), st.booleans())
+def test_the_quick_pass_and_the_full_check_agree_on_any_bytes(tail: bytes, cut: bool) -> None:
+    data = b"GET / HTTP/1.1\r\n" + tail + (b"" if cut else b"\r\n\r\n")
+    _assert_quick_pass_is_the_full_check(data, BIG)
+
+
+@given(st.lists(st.tuples(header_names, header_values), max_size=8), targets)
+def test_the_quick_pass_decides_generated_usual_heads(
+    headers: list[tuple[str, str]], target: str
+) -> None:
+    """Token names, values without control bytes and stripped: the quick lane is taken,
+    and it answers as the full check does."""
+    lines = "".join(f"{k}:{' ' if v else ''}{v}\r\n" for k, v in headers)
+    text = f"GET {target} HTTP/1.1\r\n{lines}\r\n"
+    data = text.encode("latin-1")
+    fast = http_module._parse_fast(data, 0, len(data))
+    assert fast is not None
+    assert fast == http_module._parse_complete(data[:-4], len(data))
+
+
+def test_the_quick_pass_takes_the_usual_heads() -> None:
+    for raw in (
+        b"GET / HTTP/1.1\r\nHost: shop\r\nCookie: lbhome=a.1.b\r\n\r\n",
+        b"POST /form HTTP/1.0\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"\r\nGET * HTTP/1.1\r\nX-Empty:\r\n\r\n",
+    ):
+        pos = 2 if raw.startswith(b"\r\n") else 0
+        head = http_module._parse_fast(raw, pos, len(raw))
+        assert head is not None, raw
+        assert head == http_module._parse_complete(
+            raw[pos : raw.index(b"\r\n\r\n", pos)], head.length
+        )
+
+
+def test_the_quick_pass_decides_every_pair_of_lines_as_the_full_check() -> None:
+    """Every request line with every header line, every two header lines after a usual
+    request line: exhaustive, where the properties above sample."""
+    for line in _REQUEST_LINES:
+        for header in _REQUEST_HEADER_LINES:
+            _assert_quick_pass_is_the_full_check(line + b"\r\n" + header + b"\r\n\r\n", BIG)
+    for first in _REQUEST_HEADER_LINES:
+        for second in _REQUEST_HEADER_LINES:
+            data = b"GET / HTTP/1.1\r\n" + first + b"\r\n" + second + b"\r\n\r\n"
+            _assert_quick_pass_is_the_full_check(data, BIG)

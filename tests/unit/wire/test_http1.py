@@ -496,3 +496,109 @@ def test_a_response_head_after_empty_lines_is_502_as_the_reference_says(lead: by
     head = lead + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with pytest.raises(HttpError):
         http1.parse_response_head(head, 0, 65536)
+
+
+# -- the quick pass against the full check ---------------------------------------------
+
+_QUICK_HEADER_LINES = [
+    *_HEADER_LINES,
+    b"Content-Length: 7 ",
+    b"Content-Length:\t7\t",
+    b"Content-Length: 8",
+    b"Content-Length: 999999999999999999",
+    b"Content-Length: \xb2",
+    b"CONTENT-LENGTH: 7",
+    b"Transfer-Encoding:",
+    b"Transfer-Encoding:  ",
+    b"Transfer-Encoding: chunked ",
+    b"TRANSFER-ENCODING: Chunked",
+    b"Connection:  close \t",
+    b"connection: CLOSE",
+    b"Connection: keep-alive, close",
+    b"Set-Cookie: a=1 ",
+    b"SET-COOKIE:c=3;\tPath=/\t",
+    b"Keep-Alive:",
+    b"X-Content-Length: 9",
+    b"Content-Lengths: 9",
+    b"X-Nul: a\x00b",
+    b"X-Bare-CR: a\rb",
+    b"X-Bare-LF: a\nb",
+    b"X-Del: \x7f",
+    b"X-Tab:\tv\t",
+    b"",
+]
+
+
+def _assert_quick_pass_is_the_full_check(data: bytes | bytearray, start: int, limit: int) -> None:
+    """Where the quick pass decides a response head, the full check decides it alike;
+    where the full check refuses it or needs more bytes, the quick pass does not decide."""
+    fast = http1._fast_response_head(data, start, min(len(data), start + limit))
+    try:
+        reference = http1._checked_response_head(data, start, limit)
+    except HttpError:
+        assert fast is None, (data, fast)
+        return
+    if reference is None:
+        assert fast is None, (data, fast)
+    elif fast is not None:
+        assert fast == reference, (data, fast, reference)
+
+
+@given(
+    st.sampled_from([b"", b"\r\n", b"XX"]),
+    st.sampled_from(_STATUS_LINES),
+    st.lists(st.sampled_from(_QUICK_HEADER_LINES), max_size=6),
+    st.sampled_from([b"\r\n\r\n", b"\r\n\r\nbody", b"\r\n", b"\n\n"]),
+    st.booleans(),
+    st.sampled_from([65536, 60, 20]),
+)
+def test_the_quick_pass_decides_only_as_the_full_check(
+    before: bytes,
+    status_line: bytes,
+    lines: list[bytes],
+    end: bytes,
+    as_bytearray: bool,
+    limit: int,
+) -> None:
+    data = before + b"\r\n".join([status_line, *lines]) + end
+    start = 2 if before == b"XX" else 0
+    _assert_quick_pass_is_the_full_check(bytearray(data) if as_bytearray else data, start, limit)
+
+
+@given(st.binary(max_size=160))
+def test_the_quick_pass_and_the_full_check_agree_on_any_bytes(tail: bytes) -> None:
+    _assert_quick_pass_is_the_full_check(b"HTTP/1.1 200 OK\r\n" + tail + b"\r\n\r\n", 0, 65536)
+
+
+def test_the_quick_pass_refuses_200_header_lines_as_the_full_check() -> None:
+    for count in (198, 199, 200, 201):
+        data = b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * count + b"\r\n"
+        _assert_quick_pass_is_the_full_check(data, 0, 65536)
+        assert (http1._fast_response_head(data, 0, len(data)) is not None) == (count < 200)
+
+
+def test_the_quick_pass_takes_the_usual_heads() -> None:
+    for raw in (
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 30 Nov 2026 11:39:13 GMT\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\nnode=a\n",
+        b"HTTP/1.0 304 Not Modified\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nSet-Cookie: a=1\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ):
+        head = http1._fast_response_head(raw, 0, len(raw))
+        assert head is not None, raw
+        assert head == http1._checked_response_head(raw, 0, 65536)
+
+
+def test_the_quick_pass_decides_every_pair_of_lines_as_the_full_check() -> None:
+    """Every status line with every header line, every two header lines after a usual
+    status line: exhaustive, where the properties above sample."""
+    for status_line in _STATUS_LINES:
+        for line in _QUICK_HEADER_LINES:
+            _assert_quick_pass_is_the_full_check(
+                status_line + b"\r\n" + line + b"\r\n\r\n", 0, 65536
+            )
+    for first in _QUICK_HEADER_LINES:
+        for second in _QUICK_HEADER_LINES:
+            data = b"HTTP/1.1 200 OK\r\n" + first + b"\r\n" + second + b"\r\n\r\n"
+            _assert_quick_pass_is_the_full_check(data, 0, 65536)
