@@ -442,6 +442,8 @@ def test_llhttp_and_the_own_scanner_agree_on_any_bytes(tail: bytes) -> None:
     raw = b"HTTP/1.1 200 OK\r\n" + tail.replace(b"\r\n\r\n", b"\r\n")
     if raw.endswith(b"\r\n") or len(raw.translate(None, http1._NOT_CTL)) != 2 * raw.count(b"\r\n"):
         return  # parse_response_head refuses these before either parser runs
+    if b"\r\n\r\n" in raw:
+        return  # a head ends at its first CRLFCRLF: neither parser is handed one inside
     _assert_llhttp_answers_as_the_reference(raw)
 
 
