@@ -6,9 +6,10 @@ two-node farm, a and b, each node one process under valgrind's callgrind with
 instrumentation off; warms up, turns instrumentation on in both nodes for
 exactly N keep-alive requests (10 connections to a, each request carrying a
 home cookie), turns it off and prints the user-space instructions each node
-executed per request. Two scenarios: ``local`` (the cookie names a: a serves
-it with its own application) and ``forwarded`` (the cookie names b: a is the
-entry, b the home, over a plaintext link).
+executed per request. Scenarios: ``local`` (the cookie names a: a serves it
+with its own application), ``forwarded`` (the cookie names b: a is the entry,
+b the home, over a plaintext link), and ``local-close`` / ``forwarded-close``:
+the same with each request on its own connection (``Connection: close``).
 
 Instruction counts do not depend on what else the machine does, so two
 versions or builds of lb compare to a fraction of a percent on a busy machine,
@@ -95,13 +96,17 @@ def nginx_text(d: Path, ports: dict[str, int]) -> str:
     )
 
 
-async def drive(port: int, cookie: str, n: int, home: str) -> None:
-    request = f"GET / HTTP/1.1\r\nHost: shop\r\nCookie: lbhome={cookie}\r\n\r\n".encode()
+async def drive(port: int, cookie: str, n: int, home: str, close: bool = False) -> None:
+    """n requests over CONNECTIONS keep-alive connections, or each on its own (`close`)."""
+    extra = "Connection: close\r\n" if close else ""
+    request = f"GET / HTTP/1.1\r\nHost: shop\r\nCookie: lbhome={cookie}\r\n{extra}\r\n".encode()
     want = f"node={home}\n".encode()
 
     async def one_connection(count: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for _ in range(count):
+            if close and writer.is_closing():
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
@@ -110,6 +115,10 @@ async def drive(port: int, cookie: str, n: int, home: str) -> None:
             body = await reader.readexactly(int(found.group(1)))
             if body != want:
                 raise SystemExit(f"answered by {body!r}, not {want!r}")
+            if close:
+                if await reader.read() != b"":
+                    raise SystemExit("bytes after a Connection: close response")
+                writer.close()
         writer.close()
 
     await asyncio.gather(*(one_connection(n // CONNECTIONS) for _ in range(CONNECTIONS)))
@@ -132,8 +141,9 @@ def collected(log: Path) -> int:
     return int(found[-1])
 
 
-def measure(scenario: str, requests: int, d: Path) -> dict[str, int]:
-    """Instructions per request of node a and node b in one scenario."""
+def measure(scenario: str, requests: int, d: Path, profile: Path | None) -> dict[str, int]:
+    """Instructions per request of node a and node b in one scenario; with `profile`,
+    callgrind's output of each node is kept there (for callgrind_annotate)."""
     names = [f"{n}_{k}" for n in ("a", "b") for k in ("forward", "listen", "app")]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     (d / "farm.toml").write_text(farm_text(ports))
@@ -150,7 +160,8 @@ def measure(scenario: str, requests: int, d: Path) -> dict[str, int]:
                         "valgrind",
                         "--tool=callgrind",
                         "--instr-atstart=no",
-                        "--callgrind-out-file=/dev/null",
+                        "--callgrind-out-file="
+                        + (str(profile / f"{scenario}.{n}.callgrind") if profile else "/dev/null"),
                         sys.executable,
                         "-m",
                         "lb",
@@ -170,13 +181,14 @@ def measure(scenario: str, requests: int, d: Path) -> dict[str, int]:
         sys.path.insert(0, str(ROOT))
         from lb.routing.cookie import CookieKeyring
 
-        home = "a" if scenario == "local" else "b"
+        home = "a" if scenario.startswith("local") else "b"
+        close = scenario.endswith("-close")
         cookie = CookieKeyring("live", SECRET.encode()).sign(home, int(time.time()) + 3600)
         port = ports["a_listen"]
-        asyncio.run(drive(port, cookie, 400, home))  # warm up (and links up)
+        asyncio.run(drive(port, cookie, 400, home, close))  # warm up (and links up)
         for proc in nodes.values():
             subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True)
-        asyncio.run(drive(port, cookie, requests, home))
+        asyncio.run(drive(port, cookie, requests, home, close))
         for proc in nodes.values():
             subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True)
     finally:
@@ -197,19 +209,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument(
-        "--scenarios", default="local,forwarded", help="comma-separated: local, forwarded"
+        "--scenarios",
+        default="local,forwarded",
+        help="comma-separated: local, forwarded, local-close, forwarded-close",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="keep callgrind's output of each node in this directory"
     )
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     for tool in ("valgrind", "callgrind_control", "nginx"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (apt-get install valgrind nginx)")
     build = subprocess.run(
         [sys.executable, "-m", "lb", "--version"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    print(f"{build}; {args.requests} keep-alive requests per scenario")
+    print(f"{build}; {args.requests} requests per scenario")
     for scenario in args.scenarios.split(","):
         with tempfile.TemporaryDirectory(prefix="lb-live-") as tmp:
-            counts = measure(scenario, args.requests, Path(tmp))
+            counts = measure(scenario, args.requests, Path(tmp), args.profile)
         print(
             f"{scenario:10s} entry a {counts['a']:>8,}  home b {counts['b']:>8,}  "
             f"both {counts['a'] + counts['b']:>8,} instructions per request"
