@@ -11,7 +11,9 @@ parses the same from its own bytes, and its accessors agree with its fields
 Cookie headers only, ``path``/``query`` split the target). parse_response_head
 returns None or a ResponseHead or raises HttpError 502, a decided prefix stays
 decided, and where llhttp answers for a complete head its answer is the own
-scanner's. parse_set_cookie never raises and returns a token name.
+scanner's. Where a quick pass (`_parse_fast`, `_fast_response_head`) decides a
+head, the full check gives the same head. parse_set_cookie never raises and
+returns a token name.
 
 ``max_bytes`` is drawn from FUZZ_HTTP_MIN_MAX_BYTES (default 1) to 4096. With
 max_bytes below 6 the decided-prefix check fails today: a short prefix of
@@ -30,7 +32,7 @@ import atheris
 
 with atheris.instrument_imports():
     from lb.errors import HttpError
-    from lb.wire import http1
+    from lb.wire import http, http1
     from lb.wire.http import RequestHead, parse_request_head, parse_set_cookie
 
 MIN_MAX_BYTES = int(os.environ.get("FUZZ_HTTP_MIN_MAX_BYTES", "1"))
@@ -69,6 +71,24 @@ def _check_head(head: RequestHead) -> None:
     assert "?" not in path, path
 
 
+def _quick_passes_agree(data: bytes, max_bytes: int, max_head: int) -> None:
+    """Where a quick pass decides a head, the full check decides it the same way."""
+    n = min(len(data), max_bytes)
+    try:
+        pos = http._skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
+    except HttpError:
+        pos = -1
+    quick = http._parse_fast(data, pos, n) if pos >= 0 else None
+    if quick is not None:
+        end = data.find(b"\r\n\r\n", pos, n)
+        assert end >= 0, quick
+        assert http._parse_complete(data[pos:end], end + 4) == quick, quick
+    quick_response = http1._fast_response_head(data, 0, min(len(data), max_head))
+    if quick_response is not None:
+        full = http1._checked_response_head(data, 0, max_head)
+        assert full == quick_response, (full, quick_response)
+
+
 def test_one_input(raw: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(raw)
     max_bytes = fdp.ConsumeIntInRange(MIN_MAX_BYTES, 4096)
@@ -85,6 +105,7 @@ def test_one_input(raw: bytes) -> None:
         assert prefix == result, (prefix, result)
 
     max_head = max(16, max_bytes)
+    _quick_passes_agree(data, max_bytes, max_head)
     response = _response(data, max_head)
     decided = _response(data[: min(cut, len(data))], max_head)
     if decided is not None:
