@@ -35,7 +35,7 @@ import structlog
 from lb.config import FarmConfig, NodeConfig
 from lb.errors import FrameError
 from lb.wire import frames as fr
-from lb.wire.bus import ADMIN, ADMIN_DRAIN, decode_admin
+from lb.wire.bus import ADMIN, ADMIN_DRAIN, ADMIN_UNDRAIN, decode_admin, encode_admin
 
 log = structlog.get_logger("lb.workers")
 
@@ -97,6 +97,7 @@ class Supervisor:
     async def start_worker(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
+        drained = self.drained
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -111,7 +112,7 @@ class Supervisor:
                 str(index),
                 "--bus-fd",
                 str(theirs.fileno()),
-                *(["--drained"] if self.drained else []),
+                *(["--drained"] if drained else []),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
             )
@@ -120,6 +121,10 @@ class Supervisor:
         _, relay = await loop.create_unix_connection(lambda: BusRelay(self, index), sock=ours)
         self.relays[index] = relay
         self.procs[index] = proc
+        if self.drained != drained:
+            # a drain or undrain was relayed while the worker was being spawned: it was
+            # not among the relays yet, so it hears the operator's last word now
+            relay.write(encode_admin(ADMIN_DRAIN if self.drained else ADMIN_UNDRAIN))
         log.info("worker_started", node=self.me.name, worker=index, pid=proc.pid)
 
     async def watch(self, index: int) -> None:

@@ -10,8 +10,12 @@ names faults, comma-separated:
   node's code.
 - ``open:<port>``: the home's handling of a NEW frame raises RuntimeError when the
   connection reference's client port is <port>.
+- ``spawn-delay:<seconds>:<skip>``: a supervisor's start of a worker process waits
+  <seconds> after the process is spawned (before the supervisor relays to it), except
+  for the first <skip> spawns; so a restart is slow enough to act during it.
 
-Only tests use it (tests/integration/test_link_flow_faults.py); lb never imports it.
+Only tests use it (tests/integration/test_link_flow_faults.py,
+tests/integration/test_farm_workers_drain_race.py); lb never imports it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,28 @@ def _install(spec: str) -> None:
                 _opened(self, link, event)
 
             Home.flow_opened = failing_open  # type: ignore[method-assign]
+        elif kind == "spawn-delay":
+            import asyncio
+
+            seconds, _, skip = arg.partition(":")
+            spawn = asyncio.create_subprocess_exec
+            spawned = [0]
+
+            async def slow_spawn(  # type: ignore[no-untyped-def]
+                *args,
+                _spawn=spawn,
+                _delay=float(seconds),
+                _skip=int(skip or 0),
+                _spawned=spawned,
+                **kwargs,
+            ):
+                proc = await _spawn(*args, **kwargs)
+                _spawned[0] += 1
+                if _spawned[0] > _skip:
+                    await asyncio.sleep(_delay)
+                return proc
+
+            asyncio.create_subprocess_exec = slow_spawn  # type: ignore[assignment]
         else:
             raise SystemExit(f"LB_TEST_FAULTS: unknown fault {fault!r}")
 
