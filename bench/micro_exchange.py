@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import uvloop
+from callgrind_count import per_call
 
 from lb.config import load_config, select_node
 from lb.node.http_client import HttpClient
@@ -138,22 +135,7 @@ async def measure(requests: int, rounds: int, profile: str | None) -> float:
 
 def instructions_per_exchange(requests: int) -> float:
     """Machine instructions per exchange, counted by callgrind (see the module doc)."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    totals = []
-    for n in (requests, 3 * requests):
-        callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        run = subprocess.run(
-            [*callgrind, sys.executable, __file__, "--requests", str(n), "--rounds", "1"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"Collected : (\d+)", run.stderr)
-        if found is None:
-            raise SystemExit(f"callgrind printed no total:\n{run.stderr[-2000:]}")
-        totals.append(int(found.group(1)))
-    return (totals[1] - totals[0]) / (2 * requests)
+    return per_call(lambda n: [__file__, "--requests", str(n), "--rounds", "1"], requests)
 
 
 def main() -> None:

@@ -12,10 +12,8 @@ compiled build, after ``scripts/compile.sh --clean`` for pure Python. Needs valg
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import subprocess
-import sys
+
+from callgrind_count import per_call
 
 from lb.wire.http import parse_request_head
 from lb.wire.http1 import parse_response_head, request_framing
@@ -51,31 +49,7 @@ def run(what: str, n: int) -> None:
 
 
 def count(what: str, n: int) -> float:
-    if shutil.which("valgrind") is None:
-        raise SystemExit("needs valgrind (apt-get install valgrind)")
-    totals = []
-    for calls in (n, 3 * n):
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--run",
-                what,
-                "--calls",
-                str(calls),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        if found is None:
-            raise SystemExit(f"callgrind printed no total:\n{done.stderr[-2000:]}")
-        totals.append(int(found.group(1)))
-    return (totals[1] - totals[0]) / (2 * n)
+    return per_call(lambda calls: [__file__, "--run", what, "--calls", str(calls)], n)
 
 
 def main() -> None:

@@ -307,6 +307,20 @@ _FAST_FRAMING = re.compile(
 )
 
 
+def _read_connection(head: ResponseHead, value: bytes) -> None:
+    """One Connection header's value (SP/HT stripped) into `head`."""
+    head.connection_header = True
+    lowered = value.lower()
+    if lowered == b"keep-alive":
+        head.keep_alive = True
+    elif lowered == b"close":
+        head.close = True
+    else:
+        tokens = _tokens(value.decode("latin-1"))
+        head.close = head.close or "close" in tokens
+        head.keep_alive = head.keep_alive or "keep-alive" in tokens
+
+
 def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> ResponseHead | None:
     """The response head at ``buf[start:stop]`` as the reference answers it, or None where
     this quick pass does not decide: no head _FAST_RESPONSE matches there, or a
@@ -344,16 +358,7 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
         elif size == 10 and name[0] | 0x20 == 0x73:  # set-cookie
             head.set_cookies.append(value.decode("latin-1"))
         elif size == 10 and name[0] | 0x20 == 0x63:  # connection
-            head.connection_header = True
-            lowered = value.lower()
-            if lowered == b"keep-alive":
-                head.keep_alive = True
-            elif lowered == b"close":
-                head.close = True
-            else:
-                tokens = _tokens(value.decode("latin-1"))
-                head.close = head.close or "close" in tokens
-                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+            _read_connection(head, value)
         else:  # keep-alive, proxy-connection
             head.connection_header = True
     if codings:
@@ -415,16 +420,7 @@ def _checked_response_head(
             else:
                 lengths.add(value)
         elif name == b"connection":
-            head.connection_header = True
-            lowered = value.lower()
-            if lowered == b"keep-alive":
-                head.keep_alive = True
-            elif lowered == b"close":
-                head.close = True
-            else:
-                tokens = _tokens(value.decode("latin-1"))
-                head.close = head.close or "close" in tokens
-                head.keep_alive = head.keep_alive or "keep-alive" in tokens
+            _read_connection(head, value)
         elif name == b"set-cookie":
             head.set_cookies.append(value.decode("latin-1"))
         elif name == b"transfer-encoding":

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 ATTEMPTS = 20  # connects per look at b's client port: spread over its workers by the kernel
 
 
-def _accepting(farm: Farm, node: str) -> int:
+def accepting(farm: Farm, node: str) -> int:
     """How many of ATTEMPTS connects to `node`'s client port were accepted."""
     accepted = 0
     for _ in range(ATTEMPTS):
@@ -55,7 +55,7 @@ def test_a_restarted_worker_keeps_the_admin_drain(tmp_path: Path, index: int) ->
         assert farm.post("b", "/drain") == {"draining": True}
 
         def drained() -> None:
-            assert _accepting(farm, "b") == 0
+            assert accepting(farm, "b") == 0
             assert _state_seen(farm, "b", "a") == "draining"
 
         eventually_passes(drained, timeout=10, what="b did not drain")
@@ -70,7 +70,7 @@ def test_a_restarted_worker_keeps_the_admin_drain(tmp_path: Path, index: int) ->
 
         eventually_passes(replaced, timeout=20, what="the killed worker was not replaced")
         time.sleep(1.5)  # more than a ping interval: a declaration of b would be out by now
-        assert _accepting(farm, "b") == 0, "a restarted worker opened the drained port"
+        assert accepting(farm, "b") == 0, "a restarted worker opened the drained port"
         for observer in ("a", "c"):
             assert _state_seen(farm, "b", observer) == "draining", observer
         assert farm.get_json("b", "/api/status")["draining"] is True
@@ -78,7 +78,7 @@ def test_a_restarted_worker_keeps_the_admin_drain(tmp_path: Path, index: int) ->
         assert farm.post("b", "/undrain") == {"draining": False}
 
         def undrained() -> None:
-            assert _accepting(farm, "b") == ATTEMPTS
+            assert accepting(farm, "b") == ATTEMPTS
             assert _state_seen(farm, "b", "a") == "alive"
 
         eventually_passes(undrained, timeout=10, what="b did not undrain")

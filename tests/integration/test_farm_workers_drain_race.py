@@ -13,35 +13,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_farm_workers import CHAIN, worker_pid, workers_of
+from tests.integration.test_farm_workers_drain import ATTEMPTS, accepting
 from tests.support.admin import AdminFarm
-from tests.support.farm import Farm
 from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
 FAULTS = Path(__file__).resolve().parent.parent / "support" / "faults"
 SPAWN_DELAY = 3.0  # seconds between a restarted worker's spawn and its bus being relayed
-ATTEMPTS = 20  # connects per look at b's client port: spread over its workers by the kernel
-
-
-def _accepting(farm: Farm, node: str) -> int:
-    """How many of ATTEMPTS connects to `node`'s client port were accepted."""
-    accepted = 0
-    for _ in range(ATTEMPTS):
-        with socket.socket() as sock:
-            sock.settimeout(2.0)
-            try:
-                sock.connect(farm.addr(node))
-            except ConnectionRefusedError:
-                continue
-            accepted += 1
-    return accepted
 
 
 def _restart_worker_1(farm: AdminFarm) -> None:
@@ -85,14 +69,14 @@ def test_a_drain_while_a_worker_restarts_reaches_it(tmp_path: Path) -> None:
     farm = _farm(tmp_path)
     with farm:
         farm.start()
-        assert _accepting(farm, "b") == ATTEMPTS
+        assert accepting(farm, "b") == ATTEMPTS
         relayed = len(farm.events("b", "worker_started"))
         _restart_worker_1(farm)
         assert farm.post("b", "/drain") == {"draining": True}
         _relayed(farm, relayed)
 
         def drained() -> None:
-            assert _accepting(farm, "b") == 0, "a worker restarted during the drain accepts"
+            assert accepting(farm, "b") == 0, "a worker restarted during the drain accepts"
 
         eventually_passes(drained, timeout=10, what="the restarted worker did not drain")
 
@@ -104,7 +88,7 @@ def test_an_undrain_while_a_worker_restarts_reaches_it(tmp_path: Path) -> None:
         assert farm.post("b", "/drain") == {"draining": True}
 
         def drained() -> None:
-            assert _accepting(farm, "b") == 0
+            assert accepting(farm, "b") == 0
 
         eventually_passes(drained, timeout=10, what="b did not drain")
         relayed = len(farm.events("b", "worker_started"))
@@ -113,7 +97,7 @@ def test_an_undrain_while_a_worker_restarts_reaches_it(tmp_path: Path) -> None:
         _relayed(farm, relayed)
 
         def undrained() -> None:
-            assert _accepting(farm, "b") == ATTEMPTS
+            assert accepting(farm, "b") == ATTEMPTS
 
         eventually_passes(undrained, timeout=10, what="b did not undrain")
         # worker 0 gone (its replacement is a second or more away): b's port is the new
@@ -128,7 +112,7 @@ def test_an_undrain_while_a_worker_restarts_reaches_it(tmp_path: Path) -> None:
         eventually_passes(gone, timeout=5, what="worker 0 did not die")
 
         def served_by_worker_1() -> None:
-            assert _accepting(farm, "b") == ATTEMPTS, "the restarted worker 1 stayed drained"
+            assert accepting(farm, "b") == ATTEMPTS, "the restarted worker 1 stayed drained"
 
         # within the second before worker 0's replacement could listen
         eventually_passes(served_by_worker_1, timeout=1.0, what="worker 1 alone does not serve")
