@@ -8,7 +8,7 @@ compiler where it builds, so it never happens by surprise:
     LB_COMPILE=1 pip wheel --no-build-isolation .                # a compiled wheel
 
 The compiled modules are the same source (mypy --strict checks it): an HTTP
-exchange costs about 30 % fewer instructions (BENCHMARKS.md). `lb --version` says
+exchange costs about 40 % fewer instructions (BENCHMARKS.md). `lb --version` says
 which build runs.
 """
 
