@@ -30,14 +30,17 @@ ATTEMPTS = 20  # connects per look at b's client port: spread over its workers b
 
 
 def accepting(farm: Farm, node: str) -> int:
-    """How many of ATTEMPTS connects to `node`'s client port were accepted."""
+    """How many of ATTEMPTS connects to `node`'s client port were accepted (a connect
+    refused or reset counts as not accepted)."""
     accepted = 0
     for _ in range(ATTEMPTS):
         with socket.socket() as sock:
             sock.settimeout(2.0)
             try:
                 sock.connect(farm.addr(node))
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # refused: no worker listens; reset: the connect met a listener that was
+                # closing (a drain) with it still queued. Either way nobody accepted it
                 continue
             accepted += 1
     return accepted
