@@ -29,6 +29,7 @@ from setuptools import setup
 COMPILED = [
     "lb/wire/http.py",
     "lb/wire/http1.py",
+    "lb/wire/response_head.py",
     "lb/wire/forwarded.py",
     "lb/extract/builtin.py",
     "lb/routing/route.py",

@@ -16,7 +16,8 @@ import argparse
 from callgrind_count import per_call
 
 from lb.wire.http import parse_request_head
-from lb.wire.http1 import parse_response_head, request_framing
+from lb.wire.http1 import request_framing
+from lb.wire.response_head import parse_response_head
 
 REQUEST = (
     b"GET / HTTP/1.1\r\nHost: shop.example\r\n"

@@ -37,7 +37,7 @@ from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
 from lb.routing.route import Decision, Router
-from lb.wire import http1
+from lb.wire import http1, response_head
 from lb.wire.forwarded import forwarded_headers
 from lb.wire.frames import ConnRef, ResetReason
 from lb.wire.http import RequestHead
@@ -251,7 +251,7 @@ class HttpRouting:
     def response_head(
         self,
         client: HttpClientState,
-        head: http1.ResponseHead,
+        head: response_head.ResponseHead,
         buf: bytes | bytearray,
         start: int,
         end: int,

@@ -34,7 +34,7 @@ from lb.node.http_state import (
     TUNNEL,
     HttpClientState,
 )
-from lb.wire import http1
+from lb.wire import http1, response_head
 from lb.wire.frames import ResetReason
 from lb.wire.http import parse_set_cookie
 
@@ -90,7 +90,7 @@ class ResponseSide(HttpClientState):
         pos = 0
         while True:
             try:
-                head = http1.parse_response_head(buf, pos, MAX_RESPONSE_HEAD)
+                head = response_head.parse_response_head(buf, pos, MAX_RESPONSE_HEAD)
             except HttpError:
                 self._upstream_broke()
                 return
@@ -108,7 +108,7 @@ class ResponseSide(HttpClientState):
             return
 
     def _final_head(
-        self, head: http1.ResponseHead, buf: bytes | bytearray, pos: int, end: int
+        self, head: response_head.ResponseHead, buf: bytes | bytearray, pos: int, end: int
     ) -> None:
         entry = self.entry
         decision = self.decision
@@ -182,7 +182,7 @@ class ResponseSide(HttpClientState):
         if framer.done:
             self._response_done()
 
-    def _learn(self, head: http1.ResponseHead, home: str) -> bool:
+    def _learn(self, head: response_head.ResponseHead, home: str) -> bool:
         """Record the application cookies `head` sets that the chain looks for; True when
         some registration waits for its directory owners (then the head is held until
         the last one is released)."""

@@ -17,7 +17,7 @@ from lb.extract.api import Extractor, Identifier
 from lb.node.service import Service
 from lb.node.upstream import Upstream
 from lb.routing.route import Decision
-from lb.wire import http1
+from lb.wire import http1, response_head
 from lb.wire.forwarded import ForwardedHeaders
 from lb.wire.frames import ResetReason
 from lb.wire.http import RequestHead, RequestHeadScanner
@@ -89,7 +89,7 @@ class HttpEntrySide(Protocol):
     def response_head(
         self,
         client: HttpClientState,
-        head: http1.ResponseHead,
+        head: response_head.ResponseHead,
         buf: bytes | bytearray,
         start: int,
         end: int,
@@ -202,7 +202,7 @@ class HttpClientState:
         self.t_routed = 0.0  # its head read and routed
         self.t_attached = 0.0  # its upstream ready (0: never)
         self.t_first_out = 0.0  # the first byte of its response went out (0: never)
-        self.held: http1.ResponseHead | None = None  # a final head held for registrations
+        self.held: response_head.ResponseHead | None = None  # a final head held for registrations
         self.held_eof = False  # the upstream ended while a head was held
         self.rstate = R_HEAD
         # response bytes kept while a head is incomplete or held (a bytearray then)

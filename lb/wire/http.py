@@ -14,10 +14,14 @@ from typing import NoReturn
 from lb.errors import HttpError
 
 __all__ = [
+    "FIELD_VCHAR",
     "MAX_HEADER_LINES",
+    "NOT_CONTROL_BYTES",
+    "TCHAR",
     "RequestHead",
     "RequestHeadScanner",
     "error_response",
+    "list_tokens",
     "parse_request_head",
     "parse_set_cookie",
 ]
@@ -29,13 +33,23 @@ _MAX_LEADING_EMPTY_LINES = 2
 _VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1"))
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Every byte but the control bytes (HT excepted): translate(None, _NOT_CTL) keeps
-# only control bytes, so CR/LF pairing and forbidden CTLs are checked in one pass.
-_NOT_CTL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+# Every byte but the control bytes (HT excepted): translate(None, NOT_CONTROL_BYTES)
+# keeps only control bytes, so CR/LF pairing and forbidden CTLs are checked in one pass.
+NOT_CONTROL_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
+# regex classes over bytes (RFC 9110 5.6.2, 5.5): a token's characters; a field
+# value's (no control byte but HT)
+TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+FIELD_VCHAR = rb"[\t\x20-\x7e\x80-\xff]"
 _TARGET_BAD = re.compile(r"[\x00-\x20\x7f]")
-_TOKEN_BYTES = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+_TOKEN_BYTES = re.compile(TCHAR + rb"*")
 
 _Buffer = bytes | bytearray
+
+
+def list_tokens(value: str) -> list[str]:
+    """The members of a comma-separated header value (Connection, Transfer-Encoding),
+    lower-cased, SP/HT stripped, empty members left out (RFC 9110 5.6.1)."""
+    return [part.strip(" \t").lower() for part in value.split(",") if part.strip(" \t")]
 
 
 @dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
@@ -160,7 +174,7 @@ def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
     final CRLFCRLF; ``length`` is the head's length with leading empty lines and CRLFCRLF."""
     pairs = raw.count(b"\r\n")
     # Only CR, LF and forbidden control bytes survive the translate; all CR/LF paired.
-    if len(raw.translate(None, _NOT_CTL)) != 2 * pairs:
+    if len(raw.translate(None, NOT_CONTROL_BYTES)) != 2 * pairs:
         _raise_bad_bytes(raw)
     if pairs > MAX_HEADER_LINES:
         raise _bad(f"more than {MAX_HEADER_LINES} header lines")
@@ -203,8 +217,13 @@ def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
 # backtracks). A head it matches passes every check of _parse_complete but the
 # Content-Length ones; a head it does not match is left to _parse_complete.
 _FAST_HEAD = re.compile(
-    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++ ([^\x00-\x20\x7f]++) HTTP/1\.[01]"
-    rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t\x20-\x7e\x80-\xff]*+(?<![ \t]))"
+    TCHAR
+    + rb"++ ([^\x00-\x20\x7f]++) HTTP/1\.[01]"
+    + rb"(?:\r\n"
+    + TCHAR
+    + rb"++:"
+    + FIELD_VCHAR
+    + rb"*+(?<![ \t]))"
     + b"{0,%d}+" % MAX_HEADER_LINES
     + rb"\r\n\r\n"
 )

@@ -1,4 +1,4 @@
-"""Fuzz target for lb.wire.http and lb.wire.http1 (atheris): request and response heads.
+"""Fuzz target for lb.wire.http and lb.wire.response_head (atheris): request and response heads.
 
 Not a pytest module. Run it after `pip install atheris`:
 
@@ -32,8 +32,13 @@ import atheris
 
 with atheris.instrument_imports():
     from lb.errors import HttpError
-    from lb.wire import http, http1
-    from lb.wire.http import RequestHead, parse_request_head, parse_set_cookie
+    from lb.wire import http, response_head
+    from lb.wire.http import (
+        NOT_CONTROL_BYTES,
+        RequestHead,
+        parse_request_head,
+        parse_set_cookie,
+    )
 
 MIN_MAX_BYTES = int(os.environ.get("FUZZ_HTTP_MIN_MAX_BYTES", "1"))
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
@@ -48,9 +53,9 @@ def _outcome(data: bytes, max_bytes: int) -> RequestHead | int | None:
         return exc.status
 
 
-def _response(data: bytes, max_head: int) -> http1.ResponseHead | int | None:
+def _response(data: bytes, max_head: int) -> response_head.ResponseHead | int | None:
     try:
-        return http1.parse_response_head(data, 0, max_head)
+        return response_head.parse_response_head(data, 0, max_head)
     except HttpError as exc:
         if exc.status != 502:
             raise AssertionError(f"unexpected status {exc.status}") from exc
@@ -83,9 +88,9 @@ def _quick_passes_agree(data: bytes, max_bytes: int, max_head: int) -> None:
         end = data.find(b"\r\n\r\n", pos, n)
         assert end >= 0, quick
         assert http._parse_complete(data[pos:end], end + 4) == quick, quick
-    quick_response = http1._fast_response_head(data, 0, min(len(data), max_head))
+    quick_response = response_head._fast_response_head(data, 0, min(len(data), max_head))
     if quick_response is not None:
-        full = http1._checked_response_head(data, 0, max_head)
+        full = response_head._checked_response_head(data, 0, max_head)
         assert full == quick_response, (full, quick_response)
 
 
@@ -112,10 +117,10 @@ def test_one_input(raw: bytes) -> None:
         assert decided == response, (decided, response)
     end = data.find(b"\r\n\r\n")
     raw = data[:end]
-    if end >= 0 and len(raw.translate(None, http1._NOT_CTL)) == 2 * raw.count(b"\r\n"):
-        fast = http1.llhttp_response_head(data[: end + 4])
+    if end >= 0 and len(raw.translate(None, NOT_CONTROL_BYTES)) == 2 * raw.count(b"\r\n"):
+        fast = response_head.llhttp_response_head(data[: end + 4])
         try:
-            reference: object = http1.own_response_head(raw)
+            reference: object = response_head.own_response_head(raw)
         except HttpError:
             reference = None
         assert fast is None or fast == reference, (fast, reference)
