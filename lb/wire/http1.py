@@ -328,7 +328,6 @@ def with_header(raw: bytes, line: bytes) -> bytes:
 
 
 # header names a server that maps "_" to "-" (CGI, older gunicorn) reads as framing
-_UNDERSCORE_FRAMING = re.compile(rb"\r\n(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
 _UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
 
 
@@ -345,13 +344,14 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     every underscore name by default): a server that maps ``_`` to ``-`` would
     frame the body otherwise than lb did.
     """
-    if _UNDERSCORE_FRAMING.search(raw) is not None:
+    if head.has_underscore_framing:
         lines = raw.split(b"\r\n")
         kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]
         raw = b"\r\n".join(kept)
-    value = head.header("connection")
-    if value is None:
+    if not head.has_connection:
         return raw
+    value = head.header("connection")
+    assert value is not None
     tokens = set(list_tokens(value))
     if upgrade and head.method != "CONNECT":
         if tokens == {"upgrade"}:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -276,6 +277,53 @@ def test_every_proper_prefix_of_a_valid_head_needs_more(case: tuple[bytes, Reque
         assert parse(raw[:end]) is None, raw[:end]
 
 
+# -- what a head holds, for the steps after the parse --------------------------------
+
+# The searches of the head's bytes these flags replace, as they were: a line that starts
+# with the name (any case; '-' or '_' where the name has '-') and a ':'.
+_CONNECTION_LINE = re.compile(rb"\r\nconnection:", re.I)
+_FORWARDED_LINE = re.compile(
+    rb"\r\n(?:x[-_]forwarded[-_]for|x[-_]forwarded[-_]proto|forwarded|x[-_]real[-_]ip):", re.I
+)
+_UNDERSCORE_FRAMING_LINE = re.compile(rb"\r\n(?:transfer_encoding|content_length):", re.I)
+_NOTABLE_NAMES = [
+    *(
+        "".join(sep if c == "-" else c for c in name)
+        for name in ("x-forwarded-for", "x-forwarded-proto", "x-real-ip", "forwarded")
+        for sep in "-_"
+    ),
+    *("X_Forwarded-For", "x-FORWARDED_proto", "X-Real_IP", "Forwarded-For", "X-Forwarded"),
+    *("Connection", "CONNECTION", "Connections", "Proxy-Connection", "Keep-Alive"),
+    *("Transfer_Encoding", "content_LENGTH", "Content_Lengths", "Host", "Cookie", "Accept"),
+]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.one_of(st.sampled_from(_NOTABLE_NAMES), header_names), header_values)))
+def test_what_a_head_holds_is_what_a_search_of_its_bytes_finds(
+    fields: list[tuple[str, str]],
+) -> None:
+    fields = fields[: http_module.MAX_HEADER_LINES]
+    raw = b"GET / HTTP/1.1\r\n" + b"".join(f"{n}: {v}\r\n".encode("latin-1") for n, v in fields)
+    head = parse(raw + b"\r\n")
+    assert head is not None
+    assert head.has_connection == (_CONNECTION_LINE.search(raw) is not None)
+    assert head.has_forwarded_fields == (_FORWARDED_LINE.search(raw) is not None)
+    assert head.has_underscore_framing == (_UNDERSCORE_FRAMING_LINE.search(raw) is not None)
+
+
+def test_what_a_head_holds_in_every_spelling() -> None:
+    for name in ("X-FORWARDED_FOR", "x_real_ip", "Forwarded", "x-forwarded-proto"):
+        head = parse(f"GET / HTTP/1.1\r\n{name}: 1\r\n\r\n".encode())
+        assert head is not None and head.has_forwarded_fields, name
+        assert not head.has_connection and not head.has_underscore_framing
+    head = parse(b"GET / HTTP/1.1\r\nconnection: close\r\nTRANSFER_encoding: x\r\n\r\n")
+    assert head is not None and head.has_connection and head.has_underscore_framing
+    head = parse(b"GET / HTTP/1.1\r\nX-Forwarded-Host: a\r\nKeep-Alive: 5\r\n\r\n")
+    assert head is not None
+    assert not (head.has_connection or head.has_forwarded_fields or head.has_underscore_framing)
+
+
 def test_empty_buffer_needs_more() -> None:
     assert parse(b"") is None
 
@@ -535,11 +583,10 @@ def _assert_quick_pass_is_the_full_check(data: bytes | bytearray, max_bytes: int
         pos = http_module._skip_empty_lines(data, n)
     except HttpError:
         return  # decided before either pass runs
-    fast = http_module._parse_fast(data, pos, n)
     end = data.find(b"\r\n\r\n", pos, n)
     if end < 0:
-        assert fast is None, (data, fast)
-        return
+        return  # no head to decide: the quick pass is not asked
+    fast = http_module._parse_fast(data, pos, end)
     try:
         reference = http_module._parse_complete(data[pos:end], end + 4)
     except HttpError:
@@ -584,7 +631,7 @@ def test_the_quick_pass_decides_generated_usual_heads(
     lines = "".join(f"{k}:{' ' if v else ''}{v}\r\n" for k, v in headers)
     text = f"GET {target} HTTP/1.1\r\n{lines}\r\n"
     data = text.encode("latin-1")
-    fast = http_module._parse_fast(data, 0, len(data))
+    fast = http_module._parse_fast(data, 0, len(data) - 4)
     assert fast is not None
     assert fast == http_module._parse_complete(data[:-4], len(data))
 
@@ -597,11 +644,26 @@ def test_the_quick_pass_takes_the_usual_heads() -> None:
         b"\r\nGET * HTTP/1.1\r\nX-Empty:\r\n\r\n",
     ):
         pos = 2 if raw.startswith(b"\r\n") else 0
-        head = http_module._parse_fast(raw, pos, len(raw))
+        end = raw.index(b"\r\n\r\n", pos)
+        head = http_module._parse_fast(raw, pos, end)
         assert head is not None, raw
-        assert head == http_module._parse_complete(
-            raw[pos : raw.index(b"\r\n\r\n", pos)], head.length
-        )
+        assert head == http_module._parse_complete(raw[pos:end], end + 4)
+
+
+def test_the_known_field_names_stay_bounded_and_prove_nothing_alone() -> None:
+    """The quick pass remembers token names; the table is cleared when full, and a line
+    without ':' that spells a remembered name is still refused."""
+    limit = http_module._MAX_KNOWN_NAMES
+    for i in range(3 * limit):
+        raw = f"GET / HTTP/1.1\r\nX-Name-{i}: v\r\nHost: h\r\n\r\n".encode()
+        head = parse(raw)
+        assert head is not None and head.headers == [(f"X-Name-{i}", "v"), ("Host", "h")]
+        assert len(http_module._known_names) <= limit
+    assert "Host" in http_module._known_names
+    assert status_of(b"GET / HTTP/1.1\r\nHost\r\n\r\n") == 400
+    assert status_of(b"GET / HTTP/1.1\r\nHost: h\r\n Host: h\r\n\r\n") == 400
+    # a remembered Content-Length still has its value checked
+    assert status_of(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n") == 400
 
 
 def test_the_quick_pass_decides_every_pair_of_lines_as_the_full_check() -> None:
