@@ -243,6 +243,8 @@ def test_a_drain_serves_the_connects_the_kernel_completed(tmp_path: Path, case: 
             + (f", first: {others[0][1]}" if others else "")
         )
         assert len(answered) == CONNECTS, outcomes
+        took = [e["clients"] for e in farm.events("b", "listener_queue_accepted")]
+        assert sum(took) == CONNECTS, took  # each worker says what it took from its queue
         assert connects_accepted((host, port)) == 0, "a drained node accepted a new connect"
         if case.drain == "sigterm":
             assert farm.lb_procs["b"].popen.wait(timeout=20) == 0
