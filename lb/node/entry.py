@@ -168,19 +168,25 @@ class Entry(HttpRouting):
         are capped (max_handshakes) and bounded by head_timeout; a socket over a
         cap is closed at once, before any byte of it is read.
         """
-        ssl_ctx = service.server_ssl
-        assert ssl_ctx is not None
+        assert service.server_ssl is not None
 
         def on_socket(conn: socket.socket, address: str) -> None:
-            source = source_key(address)
-            if not self.reserve_tls(source):
-                conn.close()
-                return
-            task = self.loop.create_task(self._handshake(conn, service, ssl_ctx, source))
-            self.handshakes.add(task)
-            task.add_done_callback(self.handshakes.discard)
+            self.tls_accepted(conn, address, service)
 
-        await accept_forever(self.loop, sock, on_socket, self._accept_failed)
+        await accept_forever(self.loop, sock, on_socket, self.accept_failed)
+
+    def tls_accepted(self, conn: socket.socket, address: str, service: Service) -> None:
+        """A socket accepted on a tls-terminate listener (by serve_tls, or by the listener
+        taking its queue as it closes): reserved, then its handshake starts, or closed."""
+        ssl_ctx = service.server_ssl
+        assert ssl_ctx is not None
+        source = source_key(address)
+        if not self.reserve_tls(source):
+            conn.close()
+            return
+        task = self.loop.create_task(self._handshake(conn, service, ssl_ctx, source))
+        self.handshakes.add(task)
+        task.add_done_callback(self.handshakes.discard)
 
     async def _handshake(
         self, conn: socket.socket, service: Service, ctx: ssl.SSLContext, source: str
@@ -201,7 +207,7 @@ class Entry(HttpRouting):
         finally:
             self.handshake_ended(source)
 
-    def _accept_failed(self, exc: OSError) -> None:
+    def accept_failed(self, exc: OSError) -> None:
         self.counters["accept_errors"] += 1
         now = self.loop.time()
         if now - self.last_accept_log >= 1.0:

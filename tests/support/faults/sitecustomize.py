@@ -13,9 +13,16 @@ names faults, comma-separated:
 - ``spawn-delay:<seconds>:<skip>``: a supervisor's start of a worker process waits
   <seconds> after the process is spawned (before the supervisor relays to it), except
   for the first <skip> spawns; so a restart is slow enough to act during it.
+- ``close-hold:<seconds>:<path>``: a node process's first closing of its client
+  listeners (a drain: the admin API's or SIGTERM's) first holds its event loop for
+  <seconds>, so nothing reads the listening sockets: connects that arrive meanwhile
+  complete their handshake in the kernel and wait in the accept queue. The process
+  appends ``held <pid>`` to the file <path> when the hold begins and
+  ``released <pid>`` when it ends, just before the listeners are closed.
 
 Only tests use it (tests/integration/test_link_flow_faults.py,
-tests/integration/test_farm_workers_drain_race.py); lb never imports it.
+tests/integration/test_farm_workers_drain_race.py,
+tests/integration/test_farm_drain_backlog.py); lb never imports it.
 """
 
 from __future__ import annotations
@@ -72,6 +79,30 @@ def _install(spec: str) -> None:
                 return proc
 
             asyncio.create_subprocess_exec = slow_spawn  # type: ignore[assignment]
+        elif kind == "close-hold":
+            import time
+
+            from lb.node.listeners import ClientListeners
+
+            seconds, _, path = arg.partition(":")
+            close = ClientListeners.close
+            held = [False]
+
+            def note(path: str, what: str) -> None:
+                with open(path, "a") as f:
+                    f.write(f"{what} {os.getpid()}\n")
+
+            def held_close(  # type: ignore[no-untyped-def]
+                self, _close=close, _seconds=float(seconds), _path=path, _held=held
+            ):
+                if not _held[0]:
+                    _held[0] = True
+                    note(_path, "held")
+                    time.sleep(_seconds)  # the loop too: no accept, no admin, no link
+                    note(_path, "released")
+                _close(self)
+
+            ClientListeners.close = held_close  # type: ignore[method-assign]
         else:
             raise SystemExit(f"LB_TEST_FAULTS: unknown fault {fault!r}")
 
