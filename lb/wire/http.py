@@ -45,6 +45,7 @@ _TOKEN_BYTES = re.compile(TCHAR + rb"*")
 
 _Buffer = bytes | bytearray
 
+
 # Header names that later steps act on, lower-cased, by what a head holding one needs:
 # a Connection to take the client's options off (lb.wire.http1.upstream_hop_by_hop);
 # a field naming a client or protocol, in any '-'/'_' spelling, to rewrite
@@ -260,106 +261,57 @@ def _parse_complete(raw: _Buffer, length: int) -> RequestHead:
     return RequestHead(method, target, version, headers, length)
 
 
-# The quick pass (_parse_fast) decides the usual head with a few whole-head operations
-# of C speed (a translate, a split, two counts) and a look-up of each field name, where
-# a match of the whole head by one regex costs about 30 instructions per byte.
-
-# Every byte a head's lines may hold maps to itself; a control byte other than HT, CR
-# and LF maps to another one, so translate() changes a head exactly when it has one.
-_HEAD_BYTES: Final = bytes(
-    b if (b >= 0x20 and b != 0x7F) or b in (0x09, 0x0A, 0x0D) else b ^ 1 for b in range(256)
+# The usual head in one match of the buffer's bytes, up to its final CRLFCRLF: a
+# request line, then up to MAX_HEADER_LINES lines of a token name, ':' and a value of
+# no control byte (HT allowed) that does not end in SP/HT (possessive: linear, never
+# backtracks). A head it matches passes every check of _parse_complete but the
+# Content-Length ones; a head it does not match is left to _parse_complete.
+_FAST_HEAD = re.compile(
+    TCHAR
+    + rb"++ ([^\x00-\x20\x7f]++) HTTP/1\.[01]"
+    + rb"(?:\r\n"
+    + TCHAR
+    + rb"++:"
+    + FIELD_VCHAR
+    + rb"*+(?<![ \t]))"
+    + b"{0,%d}+" % MAX_HEADER_LINES
+    + rb"\r\n\r\n"
 )
-_COMMON_METHODS: Final = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
-)
-# Field names (as sent) known to be tokens, with what they are for the quick pass:
-# ordinary (0), Content-Length, Transfer-Encoding. A name is checked once, then looked
-# up; the table is cleared when full, so any stream of names keeps it bounded.
-_ORDINARY_NAME: Final = 0
-_CONTENT_LENGTH_NAME: Final = 1
-_TRANSFER_ENCODING_NAME: Final = 2
-_MAX_KNOWN_NAMES: Final = 1024
-_known_names: Final[dict[str, int]] = {}
+# one header line of a head _FAST_HEAD matched: (name, value without leading SP/HT)
+_FAST_FIELD = re.compile(r"\r\n([^:]++):[ \t]*+([^\r]*+)")
 
 
-def _name_kind(name: str) -> int:
-    """What field ``name`` is, -1 if it is not a token; remembered in ``_known_names``."""
-    if _TOKEN.fullmatch(name) is None:
-        return -1
-    lowered = name.lower()
-    if lowered == "content-length":
-        kind = _CONTENT_LENGTH_NAME
-    elif lowered == "transfer-encoding":
-        kind = _TRANSFER_ENCODING_NAME
-    else:
-        kind = _ORDINARY_NAME
-    if len(_known_names) >= _MAX_KNOWN_NAMES:
-        _known_names.clear()
-    _known_names[name] = kind
-    return kind
-
-
-def _parse_fast(buf: _Buffer, pos: int, end: int) -> RequestHead | None:
-    """The head ``buf[pos:end]`` (``pos`` after the empty lines, ``end`` at its final
-    CRLFCRLF) as _parse_complete parses it, or None where this quick pass does not
-    decide: a control byte, a bare CR or LF, more than MAX_HEADER_LINES lines, an
-    uncommon method, a request line or field line _parse_complete would refuse, or
-    Content-Length / Transfer-Encoding lines other than equal plain lengths or codings
-    without a length. _parse_complete decides those, with the reason."""
-    raw = buf[pos:end]
-    if raw.translate(_HEAD_BYTES) != raw:
+def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
+    """The head at ``buf[pos:stop]`` (``pos`` after the empty lines) as _parse_complete
+    parses it, or None where this quick pass does not decide: no head _FAST_HEAD
+    matches there, or Content-Length / Transfer-Encoding lines other than equal
+    plain lengths or codings without a length (the reference decides those)."""
+    match = _FAST_HEAD.match(buf, pos, stop)
+    if match is None:
         return None
-    text = raw.decode("latin-1")
-    # Split at LF: each line but the last must end in CR, and no other CR is there
-    lines = text.split("\n")
-    count = len(lines)
-    if count > MAX_HEADER_LINES + 1 or text.count("\r") != count - 1:
-        return None
-    request_line = lines[0]
-    if count > 1:
-        if not request_line or request_line[-1] != "\r":
-            return None
-        request_line = request_line[:-1]
-    parts = request_line.split(" ")
-    if len(parts) != 3 or "\t" in request_line:
-        return None
-    method = parts[0]
-    target = parts[1]
-    version = parts[2]
-    if method not in _COMMON_METHODS or not target:
-        return None
-    if version != "HTTP/1.1" and version != "HTTP/1.0":
-        return None
-    headers: list[tuple[str, str]] = []
+    length = match.end()
+    end = length - 4
+    text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
+    target_at, target_end = match.span(1)
+    headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, end)
     content_length = -1
     coded = False
-    last = count - 1
-    for i in range(1, count):
-        line = lines[i]
-        if i < last and (not line or line[-1] != "\r"):
-            return None
-        name, colon, value = line.partition(":")
-        if not colon:
-            return None
-        kind = _known_names.get(name, -1)
-        if kind < 0:
-            kind = _name_kind(name)
-            if kind < 0:
-                return None
-        value = value.strip(" \t\r")  # the line's own CR, and SP/HT around the value
-        headers.append((name, value))
-        if kind == _CONTENT_LENGTH_NAME:
+    for name, value in headers:
+        size = len(name)
+        if size == 14 and name.lower() == "content-length":
             if not (value.isascii() and value.isdigit() and len(value) <= 18):
                 return None
             number = int(value)
             if content_length >= 0 and number != content_length:
                 return None
             content_length = number
-        elif kind == _TRANSFER_ENCODING_NAME:
+        elif size == 17 and name.lower() == "transfer-encoding":
             coded = True
     if coded and content_length >= 0:
         return None
-    return RequestHead(method, target, version, headers, end + 4)
+    version = "HTTP/1.1" if buf[target_end + 8] == 0x31 else "HTTP/1.0"
+    method = text[pos : target_at - 1]
+    return RequestHead(method, text[target_at:target_end], version, headers, length)
 
 
 _LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2
@@ -461,7 +413,7 @@ class RequestHeadScanner:
         end = buf.find(b"\r\n\r\n", max(pos, back), n)
         if end >= 0:
             self.examined += end - pos
-            head = _parse_fast(buf, pos, end)
+            head = _parse_fast(buf, pos, end + 4)
             self._head = head if head is not None else _parse_complete(buf[pos:end], end + 4)
             return self._head
 
@@ -513,11 +465,10 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     after the head is looked at, so once a buffer is decided (a head, 400 or 431)
     every longer buffer that starts with it is decided the same way.
 
-    A usual head is parsed by a quick pass of whole-head operations (a translate
-    for control bytes, a split into lines, counts of CR and LF) and a look-up of
-    each field name among the names already seen to be tokens; any other head (a
-    bad one, an uncommon method, unusual Content-Length or Transfer-Encoding lines)
-    by the full check, which gives the reason.
+    A usual head is parsed by one possessive regex match of the buffer's bytes
+    (its end, control bytes, request line and header lines in one pass) and one
+    findall of its fields; any other head (a bad one, unusual Content-Length or
+    Transfer-Encoding lines) by the full check, which gives the reason.
 
     This is a one-shot scan: a caller that calls it again after every read of a
     growing buffer re-reads the buffer every time; ``RequestHeadScanner`` gives the
@@ -526,10 +477,12 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
         n = min(len(data), max_bytes)
         pos = _skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
+        head = _parse_fast(data, pos, n)
+        if head is not None:
+            return head
         end = data.find(b"\r\n\r\n", pos, n)
         if end >= 0:
-            head = _parse_fast(data, pos, end)
-            return head if head is not None else _parse_complete(data[pos:end], end + 4)
+            return _parse_complete(data[pos:end], end + 4)
     return RequestHeadScanner(max_bytes).scan(data)
 
 

@@ -83,9 +83,10 @@ def _quick_passes_agree(data: bytes, max_bytes: int, max_head: int) -> None:
         pos = http._skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
     except HttpError:
         pos = -1
-    end = data.find(b"\r\n\r\n", pos, n) if pos >= 0 else -1
-    quick = http._parse_fast(data, pos, end) if end >= 0 else None
+    quick = http._parse_fast(data, pos, n) if pos >= 0 else None
     if quick is not None:
+        end = data.find(b"\r\n\r\n", pos, n)
+        assert end >= 0, quick
         assert http._parse_complete(data[pos:end], end + 4) == quick, quick
     quick_response = response_head._fast_response_head(data, 0, min(len(data), max_head))
     if quick_response is not None:
