@@ -1,4 +1,5 @@
-"""Extractor API: identifiers, verdicts, what a connection has shown, and the chain runner.
+"""Extractor API: identifiers, verdicts, what a connection has shown, and the chain runner
+(`run_chain`, defined in lb.extract.chain and re-exported here).
 
 An extractor is a pure function object: bytes seen so far -> Identifier,
 Verdict.NEED_MORE or Verdict.NO_MATCH. This module does no I/O, keeps no global
@@ -8,11 +9,9 @@ state and never reads the clock (``Seen.now`` carries the time).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from lb.errors import ExtractorError
 from lb.wire.http import RequestHead
 
 __all__ = [
@@ -105,38 +104,5 @@ class ExtractorContext:
     routing alone verifies it."""
 
 
-def run_chain(
-    chain: Sequence[Extractor],
-    seen: Seen,
-    on_error: Callable[[Extractor, BaseException], None],
-) -> Identifier | Verdict:
-    """Run ``chain`` in order; the first Identifier wins.
-
-    An extractor answering NEED_MORE before any earlier one matched makes the chain
-    answer NEED_MORE, unless ``seen.eof`` (then it counts as NO_MATCH). An
-    extractor that raises an Exception, or returns something that is neither an
-    Identifier nor a Verdict, is reported to ``on_error`` (the latter as an
-    ExtractorError) and counts as NO_MATCH. Exceptions raised by ``on_error``
-    itself propagate.
-    """
-    for extractor in chain:
-        try:
-            result = extractor.extract(seen)
-        except Exception as exc:
-            on_error(extractor, exc)
-            continue
-        if isinstance(result, Identifier):
-            return result
-        if result is Verdict.NEED_MORE:
-            if not seen.eof:
-                return Verdict.NEED_MORE
-        elif result is not Verdict.NO_MATCH:
-            name = getattr(extractor, "name", type(extractor).__name__)
-            on_error(
-                extractor,
-                ExtractorError(
-                    f"extractor {name!r} returned {type(result).__name__}, "
-                    "not an Identifier or a Verdict"
-                ),
-            )
-    return Verdict.NO_MATCH
+# the chain runner is on every request's path: in a module of the compiled build
+from lb.extract.chain import run_chain  # noqa: E402

@@ -108,7 +108,7 @@ def process_sample(node: Node, accounts: LinkAccounts) -> Sample:
     links = [*node.peers.links_out.values(), *node.peers.links_in]
     sample.update(
         worker=node.worker or 0,
-        counters=dict(node.counters),
+        counters=node.entry.counter_values(),
         gauges={
             "clients": len(node.entry.clients),
             "local": node.entry.local_active,

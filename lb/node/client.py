@@ -17,7 +17,8 @@ from typing import Protocol
 
 from lb.clock import wall
 from lb.errors import HttpError, ProxyHeaderError
-from lb.extract.api import Extractor, Identifier, Seen, Verdict, run_chain
+from lb.extract.api import Extractor, Identifier, Seen, Verdict
+from lb.extract.chain import run_chain
 from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint, silent_for
 from lb.wire.http import RequestHead, RequestHeadScanner, error_response

@@ -89,11 +89,18 @@ class HttpRouting:
     replication: Replication
     registry: Registry | None
     counters: Counter[str]
+    reason_counts: dict[str, int]
     pool: UpstreamPool
     metrics: Metrics | None
     access: AccessLog
     draining: bool
     salt: int
+
+    def count_reason(self, reason: str) -> None:
+        """One more request or connection routed for ``reason`` (a Decision's); folded
+        into ``counters`` by Entry.counter_values."""
+        counts = self.reason_counts
+        counts[reason] = counts.get(reason, 0) + 1
 
     def _next_salt(self, client: ClientEndpoint | HttpClientState) -> int:
         """A new salt for one placement (mixed with the client's port)."""
@@ -133,7 +140,7 @@ class HttpRouting:
             if registry.lookup(identifier.kind, identifier.value, answer) is None:
                 return None
             return self.decide(client, identifier, looked_up=True)  # learned meanwhile
-        self.counters[decision.reason] += 1
+        self.count_reason(decision.reason)
         return decision
 
     def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
@@ -147,7 +154,7 @@ class HttpRouting:
             affinity_source(client),
         )
         if decision is not None:
-            self.counters[decision.reason] += 1
+            self.count_reason(decision.reason)
         return decision
 
     def upstream_for(

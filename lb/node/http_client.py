@@ -29,7 +29,8 @@ from typing import Final, cast
 
 from lb.clock import wall
 from lb.errors import HttpError, ProxyHeaderError
-from lb.extract.api import Identifier, Seen, Verdict, run_chain
+from lb.extract.api import Identifier, Seen, Verdict
+from lb.extract.chain import run_chain
 from lb.link.connection import PAUSE_PEER
 from lb.node.client import service_front
 from lb.node.http_response import ResponseSide

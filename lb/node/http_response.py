@@ -255,7 +255,7 @@ class ResponseSide(HttpClientState):
         self.retry_bytes = None
         if upstream is not None:
             upstream.release(self.upstream_reusable and not self.upgrade)
-        entry.count("http_requests")
+        entry.requests_done += 1
         entry.request_done(self, self.status)
         self.t_routed = 0.0
         self.served += 1

@@ -61,6 +61,7 @@ class HttpEntrySide(Protocol):
     name: str
     head_bytes: int
     local_active: int
+    requests_done: int
 
     def admit(self, client: HttpClientState) -> bool: ...
 

@@ -66,7 +66,7 @@ def tables(node: Inspected) -> dict[str, Any]:
             e.key: e.home
             for e in itertools.islice(node.directory.iter_entries(wall()), DUMP_DIRECTORY_SAMPLE)
         },
-        "counters": dict(node.counters),
+        "counters": node.entry.counter_values(),
     }
 
 

@@ -41,7 +41,7 @@ from lb.node.siblings import Siblings
 from lb.node.sockets import fit_to_descriptors
 from lb.node.splice import Endpoint
 from lb.node.timer import RESOLUTION, Timer
-from lb.routing.cookie import CookieKeyring
+from lb.routing.cookie import CookieKeyring, KeyringSlot
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
@@ -52,18 +52,6 @@ from lb.wire.directory import DIRECTORY_UPDATE
 log = structlog.get_logger("lb.node")
 
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
-
-
-class _RouterKeyring:
-    """Home cookies are checked with the keyring the router uses now (SIGHUP may renew it)."""
-
-    __slots__ = ("_node",)
-
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    def verify(self, value: str, now: float) -> str | None:
-        return self._node.router.keyring.verify(value, now)
 
 
 class Node:
@@ -108,7 +96,8 @@ class Node:
         self.directory_keys = DirectoryKeys(self.directory_secret)
         memory = PlacementMemory(self.limits.placement_entries, self.limits.placement_hold)
         self.router = Router(keyring, self.directory, self.directory_keys, memory)
-        verifier = _RouterKeyring(self)
+        # home cookies are checked with the keyring the router uses now (a reload renews it)
+        self.keyring_slot = verifier = KeyringSlot(keyring)
         self.services: dict[str, Service] = {
             svc.name: build_service(  # trusted_proxies: the client's address (issue 10)
                 svc, me, config.cookie_name, verifier, config.trusted_proxies

@@ -25,7 +25,7 @@ from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.peers import Peers
 from lb.node.replication import Replication
-from lb.routing.cookie import CookieKeyring
+from lb.routing.cookie import CookieKeyring, KeyringSlot
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.route import Router
 
@@ -46,6 +46,7 @@ class Reloadable(Protocol):
     directory_keys: DirectoryKeys
     replication: Replication
     router: Router
+    keyring_slot: KeyringSlot
     entry: Entry
     home: Home
 
@@ -100,6 +101,7 @@ def _renew_secrets(node: Reloadable, config: FarmConfig) -> None:
     node.router = Router(keyring, node.directory, node.directory_keys, node.router.memory)
     node.entry.router = node.router
     node.home.keyring = keyring
+    node.keyring_slot.keyring = keyring
     log.info("previous_secrets_reloaded", node=node.name)
 
 

@@ -1,0 +1,52 @@
+"""The extractor chain runner: the first Identifier of a chain of extractors wins.
+
+Pure: no I/O, no clock. Part of the extractor API (lb.extract.api re-exports
+`run_chain`); a module of its own so that the compiled build makes it native code,
+while lb.extract.api stays plain Python for plugin authors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lb.errors import ExtractorError
+from lb.extract.api import Extractor, Identifier, Seen, Verdict
+
+__all__ = ["run_chain"]
+
+
+def run_chain(
+    chain: Sequence[Extractor],
+    seen: Seen,
+    on_error: Callable[[Extractor, BaseException], None],
+) -> Identifier | Verdict:
+    """Run ``chain`` in order; the first Identifier wins.
+
+    An extractor answering NEED_MORE before any earlier one matched makes the chain
+    answer NEED_MORE, unless ``seen.eof`` (then it counts as NO_MATCH). An
+    extractor that raises an Exception, or returns something that is neither an
+    Identifier nor a Verdict, is reported to ``on_error`` (the latter as an
+    ExtractorError) and counts as NO_MATCH. Exceptions raised by ``on_error``
+    itself propagate.
+    """
+    for extractor in chain:
+        try:
+            result = extractor.extract(seen)
+        except Exception as exc:
+            on_error(extractor, exc)
+            continue
+        if isinstance(result, Identifier):
+            return result
+        if result is Verdict.NEED_MORE:
+            if not seen.eof:
+                return Verdict.NEED_MORE
+        elif result is not Verdict.NO_MATCH:
+            name = getattr(extractor, "name", type(extractor).__name__)
+            on_error(
+                extractor,
+                ExtractorError(
+                    f"extractor {name!r} returned {type(result).__name__}, "
+                    "not an Identifier or a Verdict"
+                ),
+            )
+    return Verdict.NO_MATCH
