@@ -329,6 +329,88 @@ async def test_connection_header_cannot_name_lbs_forwarding_headers(farm: Farm) 
     assert "x-forwarded-for" not in options and "forwarded" not in options, reply.body
 
 
+def _spoofable(name: str) -> bool:
+    """A name an application may read as a forwarding header or as framing: any case,
+    any '-' spelled '_'."""
+    lowered = name.lower().replace("_", "-")
+    return lowered in {"x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"}
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_second_connection_line_cannot_name_lbs_forwarding_headers(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9110 5.3: two Connection lines are one list. A client that sends
+    `Connection: keep-alive` and then `Connection: X-Forwarded-For, Forwarded` must not
+    reach the application with the second line: a hop behind lb that honours it drops
+    the X-Forwarded-For lb added, as with one line naming them."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        for _ in range(2):  # a fresh upstream, then the same client's next request
+            conn.writer.write(
+                b"GET /raw-head HTTP/1.1\r\nHost: x\r\n"
+                + _cookie(farm, home).encode()
+                + b"Connection: keep-alive\r\nConnection: X-Forwarded-For, Forwarded\r\n\r\n"
+            )
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 200 and reply.node == home
+            options = [
+                token.strip().lower()
+                for name, value in _fields(reply.body)
+                if name.lower() == "connection"
+                for token in value.split(",")
+            ]
+            assert "x-forwarded-for" not in options and "forwarded" not in options, reply.body
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_no_spelling_of_a_forwarding_header_from_a_client_reaches_the_application(
+    farm: Farm, home: str
+) -> None:
+    """Every spelling an application may read as X-Forwarded-For, X-Forwarded-Proto,
+    Forwarded or X-Real-IP (any case, '-' or '_'), and the '_' spellings of the framing
+    fields, from an untrusted client: pipelined heads in one write, HTTP/1.0 and 1.1.
+    The application sees lb's X-Forwarded-For, X-Forwarded-Proto and Forwarded once
+    each, naming the client, and none of what the client sent."""
+    spellings = [
+        "X-Forwarded-For", "x_forwarded_for", "X_FORWARDED-FOR", "x-Forwarded_for",
+        "X-Forwarded-Proto", "X_Forwarded_Proto", "x-forwarded_PROTO",
+        "Forwarded", "FORWARDED", "X-Real-IP", "x_real_ip", "X-REAL_ip",
+    ]  # fmt: skip
+    heads = []
+    for i, name in enumerate(spellings):
+        version = b"HTTP/1.0" if i % 4 == 3 else b"HTTP/1.1"
+        keep = b"Connection: keep-alive\r\n" if version == b"HTTP/1.0" else b""
+        heads.append(
+            b"GET /raw-head " + version + b"\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + keep
+            + f"{name}: 6.6.6.6\r\n".encode()
+            + b"Transfer_Encoding: chunked\r\nContent_Length: 5\r\n\r\n"
+        )  # fmt: skip
+    async with asyncio.timeout(20):
+        conn = await _open(farm)
+        conn.writer.write(b"".join(heads))
+        await conn.writer.drain()
+        replies = [await read_reply(conn.reader) for _ in heads]
+        await conn.close()
+    for name, reply in zip(spellings, replies, strict=True):
+        assert reply.status == 200 and reply.node == home, (name, reply.status)
+        fields = _fields(reply.body)
+        seen = [(n, v) for n, v in fields if _spoofable(n)]
+        assert sorted(n.lower() for n, _ in seen) == [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+        ], (name, reply.body)
+        assert "6.6.6.6" not in reply.body.decode("latin-1"), (name, reply.body)
+        assert dict((n.lower(), v) for n, v in seen)["x-forwarded-for"] == "127.0.0.1", name
+        framing = [n for n, _ in fields if n.lower() in ("transfer_encoding", "content_length")]
+        assert not framing, (name, reply.body)
+
+
 # ------------------------------------------------------------------ resource bounds
 
 

@@ -298,6 +298,50 @@ def test_upstream_hop_by_hop(raw: bytes, upgrade: bool, expected: bytes) -> None
     assert http1.upstream_hop_by_hop(raw, head, upgrade) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "upgrade", "expected"),
+    [
+        # RFC 9110 5.3: two Connection lines are one list; the options of the second
+        # are the client's as much as those of the first
+        (
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: X-Forwarded-For\r\n"
+            b"Host: h\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nconnection:\r\nConnection: close, Forwarded\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nCONNECTION: X-Real-IP\r\n\r\n",
+            False,
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        # a request lb does not take for an upgrade must not ask the application for one
+        (
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
+            b"Connection: Upgrade\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Connection: X-Forwarded-For\r\n\r\n",
+            True,
+            b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+    ],
+)
+def test_upstream_hop_by_hop_reads_every_connection_line(
+    raw: bytes, upgrade: bool, expected: bytes
+) -> None:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.upstream_hop_by_hop(raw, head, upgrade) == expected
+
+
 def _without_connection_lines(raw: bytes) -> bytes:
     """The rule, line by line: drop header lines named Connection, Keep-Alive or
     Proxy-Connection (any case), keep every other line as it is."""
