@@ -339,10 +339,11 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     (``Connection: keep-alive, X-Forwarded-For``) must not make a hop behind lb
     drop what lb added. So the Connection / Keep-Alive / Proxy-Connection lines
     go unless they say no more than ``keep-alive`` (the usual browser head, sent
-    as is); an upgrade request keeps exactly ``Connection: upgrade``. Fields
-    spelled ``Transfer_Encoding`` / ``Content_Length`` are dropped (nginx drops
-    every underscore name by default): a server that maps ``_`` to ``-`` would
-    frame the body otherwise than lb did.
+    as is), all Connection lines together (one list, RFC 9110 5.3: a second line
+    names options as well as the first); an upgrade request keeps exactly
+    ``Connection: upgrade``. Fields spelled ``Transfer_Encoding`` /
+    ``Content_Length`` are dropped (nginx drops every underscore name by default):
+    a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
     """
     if head.has_underscore_framing:
         lines = raw.split(b"\r\n")
@@ -350,9 +351,11 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
         raw = b"\r\n".join(kept)
     if not head.has_connection:
         return raw
-    value = head.header("connection")
-    assert value is not None
-    tokens = set(list_tokens(value))
+    # every Connection line: RFC 9110 5.3, the lines of one field are one list
+    tokens: set[str] = set()
+    for name, value in head.headers:
+        if len(name) == 10 and name.lower() == "connection":
+            tokens.update(list_tokens(value))
     if upgrade and head.method != "CONNECT":
         if tokens == {"upgrade"}:
             return raw
