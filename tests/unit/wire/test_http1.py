@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from lb.errors import HttpError
 from lb.wire import http1
+from lb.wire.forwarded import ForwardedHeaders
 from lb.wire.http import parse_request_head
 from lb.wire.response_head import ResponseHead, parse_response_head
 
@@ -371,3 +372,50 @@ def _without_connection_lines(raw: bytes) -> bytes:
 def test_without_connection_headers_drops_exactly_those_lines(lines: list[bytes]) -> None:
     raw = b"\r\n".join([b"HTTP/1.1 200 OK", *lines]) + b"\r\n\r\n"
     assert http1.without_connection_headers(raw) == _without_connection_lines(raw)
+
+
+_FORWARDING_NAMES = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
+_HOSTILE_FIELDS = [
+    *(f"{n}: 6.6.6.6" for n in ("X-Forwarded-For", "x_forwarded_FOR", "X-Forwarded_For")),
+    *("X_FORWARDED_PROTO: https", "x-forwarded-proto:https", "Forwarded: for=6.6.6.6"),
+    *("FORWARDED:for=6.6.6.6", "X-Real-IP: 6.6.6.6", "x_real_ip:6.6.6.6"),
+    *("Connection: keep-alive", "connection:", "Connection: close", "CONNECTION: Upgrade"),
+    *("Connection: keep-alive, X-Forwarded-For", "Connection: Forwarded", "Upgrade: websocket"),
+    *("Transfer_Encoding: chunked", "content_LENGTH: 7", "Content-Length: 0", "Host: h"),
+    *("X-Forwarded-Host: h", "Keep-Alive: 5", "X-A: Connection: close"),
+]
+
+
+@given(
+    st.lists(st.sampled_from(_HOSTILE_FIELDS), max_size=10),
+    st.sampled_from(["", "\r\n", "\r\n\r\n"]),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+    st.booleans(),
+)
+def test_what_reaches_the_application_from_an_untrusted_client(
+    fields: list[str], lead: str, version: str, upgrade: bool
+) -> None:
+    """The two pure steps of a request head on its way to the application (the forwarded
+    rewrite, then upstream_hop_by_hop), over heads of hostile fields in any order and
+    number: lb's three forwarding fields once each, none of the client's in any
+    spelling, no '_' framing field, and no Connection option but keep-alive (or exactly
+    upgrade for an upgrade)."""
+    raw = f"{lead}GET / {version}\r\n{''.join(f + chr(13) + chr(10) for f in fields)}\r\n"
+    data = raw.encode("latin-1")
+    head = parse_request_head(data, 65536)
+    assert head is not None
+    rewritten = ForwardedHeaders("192.0.2.7", "http", False).rewrite(head, data)
+    out = http1.upstream_hop_by_hop(rewritten, head, upgrade)
+    assert out.endswith(b"\r\n\r\n") and out.startswith(data[: data.index(b"GET")])
+    lines = out[:-4].decode("latin-1").split("\r\n")[len(lead) // 2 + 1 :]
+    named = [(n.lower(), v.strip()) for n, _, v in (line.partition(":") for line in lines)]
+    spoofable = [(n, v) for n, v in named if n.replace("_", "-") in _FORWARDING_NAMES]
+    assert sorted(spoofable) == [
+        ("forwarded", "for=192.0.2.7;proto=http"),
+        ("x-forwarded-for", "192.0.2.7"),
+        ("x-forwarded-proto", "http"),
+    ], out
+    assert not [n for n, _ in named if n in ("transfer_encoding", "content_length")], out
+    options = {t.strip().lower() for n, v in named if n == "connection" for t in v.split(",")}
+    options.discard("")
+    assert options <= ({"upgrade"} if upgrade else {"keep-alive"}), out
