@@ -34,7 +34,6 @@ COMPILED = [
     "lb/extract/builtin.py",
     "lb/extract/chain.py",
     "lb/routing/route.py",
-    "lb/routing/cookie.py",
     "lb/clock.py",
     "lb/node/http_state.py",
     "lb/node/http_response.py",
