@@ -14,6 +14,7 @@ the home-cookie keyring, to sign cookies like a node does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import http.client
 import json
@@ -80,15 +81,28 @@ def make_cert(workdir: Path) -> tuple[Path, Path]:
 ACTIVE_FARMS: list[Farm] = []
 
 
+#: Ports handed out lately by `free_ports`, newest last. The kernel may give a
+#: port that one call closed to the next call, and two calls often serve one
+#: farm (its listeners, then its admin listeners), so no port is given twice
+#: while it is in this window.
+_RECENT_PORTS: collections.deque[int] = collections.deque(maxlen=4096)
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct loopback ports that were free a moment ago."""
+    """`n` loopback ports that were free a moment ago, distinct from each other
+    and from the last few thousand this process handed out."""
     socks = []
+    ports: list[int] = []
     try:
-        for _ in range(n):
+        while len(ports) < n:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            socks.append(s)  # held open until the end, so no repeat within one call
+            port = s.getsockname()[1]
+            if port not in _RECENT_PORTS:
+                ports.append(port)
+        _RECENT_PORTS.extend(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
