@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 # The modules every HTTP request runs through, and the link protocol every forwarded
 # one crosses (lb.wire.frames, lb.link). Each is pure per lb's layers except the
@@ -52,8 +52,11 @@ def ext_modules() -> list[object]:
         return []
     from mypyc.build import mypycify  # mypy in the build environment (--no-build-isolation)
 
-    # one shared library inside the package (lb/_compiled__mypyc...so), not at top level
-    return list(mypycify(COMPILED, opt_level="3", group_name="lb._compiled"))
+    # one shared library inside the package (lb/_compiled__mypyc...so), not at top level;
+    # and the C quick pass of HTTP heads (lb.wire.http, lb.wire.response_head use it
+    # when it is there, their regexes when it is not)
+    headscan = Extension("lb.wire._headscan", ["lb/wire/_headscan.c"], extra_compile_args=["-O2"])
+    return [*mypycify(COMPILED, opt_level="3", group_name="lb._compiled"), headscan]
 
 
 setup(ext_modules=ext_modules())

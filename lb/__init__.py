@@ -20,14 +20,15 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def _stale_compiled_modules() -> list[str]:
-    """Compiled modules of a source checkout whose .py changed after they were built."""
+    """Compiled modules of a source checkout whose .py (or .c) changed after they were built."""
     if not (_PACKAGE.parent / "setup.py").is_file():
         return []  # an installed lb: the wheel's files belong together
     stale = []
     for built in _PACKAGE.rglob("*.cpython-*.so"):
-        source = built.with_name(built.name.split(".", 1)[0] + ".py")
-        if source.is_file() and source.stat().st_mtime > built.stat().st_mtime:
-            stale.append(str(source.relative_to(_PACKAGE.parent)))
+        for suffix in (".py", ".c"):
+            source = built.with_name(built.name.split(".", 1)[0] + suffix)
+            if source.is_file() and source.stat().st_mtime > built.stat().st_mtime:
+                stale.append(str(source.relative_to(_PACKAGE.parent)))
     return sorted(stale)
 
 

@@ -8,6 +8,7 @@ status to answer. This module never parses bodies and never changes body bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
@@ -281,19 +282,46 @@ _FAST_HEAD = re.compile(
 _FAST_FIELD = re.compile(r"\r\n([^:]++):[ \t]*+([^\r]*+)")
 
 
+#: (length, method, target, minor version, header (name, value) pairs) of a head the
+#: quick pass takes: what `_regex_scan_request` and the C pass answer
+_Scanned = tuple[int, str, str, int, list[tuple[str, str]]]
+
+
+def _regex_scan_request(buf: _Buffer, pos: int, stop: int) -> _Scanned | None:
+    """The quick pass's scan of ``buf[pos:stop]`` by two regexes (the pure build's; the
+    compiled build's C pass, lb.wire._headscan.scan_request, answers the same): None
+    unless _FAST_HEAD matches there; the length is the index after the head's CRLFCRLF."""
+    match = _FAST_HEAD.match(buf, pos, stop)
+    if match is None:
+        return None
+    length = match.end()
+    text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
+    target_at, target_end = match.span(1)
+    headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, length - 4)
+    minor = 1 if buf[target_end + 8] == 0x31 else 0
+    return length, text[pos : target_at - 1], text[target_at:target_end], minor, headers
+
+
+def _c_scan_request() -> Callable[[_Buffer, int, int], _Scanned | None] | None:
+    try:
+        from lb.wire._headscan import scan_request
+    except ImportError:  # the pure build has no C pass
+        return None
+    return scan_request
+
+
+_scan_request = _c_scan_request() or _regex_scan_request
+
+
 def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
     """The head at ``buf[pos:stop]`` (``pos`` after the empty lines) as _parse_complete
     parses it, or None where this quick pass does not decide: no head _FAST_HEAD
     matches there, or Content-Length / Transfer-Encoding lines other than equal
     plain lengths or codings without a length (the reference decides those)."""
-    match = _FAST_HEAD.match(buf, pos, stop)
-    if match is None:
+    scanned = _scan_request(buf, pos, stop)
+    if scanned is None:
         return None
-    length = match.end()
-    end = length - 4
-    text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
-    target_at, target_end = match.span(1)
-    headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, end)
+    length, method, target, minor, headers = scanned
     content_length = -1
     coded = False
     for name, value in headers:
@@ -309,9 +337,7 @@ def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
             coded = True
     if coded and content_length >= 0:
         return None
-    version = "HTTP/1.1" if buf[target_end + 8] == 0x31 else "HTTP/1.0"
-    method = text[pos : target_at - 1]
-    return RequestHead(method, text[target_at:target_end], version, headers, length)
+    return RequestHead(method, target, "HTTP/1.1" if minor else "HTTP/1.0", headers, length)
 
 
 _LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2

@@ -10,7 +10,9 @@ The usual head is decided by one possessive regex match of the buffer's bytes
 (`_fast_response_head`: the head's end, control bytes, status line and header
 lines in one pass, then the framing lines by one findall), without copying the
 head; it accepts exactly what the reference accepts and answers as the full
-check does (a property test holds the two together). What it does not decide
+check does (a property test holds the two together). In the compiled build the
+scan is the C one of lb.wire._headscan, which answers what the two regexes
+answer (tests/unit/wire/test_headscan.py), one pass over the head's bytes. What it does not decide
 (a bad or incomplete head, unusual framing) goes to the full check
 (`_checked_response_head`): llhttp (httptools), then this module's own scanner
 (`own_response_head`), the reference, for every head llhttp refuses; where
@@ -23,6 +25,7 @@ a head that cannot be framed is HttpError(502).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
@@ -199,18 +202,44 @@ def _read_connection(head: ResponseHead, value: bytes) -> None:
         head.keep_alive = head.keep_alive or "keep-alive" in tokens
 
 
+#: (end of the head, its framing (name, value) pairs) of a head the quick pass takes:
+#: what `_regex_scan_response` and the C pass answer
+_Scanned = tuple[int, list[tuple[bytes, bytes]]]
+
+
+def _regex_scan_response(buf: bytes | bytearray, start: int, stop: int) -> _Scanned | None:
+    """The quick pass's scan of ``buf[start:stop]`` by two regexes (the pure build's; the
+    compiled build's C pass, lb.wire._headscan.scan_response, answers the same): None
+    unless _FAST_RESPONSE matches there; the end is the index after the head's CRLFCRLF."""
+    match = _FAST_RESPONSE.match(buf, start, stop)
+    if match is None:
+        return None
+    end = match.end()
+    return end, _FAST_FRAMING.findall(buf, start, end - 2)
+
+
+def _c_scan_response() -> Callable[[bytes | bytearray, int, int], _Scanned | None] | None:
+    try:
+        from lb.wire._headscan import scan_response
+    except ImportError:  # the pure build has no C pass
+        return None
+    return scan_response
+
+
+_scan_response = _c_scan_response() or _regex_scan_response
+
+
 def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> ResponseHead | None:
     """The response head at ``buf[start:stop]`` as the reference answers it, or None where
     this quick pass does not decide: no head _FAST_RESPONSE matches there, or a
     Content-Length that is not plain digits, differs, or comes with a Transfer-Encoding,
     or an empty Transfer-Encoding (the full check decides those)."""
-    match = _FAST_RESPONSE.match(buf, start, stop)
-    if match is None:
+    scanned = _scan_response(buf, start, stop)
+    if scanned is None:
         return None
-    end = match.end()
+    end, fields = scanned
     status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
     head = ResponseHead(status, buf[start + 7] - 48, end - start, [])
-    fields: list[tuple[bytes, bytes]] = _FAST_FRAMING.findall(buf, start, end - 2)
     if not fields:
         return head
     content_length = -1

@@ -12,8 +12,9 @@ Cookie headers only, ``path``/``query`` split the target). parse_response_head
 returns None or a ResponseHead or raises HttpError 502, a decided prefix stays
 decided, and where llhttp answers for a complete head its answer is the own
 scanner's. Where a quick pass (`_parse_fast`, `_fast_response_head`) decides a
-head, the full check gives the same head. parse_set_cookie never raises and
-returns a token name.
+head, the full check gives the same head. In the compiled build, the C scan
+(lb.wire._headscan) answers what the regex scan answers, at any start and stop.
+parse_set_cookie never raises and returns a token name.
 
 ``max_bytes`` is drawn from FUZZ_HTTP_MIN_MAX_BYTES (default 1) to 4096. With
 max_bytes below 6 the decided-prefix check fails today: a short prefix of
@@ -94,6 +95,21 @@ def _quick_passes_agree(data: bytes, max_bytes: int, max_head: int) -> None:
         assert full == quick_response, (full, quick_response)
 
 
+try:
+    from lb.wire import _headscan
+except ImportError:  # the pure build: its quick pass is the regex scan itself
+    _headscan = None
+
+
+def _c_scan_is_the_regex_scan(data: bytes, start: int, stop: int) -> None:
+    if _headscan is None:
+        return
+    assert _headscan.scan_request(data, start, stop) == http._regex_scan_request(data, start, stop)
+    assert _headscan.scan_response(data, start, stop) == response_head._regex_scan_response(
+        data, start, stop
+    )
+
+
 def test_one_input(raw: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(raw)
     max_bytes = fdp.ConsumeIntInRange(MIN_MAX_BYTES, 4096)
@@ -110,6 +126,8 @@ def test_one_input(raw: bytes) -> None:
         assert prefix == result, (prefix, result)
 
     max_head = max(16, max_bytes)
+    _c_scan_is_the_regex_scan(data, 0, len(data))
+    _c_scan_is_the_regex_scan(data, min(cut % 8, len(data)), min(cut, len(data)))
     _quick_passes_agree(data, max_bytes, max_head)
     response = _response(data, max_head)
     decided = _response(data[: min(cut, len(data))], max_head)

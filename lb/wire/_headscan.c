@@ -1,0 +1,322 @@
+/* lb.wire._headscan: the quick pass of lb's HTTP head parsers, in C.
+ *
+ * Two functions, each answering exactly what a pair of regular expressions of
+ * lb.wire (the pure build's quick pass) answers, one pass over the head:
+ *
+ *   scan_request(buf, pos, stop)   as lb.wire.http._regex_scan_request
+ *   scan_response(buf, start, stop) as lb.wire.response_head._regex_scan_response
+ *
+ * A property test holds each to its regex pair on generated and hostile bytes
+ * (tests/unit/wire/test_headscan.py). What they do not decide (None) goes to the
+ * full check in Python, as in the pure build, which gives the reason.
+ *
+ * Pure and bounded: no I/O, no state; it reads only buf[pos:stop] (the regex
+ * `match(buf, pos, endpos)` bounds) and each byte there at most twice. A
+ * bytes-like object is read through the buffer protocol and released before
+ * the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_REQUEST_LINES 100  /* lb.wire.http.MAX_HEADER_LINES */
+#define MAX_RESPONSE_LINES 199 /* lb.wire.response_head._MAX_HEADER_LINES - 1 */
+
+static unsigned char TCHAR[256];  /* RFC 9110 5.6.2 token characters */
+static unsigned char VCHAR[256];  /* field value bytes: HT, 0x20-0x7e, 0x80-0xff */
+static unsigned char TARGET[256]; /* request-target bytes: not 0x00-0x20 or 0x7f */
+static unsigned char LOWER[256];  /* ASCII lower case; every other byte as it is */
+
+static void init_tables(void)
+{
+    const char *extra = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        TCHAR[c] = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        VCHAR[c] = c == '\t' || (c >= 0x20 && c != 0x7f);
+        TARGET[c] = c > 0x20 && c != 0x7f;
+        LOWER[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+    for (; *extra; extra++) {
+        TCHAR[(unsigned char)*extra] = 1;
+    }
+}
+
+/* The three positional arguments (a bytes-like object, two ints), the buffer held;
+ * the ints clamped as re's match(string, pos, endpos) clamps them. 0, or -1 with an
+ * exception set. */
+static int parse_args(PyObject *const *args, Py_ssize_t nargs, const char *name,
+                      Py_buffer *view, Py_ssize_t *pos, Py_ssize_t *stop)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 3 positional arguments", name);
+        return -1;
+    }
+    *pos = PyLong_AsSsize_t(args[1]);
+    if (*pos == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *stop = PyLong_AsSsize_t(args[2]);
+    if (*stop == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (*stop > view->len) {
+        *stop = view->len;
+    }
+    if (*stop < 0) {
+        *stop = 0;
+    }
+    if (*pos < 0) {
+        *pos = 0;
+    }
+    return 0;
+}
+
+/* Where the run of bytes of `table` starting at p ends (p itself if none). */
+static inline Py_ssize_t run_of(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop,
+                                const unsigned char *table)
+{
+    while (p < stop && table[b[p]]) {
+        p++;
+    }
+    return p;
+}
+
+/* A field's value: from after the ':' at `at` past leading SP/HT, to `end`. */
+static inline Py_ssize_t value_start(const unsigned char *b, Py_ssize_t at, Py_ssize_t end)
+{
+    while (at < end && (b[at] == ' ' || b[at] == '\t')) {
+        at++;
+    }
+    return at;
+}
+
+static PyObject *pair(PyObject *first, PyObject *second)
+{
+    PyObject *tuple;
+    if (first == NULL || second == NULL) {
+        Py_XDECREF(first);
+        Py_XDECREF(second);
+        return NULL;
+    }
+    tuple = PyTuple_New(2);
+    if (tuple == NULL) {
+        Py_DECREF(first);
+        Py_DECREF(second);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tuple, 0, first);
+    PyTuple_SET_ITEM(tuple, 1, second);
+    return tuple;
+}
+
+/* scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None
+ *
+ * The head _FAST_HEAD matches at buf[pos:stop]: a token method, SP, a target of
+ * bytes other than 0x00-0x20 and 0x7f, SP, HTTP/1.0 or HTTP/1.1, then at most 100
+ * header lines (CRLF, a token, ':', value bytes not ending in SP/HT), then CRLFCRLF.
+ * length is the index after that CRLFCRLF; method and target are str (latin-1);
+ * headers are the (name, value) str pairs _FAST_FIELD finds, the value without its
+ * leading SP/HT. */
+static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, stop, p, q, target_at, target_end, lines = 0, i;
+    Py_ssize_t names[MAX_REQUEST_LINES], colons[MAX_REQUEST_LINES], ends[MAX_REQUEST_LINES];
+    const unsigned char *b;
+    PyObject *headers = NULL, *answer = NULL;
+    int minor;
+    (void)module;
+
+    if (parse_args(args, nargs, "scan_request", &view, &pos, &stop) < 0) {
+        return NULL;
+    }
+    b = (const unsigned char *)view.buf;
+    p = run_of(b, pos, stop, TCHAR);
+    if (p == pos || p >= stop || b[p] != ' ') {
+        goto no;
+    }
+    target_at = ++p;
+    p = run_of(b, p, stop, TARGET);
+    target_end = p;
+    if (p == target_at || stop - p < 9 || memcmp(b + p, " HTTP/1.", 8) != 0
+        || (b[p + 8] != '0' && b[p + 8] != '1')) {
+        goto no;
+    }
+    minor = b[p + 8] - '0';
+    p += 9;
+    while (lines < MAX_REQUEST_LINES) {
+        /* one header line, or the repetition ends where this one fails */
+        if (stop - p < 3 || b[p] != '\r' || b[p + 1] != '\n' || !TCHAR[b[p + 2]]) {
+            break;
+        }
+        q = run_of(b, p + 2, stop, TCHAR);
+        if (q >= stop || b[q] != ':') {
+            break;
+        }
+        names[lines] = p + 2;
+        colons[lines] = q;
+        q = run_of(b, q + 1, stop, VCHAR);
+        if (b[q - 1] == ' ' || b[q - 1] == '\t') {
+            break; /* (?<![ \t]): a value ends in neither */
+        }
+        ends[lines] = q;
+        lines++;
+        p = q;
+    }
+    if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
+        goto no;
+    }
+    headers = PyList_New(lines);
+    if (headers == NULL) {
+        goto fail;
+    }
+    for (i = 0; i < lines; i++) {
+        Py_ssize_t at = value_start(b, colons[i] + 1, ends[i]);
+        PyObject *field = pair(
+            PyUnicode_DecodeLatin1((const char *)b + names[i], colons[i] - names[i], NULL),
+            PyUnicode_DecodeLatin1((const char *)b + at, ends[i] - at, NULL));
+        if (field == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(headers, i, field);
+    }
+    answer = Py_BuildValue(
+        "(nNNiN)", p + 4,
+        PyUnicode_DecodeLatin1((const char *)b + pos, target_at - 1 - pos, NULL),
+        PyUnicode_DecodeLatin1((const char *)b + target_at, target_end - target_at, NULL),
+        minor, headers);
+    headers = NULL; /* stolen by "N", also when Py_BuildValue fails */
+    PyBuffer_Release(&view);
+    return answer;
+no:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(headers);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* The framing field names of a response, lower case (_FAST_FRAMING's alternation). */
+static const char *const FRAMING_NAMES[] = {
+    "content-length", "transfer-encoding", "connection",
+    "set-cookie",     "keep-alive",        "proxy-connection",
+};
+
+static int is_framing_name(const unsigned char *name, Py_ssize_t size)
+{
+    for (size_t k = 0; k < sizeof(FRAMING_NAMES) / sizeof(FRAMING_NAMES[0]); k++) {
+        const char *want = FRAMING_NAMES[k];
+        Py_ssize_t i;
+        if ((Py_ssize_t)strlen(want) != size) {
+            continue;
+        }
+        for (i = 0; i < size && LOWER[name[i]] == (unsigned char)want[i]; i++) {
+        }
+        if (i == size) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* scan_response(buf, start, stop) -> (end, framing) | None
+ *
+ * The head _FAST_RESPONSE matches at buf[start:stop]: HTTP/1.0 or HTTP/1.1, SP, a
+ * status 100-599, optionally SP and a reason of value bytes, at most 199 header lines
+ * (CRLF, a token, ':', value bytes), then CRLFCRLF. end is the index after that
+ * CRLFCRLF; framing holds the (name as sent, value) bytes pairs of the
+ * Content-Length, Transfer-Encoding, Connection, Set-Cookie, Keep-Alive and
+ * Proxy-Connection lines (any case), in order, each value without its leading SP/HT
+ * (trailing SP/HT kept), as _FAST_FRAMING's findall gives them. */
+static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, stop, p, q, lines = 0, found = 0, i;
+    Py_ssize_t names[MAX_RESPONSE_LINES], colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
+    const unsigned char *b;
+    PyObject *framing = NULL, *answer;
+    (void)module;
+
+    if (parse_args(args, nargs, "scan_response", &view, &start, &stop) < 0) {
+        return NULL;
+    }
+    b = (const unsigned char *)view.buf;
+    p = start;
+    if (stop - p < 12 || memcmp(b + p, "HTTP/1.", 7) != 0 || (b[p + 7] != '0' && b[p + 7] != '1')
+        || b[p + 8] != ' ' || b[p + 9] < '1' || b[p + 9] > '5' || b[p + 10] < '0'
+        || b[p + 10] > '9' || b[p + 11] < '0' || b[p + 11] > '9') {
+        goto no;
+    }
+    p += 12;
+    if (p < stop && b[p] == ' ') {
+        p = run_of(b, p + 1, stop, VCHAR);
+    }
+    while (lines < MAX_RESPONSE_LINES) {
+        if (stop - p < 3 || b[p] != '\r' || b[p + 1] != '\n' || !TCHAR[b[p + 2]]) {
+            break;
+        }
+        q = run_of(b, p + 2, stop, TCHAR);
+        if (q >= stop || b[q] != ':') {
+            break;
+        }
+        lines++;
+        names[found] = p + 2;
+        colons[found] = q;
+        p = run_of(b, q + 1, stop, VCHAR);
+        if (is_framing_name(b + names[found], q - names[found])) {
+            ends[found++] = p;
+        }
+    }
+    if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
+        goto no;
+    }
+    framing = PyList_New(found);
+    if (framing == NULL) {
+        goto fail;
+    }
+    for (i = 0; i < found; i++) {
+        Py_ssize_t at = value_start(b, colons[i] + 1, ends[i]);
+        PyObject *field = pair(
+            PyBytes_FromStringAndSize((const char *)b + names[i], colons[i] - names[i]),
+            PyBytes_FromStringAndSize((const char *)b + at, ends[i] - at));
+        if (field == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(framing, i, field);
+    }
+    answer = Py_BuildValue("(nN)", p + 4, framing);
+    PyBuffer_Release(&view);
+    return answer;
+no:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(framing);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef METHODS[] = {
+    {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
+     "scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None"},
+    {"scan_response", (PyCFunction)(void (*)(void))scan_response, METH_FASTCALL,
+     "scan_response(buf, start, stop) -> (end, framing) | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {
+    PyModuleDef_HEAD_INIT, "lb.wire._headscan",
+    "The quick pass of lb's HTTP head parsers, in C (see lb.wire.http, lb.wire.response_head).",
+    -1, METHODS,
+};
+
+PyMODINIT_FUNC PyInit__headscan(void)
+{
+    init_tables();
+    return PyModule_Create(&MODULE);
+}

@@ -1,0 +1,185 @@
+"""lb.wire._headscan: the C quick pass answers exactly what the regex quick pass does.
+
+The C pass exists in the compiled build only (setup.py, LB_COMPILE=1; scripts/test.sh
+runs the unit tests again compiled); on pure Python these tests are skipped, and the
+regex pass they compare against is the one that runs. Each property compares the two
+on the same bytes, as bytes and as bytearray, at any start and stop: random bytes,
+heads built from the pieces a head is made of (so delimiters, controls and limits
+meet in every order), and valid heads with one byte changed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lb.wire import http, response_head
+
+headscan = pytest.importorskip("lb.wire._headscan", reason="the C pass is in the compiled build")
+
+REQUEST_PIECES = [
+    b"GET", b"POST", b"G", b" ", b"  ", b"/", b"/a?b=c", b"*", b"HTTP/1.1", b"HTTP/1.0",
+    b"HTTP/1.2", b"HTTP/2", b"\r\n", b"\r\n\r\n", b"\r", b"\n", b"Host", b"Cookie",
+    b"Content-Length", b"content-length", b"Transfer-Encoding", b"Connection", b":", b": ",
+    b"\t", b"x", b"7", b"chunked", b"a=b; c=d", b"\x00", b"\x01", b"\x7f", b"\x80", b"\xff",
+    b"\xe9", b"(", b"@", b"_", b"-", b"Host: h\r\n",
+]  # fmt: skip
+RESPONSE_PIECES = [
+    b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"HTTP/1.", b" ", b"200", b"204", b"101", b"099",
+    b"600", b"5", b" OK", b"\r\n", b"\r\n\r\n", b"\r", b"\n", b"Content-Length",
+    b"CONTENT-LENGTH", b"Transfer-Encoding", b"transfer-encoding", b"Connection",
+    b"Set-Cookie", b"Keep-Alive", b"Proxy-Connection", b"Connection-X", b"Set-Cookies",
+    b"Server", b":", b": ", b"\t", b"x", b"7", b"close", b"a=b", b"\x00", b"\x0b", b"\x7f",
+    b"\x80", b"\xff", b"(", b"_", b"-",
+]  # fmt: skip
+
+VALID_REQUEST = (
+    b"GET /cart/1?x=y HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: t/1 (x; y)\r\n"
+    b"Accept:\t*/*\r\nX-Empty:\r\nCookie: lbhome=a.1.b; other=\xe9\r\n\r\nbody"
+)
+VALID_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  7 \r\nconnection: keep-alive\r\n"
+    b"Set-Cookie: a=b\r\nSET-COOKIE:\r\nKeep-Alive: timeout=5\r\nX-Empty:\r\n\r\nnode=a\n"
+)
+
+
+def _as_bytes(answer: object) -> object:
+    """An answer with every bytearray as bytes (re gives bytearray slices of a bytearray)."""
+    if isinstance(answer, bytearray):
+        return bytes(answer)
+    if isinstance(answer, (tuple, list)):
+        return type(answer)(_as_bytes(item) for item in answer)
+    return answer
+
+
+def _same_request(data: bytes, pos: int, stop: int) -> None:
+    for buf in (data, bytearray(data)):
+        assert headscan.scan_request(buf, pos, stop) == http._regex_scan_request(buf, pos, stop)
+
+
+def _same_response(data: bytes, start: int, stop: int) -> None:
+    for buf in (data, bytearray(data)):
+        c_answer = headscan.scan_response(buf, start, stop)
+        regex_answer = response_head._regex_scan_response(buf, start, stop)
+        assert c_answer == _as_bytes(regex_answer)
+        if c_answer is not None:
+            assert all(type(part) is bytes for field in c_answer[1] for part in field)
+
+
+def _mutated(data: bytes, at: int, byte: int, how: int) -> bytes:
+    at %= len(data)
+    if how == 0:
+        return data[:at] + bytes([byte]) + data[at + 1 :]  # changed
+    if how == 1:
+        return data[:at] + bytes([byte]) + data[at:]  # inserted
+    return data[:at] + data[at + 1 :]  # removed
+
+
+@settings(max_examples=1500)
+@given(st.binary(max_size=300), st.integers(-2, 310), st.integers(-2, 310))
+def test_any_bytes_scan_alike(data: bytes, pos: int, stop: int) -> None:
+    _same_request(data, pos, stop)
+    _same_response(data, pos, stop)
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(REQUEST_PIECES), max_size=40), st.data())
+def test_request_heads_of_head_pieces_scan_alike(pieces: list[bytes], data: st.DataObject) -> None:
+    head = b"".join(pieces)
+    stop = data.draw(st.integers(0, len(head) + 2))
+    pos = data.draw(st.integers(0, 4))
+    _same_request(head, 0, len(head))
+    _same_request(head, pos, stop)
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(RESPONSE_PIECES), max_size=40), st.data())
+def test_response_heads_of_head_pieces_scan_alike(pieces: list[bytes], data: st.DataObject) -> None:
+    head = b"".join(pieces)
+    stop = data.draw(st.integers(0, len(head) + 2))
+    start = data.draw(st.integers(0, 4))
+    _same_response(head, 0, len(head))
+    _same_response(head, start, stop)
+
+
+# the bytes a head's grammar turns on, more often than the rest
+BYTES = st.one_of(st.sampled_from(list(b"\t \r\n:/\x00\x7f\x80\xffA1")), st.integers(0, 255))
+
+
+@settings(max_examples=3000)
+@given(st.integers(0, 10_000), BYTES, st.integers(0, 2), st.integers(0, 400))
+def test_valid_heads_with_one_byte_changed_scan_alike(
+    at: int, byte: int, how: int, cut: int
+) -> None:
+    request = _mutated(VALID_REQUEST, at, byte, how)
+    response = _mutated(VALID_RESPONSE, at, byte, how)
+    _same_request(request, 0, len(request))
+    _same_request(request, 0, cut)
+    _same_response(response, 0, len(response))
+    _same_response(response, 0, cut)
+
+
+def test_the_usual_heads_are_taken_with_their_fields() -> None:
+    """Not only None alike: the valid heads are decided, with every field."""
+    answer = headscan.scan_request(VALID_REQUEST, 0, len(VALID_REQUEST))
+    assert answer is not None
+    length, method, target, minor, headers = answer
+    assert (length, method, target, minor) == (len(VALID_REQUEST) - 4, "GET", "/cart/1?x=y", 1)
+    assert headers[3] == ("X-Empty", "") and headers[4] == ("Cookie", "lbhome=a.1.b; other=é")
+    assert headers == http._regex_scan_request(VALID_REQUEST, 0, len(VALID_REQUEST))[4]  # type: ignore[index]
+    end, framing = headscan.scan_response(VALID_RESPONSE, 0, len(VALID_RESPONSE)) or (0, [])
+    assert end == len(VALID_RESPONSE) - 7
+    assert framing == [
+        (b"Content-Length", b"7 "),
+        (b"connection", b"keep-alive"),
+        (b"Set-Cookie", b"a=b"),
+        (b"SET-COOKIE", b""),
+        (b"Keep-Alive", b"timeout=5"),
+    ]
+
+
+@pytest.mark.parametrize("value", [b"v", b"", b"v ", b"v\t", b" ", b"\t", b"v w", b"v\tw"])
+def test_a_request_field_value_ends_in_neither_sp_nor_ht(value: bytes) -> None:
+    for head in (
+        b"GET / HTTP/1.1\r\nX-A:" + value + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX-A:" + value + b"\r\nHost: h\r\n\r\n",
+    ):
+        _same_request(head, 0, len(head))
+        taken = headscan.scan_request(head, 0, len(head)) is not None
+        assert taken == (value[-1:] not in (b" ", b"\t"))
+
+
+@pytest.mark.parametrize("lines", [0, 1, 99, 100, 101])
+def test_the_request_line_limit_is_the_regex_one(lines: int) -> None:
+    head = b"GET / HTTP/1.1" + b"\r\nX-A: b" * lines + b"\r\n\r\n"
+    _same_request(head, 0, len(head))
+    assert (headscan.scan_request(head, 0, len(head)) is None) == (lines > http.MAX_HEADER_LINES)
+
+
+@pytest.mark.parametrize("lines", [0, 1, 198, 199, 200, 201])
+def test_the_response_line_limit_is_the_regex_one(lines: int) -> None:
+    head = b"HTTP/1.1 200 OK" + b"\r\nSet-Cookie: a=b" * lines + b"\r\n\r\n"
+    _same_response(head, 0, len(head))
+    assert (headscan.scan_response(head, 0, len(head)) is None) == (lines >= 200)
+
+
+def test_nothing_after_stop_is_read() -> None:
+    """A head complete only past ``stop`` is not taken, even though the bytes are there."""
+    head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    response = b"HTTP/1.1 204 No Content\r\nServer: s\r\n\r\n"
+    assert headscan.scan_request(head, 0, len(head) - 1) is None
+    assert headscan.scan_response(response, 0, len(response) - 1) is None
+    assert headscan.scan_request(head, 0, len(head)) is not None
+    assert headscan.scan_response(response, 0, len(response)) is not None
+
+
+@pytest.mark.parametrize("scan", ["scan_request", "scan_response"])
+def test_wrong_arguments_raise_type_errors(scan: str) -> None:
+    function = getattr(headscan, scan)
+    with pytest.raises(TypeError):
+        function(b"GET / HTTP/1.1\r\n\r\n", 0)
+    with pytest.raises(TypeError):
+        function("GET / HTTP/1.1\r\n\r\n", 0, 18)
+    with pytest.raises(TypeError):
+        function(b"GET / HTTP/1.1\r\n\r\n", 0, None)
