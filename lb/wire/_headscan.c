@@ -127,7 +127,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     Py_ssize_t pos, stop, p, q, target_at, target_end, lines = 0, i;
     Py_ssize_t names[MAX_REQUEST_LINES], colons[MAX_REQUEST_LINES], ends[MAX_REQUEST_LINES];
     const unsigned char *b;
-    PyObject *headers = NULL, *answer = NULL;
+    PyObject *headers = NULL, *answer = NULL, *item;
     int minor;
     (void)module;
 
@@ -184,12 +184,32 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
         }
         PyList_SET_ITEM(headers, i, field);
     }
-    answer = Py_BuildValue(
-        "(nNNiN)", p + 4,
-        PyUnicode_DecodeLatin1((const char *)b + pos, target_at - 1 - pos, NULL),
-        PyUnicode_DecodeLatin1((const char *)b + target_at, target_end - target_at, NULL),
-        minor, headers);
-    headers = NULL; /* stolen by "N", also when Py_BuildValue fails */
+    answer = PyTuple_New(5);
+    if (answer == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 4, headers); /* the tuple owns it from here */
+    headers = NULL;
+    item = PyLong_FromSsize_t(p + 4);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 0, item);
+    item = PyUnicode_DecodeLatin1((const char *)b + pos, target_at - 1 - pos, NULL);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 1, item);
+    item = PyUnicode_DecodeLatin1((const char *)b + target_at, target_end - target_at, NULL);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 2, item);
+    item = PyLong_FromLong(minor);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 3, item);
     PyBuffer_Release(&view);
     return answer;
 no:
@@ -197,31 +217,39 @@ no:
     Py_RETURN_NONE;
 fail:
     Py_XDECREF(headers);
+    Py_XDECREF(answer);
     PyBuffer_Release(&view);
     return NULL;
 }
 
-/* The framing field names of a response, lower case (_FAST_FRAMING's alternation). */
-static const char *const FRAMING_NAMES[] = {
-    "content-length", "transfer-encoding", "connection",
-    "set-cookie",     "keep-alive",        "proxy-connection",
-};
+/* Whether a response field name is one framing depends on (_FAST_FRAMING's
+ * alternation, any ASCII case): Content-Length, Transfer-Encoding, Connection,
+ * Set-Cookie, Keep-Alive, Proxy-Connection. */
+static int same_lowered(const unsigned char *name, const char *want, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (LOWER[name[i]] != (unsigned char)want[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static int is_framing_name(const unsigned char *name, Py_ssize_t size)
 {
-    for (size_t k = 0; k < sizeof(FRAMING_NAMES) / sizeof(FRAMING_NAMES[0]); k++) {
-        const char *want = FRAMING_NAMES[k];
-        Py_ssize_t i;
-        if ((Py_ssize_t)strlen(want) != size) {
-            continue;
-        }
-        for (i = 0; i < size && LOWER[name[i]] == (unsigned char)want[i]; i++) {
-        }
-        if (i == size) {
-            return 1;
-        }
+    switch (size) {
+    case 10:
+        return same_lowered(name, "connection", 10) || same_lowered(name, "set-cookie", 10)
+               || same_lowered(name, "keep-alive", 10);
+    case 14:
+        return same_lowered(name, "content-length", 14);
+    case 16:
+        return same_lowered(name, "proxy-connection", 16);
+    case 17:
+        return same_lowered(name, "transfer-encoding", 17);
+    default:
+        return 0;
     }
-    return 0;
 }
 
 /* scan_response(buf, start, stop) -> (end, framing) | None
@@ -239,7 +267,7 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
     Py_ssize_t start, stop, p, q, lines = 0, found = 0, i;
     Py_ssize_t names[MAX_RESPONSE_LINES], colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
     const unsigned char *b;
-    PyObject *framing = NULL, *answer;
+    PyObject *framing = NULL, *answer, *end;
     (void)module;
 
     if (parse_args(args, nargs, "scan_response", &view, &start, &stop) < 0) {
@@ -289,7 +317,15 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
         }
         PyList_SET_ITEM(framing, i, field);
     }
-    answer = Py_BuildValue("(nN)", p + 4, framing);
+    answer = PyTuple_New(2);
+    end = PyLong_FromSsize_t(p + 4);
+    if (answer == NULL || end == NULL) {
+        Py_XDECREF(answer);
+        Py_XDECREF(end);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 0, end);
+    PyTuple_SET_ITEM(answer, 1, framing);
     PyBuffer_Release(&view);
     return answer;
 no:
@@ -310,9 +346,12 @@ static PyMethodDef METHODS[] = {
 };
 
 static struct PyModuleDef MODULE = {
-    PyModuleDef_HEAD_INIT, "lb.wire._headscan",
-    "The quick pass of lb's HTTP head parsers, in C (see lb.wire.http, lb.wire.response_head).",
-    -1, METHODS,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lb.wire._headscan",
+    .m_doc = "The quick pass of lb's HTTP head parsers, in C (see lb.wire.http, "
+             "lb.wire.response_head).",
+    .m_size = -1,
+    .m_methods = METHODS,
 };
 
 PyMODINIT_FUNC PyInit__headscan(void)

@@ -491,9 +491,10 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     after the head is looked at, so once a buffer is decided (a head, 400 or 431)
     every longer buffer that starts with it is decided the same way.
 
-    A usual head is parsed by one possessive regex match of the buffer's bytes
-    (its end, control bytes, request line and header lines in one pass) and one
-    findall of its fields; any other head (a bad one, unusual Content-Length or
+    A usual head is parsed by one quick pass over the buffer's bytes (its end,
+    control bytes, request line and header lines: one possessive regex match and
+    one findall of its fields, or the compiled build's C scan, which answers the
+    same); any other head (a bad one, unusual Content-Length or
     Transfer-Encoding lines) by the full check, which gives the reason.
 
     This is a one-shot scan: a caller that calls it again after every read of a
