@@ -34,6 +34,7 @@ COMPILED = [
     "lb/extract/builtin.py",
     "lb/extract/chain.py",
     "lb/routing/route.py",
+    "lb/routing/keyring_slot.py",
     "lb/clock.py",
     "lb/node/http_state.py",
     "lb/node/http_response.py",

@@ -41,8 +41,9 @@ from lb.node.siblings import Siblings
 from lb.node.sockets import fit_to_descriptors
 from lb.node.splice import Endpoint
 from lb.node.timer import RESOLUTION, Timer
-from lb.routing.cookie import CookieKeyring, KeyringSlot
+from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
+from lb.routing.keyring_slot import KeyringSlot
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr

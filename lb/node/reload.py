@@ -25,8 +25,9 @@ from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.peers import Peers
 from lb.node.replication import Replication
-from lb.routing.cookie import CookieKeyring, KeyringSlot
+from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
+from lb.routing.keyring_slot import KeyringSlot
 from lb.routing.route import Router
 
 log = structlog.get_logger("lb.node")

@@ -20,7 +20,6 @@ __all__ = [
     "MAX_EXPIRES",
     "MAX_VALUE_LENGTH",
     "CookieKeyring",
-    "KeyringSlot",
     "derive_key",
     "key_id_of",
     "set_cookie_header_value",
@@ -171,17 +170,3 @@ def set_cookie_header_value(name: str, value: str, *, max_age: int, secure: bool
     if secure:
         header += "; Secure"
     return header
-
-
-class KeyringSlot:
-    """The keyring home cookies are checked with now. The extractors keep the slot; a
-    reload that renews the secrets puts the new keyring in it (``keyring``)."""
-
-    __slots__ = ("keyring",)
-
-    def __init__(self, keyring: CookieKeyring) -> None:
-        self.keyring = keyring
-
-    def verify(self, value: str, now: float) -> str | None:
-        """``keyring.verify``: the node a valid, unexpired cookie value names, else None."""
-        return self.keyring.verify(value, now)
