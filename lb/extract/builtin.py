@@ -94,7 +94,7 @@ class HomeCookieExtractor:
     def extract(self, seen: Seen) -> Identifier | Verdict:
         if seen.http is None:
             return Verdict.NO_MATCH
-        value = seen.http.cookies().get(self.cookie_name)
+        value = seen.http.cookie(self.cookie_name)
         if not value:
             return Verdict.NO_MATCH
         keyring = self.keyring
@@ -225,7 +225,7 @@ class AppCookieExtractor:
     def extract(self, seen: Seen) -> Identifier | Verdict:
         if seen.http is None:
             return Verdict.NO_MATCH
-        value = seen.http.cookies().get(self.cookie_name)
+        value = seen.http.cookie(self.cookie_name)
         if not value:
             return Verdict.NO_MATCH
         return Identifier("cookie", f"{self.cookie_name}={value}", "directory")

@@ -153,6 +153,20 @@ class RequestHead:
                 found[name] = val.strip(" \t")
         return found
 
+    def cookie(self, name: str) -> str | None:
+        """``cookies().get(name)`` without building the dict: the value of the first
+        pair called ``name`` (a token) in the Cookie headers, as sent; None if none."""
+        if not name or (not (name.isalnum() and name.isascii()) and _TOKEN.fullmatch(name) is None):
+            return None  # cookies() keeps token names only
+        for key, value in self.headers:
+            if len(key) != 6 or key.lower() != "cookie" or name not in value:
+                continue
+            for pair in value.split(";"):
+                pair_name, eq, pair_value = pair.partition("=")
+                if eq and pair_name.strip(" \t") == name:
+                    return pair_value.strip(" \t")
+        return None
+
     @property
     def path(self) -> str:
         """The path of the target: origin-form before ``?``, the path part of an

@@ -135,6 +135,36 @@ def test_cookies_from_all_headers_first_occurrence_wins_bad_pairs_skipped() -> N
     assert head.cookies() == {"a": "1", "b": "2", "d": "", "e": "5"}
 
 
+@pytest.mark.parametrize("name", ["a", "b", "c", "d", "e", "bad name", "", "x", "=4", "bad"])
+def test_one_cookie_is_what_cookies_holds(name: str) -> None:
+    data = (
+        b"GET / HTTP/1.1\r\n"
+        b"Cookie: a=1; b=2;c; =4; d=\r\n"
+        b"X-Other: a=9; x=1\r\n"
+        b"cookie: a=3; e = 5 ;bad name=6\r\n\r\n"
+    )
+    head = parse(data)
+    assert head is not None
+    assert head.cookie(name) == head.cookies().get(name)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Cookie", "cookie", "COOKIE", "X-Cookie", "Host"]),
+            st.text(alphabet=st.sampled_from(list('ab=; \t"xé,')), max_size=30),
+        ),
+        max_size=5,
+    ),
+    st.sampled_from(["a", "b", "ab", "a b", "", "é", "x"]),
+)
+def test_one_cookie_is_what_cookies_holds_for_any_fields(
+    fields: list[tuple[str, str]], name: str
+) -> None:
+    head = RequestHead("GET", "/", "HTTP/1.1", [(k, v.strip(" \t")) for k, v in fields], 20)
+    assert head.cookie(name) == head.cookies().get(name)
+
+
 def test_cookies_without_cookie_header() -> None:
     head = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert head is not None
