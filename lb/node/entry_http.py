@@ -30,7 +30,7 @@ from lb.node.accesslog import AccessLog
 from lb.node.app import AppConnector
 from lb.node.client import ClientEndpoint
 from lb.node.home import Home
-from lb.node.http_state import ROUTED, HttpClientState
+from lb.node.http_state import ROUTED, HttpClientState, HttpEntrySide
 from lb.node.metrics import Metrics
 from lb.node.peers import Peers
 from lb.node.registry import Registry
@@ -75,11 +75,10 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
 
 
-class HttpRouting:
+class HttpRouting(HttpEntrySide):
     """Per-request routing of HTTP services (a base class of Entry)."""
 
     # Entry's fields used here
-    name: str
     limits: Limits
     loop: asyncio.AbstractEventLoop
     router: Router

@@ -4,14 +4,16 @@
 an idle connection costs no dict); lb.node.http_client.HttpClient (the request
 side) and lb.node.http_response.ResponseSide (the response side) are its two
 halves of behaviour. `HttpEntrySide` is what a connection asks of the node's
-entry (lb.node.entry.Entry). No behaviour lives here.
+entry: a base class of lb.node.entry.Entry, which implements every method (not a
+Protocol: the compiled build calls a base class's methods through its method
+table, a Protocol's by attribute look-up). No behaviour lives here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final
 
 from lb.extract.api import Extractor, Identifier
 from lb.node.service import Service
@@ -55,37 +57,49 @@ MAX_RESPONSE_HEAD: Final = 65536
 PAUSE_BACKLOG: Final = 8  # pipelined bytes beyond the head limit wait for their turn
 
 
-class HttpEntrySide(Protocol):
-    """What an HTTP client connection asks of the node's entry side (lb.node.entry.Entry)."""
+class HttpEntrySide:
+    """What an HTTP client connection asks of the node's entry side: lb.node.entry.Entry
+    (through lb.node.entry_http.HttpRouting) implements every method."""
 
     name: str
     head_bytes: int
     local_active: int
     requests_done: int
+    now: Callable[[], float]  # the loop's clock
 
-    def admit(self, client: HttpClientState) -> bool: ...
+    def admit(self, client: HttpClientState) -> bool:
+        raise NotImplementedError
 
-    def release(self, client: HttpClientState) -> None: ...
+    def release(self, client: HttpClientState) -> None:
+        raise NotImplementedError
 
-    def head_started(self, client: HttpClientState) -> None: ...
+    def head_started(self, client: HttpClientState) -> None:
+        raise NotImplementedError
 
-    def head_done(self, client: HttpClientState) -> None: ...
+    def head_done(self, client: HttpClientState) -> None:
+        raise NotImplementedError
 
-    def count(self, name: str) -> None: ...
+    def count(self, name: str) -> None:
+        raise NotImplementedError
 
-    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
+    def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None:
+        raise NotImplementedError
 
     def decide(
         self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
-    ) -> Decision | None: ...
+    ) -> Decision | None:
+        raise NotImplementedError
 
     def upstream_for(
         self, client: HttpClientState, decision: Decision, fresh: bool = False
-    ) -> Upstream | None: ...
+    ) -> Upstream | None:
+        raise NotImplementedError
 
-    def retry(self, client: HttpClientState, failed: Decision) -> Decision | None: ...
+    def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
+        raise NotImplementedError
 
-    def request_head(self, client: HttpClientState, head: RequestHead) -> bytes: ...
+    def request_head(self, client: HttpClientState, head: RequestHead) -> bytes:
+        raise NotImplementedError
 
     def response_head(
         self,
@@ -95,7 +109,8 @@ class HttpEntrySide(Protocol):
         start: int,
         end: int,
         decision: Decision,
-    ) -> bytes | None: ...
+    ) -> bytes | None:
+        raise NotImplementedError
 
     def learn(
         self,
@@ -105,11 +120,11 @@ class HttpEntrySide(Protocol):
         source: str,
         home: str,
         release: Callable[[], None],
-    ) -> bool: ...
+    ) -> bool:
+        raise NotImplementedError
 
-    def now(self) -> float: ...
-
-    def request_done(self, client: HttpClientState, status: int) -> None: ...
+    def request_done(self, client: HttpClientState, status: int) -> None:
+        raise NotImplementedError
 
 
 class HttpClientState:
