@@ -17,7 +17,7 @@ from typing import Final
 
 from lb.extract.api import Extractor, Identifier
 from lb.node.service import Service
-from lb.node.upstream import Upstream
+from lb.node.upstream import Upstream, User
 from lb.routing.route import Decision
 from lb.wire import http1, response_head
 from lb.wire.forwarded import ForwardedHeaders
@@ -127,7 +127,7 @@ class HttpEntrySide:
         raise NotImplementedError
 
 
-class HttpClientState:
+class HttpClientState(User):
     """Every field of one HTTP client connection (see HttpClient for what they mean)."""
 
     __slots__ = (

@@ -9,7 +9,9 @@ service, bounded, idle ones closed after `limits.pool_idle_timeout`), so the nex
 request for that home, from any client, skips the connect or the NEW/VERIFIED
 round trip.
 
-The user of an upstream (lb.node.http_client.HttpClient) implements `User`.
+The user of an upstream (lb.node.http_client.HttpClient) implements `User`, a base
+class (not a Protocol, so the compiled build calls its methods through its method
+table, not by looking each name up).
 This module only moves bytes and keeps pools; it does not parse HTTP (lb.wire)
 or decide homes (lb.routing).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
 from mypy_extensions import mypyc_attr
 
@@ -33,18 +35,26 @@ POOL_MAX_IDLE = 256
 _CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)
 
 
-class User(Protocol):
-    """What an upstream reports to the request it carries."""
+class User:
+    """What an upstream reports to the request it carries (lb.node.http_state's
+    HttpClientState derives from it; HttpClient implements every method)."""
 
-    def upstream_data(self, data: bytes) -> None: ...
+    __slots__ = ()
 
-    def upstream_eof(self) -> None: ...
+    def upstream_data(self, data: bytes) -> None:
+        raise NotImplementedError
 
-    def upstream_lost(self, reason: int) -> None: ...
+    def upstream_eof(self) -> None:
+        raise NotImplementedError
 
-    def pause_client(self, reason: int) -> None: ...
+    def upstream_lost(self, reason: int) -> None:
+        raise NotImplementedError
 
-    def resume_client(self, reason: int) -> None: ...
+    def pause_client(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def resume_client(self, reason: int) -> None:
+        raise NotImplementedError
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # compiled builds: tests subclass it
