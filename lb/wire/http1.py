@@ -79,7 +79,8 @@ def request_framing(head: RequestHead) -> RequestFraming:
     ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); any coding
     besides ``chunked`` (say ``gzip, chunked``) is passed on as is.
     Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1):
-    400. Keep-alive and upgrade read the first Connection header.
+    400. Keep-alive and upgrade read the options of every Connection line, as
+    ``upstream_hop_by_hop`` does.
     """
     length = -1
     chunked = False
@@ -88,8 +89,8 @@ def request_framing(head: RequestHead) -> RequestFraming:
     for name, value in head.headers:
         size = len(name)
         if size == 10:
-            if connection is None and name.lower() == "connection":
-                connection = value
+            if name.lower() == "connection":  # every line: one list (RFC 9110 5.3)
+                connection = value if connection is None else connection + "," + value
         elif size == 14:
             if name.lower() == "content-length":
                 length = int(value.split(",")[0].strip(" \t"))

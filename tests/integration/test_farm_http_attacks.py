@@ -366,6 +366,26 @@ async def test_a_second_connection_line_cannot_name_lbs_forwarding_headers(
 
 
 @pytest.mark.parametrize("home", HOMES)
+async def test_a_close_on_a_second_connection_line_closes_the_connection(
+    farm: Farm, home: str
+) -> None:
+    """`Connection: keep-alive` then `Connection: close`: one list that holds close, so
+    lb answers and closes the client's connection, as it does for one line."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"GET /raw-head HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Connection: keep-alive\r\nConnection: close\r\n\r\n"
+        )
+        await conn.writer.drain()
+        reply = await read_reply(conn.reader)
+        assert reply.status == 200 and reply.node == home
+        assert await conn.reader.read() == b""  # closed after the answer
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_no_spelling_of_a_forwarding_header_from_a_client_reaches_the_application(
     farm: Farm, home: str
 ) -> None:

@@ -70,6 +70,10 @@ def test_ambiguous_request_framing_is_refused_by_the_head_scanner() -> None:
         (b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n", False),
         (b"GET / HTTP/1.0\r\n\r\n", False),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True),
+        # RFC 9110 5.3, 7.6.1: every Connection line is part of one list
+        (b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nConnection: x\r\nHost: h\r\nconnection: Close\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: te\r\nConnection: keep-alive\r\n\r\n", True),
     ],
 )
 def test_request_keeps_alive(raw: bytes, keeps: bool) -> None:
@@ -85,6 +89,10 @@ def test_request_keeps_alive(raw: bytes, keeps: bool) -> None:
         (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", False),
         (b"CONNECT h:443 HTTP/1.1\r\n\r\n", True),
         (b"GET / HTTP/1.1\r\n\r\n", False),
+        (
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: x\r\nConnection: upgrade\r\n\r\n",
+            True,
+        ),
     ],
 )
 def test_request_upgrade(raw: bytes, upgrade: bool) -> None:
