@@ -304,10 +304,13 @@ _Scanned = tuple[int, str, str, int, list[tuple[str, str]]]
 def _regex_scan_request(buf: _Buffer, pos: int, stop: int) -> _Scanned | None:
     """The quick pass's scan of ``buf[pos:stop]`` by two regexes (the pure build's; the
     compiled build's C pass, lb.wire._headscan.scan_request, answers the same): None
-    unless _FAST_HEAD matches there; the length is the index after the head's CRLFCRLF."""
+    unless _FAST_HEAD matches there; the length is the index after the head's CRLFCRLF.
+    A negative ``pos`` is 0, as re's match takes it (the method is sliced from ``pos``)."""
     match = _FAST_HEAD.match(buf, pos, stop)
     if match is None:
         return None
+    if pos < 0:
+        pos = 0
     length = match.end()
     text = (buf if length == len(buf) else buf[:length]).decode("latin-1")
     target_at, target_end = match.span(1)
