@@ -189,7 +189,7 @@ PIECES = [
     st.lists(st.sampled_from(PIECES), max_size=60),
     st.integers(-70, 700),
     st.integers(-70, 700),
-    st.sampled_from([b"", b"GET / HTTP/1.1", b"HTTP/1.1 200", b"\r\n"]),
+    st.sampled_from([b"", b"GET / HTTP/1.1", b"HTTP/1.1 200", b"\r\n", REQUEST, RESPONSE]),
 )
 def test_hostile_heads_at_any_bounds_answer_as_the_regex_does(
     pieces: list[bytes], pos: int, stop: int, lead: bytes
