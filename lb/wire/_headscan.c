@@ -113,6 +113,34 @@ static PyObject *pair(PyObject *first, PyObject *second)
     return tuple;
 }
 
+/* The list of (name, value) pairs of `n` recorded lines, each made by `make` (str or
+ * bytes), the value without its leading SP/HT; NULL with an exception set. */
+static PyObject *field_list(const unsigned char *b, const Py_ssize_t *names,
+                            const Py_ssize_t *colons, const Py_ssize_t *ends, Py_ssize_t n,
+                            PyObject *(*make)(const char *, Py_ssize_t))
+{
+    PyObject *fields = PyList_New(n);
+    if (fields == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t at = value_start(b, colons[i] + 1, ends[i]);
+        PyObject *field = pair(make((const char *)b + names[i], colons[i] - names[i]),
+                               make((const char *)b + at, ends[i] - at));
+        if (field == NULL) {
+            Py_DECREF(fields);
+            return NULL;
+        }
+        PyList_SET_ITEM(fields, i, field);
+    }
+    return fields;
+}
+
+static PyObject *latin1(const char *text, Py_ssize_t size)
+{
+    return PyUnicode_DecodeLatin1(text, size, NULL);
+}
+
 /* scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None
  *
  * The head _FAST_HEAD matches at buf[pos:stop]: a token method, SP, a target of
@@ -124,7 +152,7 @@ static PyObject *pair(PyObject *first, PyObject *second)
 static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
-    Py_ssize_t pos, stop, p, q, target_at, target_end, lines = 0, i;
+    Py_ssize_t pos, stop, p, q, target_at, target_end, lines = 0;
     Py_ssize_t names[MAX_REQUEST_LINES], colons[MAX_REQUEST_LINES], ends[MAX_REQUEST_LINES];
     const unsigned char *b;
     PyObject *headers = NULL, *answer = NULL, *item;
@@ -170,19 +198,9 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
         goto no;
     }
-    headers = PyList_New(lines);
+    headers = field_list(b, names, colons, ends, lines, latin1);
     if (headers == NULL) {
         goto fail;
-    }
-    for (i = 0; i < lines; i++) {
-        Py_ssize_t at = value_start(b, colons[i] + 1, ends[i]);
-        PyObject *field = pair(
-            PyUnicode_DecodeLatin1((const char *)b + names[i], colons[i] - names[i], NULL),
-            PyUnicode_DecodeLatin1((const char *)b + at, ends[i] - at, NULL));
-        if (field == NULL) {
-            goto fail;
-        }
-        PyList_SET_ITEM(headers, i, field);
     }
     answer = PyTuple_New(5);
     if (answer == NULL) {
@@ -264,7 +282,7 @@ static int is_framing_name(const unsigned char *name, Py_ssize_t size)
 static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
-    Py_ssize_t start, stop, p, q, lines = 0, found = 0, i;
+    Py_ssize_t start, stop, p, q, lines = 0, found = 0;
     Py_ssize_t names[MAX_RESPONSE_LINES], colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
     const unsigned char *b;
     PyObject *framing = NULL, *answer, *end;
@@ -303,19 +321,9 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
     if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
         goto no;
     }
-    framing = PyList_New(found);
+    framing = field_list(b, names, colons, ends, found, PyBytes_FromStringAndSize);
     if (framing == NULL) {
         goto fail;
-    }
-    for (i = 0; i < found; i++) {
-        Py_ssize_t at = value_start(b, colons[i] + 1, ends[i]);
-        PyObject *field = pair(
-            PyBytes_FromStringAndSize((const char *)b + names[i], colons[i] - names[i]),
-            PyBytes_FromStringAndSize((const char *)b + at, ends[i] - at));
-        if (field == NULL) {
-            goto fail;
-        }
-        PyList_SET_ITEM(framing, i, field);
     }
     answer = PyTuple_New(2);
     end = PyLong_FromSsize_t(p + 4);

@@ -25,17 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lb.wire import http, response_head
+from tests.unit.wire.test_headscan import _as_bytes
 
 headscan = pytest.importorskip("lb.wire._headscan", reason="the C pass is in the compiled build")
-
-
-def _as_bytes(answer: object) -> object:
-    """An answer with every bytearray as bytes (re gives bytearray slices of a bytearray)."""
-    if isinstance(answer, bytearray):
-        return bytes(answer)
-    if isinstance(answer, (tuple, list)):
-        return type(answer)(_as_bytes(item) for item in answer)
-    return answer
 
 
 def _outcome(function: Callable[..., object], *args: object) -> object:
