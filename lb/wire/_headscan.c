@@ -85,6 +85,18 @@ static inline Py_ssize_t run_of(const unsigned char *b, Py_ssize_t p, Py_ssize_t
     return p;
 }
 
+/* The ':' that ends the name of a header line starting at p (CRLF, a token, ':'),
+ * or -1 if no header line starts there. */
+static inline Py_ssize_t field_colon(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop)
+{
+    Py_ssize_t q;
+    if (stop - p < 3 || b[p] != '\r' || b[p + 1] != '\n' || !TCHAR[b[p + 2]]) {
+        return -1;
+    }
+    q = run_of(b, p + 2, stop, TCHAR);
+    return q < stop && b[q] == ':' ? q : -1;
+}
+
 /* A field's value: from after the ':' at `at` past leading SP/HT, to `end`. */
 static inline Py_ssize_t value_start(const unsigned char *b, Py_ssize_t at, Py_ssize_t end)
 {
@@ -178,11 +190,8 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
     p += 9;
     while (lines < MAX_REQUEST_LINES) {
         /* one header line, or the repetition ends where this one fails */
-        if (stop - p < 3 || b[p] != '\r' || b[p + 1] != '\n' || !TCHAR[b[p + 2]]) {
-            break;
-        }
-        q = run_of(b, p + 2, stop, TCHAR);
-        if (q >= stop || b[q] != ':') {
+        q = field_colon(b, p, stop);
+        if (q < 0) {
             break;
         }
         names[lines] = p + 2;
@@ -303,11 +312,8 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
         p = run_of(b, p + 1, stop, VCHAR);
     }
     while (lines < MAX_RESPONSE_LINES) {
-        if (stop - p < 3 || b[p] != '\r' || b[p + 1] != '\n' || !TCHAR[b[p + 2]]) {
-            break;
-        }
-        q = run_of(b, p + 2, stop, TCHAR);
-        if (q >= stop || b[q] != ':') {
+        q = field_colon(b, p, stop);
+        if (q < 0) {
             break;
         }
         lines++;

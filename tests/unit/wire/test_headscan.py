@@ -10,6 +10,8 @@ meet in every order), and valid heads with one byte changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,24 +85,21 @@ def test_any_bytes_scan_alike(data: bytes, pos: int, stop: int) -> None:
     _same_response(data, pos, stop)
 
 
+@pytest.mark.parametrize(
+    ("pieces_of", "same"),
+    [(REQUEST_PIECES, _same_request), (RESPONSE_PIECES, _same_response)],
+    ids=["request", "response"],
+)
 @settings(max_examples=3000)
-@given(st.lists(st.sampled_from(REQUEST_PIECES), max_size=40), st.data())
-def test_request_heads_of_head_pieces_scan_alike(pieces: list[bytes], data: st.DataObject) -> None:
-    head = b"".join(pieces)
-    stop = data.draw(st.integers(0, len(head) + 2))
-    pos = data.draw(st.integers(0, 4))
-    _same_request(head, 0, len(head))
-    _same_request(head, pos, stop)
-
-
-@settings(max_examples=3000)
-@given(st.lists(st.sampled_from(RESPONSE_PIECES), max_size=40), st.data())
-def test_response_heads_of_head_pieces_scan_alike(pieces: list[bytes], data: st.DataObject) -> None:
-    head = b"".join(pieces)
+@given(data=st.data())
+def test_heads_of_head_pieces_scan_alike(
+    pieces_of: list[bytes], same: Callable[[bytes, int, int], None], data: st.DataObject
+) -> None:
+    head = b"".join(data.draw(st.lists(st.sampled_from(pieces_of), max_size=40)))
     stop = data.draw(st.integers(0, len(head) + 2))
     start = data.draw(st.integers(0, 4))
-    _same_response(head, 0, len(head))
-    _same_response(head, start, stop)
+    same(head, 0, len(head))
+    same(head, start, stop)
 
 
 # the bytes a head's grammar turns on, more often than the rest
