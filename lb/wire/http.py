@@ -50,10 +50,12 @@ _Buffer = bytes | bytearray
 # Header names that later steps act on, lower-cased, by what a head holding one needs:
 # a Connection to take the client's options off (lb.wire.http1.upstream_hop_by_hop);
 # a field naming a client or protocol, in any '-'/'_' spelling, to rewrite
-# (lb.wire.forwarded); Content-Length / Transfer-Encoding spelled with '_', to drop.
+# (lb.wire.forwarded); Content-Length / Transfer-Encoding spelled with '_', to drop;
+# Keep-Alive / Proxy-Connection (hop-by-hop without a Connection line), to drop.
 _CONNECTION_FIELD: Final = 1
 _FORWARDED_FIELD: Final = 2
 _UNDERSCORE_FRAMING_FIELD: Final = 3
+_HOP_FIELD: Final = 4
 
 
 def _spellings(name: str) -> list[str]:
@@ -68,11 +70,13 @@ _NOTABLE_FIELDS: Final[dict[str, int]] = {
     "connection": _CONNECTION_FIELD,
     "content_length": _UNDERSCORE_FRAMING_FIELD,
     "transfer_encoding": _UNDERSCORE_FRAMING_FIELD,
+    "keep-alive": _HOP_FIELD,
+    "proxy-connection": _HOP_FIELD,
 }
 for _name in ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"):
     _NOTABLE_FIELDS.update(dict.fromkeys(_spellings(_name), _FORWARDED_FIELD))
-# their lengths, for a quick test of each name: 9, 10, 14, 15, 17
-assert {len(name) for name in _NOTABLE_FIELDS} == {9, 10, 14, 15, 17}
+# their lengths, for a quick test of each name: 9, 10, 14, 15, 16, 17
+assert {len(name) for name in _NOTABLE_FIELDS} == {9, 10, 14, 15, 16, 17}
 
 
 def list_tokens(value: str) -> list[str]:
@@ -100,6 +104,8 @@ class RequestHead:
     any '-' spelled '_') is among ``headers``."""
     has_underscore_framing: bool
     """A ``Content_Length`` or ``Transfer_Encoding`` field (any case) is among ``headers``."""
+    has_hop_fields: bool
+    """A ``Keep-Alive`` or ``Proxy-Connection`` field (any case) is among ``headers``."""
 
     def __init__(
         self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
@@ -110,10 +116,10 @@ class RequestHead:
         self.headers = headers
         self.length = length
         # one look at each name here saves a search of the head's bytes per step later
-        connection = forwarded = underscore_framing = False
+        connection = forwarded = underscore_framing = hop = False
         for name, _ in headers:
             size = len(name)
-            if size == 9 or size == 10 or size == 14 or size == 15 or size == 17:
+            if 14 <= size <= 17 or size == 9 or size == 10:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
                 if kind == _CONNECTION_FIELD:
                     connection = True
@@ -121,9 +127,12 @@ class RequestHead:
                     forwarded = True
                 elif kind == _UNDERSCORE_FRAMING_FIELD:
                     underscore_framing = True
+                elif kind == _HOP_FIELD:
+                    hop = True
         self.has_connection = connection
         self.has_forwarded_fields = forwarded
         self.has_underscore_framing = underscore_framing
+        self.has_hop_fields = hop
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

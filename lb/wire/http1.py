@@ -338,30 +338,32 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     The client's Connection options are the client's (RFC 9110 7.6.1): a
     ``close`` must not close a pooled upstream, and options naming other fields
     (``Connection: keep-alive, X-Forwarded-For``) must not make a hop behind lb
-    drop what lb added. So the Connection / Keep-Alive / Proxy-Connection lines
-    go unless they say no more than ``keep-alive`` (the usual browser head, sent
-    as is), all Connection lines together (one list, RFC 9110 5.3: a second line
-    names options as well as the first); an upgrade request keeps exactly
-    ``Connection: upgrade``. Fields spelled ``Transfer_Encoding`` /
-    ``Content_Length`` are dropped (nginx drops every underscore name by default):
+    drop what lb added. So the Connection lines go unless they say no more than
+    ``keep-alive`` (the usual browser head, sent as is), all Connection lines
+    together (one list, RFC 9110 5.3: a second line names options as well as the
+    first); an upgrade request keeps exactly ``Connection: upgrade``. Keep-Alive and
+    Proxy-Connection lines always go (hop-by-hop: RFC 9110 7.6.1, RFC 9112 C.2.2;
+    nginx drops them too). Fields spelled ``Transfer_Encoding`` / ``Content_Length``
+    are dropped (nginx drops every underscore name by default):
     a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
     """
     if head.has_underscore_framing:
         lines = raw.split(b"\r\n")
         kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]
         raw = b"\r\n".join(kept)
-    if not head.has_connection:
+    if not head.has_connection and not head.has_hop_fields:
         return raw
     # every Connection line: RFC 9110 5.3, the lines of one field are one list
     tokens: set[str] = set()
     for name, value in head.headers:
         if len(name) == 10 and name.lower() == "connection":
             tokens.update(list_tokens(value))
+    as_sent = not head.has_hop_fields  # Keep-Alive / Proxy-Connection lines go in any case
     if upgrade and head.method != "CONNECT":
-        if tokens == {"upgrade"}:
+        if tokens == {"upgrade"} and as_sent:
             return raw
         return with_header(without_connection_headers(raw), b"Connection: upgrade\r\n")
-    if tokens <= {"keep-alive"}:
+    if tokens <= {"keep-alive"} and as_sent:
         return raw
     stripped = without_connection_headers(raw)
     if head.version != "HTTP/1.1" and "keep-alive" in tokens and "close" not in tokens:

@@ -366,6 +366,32 @@ async def test_a_second_connection_line_cannot_name_lbs_forwarding_headers(
 
 
 @pytest.mark.parametrize("home", HOMES)
+async def test_keep_alive_and_proxy_connection_lines_stay_with_the_client(
+    farm: Farm, home: str
+) -> None:
+    """Keep-Alive and Proxy-Connection are hop-by-hop: they do not reach the application,
+    with or without a Connection line, on a fresh and on a pooled upstream."""
+    heads = [
+        b"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n",
+        b"Connection: keep-alive\r\nkeep-alive: timeout=5, max=100\r\n",
+    ]
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        for extra in heads:
+            conn.writer.write(
+                b"GET /raw-head HTTP/1.1\r\nHost: x\r\n" + _cookie(farm, home).encode() + extra
+                + b"\r\n"
+            )  # fmt: skip
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 200 and reply.node == home
+            names = {name.lower() for name, _ in _fields(reply.body)}
+            assert not names & {"keep-alive", "proxy-connection"}, reply.body
+            assert "host" in names  # the echo is the head the application got
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_a_close_on_a_second_connection_line_closes_the_connection(
     farm: Farm, home: str
 ) -> None:

@@ -316,6 +316,7 @@ _FORWARDED_LINE = re.compile(
     rb"\r\n(?:x[-_]forwarded[-_]for|x[-_]forwarded[-_]proto|forwarded|x[-_]real[-_]ip):", re.I
 )
 _UNDERSCORE_FRAMING_LINE = re.compile(rb"\r\n(?:transfer_encoding|content_length):", re.I)
+_HOP_LINE = re.compile(rb"\r\n(?:keep-alive|proxy-connection):", re.I)
 _NOTABLE_NAMES = [
     *(
         "".join(sep if c == "-" else c for c in name)
@@ -324,6 +325,7 @@ _NOTABLE_NAMES = [
     ),
     *("X_Forwarded-For", "x-FORWARDED_proto", "X-Real_IP", "Forwarded-For", "X-Forwarded"),
     *("Connection", "CONNECTION", "Connections", "Proxy-Connection", "Keep-Alive"),
+    *("keep-ALIVE", "Keep_Alive", "proxy-connection", "Proxy-Connections", "Keep-Alives"),
     *("Transfer_Encoding", "content_LENGTH", "Content_Lengths", "Host", "Cookie", "Accept"),
 ]
 
@@ -340,6 +342,7 @@ def test_what_a_head_holds_is_what_a_search_of_its_bytes_finds(
     assert head.has_connection == (_CONNECTION_LINE.search(raw) is not None)
     assert head.has_forwarded_fields == (_FORWARDED_LINE.search(raw) is not None)
     assert head.has_underscore_framing == (_UNDERSCORE_FRAMING_LINE.search(raw) is not None)
+    assert head.has_hop_fields == (_HOP_LINE.search(raw) is not None)
 
 
 def test_what_a_head_holds_in_every_spelling() -> None:
@@ -350,8 +353,10 @@ def test_what_a_head_holds_in_every_spelling() -> None:
     head = parse(b"GET / HTTP/1.1\r\nconnection: close\r\nTRANSFER_encoding: x\r\n\r\n")
     assert head is not None and head.has_connection and head.has_underscore_framing
     head = parse(b"GET / HTTP/1.1\r\nX-Forwarded-Host: a\r\nKeep-Alive: 5\r\n\r\n")
-    assert head is not None
+    assert head is not None and head.has_hop_fields
     assert not (head.has_connection or head.has_forwarded_fields or head.has_underscore_framing)
+    head = parse(b"GET / HTTP/1.1\r\nPROXY-connection: x\r\n\r\n")
+    assert head is not None and head.has_hop_fields
 
 
 def test_empty_buffer_needs_more() -> None:

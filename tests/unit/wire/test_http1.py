@@ -292,6 +292,34 @@ def test_header_rewrites() -> None:
             False,
             b"\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
         ),
+        # Keep-Alive and Proxy-Connection are hop-by-hop (RFC 9110 7.6.1, RFC 9112 C.2.2):
+        # they go, with or without a Connection line that names them
+        (
+            b"GET / HTTP/1.1\r\nKeep-Alive: timeout=5\r\nHost: h\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nProxy-Connection: keep-alive\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nConnection: keep-alive\r\nkeep-alive: timeout=5\r\n\r\n",
+            False,
+            b"GET / HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nKeep-Alive: max=9\r\n\r\n",
+            False,
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+            b"Proxy-Connection: x\r\n\r\n",
+            True,
+            b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
         # underscore spellings of framing fields are dropped
         (
             b"GET / HTTP/1.1\r\nTransfer_Encoding: chunked\r\ncontent_length: 7\r\n"
