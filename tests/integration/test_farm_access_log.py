@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from tests.support.farm import Farm, http_request, open_conn, read_response, request_bytes
-from tests.support.wait import eventually
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
         assert any(rec.get("status") == 400 for rec in found.values()), found
         return found
 
-    found = eventually(lines, timeout=5, what="access lines in a's log")
+    found = eventually_passes(lines, timeout=5, what="access lines in a's log")
     own, fwd, new = found["/acc/own"], found["/acc/fwd"], found["/acc/new"]
     assert (own["entry"], own["home"], own["status"], own["method"]) == ("a", "a", 200, "GET")
     assert (fwd["entry"], fwd["home"], fwd["status"]) == ("a", "b", 200)
