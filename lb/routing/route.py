@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, source_key
+from lb.routing.keyring_slot import KeyringSlot
 from lb.routing.maglev import MaglevTable
 from lb.routing.memory import DEFAULT_HOLD, PlacementMemory
 from lb.routing.placement import (
@@ -41,9 +42,8 @@ REASONS: tuple[str, ...] = (
     "retry",
 )
 MAX_CACHED_TABLES = 4
-# distinct decisions and verified home cookie values kept; past that, all are dropped
+# distinct decisions kept; past that, all are dropped
 MAX_CACHED_DECISIONS = 1024
-MAX_CACHED_COOKIES = 4096
 
 # A client's address -> its source (parsing an address costs more than the placement)
 _source_of = functools.lru_cache(maxsize=4096)(source_key)
@@ -107,9 +107,9 @@ class Router:
         # decisions are immutable and few: one object per distinct answer is shared
         # (building a frozen dataclass costs more than the rest of a routing)
         self._decisions: dict[tuple[str, bool, bool, str], Decision] = {}
-        # home cookie value -> (node, expires) as the keyring verified it: a look-up
-        # here costs less than a call into the (interpreted) keyring, even a cached one
-        self._cookies: dict[str, tuple[str, int]] = {}
+        # home cookie values as the keyring verified them, remembered (a look-up costs
+        # less than a call into the interpreted keyring, even a cached one)
+        self._cookies = KeyringSlot(keyring)
 
     @property
     def keyring(self) -> CookieKeyring:
@@ -139,7 +139,7 @@ class Router:
         if identifier is not None:
             placement = identifier.placement
             if placement == "home-cookie":
-                node = self._cookie_home(identifier.value, now)
+                node = self._cookies.verify(identifier.value, now)
                 if node is not None:
                     if node in view.live and node not in view.rehomed:
                         return self._decision(node, node == view.self_name, False, "home-cookie")
@@ -225,19 +225,6 @@ class Router:
         if home in view.live and home not in view.rehomed:
             return self._decision(home, home == view.self_name, False, "directory")
         return self._place(view, now, salt, client, "directory-rehomed")
-
-    def _cookie_home(self, value: str, now: float) -> str | None:
-        """The node a home cookie value names, as ``keyring.verify`` answers it."""
-        verified = self._cookies.get(value)
-        if verified is None:
-            verified = self._keyring.verify_until(value, now)
-            if verified is None:
-                return None
-            if len(self._cookies) >= MAX_CACHED_COOKIES:
-                self._cookies.clear()
-            self._cookies[value] = verified
-        node, expires = verified
-        return node if expires > now else None
 
     def _decision(self, home: str, local: bool, new_session: bool, reason: str) -> Decision:
         """The Decision with these fields, shared by the routings that answer it."""
