@@ -18,30 +18,29 @@ import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
-from lb.wire.http import RequestHead
+from lb.wire.http import FORWARDING_HEADERS, REWRITTEN_HEADERS, VOUCHED_HEADERS, RequestHead
 
 __all__ = [
     "FORWARDING_HEADERS",
+    "REWRITTEN_HEADERS",
+    "VOUCHED_HEADERS",
     "ForwardedHeaders",
     "TrustedProxies",
     "forwarded_headers",
     "forwarded_node",
 ]
 
-FORWARDING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
-"""The request headers that speak of the client's address or scheme (lower case)."""
-
 _Buffer = bytes | bytearray
 
 
-_KIND_XFF, _KIND_XFP, _KIND_FWD, _KIND_REAL = range(4)
+_KIND_XFF, _KIND_XFP, _KIND_FWD, _KIND_VOUCHED = range(4)
 _KIND = {
     b"x-forwarded-for": _KIND_XFF,
     b"x-forwarded-proto": _KIND_XFP,
     b"forwarded": _KIND_FWD,
-    b"x-real-ip": _KIND_REAL,
+    **{name.encode("ascii"): _KIND_VOUCHED for name in VOUCHED_HEADERS},
 }
-_FIRST = frozenset(b"XxFf")
+_FIRST = frozenset(b"".join(name[:1] + name[:1].upper() for name in _KIND))  # first bytes
 _PROTOS = ("http", "https")
 
 
@@ -63,8 +62,9 @@ class ForwardedHeaders:
     """Rewrites the request heads of one client connection.
 
     ``trusted`` says the immediate client is a proxy of ``trusted_proxies``. For
-    an untrusted client every X-Forwarded-For, X-Forwarded-Proto, Forwarded and
-    X-Real-IP it sent is removed, then lb appends::
+    an untrusted client every header of FORWARDING_HEADERS it sent is removed
+    (X-Forwarded-For, X-Forwarded-Proto, Forwarded, and the VOUCHED_HEADERS:
+    X-Real-IP, X-Forwarded-Host, True-Client-IP, ...), then lb appends::
 
         X-Forwarded-For: <client>
         X-Forwarded-Proto: <proto>
@@ -73,8 +73,8 @@ class ForwardedHeaders:
     For a trusted one its X-Forwarded-For and Forwarded values are kept as the
     start of one chain each (several lines joined with ", ", in order) that lb's
     element ends; its X-Forwarded-Proto (the original scheme, as the proxy saw
-    it) and X-Real-IP stay as sent, and X-Forwarded-Proto is added only when it
-    sent none. Their underscore spellings (``X_Forwarded_For``: one header to
+    it) and the VOUCHED_HEADERS stay as sent, and X-Forwarded-Proto is added only
+    when it sent none. Their underscore spellings (``X_Forwarded_For``: one header to
     a CGI-style server) are removed from every client. ValueError if
     ``client_ip`` is not an IP or ``proto`` is not http or https.
     """
@@ -90,7 +90,7 @@ class ForwardedHeaders:
         self._xff = ip.encode("ascii")
         self._fwd = f"for={node};proto={proto}".encode("ascii")
         self._proto_line = f"X-Forwarded-Proto: {proto}\r\n".encode("ascii")
-        # the common case: appended to a head without any of the four headers
+        # the common case: appended to a head without any FORWARDING_HEADERS
         self._tail = (
             b"X-Forwarded-For: "
             + self._xff
@@ -108,12 +108,12 @@ class ForwardedHeaders:
         the next request) are the caller's to send as they are.
         """
         end = start + head.length - 2  # the empty line's CRLF: headers go before it
-        if not head.has_forwarded_fields:  # the common case: none of the four
+        if not head.has_forwarded_fields:  # the common case: no FORWARDING_HEADERS
             return b"".join((raw[start:end], self._tail))
         return self._slow(raw, start, end)
 
     def _slow(self, raw: _Buffer, start: int, end: int) -> bytes:
-        """The head has at least one of the four headers: rebuilt line by line."""
+        """The head has at least one of FORWARDING_HEADERS: rebuilt line by line."""
         trusted = self.trusted
         lines = bytes(raw[start:end]).split(b"\r\n")  # the last item is b"" (a CRLF ends it)
         kept: list[bytes] = []

@@ -47,6 +47,29 @@ _TOKEN_BYTES = re.compile(TCHAR + rb"*")
 _Buffer = bytes | bytearray
 
 
+REWRITTEN_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "forwarded")
+"""The request headers lb writes itself, for every request (lower case)."""
+
+VOUCHED_HEADERS = (
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+)
+"""Request headers an application may trust to name the client or the request as the
+client sent it (its address, host, port, path prefix, scheme), when a proxy in front
+of it vouches for them: lb does not write them; it passes them on from a trusted
+proxy only (lower case)."""
+
+FORWARDING_HEADERS = REWRITTEN_HEADERS + VOUCHED_HEADERS
+"""Every request header that speaks of the client or the request as the client sent
+it, which a client that is not a trusted proxy could forge (lower case)."""
+
 # Header names that later steps act on, lower-cased, by what a head holding one needs:
 # a Connection to take the client's options off (lb.wire.http1.upstream_hop_by_hop);
 # a field naming a client or protocol, in any '-'/'_' spelling, to rewrite
@@ -73,10 +96,10 @@ _NOTABLE_FIELDS: Final[dict[str, int]] = {
     "keep-alive": _HOP_FIELD,
     "proxy-connection": _HOP_FIELD,
 }
-for _name in ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"):
+for _name in FORWARDING_HEADERS:
     _NOTABLE_FIELDS.update(dict.fromkeys(_spellings(_name), _FORWARDED_FIELD))
-# their lengths, for a quick test of each name: 9, 10, 14, 15, 16, 17
-assert {len(name) for name in _NOTABLE_FIELDS} == {9, 10, 14, 15, 16, 17}
+# their lengths, for a quick test of each name: 9 to 18 but 12 and 13
+assert {len(name) for name in _NOTABLE_FIELDS} == set(range(9, 19)) - {12, 13}
 
 
 def list_tokens(value: str) -> list[str]:
@@ -100,8 +123,8 @@ class RequestHead:
     has_connection: bool
     """A Connection field is among ``headers``."""
     has_forwarded_fields: bool
-    """An X-Forwarded-For, X-Forwarded-Proto, Forwarded or X-Real-IP field (any case,
-    any '-' spelled '_') is among ``headers``."""
+    """A field of FORWARDING_HEADERS (X-Forwarded-For, Forwarded, X-Real-IP, ...;
+    any case, any '-' spelled '_') is among ``headers``."""
     has_underscore_framing: bool
     """A ``Content_Length`` or ``Transfer_Encoding`` field (any case) is among ``headers``."""
     has_hop_fields: bool
@@ -119,7 +142,7 @@ class RequestHead:
         connection = forwarded = underscore_framing = hop = False
         for name, _ in headers:
             size = len(name)
-            if 14 <= size <= 17 or size == 9 or size == 10:
+            if 9 <= size <= 18 and size != 12 and size != 13:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
                 if kind == _CONNECTION_FIELD:
                     connection = True

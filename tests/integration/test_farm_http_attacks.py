@@ -278,11 +278,8 @@ async def test_underscore_forwarding_headers_are_removed(farm: Farm) -> None:
         )
         await conn.close()
     assert reply.status == 200
-    names = {"x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"}
     spoofed = [
-        (name, value)
-        for name, value in _fields(reply.body)
-        if "_" in name and name.lower().replace("_", "-") in names
+        (name, value) for name, value in _fields(reply.body) if "_" in name and _spoofable(name)
     ]
     assert not spoofed, f"the application got {spoofed} from an untrusted client"
 
@@ -335,11 +332,18 @@ def _assert_no_forwarding_option(body: bytes) -> None:
     assert "x-forwarded-for" not in options and "forwarded" not in options, body
 
 
+# what an application may trust to name the client, or the request as the client sent
+# it, when the proxy in front of it vouches for it
+_FORWARDING_NAMES = {
+    *("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip", "x-client-ip"),
+    *("client-ip", "true-client-ip", "x-forwarded-host", "x-forwarded-port"),
+    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl"),
+}
+
+
 def _spoofable(name: str) -> bool:
-    """A name an application may read as a forwarding header or as framing: any case,
-    any '-' spelled '_'."""
-    lowered = name.lower().replace("_", "-")
-    return lowered in {"x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip"}
+    """A name an application may read as a forwarding header: any case, any '-' spelled '_'."""
+    return name.lower().replace("_", "-") in _FORWARDING_NAMES
 
 
 @pytest.mark.parametrize("home", HOMES)
@@ -416,14 +420,19 @@ async def test_no_spelling_of_a_forwarding_header_from_a_client_reaches_the_appl
     farm: Farm, home: str
 ) -> None:
     """Every spelling an application may read as X-Forwarded-For, X-Forwarded-Proto,
-    Forwarded or X-Real-IP (any case, '-' or '_'), and the '_' spellings of the framing
-    fields, from an untrusted client: pipelined heads in one write, HTTP/1.0 and 1.1.
+    Forwarded, X-Real-IP, X-Forwarded-Host, True-Client-IP and their kin (any case, '-'
+    or '_'; an application behind a proxy trusts them: a forged X-Forwarded-Host poisons
+    the links it builds), and the '_' spellings of the framing fields, from an untrusted
+    client: pipelined heads in one write, HTTP/1.0 and 1.1.
     The application sees lb's X-Forwarded-For, X-Forwarded-Proto and Forwarded once
     each, naming the client, and none of what the client sent."""
     spellings = [
         "X-Forwarded-For", "x_forwarded_for", "X_FORWARDED-FOR", "x-Forwarded_for",
         "X-Forwarded-Proto", "X_Forwarded_Proto", "x-forwarded_PROTO",
         "Forwarded", "FORWARDED", "X-Real-IP", "x_real_ip", "X-REAL_ip",
+        "X-Forwarded-Host", "x_forwarded_host", "X-Forwarded-Port", "X-FORWARDED-PREFIX",
+        "X-Forwarded-Server", "x-forwarded_ssl", "X-Client-IP", "Client-IP", "true_client_ip",
+        "True-Client-IP",
     ]  # fmt: skip
     heads = []
     for i, name in enumerate(spellings):

@@ -50,14 +50,16 @@ def test_ipv6_is_quoted_and_bracketed_in_forwarded_only() -> None:
 def test_untrusted_client_values_are_removed_in_any_case() -> None:
     raw = (
         b"GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-for: 6.6.6.6\r\nX-FORWARDED-PROTO: https\r\n"
-        b"Forwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Host: kept\r\n"
-        b"Accept: */*\r\n\r\n"
+        b"Forwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n"
+        b"True-Client-IP: 6.6.6.6\r\nx-client-ip: 6.6.6.6\r\nCLIENT-IP: 6.6.6.6\r\n"
+        b"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Ssl: on\r\n"
+        b"X-Forwarded-Server: evil\r\nX-Forwarded-Hostname: kept\r\nAccept: */*\r\n\r\n"
     )
     out = rewrite(raw)
-    assert b"6.6.6.6" not in out and b"https" not in out
+    assert b"6.6.6.6" not in out and b"https" not in out and b"evil" not in out
     assert parsed(out).headers == [
         ("Host", "x"),
-        ("X-Forwarded-Host", "kept"),
+        ("X-Forwarded-Hostname", "kept"),
         ("Accept", "*/*"),
         ("X-Forwarded-For", "192.0.2.7"),
         ("X-Forwarded-Proto", "http"),
@@ -78,6 +80,23 @@ def test_trusted_proxy_chain_is_extended() -> None:
         ("X-Real-IP", "203.0.113.1"),
         ("X-Forwarded-For", "203.0.113.1, 10.9.9.9, 10.8.8.8, 10.0.0.2"),
         ("Forwarded", "for=203.0.113.1;proto=https, for=10.0.0.2;proto=http"),
+    ]
+
+
+def test_trusted_proxy_vouches_for_host_port_and_client_headers() -> None:
+    raw = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Host: shop.example\r\n"
+        b"X-Forwarded-Port: 443\r\nTrue-Client-IP: 203.0.113.1\r\nX_Forwarded_Host: no\r\n\r\n"
+    )
+    out = parsed(rewrite(raw, ip="10.0.0.2", trusted=True))
+    assert out.headers == [
+        ("Host", "x"),
+        ("X-Forwarded-Host", "shop.example"),
+        ("X-Forwarded-Port", "443"),
+        ("True-Client-IP", "203.0.113.1"),
+        ("X-Forwarded-For", "10.0.0.2"),
+        ("X-Forwarded-Proto", "http"),
+        ("Forwarded", "for=10.0.0.2;proto=http"),
     ]
 
 
@@ -113,7 +132,7 @@ def test_shared_form_and_bad_arguments() -> None:
 
 # -- properties against a model over the parsed headers -----------------------------
 
-_NAMES = ["Host", "Accept", "Cookie", "X-Forwarded-Host", "Forwarded-X", "X-Real-IPs", "Via"]
+_NAMES = ["Host", "Accept", "Cookie", "X-Forwarded-Hosts", "Forwarded-X", "X-Real-IPs", "Via"]
 _NAMES += [n for n in FORWARDING_HEADERS] + [n.upper() for n in FORWARDING_HEADERS]
 _NAMES += ["X-Forwarded-For", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip"]
 values = st.text('abc019.:, ;="[]-\t', max_size=20).map(lambda v: v.strip(" \t"))

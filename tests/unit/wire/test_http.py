@@ -313,7 +313,9 @@ def test_every_proper_prefix_of_a_valid_head_needs_more(case: tuple[bytes, Reque
 # with the name (any case; '-' or '_' where the name has '-') and a ':'.
 _CONNECTION_LINE = re.compile(rb"\r\nconnection:", re.I)
 _FORWARDED_LINE = re.compile(
-    rb"\r\n(?:x[-_]forwarded[-_]for|x[-_]forwarded[-_]proto|forwarded|x[-_]real[-_]ip):", re.I
+    rb"\r\n(?:x[-_]forwarded[-_](?:for|proto|host|port|prefix|server|ssl)|forwarded"
+    rb"|x[-_]real[-_]ip|(?:x[-_]|true[-_])?client[-_]ip):",
+    re.I,
 )
 _UNDERSCORE_FRAMING_LINE = re.compile(rb"\r\n(?:transfer_encoding|content_length):", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:keep-alive|proxy-connection):", re.I)
@@ -324,6 +326,9 @@ _NOTABLE_NAMES = [
         for sep in "-_"
     ),
     *("X_Forwarded-For", "x-FORWARDED_proto", "X-Real_IP", "Forwarded-For", "X-Forwarded"),
+    *("X-Forwarded-Host", "x_forwarded_PORT", "X-Forwarded-Prefix", "X-Forwarded-Server"),
+    *("X-Forwarded-Ssl", "X-Client-IP", "client_ip", "True-Client-IP", "True-Client"),
+    *("X-Forwarded-Hosts", "Client-IPs", "X-Client", "Y-Client-IP", "X-Forwarded-Sslx"),
     *("Connection", "CONNECTION", "Connections", "Proxy-Connection", "Keep-Alive"),
     *("keep-ALIVE", "Keep_Alive", "proxy-connection", "Proxy-Connections", "Keep-Alives"),
     *("Transfer_Encoding", "content_LENGTH", "Content_Lengths", "Host", "Cookie", "Accept"),
@@ -346,15 +351,17 @@ def test_what_a_head_holds_is_what_a_search_of_its_bytes_finds(
 
 
 def test_what_a_head_holds_in_every_spelling() -> None:
-    for name in ("X-FORWARDED_FOR", "x_real_ip", "Forwarded", "x-forwarded-proto"):
+    for name in ("X-FORWARDED_FOR", "x_real_ip", "Forwarded", "x-forwarded-proto", "Client-IP"):
         head = parse(f"GET / HTTP/1.1\r\n{name}: 1\r\n\r\n".encode())
         assert head is not None and head.has_forwarded_fields, name
         assert not head.has_connection and not head.has_underscore_framing
     head = parse(b"GET / HTTP/1.1\r\nconnection: close\r\nTRANSFER_encoding: x\r\n\r\n")
     assert head is not None and head.has_connection and head.has_underscore_framing
-    head = parse(b"GET / HTTP/1.1\r\nX-Forwarded-Host: a\r\nKeep-Alive: 5\r\n\r\n")
+    head = parse(b"GET / HTTP/1.1\r\nX-Forwarded-Hosts: a\r\nKeep-Alive: 5\r\n\r\n")
     assert head is not None and head.has_hop_fields
     assert not (head.has_connection or head.has_forwarded_fields or head.has_underscore_framing)
+    head = parse(b"GET / HTTP/1.1\r\nx_forwarded_PREFIX: /a\r\n\r\n")
+    assert head is not None and head.has_forwarded_fields
     head = parse(b"GET / HTTP/1.1\r\nPROXY-connection: x\r\n\r\n")
     assert head is not None and head.has_hop_fields
 

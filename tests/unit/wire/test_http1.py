@@ -410,7 +410,11 @@ def test_without_connection_headers_drops_exactly_those_lines(lines: list[bytes]
     assert http1.without_connection_headers(raw) == _without_connection_lines(raw)
 
 
-_FORWARDING_NAMES = ("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip")
+_FORWARDING_NAMES = (
+    *("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip", "x-client-ip"),
+    *("client-ip", "true-client-ip", "x-forwarded-host", "x-forwarded-port"),
+    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl"),
+)
 _HOSTILE_FIELDS = [
     *(f"{n}: 6.6.6.6" for n in ("X-Forwarded-For", "x_forwarded_FOR", "X-Forwarded_For")),
     *("X_FORWARDED_PROTO: https", "x-forwarded-proto:https", "Forwarded: for=6.6.6.6"),
@@ -418,7 +422,8 @@ _HOSTILE_FIELDS = [
     *("Connection: keep-alive", "connection:", "Connection: close", "CONNECTION: Upgrade"),
     *("Connection: keep-alive, X-Forwarded-For", "Connection: Forwarded", "Upgrade: websocket"),
     *("Transfer_Encoding: chunked", "content_LENGTH: 7", "Content-Length: 0", "Host: h"),
-    *("X-Forwarded-Host: h", "Keep-Alive: 5", "X-A: Connection: close"),
+    *("X-Forwarded-Host: h", "Keep-Alive: 5", "X-A: Connection: close", "True_Client_IP: 6"),
+    *("x-forwarded_port: 1", "Client-IP: 6.6.6.6", "X-FORWARDED-PREFIX: /x"),
 ]
 
 
