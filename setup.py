@@ -33,6 +33,7 @@ COMPILED = [
     "lb/wire/forwarded.py",
     "lb/extract/builtin.py",
     "lb/extract/chain.py",
+    "lb/extract/seen.py",
     "lb/routing/route.py",
     "lb/routing/keyring_slot.py",
     "lb/clock.py",

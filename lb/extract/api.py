@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from lb.wire.http import RequestHead
+from lb.extract.seen import Seen
 
 __all__ = [
     "ExtractResult",
@@ -48,22 +48,6 @@ class Verdict(enum.Enum):
 
 ExtractResult: TypeAlias = Identifier | Verdict
 """What ``Extractor.extract`` returns."""
-
-
-@dataclass(slots=True)
-class Seen:
-    """What a client connection has shown so far."""
-
-    data: bytes
-    """Bytes received so far (bounded by the listener's head limit)."""
-    eof: bool
-    """The client half-closed: no more bytes will come."""
-    client: tuple[str, int]
-    """Client address and port."""
-    http: RequestHead | None
-    """The parsed request head on HTTP listeners once it is complete, else None."""
-    now: float
-    """The current time, from the caller."""
 
 
 class Extractor(Protocol):

@@ -190,13 +190,25 @@ class RequestHead:
         pair called ``name`` (a token) in the Cookie headers, as sent; None if none."""
         if not name or (not (name.isalnum() and name.isascii()) and _TOKEN.fullmatch(name) is None):
             return None  # cookies() keeps token names only
+        size = len(name)
         for key, value in self.headers:
-            if len(key) != 6 or key.lower() != "cookie" or name not in value:
+            if len(key) != 6 or key.lower() != "cookie":
                 continue
-            for pair in value.split(";"):
-                pair_name, eq, pair_value = pair.partition("=")
-                if eq and pair_name.strip(" \t") == name:
-                    return pair_value.strip(" \t")
+            # each place `name` is found: the pair's name if only SP/HT stand between it
+            # and the pair's start (the value's start or a ';'), and between it and an
+            # '=' before the pair's end; found in order, so the first such pair wins
+            at = value.find(name)
+            while at >= 0:
+                after = at + size
+                end = value.find(";", after)
+                if end < 0:
+                    end = len(value)
+                eq = value.find("=", after, end)
+                if eq >= 0 and (eq == after or not value[after:eq].strip(" \t")):
+                    start = value.rfind(";", 0, at) + 1
+                    if start == at or not value[start:at].strip(" \t"):
+                        return value[eq + 1 : end].strip(" \t")
+                at = value.find(name, at + 1)
         return None
 
     @property
