@@ -43,6 +43,7 @@ COMPILED = [
     "lb/node/entry_http.py",
     "lb/node/entry.py",
     "lb/node/upstream.py",
+    "lb/node/service.py",
     "lb/wire/frames.py",
     "lb/link/events.py",
     "lb/link/connection.py",

@@ -9,7 +9,8 @@ arguments (`now`); only lb.node reads them, through `monotonic()` and `wall()`.
 
 from __future__ import annotations
 
-import time
+from time import monotonic as _monotonic
+from time import time as _time
 from typing import NewType
 
 Monotonic = NewType("Monotonic", float)
@@ -18,12 +19,12 @@ Wall = NewType("Wall", float)
 
 def monotonic() -> Monotonic:
     """The monotonic clock asyncio's loop uses (time.monotonic)."""
-    return Monotonic(time.monotonic())
+    return Monotonic(_monotonic())
 
 
 def wall() -> Wall:
     """Unix time."""
-    return Wall(time.time())
+    return Wall(_time())
 
 
 __all__ = ["Monotonic", "Wall", "monotonic", "wall"]

@@ -120,6 +120,7 @@ class Entry(HttpRouting):
         self.metrics: Metrics | None = None  # set by the node when its admin listener is on
         self.access = AccessLog.from_config(config, name)
         self.now = loop.time
+        self.on_extractor_error = self.extractor_failed
         self.registry: Registry | None = None  # directory owners (set by the node)
 
     # -- admission and head deadlines --------------------------------------------------

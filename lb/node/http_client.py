@@ -52,6 +52,7 @@ from lb.wire.http import RequestHeadScanner, error_response, parse_request_head
 from lb.wire.proxy import FrontProxy
 
 RETRY_BUFFER: Final = 65536  # a request up to this size is kept to be resent on a fresh upstream
+_NEED_MORE: Final = Verdict.NEED_MORE  # a module constant: no class attribute lookup per head
 
 
 class HttpClient(ResponseSide):
@@ -172,8 +173,8 @@ class HttpClient(ResponseSide):
                 return
             self.head = head
         seen = Seen(bytes(self.buf), self.eof_in, self.client, head, wall())
-        result = run_chain(self.service.chain, seen, entry.extractor_failed)
-        if result is Verdict.NEED_MORE:
+        result = run_chain(self.service.chain, seen, entry.on_extractor_error)
+        if result is _NEED_MORE:
             if len(self.buf) < entry.head_bytes and not self.eof_in:
                 self._start_head_deadline()  # an extractor reads the body: wait, bounded
                 return

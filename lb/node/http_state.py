@@ -66,6 +66,8 @@ class HttpEntrySide:
     local_active: int
     requests_done: int
     now: Callable[[], float]  # the loop's clock
+    # extractor_failed, bound once: run_chain's on_error on every request head
+    on_extractor_error: Callable[[Extractor, BaseException], None]
 
     def admit(self, client: HttpClientState) -> bool:
         raise NotImplementedError

@@ -145,7 +145,7 @@ def request_upgrade(head: RequestHead) -> bool:
 
 def idempotent(method: str) -> bool:
     """RFC 9110 9.2.2: a request that may be sent again after a lost connection."""
-    return method in _IDEMPOTENT
+    return method == "GET" or method in _IDEMPOTENT  # GET first: most requests
 
 
 def response_body(head: ResponseHead, method: str) -> tuple[int, int]:
