@@ -122,7 +122,10 @@ class HttpClient(ResponseSide):
             self._abort_exchange()
             self._close(clean=False)
             return True
-        self.keep_alive = False  # answer what was asked, then close
+        if not self.buf:
+            self.keep_alive = False  # answer what was asked, then close
+        # else pipelined requests came before the FIN: each is answered, then the close
+        # (the exchange's end reads them, and closes once none is left)
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -304,6 +307,12 @@ class HttpClient(ResponseSide):
             whole = out + bytes(buf[:end])
             del buf[:end]
             self.req_done = framer.done
+            if self.eof_in and not self.req_done:
+                # a pipelined request whose body the client's FIN cut: it can never be
+                # whole; nothing of it went out, so the client hears why (as for a cut head)
+                self._abort_exchange()
+                self._finish(400)
+                return
         # kept while it may be sent again: on a fresh upstream when a pooled one closed
         # under an idempotent request, or to another node when a new session's home
         # could not be reached

@@ -263,8 +263,9 @@ class ResponseSide(HttpClientState):
         self.decision = None
         self.identifier = None
         self.req_framer = None
+        self.resp_sent = False  # the next request's answer (an error included) is its own
         self.state = HEAD
-        if not self.keep_alive or self.eof_in:
+        if not self.keep_alive or (self.eof_in and not self.buf):
             self._close(clean=True)
             return
         if self.paused:
@@ -273,6 +274,10 @@ class ResponseSide(HttpClientState):
         if self.buf:
             self.t_start = self.entry.now()
             self._read_head()  # a pipelined request, already here
+            if self.eof_in and self.state == HEAD:
+                # the client ended with a part of a head: no more will come
+                self.keep_alive = False
+                self._finish(400)
 
     def upstream_eof(self) -> None:
         if self.rstate == R_HOLD:

@@ -199,6 +199,90 @@ async def test_early_answer_leaves_the_upstream_out_of_the_pool(farm: Farm, home
     )
 
 
+# ------------------------------------------------------------------ later requests
+
+
+_BAD_LATER_HEADS = {
+    400: b"GET /bad HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+    431: b"GET /big HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 20000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("status", sorted(_BAD_LATER_HEADS))
+async def test_a_later_requests_bad_head_gets_its_status(
+    farm: Farm, home: str, status: int
+) -> None:
+    """A malformed head (400) or one over head_bytes (431) as the second request of a
+    keep-alive connection gets its status like a first request does, then the close;
+    not a bare FIN because an answer to the first request went out."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        first = await conn.request("GET", "/first", {"Cookie": farm.cookie_header(home)})
+        assert first.status == 200 and first.node == home
+        conn.writer.write(_BAD_LATER_HEADS[status])
+        await conn.writer.drain()
+        data, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.startswith(f"HTTP/1.1 {status} ".encode()), data[:200]
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_later_request_whose_application_is_down_gets_502(
+    tmp_path: Path, home: str
+) -> None:
+    """The home's application stops between two requests of one keep-alive connection:
+    the second request (a POST) cannot reach it and gets 502 like a first request does,
+    not a bare FIN (the client could not tell whether its POST was applied)."""
+    with Farm(tmp_path, nodes=("a", "b"), services=dict(WEB_ONLY)) as own:
+        own.start()
+        async with asyncio.timeout(15):
+            conn = await Conn.open(own.addr(ENTRY))
+            cookie = {"Cookie": own.cookie_header(home)}
+            first = await conn.request("GET", "/first", cookie)
+            assert first.status == 200 and first.node == home
+            own.stop_backend(home)
+            reply = await conn.request("POST", "/second", cookie, b"x")
+            await conn.close()
+    assert reply.status == 502, (reply.status, reply.headers)
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"",
+        b"GET /cut HTTP/1.1\r\nHo",
+        b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab",
+    ],
+    ids=["whole", "cut-head", "cut-body"],
+)
+async def test_pipelined_requests_then_a_half_close_are_all_answered(
+    farm: Farm, home: str, tail: bytes
+) -> None:
+    """Three pipelined requests and the client's FIN in one write: every complete request
+    read before the FIN is answered, in order, then lb closes (nginx does the same). A
+    cut head or body after them (it can never be whole, and nothing of it reached the
+    application) gets 400."""
+    cookie = _cookie(farm, home).encode()
+    heads = b"".join(
+        b"GET /p" + str(i).encode() + b" HTTP/1.1\r\nHost: x\r\n" + cookie + b"\r\n"
+        for i in range(3)
+    )
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(heads + tail)
+        await conn.writer.drain()
+        conn.writer.write_eof()
+        replies = [await read_reply(conn.reader) for _ in range(3)]
+        rest, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    assert [(r.status, r.path, r.node) for r in replies] == [
+        (200, f"/p{i}", home) for i in range(3)
+    ]
+    assert rest.startswith(b"HTTP/1.1 400 ") if tail else rest == b"", rest[:200]
+
+
 # ------------------------------------------------------------------ pooled upstreams
 
 
