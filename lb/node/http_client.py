@@ -174,6 +174,15 @@ class HttpClient(ResponseSide):
                 entry.count(f"http_{exc.status}")
                 self._finish(exc.status)
                 return
+            buf = self.buf
+            if buf[0] == 13:
+                # RFC 9112 2.2: empty lines before the request line (the parser allows
+                # two) are ignored, not passed on to an application that may refuse them
+                lead = 2
+                while buf.startswith(b"\r\n", lead):
+                    lead += 2
+                del buf[:lead]
+                head.length -= lead
             self.head = head
         seen = Seen(bytes(self.buf), self.eof_in, self.client, head, wall())
         result = run_chain(self.service.chain, seen, entry.on_extractor_error)
@@ -228,6 +237,7 @@ class HttpClient(ResponseSide):
             self.head_timed = False
             entry.head_done(self)
         try:
+            http1.check_host(head)
             kind, length, keep_alive, self.upgrade = http1.request_framing(head)
         except HttpError as exc:
             entry.count(f"http_{exc.status}")

@@ -129,6 +129,9 @@ class RequestHead:
     """A ``Content_Length`` or ``Transfer_Encoding`` field (any case) is among ``headers``."""
     has_hop_fields: bool
     """A ``Keep-Alive`` or ``Proxy-Connection`` field (any case) is among ``headers``."""
+    host_lines: int
+    """How many ``Host`` fields (any case) are among ``headers``: RFC 9112 3.2 wants
+    exactly one in an HTTP/1.1 request, at most one in any."""
 
     def __init__(
         self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
@@ -140,9 +143,13 @@ class RequestHead:
         self.length = length
         # one look at each name here saves a search of the head's bytes per step later
         connection = forwarded = underscore_framing = hop = False
+        hosts = 0
         for name, _ in headers:
             size = len(name)
-            if 9 <= size <= 18 and size != 12 and size != 13:
+            if size == 4:
+                if name.lower() == "host":
+                    hosts += 1
+            elif 9 <= size <= 18 and size != 12 and size != 13:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
                 if kind == _CONNECTION_FIELD:
                     connection = True
@@ -156,6 +163,7 @@ class RequestHead:
         self.has_forwarded_fields = forwarded
         self.has_underscore_framing = underscore_framing
         self.has_hop_fields = hop
+        self.host_lines = hosts
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

@@ -37,6 +37,7 @@ __all__ = [
     "UNTIL_CLOSE",
     "BodyFramer",
     "RequestFraming",
+    "check_host",
     "request_body",
     "request_framing",
     "request_keeps_alive",
@@ -125,6 +126,18 @@ _NO_BODY_KEEP = RequestFraming(NO_BODY, 0, True, False)
 _NO_BODY_CLOSE = RequestFraming(NO_BODY, 0, False, False)
 _NO_BODY_UPGRADE_KEEP = RequestFraming(NO_BODY, 0, True, True)
 _NO_BODY_UPGRADE_CLOSE = RequestFraming(NO_BODY, 0, False, True)
+
+
+def check_host(head: RequestHead) -> None:
+    """RFC 9112 3.2: HttpError(400) for an HTTP/1.1 request without a Host field, and for
+    any request with more than one (hops that pick different ones route, cache or
+    authorise it differently). nginx refuses both too."""
+    hosts = head.host_lines
+    if hosts != 1:
+        if hosts > 1:
+            raise HttpError(400, "more than one Host field")
+        if head.version == "HTTP/1.1":
+            raise HttpError(400, "an HTTP/1.1 request without a Host field")
 
 
 def request_body(head: RequestHead) -> tuple[int, int]:

@@ -283,6 +283,66 @@ async def test_pipelined_requests_then_a_half_close_are_all_answered(
     assert rest.startswith(b"HTTP/1.1 400 ") if tail else rest == b"", rest[:200]
 
 
+# ------------------------------------------------------------------ Host, empty lines
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize(
+    "fields",
+    [b"", b"Hosts: x\r\n", b"Host: x\r\nHost: evil.example\r\n", b"Host: x\r\nhost: x\r\n"],
+    ids=["none", "only-hosts", "two", "two-same"],
+)
+@pytest.mark.parametrize("later", [False, True], ids=["first", "later"])
+async def test_a_request_without_exactly_one_host_gets_400(
+    farm: Farm, home: str, fields: bytes, later: bool
+) -> None:
+    """RFC 9112 3.2: an HTTP/1.1 request without a Host field, or any request with two,
+    gets 400 (nginx answers so too): hops behind lb that pick different Host lines would
+    route, cache or authorise one request as two different ones."""
+    cookie = _cookie(farm, home).encode()
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        if later:
+            first = await conn.request("GET", "/first", {"Cookie": farm.cookie_header(home)})
+            assert first.status == 200 and first.node == home
+        conn.writer.write(b"GET /raw-head HTTP/1.1\r\n" + cookie + fields + b"\r\n")
+        await conn.writer.drain()
+        data, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.startswith(b"HTTP/1.1 400 "), data[:300]
+
+
+async def test_an_http10_request_without_host_is_served(farm: Farm) -> None:
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(b"GET /raw-head HTTP/1.0\r\n" + _cookie(farm, "b").encode() + b"\r\n")
+        await conn.writer.drain()
+        reply = await read_reply(conn.reader)
+        await conn.close()
+    assert reply.status == 200 and reply.node == "b"
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("lead", [b"\r\n", b"\r\n\r\n"], ids=["one", "two"])
+async def test_empty_lines_before_a_request_line_do_not_reach_the_application(
+    farm: Farm, home: str, lead: bytes
+) -> None:
+    """RFC 9112 2.2: a server ignores empty lines before the request line (some clients
+    send one after a POST body). lb takes them off; an application that does not ignore
+    them (Python's http.server) would answer them with an error. As the first request,
+    and after one in the same write."""
+    head = b"GET /raw-head HTTP/1.1\r\nHost: x\r\n" + _cookie(farm, home).encode() + b"\r\n"
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(lead + head + lead + head)
+        await conn.writer.drain()
+        replies = [await read_reply(conn.reader) for _ in range(2)]
+        await conn.close()
+    for reply in replies:
+        assert reply.status == 200 and reply.node == home
+        assert reply.body.startswith(b"GET /raw-head HTTP/1.1\r\n"), reply.body[:80]
+
+
 # ------------------------------------------------------------------ pooled upstreams
 
 

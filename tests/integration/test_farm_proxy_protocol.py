@@ -229,7 +229,7 @@ def test_http_from_the_front_balancer_is_served_after_its_header(http_farm: Farm
     header = encode_proxy_v2(("203.0.113.50", 4242), (HOST, 80))
     for entry in http_farm.nodes:
         raw, _ = http_get(
-            http_farm.addr(entry), FRONT, prefix=header + b"GET /one HTTP/1.1\r\n\r\n"
+            http_farm.addr(entry), FRONT, prefix=header + b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         # both requests reached the application: the header was read and dropped
         assert raw.count(b"HTTP/1.1 200 ") == 2, raw

@@ -319,6 +319,7 @@ _FORWARDED_LINE = re.compile(
 )
 _UNDERSCORE_FRAMING_LINE = re.compile(rb"\r\n(?:transfer_encoding|content_length):", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:keep-alive|proxy-connection):", re.I)
+_HOST_LINE = re.compile(rb"\r\nhost:", re.I)
 _NOTABLE_NAMES = [
     *(
         "".join(sep if c == "-" else c for c in name)
@@ -332,6 +333,7 @@ _NOTABLE_NAMES = [
     *("Connection", "CONNECTION", "Connections", "Proxy-Connection", "Keep-Alive"),
     *("keep-ALIVE", "Keep_Alive", "proxy-connection", "Proxy-Connections", "Keep-Alives"),
     *("Transfer_Encoding", "content_LENGTH", "Content_Lengths", "Host", "Cookie", "Accept"),
+    *("host", "HOST", "Hosts", "X-Host", "Hos"),
 ]
 
 
@@ -348,6 +350,7 @@ def test_what_a_head_holds_is_what_a_search_of_its_bytes_finds(
     assert head.has_forwarded_fields == (_FORWARDED_LINE.search(raw) is not None)
     assert head.has_underscore_framing == (_UNDERSCORE_FRAMING_LINE.search(raw) is not None)
     assert head.has_hop_fields == (_HOP_LINE.search(raw) is not None)
+    assert head.host_lines == len(_HOST_LINE.findall(raw))
 
 
 def test_what_a_head_holds_in_every_spelling() -> None:

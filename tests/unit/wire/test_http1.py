@@ -63,6 +63,30 @@ def test_ambiguous_request_framing_is_refused_by_the_head_scanner() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "refused"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nhOST: x\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\n\r\n", False),  # HTTP/1.0 need not send one
+        (b"GET / HTTP/1.1\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHosts: x\r\nX-Host: y\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHOST: x\r\n\r\n", True),  # even the same twice
+        (b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n", True),
+    ],
+)
+def test_check_host(raw: bytes, refused: bool) -> None:
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    if not refused:
+        http1.check_host(head)
+        return
+    with pytest.raises(HttpError) as info:
+        http1.check_host(head)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
     ("raw", "keeps"),
     [
         (b"GET / HTTP/1.1\r\n\r\n", True),
