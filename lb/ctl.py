@@ -61,6 +61,8 @@ def call(target: tuple[str, int], token: str | None, method: str, path: str) -> 
 def _json(target: tuple[str, int], token: str | None, method: str, path: str) -> Any:
     status, body = call(target, token, method, path)
     if status == 401:
+        if token:
+            raise CtlError("the admin listener refused the token (--token or $LB_ADMIN_TOKEN)")
         raise CtlError("the admin listener wants a token: --token, $LB_ADMIN_TOKEN or admin_token")
     if status != 200:
         raise CtlError(f"{method} {path}: HTTP {status}: {body[:200].decode(errors='replace')}")

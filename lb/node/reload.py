@@ -18,7 +18,7 @@ from typing import Protocol
 
 import structlog
 
-from lb.config import FarmConfig, NodeConfig
+from lb.config import FarmConfig, Limits, NodeConfig
 from lb.errors import ConfigError
 from lb.node.entry import Entry
 from lb.node.home import Home
@@ -31,6 +31,29 @@ from lb.routing.keyring_slot import KeyringSlot
 from lb.routing.route import Router
 
 log = structlog.get_logger("lb.node")
+
+
+def restart_keys(
+    old: FarmConfig, new: FarmConfig, old_me: NodeConfig, new_me: NodeConfig
+) -> list[str]:
+    """The keys whose change waits for a restart, as the farm file names them:
+    ``services.<name>`` (changed, added or removed), ``limits.<field>``,
+    ``nodes.<this node>.<field>``."""
+    keys: list[str] = []
+    for name in sorted(old.services.keys() | new.services.keys()):
+        if old.services.get(name) != new.services.get(name):
+            keys.append(f"services.{name}")
+    keys += _changed_fields("limits", old.limits, new.limits)
+    keys += _changed_fields(f"nodes.{new_me.name}", old_me, new_me)
+    return keys
+
+
+def _changed_fields(prefix: str, old: Limits | NodeConfig, new: Limits | NodeConfig) -> list[str]:
+    return [
+        f"{prefix}.{field.name}"
+        for field in dataclasses.fields(old)
+        if getattr(old, field.name) != getattr(new, field.name)
+    ]
 
 
 class Reloadable(Protocol):
@@ -62,14 +85,12 @@ def reload(node: Reloadable, config: FarmConfig) -> None:
             reason="the new file changes the farm name or secret, or drops this node",
         )
         return
-    if (
-        config.services != node.config.services
-        or config.limits != node.config.limits
-        or me != node.me
-    ):
+    waiting = restart_keys(node.config, config, node.me, me)
+    if waiting:
         log.warning(
             "reload_partial",
             node=node.name,
+            restart_for=waiting,
             reason="nodes joining or leaving, previous_secrets and link certificates apply "
             "live; restart for the other changes (services, limits, this node's addresses)",
         )

@@ -187,7 +187,9 @@ def test_ctl(farm: AdminFarm) -> None:
     done = ctl("--config", str(farm.config_path), "--node", "a", "health")
     assert done.returncode == 0 and '"ok"' in done.stdout
     done = ctl("--admin", f"{host}:{port}", "status")  # no token
-    assert done.returncode == 1 and "token" in done.stderr
+    assert done.returncode == 1 and "wants a token" in done.stderr
+    done = ctl("--admin", f"{host}:{port}", "--token", TOKEN + "x", "status")
+    assert done.returncode == 1 and "refused the token" in done.stderr, done.stderr
 
 
 def connect_refused(farm: AdminFarm, node: str) -> bool:
