@@ -44,6 +44,7 @@ COMPILED = [
     "lb/node/entry.py",
     "lb/node/upstream.py",
     "lb/node/service.py",
+    "lb/node/peerlink.py",
     "lb/wire/frames.py",
     "lb/link/events.py",
     "lb/link/connection.py",
