@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from lb.errors import FrameError, LinkAuthError, LinkError, TableFull
 from lb.link.events import (
@@ -51,12 +52,12 @@ __all__ = [
 
 # Reasons to withhold a flow's credit (or, in the driver, to stop reading a socket);
 # a bit each, so one resume never undoes another pause.
-PAUSE_PEER = 1  # the local endpoint cannot take more bytes
-PAUSE_LINK = 2  # the link's own write buffer is full
-PAUSE_WAIT = 4  # there is no local endpoint yet (the home is connecting its application)
+PAUSE_PEER: Final = 1  # the local endpoint cannot take more bytes
+PAUSE_LINK: Final = 2  # the link's own write buffer is full
+PAUSE_WAIT: Final = 4  # there is no local endpoint yet (the home is connecting its application)
 
 #: HELLO and AUTH are small; a peer that sends more before login is refused.
-MAX_HANDSHAKE_BYTES = 2 * (fr.HEADER_SIZE + 2 + 2 * fr.MAX_HELLO_NAME + fr.NONCE_SIZE)
+MAX_HANDSHAKE_BYTES: Final = 2 * (fr.HEADER_SIZE + 2 + 2 * fr.MAX_HELLO_NAME + fr.NONCE_SIZE)
 
 _DATA = int(FrameType.DATA)
 _HELLO = int(FrameType.HELLO)

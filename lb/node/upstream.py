@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -29,7 +29,7 @@ from lb.node.peerlink import FlowEndpoint
 from lb.node.splice import abort_with_reset
 from lb.wire.frames import ResetReason
 
-POOL_MAX_IDLE = 256
+POOL_MAX_IDLE: Final = 256
 """Idle upstreams kept per (home, service); more are closed."""
 
 _CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)

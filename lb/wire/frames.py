@@ -19,6 +19,7 @@ import re
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from lb.errors import FrameError
 
@@ -59,21 +60,21 @@ __all__ = [
     "parse_window",
 ]
 
-VERSION = 1
-HEADER_SIZE = 12
-MAX_PAYLOAD = 256 * 1024
-MAX_RESET_MESSAGE = 1024
-EXTENSION_TYPE_MIN = 0x40
-FLAG_NEW_SESSION = 0x01
+VERSION: Final = 1
+HEADER_SIZE: Final = 12
+MAX_PAYLOAD: Final = 256 * 1024
+MAX_RESET_MESSAGE: Final = 1024
+EXTENSION_TYPE_MIN: Final = 0x40
+FLAG_NEW_SESSION: Final = 0x01
 
-MAX_HEADER_LENGTH = 255  # the header length field is one byte
-MAX_FRAME_SIZE = MAX_HEADER_LENGTH + MAX_PAYLOAD  # the largest frame a decoder accepts
-MAX_SERVICE_NAME = 64
-MAX_HELLO_NAME = 255
-NONCE_SIZE = 16
-AUTH_MAC_SIZE = 32
-MAX_WINDOW_INCREMENT = 2**31 - 1
-MAX_FLOW_ID = 2**32 - 1
+MAX_HEADER_LENGTH: Final = 255  # the header length field is one byte
+MAX_FRAME_SIZE: Final = MAX_HEADER_LENGTH + MAX_PAYLOAD  # the largest frame a decoder accepts
+MAX_SERVICE_NAME: Final = 64
+MAX_HELLO_NAME: Final = 255
+NONCE_SIZE: Final = 16
+AUTH_MAC_SIZE: Final = 32
+MAX_WINDOW_INCREMENT: Final = 2**31 - 1
+MAX_FLOW_ID: Final = 2**32 - 1
 
 
 class FrameType(enum.IntEnum):
@@ -115,13 +116,13 @@ _DEFINED_FLAGS: dict[int, int] = {FrameType.NEW: FLAG_NEW_SESSION}
 # --- layouts ---------------------------------------------------------------------------------
 
 # version, type, flags, header length, flow id, payload length
-_HEADER = struct.Struct("!BBBBII")
+_HEADER: Final = struct.Struct("!BBBBII")
 # family, service length, client port, home port
-_NEW_EXT = struct.Struct("!BBHH")
-_NEW_EXT_SIZE = _NEW_EXT.size
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_PING = struct.Struct("!QI")
+_NEW_EXT: Final = struct.Struct("!BBHH")
+_NEW_EXT_SIZE: Final = _NEW_EXT.size
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
+_PING: Final = struct.Struct("!QI")
 
 _NEW_HEADER_MIN = HEADER_SIZE + _NEW_EXT_SIZE + 2 * 4 + 1
 _NEW_HEADER_MAX = HEADER_SIZE + _NEW_EXT_SIZE + 2 * 16 + MAX_SERVICE_NAME

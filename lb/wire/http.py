@@ -27,10 +27,10 @@ __all__ = [
     "parse_set_cookie",
 ]
 
-MAX_HEADER_LINES = 100
+MAX_HEADER_LINES: Final = 100
 """More header lines than this in one request head is a 400."""
 
-_MAX_LEADING_EMPTY_LINES = 2
+_MAX_LEADING_EMPTY_LINES: Final = 2
 _VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1"))
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -409,7 +409,7 @@ def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
     return RequestHead(method, target, "HTTP/1.1" if minor else "HTTP/1.0", headers, length)
 
 
-_LEAD_BYTES = 2 * _MAX_LEADING_EMPTY_LINES + 2
+_LEAD_BYTES: Final = 2 * _MAX_LEADING_EMPTY_LINES + 2
 
 
 def _skip_empty_lines(buf: _Buffer, n: int) -> int:

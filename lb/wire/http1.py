@@ -22,7 +22,7 @@ in bytes.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from lb.errors import HttpError
 from lb.wire.http import RequestHead, list_tokens
@@ -50,13 +50,13 @@ __all__ = [
 ]
 
 # body kinds
-NO_BODY = 0
-LENGTH = 1  # Content-Length bytes
-CHUNKED = 2  # chunked transfer coding, trailers included
-UNTIL_CLOSE = 3  # a response delimited by the close of the connection
-TUNNEL = 4  # after 101 / a 2xx answer to CONNECT: bytes both ways, no more HTTP
+NO_BODY: Final = 0
+LENGTH: Final = 1  # Content-Length bytes
+CHUNKED: Final = 2  # chunked transfer coding, trailers included
+UNTIL_CLOSE: Final = 3  # a response delimited by the close of the connection
+TUNNEL: Final = 4  # after 101 / a 2xx answer to CONNECT: bytes both ways, no more HTTP
 
-MAX_CHUNK_LINE = 4096
+MAX_CHUNK_LINE: Final = 4096
 """Longest chunk-size line (size, extensions, CRLF) a body may carry."""
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -187,11 +187,11 @@ def response_keeps_alive(head: ResponseHead) -> bool:
 
 
 # BodyFramer states
-_DATA = 0  # inside a Content-Length body or a chunk's data
-_SIZE = 1  # reading a chunk-size line
-_DATA_END = 2  # the CRLF after a chunk's data
-_TRAILER = 3  # reading trailer lines up to the empty one
-_DONE = 4
+_DATA: Final = 0  # inside a Content-Length body or a chunk's data
+_SIZE: Final = 1  # reading a chunk-size line
+_DATA_END: Final = 2  # the CRLF after a chunk's data
+_TRAILER: Final = 3  # reading trailer lines up to the empty one
+_DONE: Final = 4
 
 
 class BodyFramer:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 import httptools
 
@@ -40,7 +41,7 @@ __all__ = [
     "parse_response_head",
 ]
 
-_MAX_HEADER_LINES = 200
+_MAX_HEADER_LINES: Final = 200
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 # a whole response head: the status line, then header lines (a token, ':', a value);
 # control bytes are refused before it runs, so [^\r\n] is any allowed byte
