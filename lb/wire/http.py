@@ -60,6 +60,9 @@ VOUCHED_HEADERS = (
     "x-forwarded-prefix",
     "x-forwarded-server",
     "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-url-scheme",
+    "front-end-https",
 )
 """Request headers an application may trust to name the client or the request as the
 client sent it (its address, host, port, path prefix, scheme), when a proxy in front
@@ -98,8 +101,8 @@ _NOTABLE_FIELDS: Final[dict[str, int]] = {
 }
 for _name in FORWARDING_HEADERS:
     _NOTABLE_FIELDS.update(dict.fromkeys(_spellings(_name), _FORWARDED_FIELD))
-# their lengths, for a quick test of each name: 9 to 18 but 12 and 13
-assert {len(name) for name in _NOTABLE_FIELDS} == set(range(9, 19)) - {12, 13}
+# their lengths, for a quick test of each name: 9 to 18 but 13
+assert {len(name) for name in _NOTABLE_FIELDS} == set(range(9, 19)) - {13}
 
 
 def list_tokens(value: str) -> list[str]:
@@ -149,7 +152,7 @@ class RequestHead:
             if size == 4:
                 if name.lower() == "host":
                     hosts += 1
-            elif 9 <= size <= 18 and size != 12 and size != 13:
+            elif 9 <= size <= 18 and size != 13:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
                 if kind == _CONNECTION_FIELD:
                     connection = True
@@ -204,7 +207,10 @@ class RequestHead:
                 continue
             # each place `name` is found: the pair's name if only SP/HT stand between it
             # and the pair's start (the value's start or a ';'), and between it and an
-            # '=' before the pair's end; found in order, so the first such pair wins
+            # '=' before the pair's end; found in order, so the first such pair wins. A
+            # place that is not the pair's name leaves no later one in that pair that
+            # could be (something else stands before it): the search goes on after the
+            # pair, so each byte is looked at a bounded number of times
             at = value.find(name)
             while at >= 0:
                 after = at + size
@@ -216,7 +222,7 @@ class RequestHead:
                     start = value.rfind(";", 0, at) + 1
                     if start == at or not value[start:at].strip(" \t"):
                         return value[eq + 1 : end].strip(" \t")
-                at = value.find(name, at + 1)
+                at = value.find(name, end + 1)
         return None
 
     @property
