@@ -62,7 +62,10 @@ def _json(target: tuple[str, int], token: str | None, method: str, path: str) ->
     status, body = call(target, token, method, path)
     if status == 401:
         if token:
-            raise CtlError("the admin listener refused the token (--token or $LB_ADMIN_TOKEN)")
+            raise CtlError(
+                "the admin listener refused the token (from --token, $LB_ADMIN_TOKEN or the"
+                " farm file's admin_token; a node reads admin_token when it starts)"
+            )
         raise CtlError("the admin listener wants a token: --token, $LB_ADMIN_TOKEN or admin_token")
     if status != 200:
         raise CtlError(f"{method} {path}: HTTP {status}: {body[:200].decode(errors='replace')}")

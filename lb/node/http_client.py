@@ -340,6 +340,8 @@ class HttpClient(ResponseSide):
         upstream.write(whole)
         if self.eof_in and self.req_done and self.upgrade:
             upstream.write_eof()
+        if self.eof_in and not buf:
+            self.keep_alive = False  # the last request before the client's FIN: say close
         if self.paused & PAUSE_BACKLOG and len(buf) < self.entry.head_bytes:
             self.resume_client(PAUSE_BACKLOG)
 

@@ -265,7 +265,10 @@ class ResponseSide(HttpClientState):
         self.req_framer = None
         self.resp_sent = False  # the next request's answer (an error included) is its own
         self.state = HEAD
-        if not self.keep_alive or (self.eof_in and not self.buf):
+        buf = self.buf
+        if buf == b"\r\n" or buf == b"\r\n\r\n":
+            buf.clear()  # RFC 9112 2.2: a stray empty line after a request (after a body)
+        if not self.keep_alive or (self.eof_in and not buf):
             self._close(clean=True)
             return
         if self.paused:

@@ -280,7 +280,32 @@ async def test_pipelined_requests_then_a_half_close_are_all_answered(
     assert [(r.status, r.path, r.node) for r in replies] == [
         (200, f"/p{i}", home) for i in range(3)
     ]
+    if not tail:  # the last answer before the close says so (RFC 9112 9.6)
+        assert replies[-1].header("Connection") == "close", replies[-1].headers
     assert rest.startswith(b"HTTP/1.1 400 ") if tail else rest == b"", rest[:200]
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_stray_empty_line_after_a_body_then_the_fin_is_ignored(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9112 2.2: some clients send an empty line after a POST body. With the client's
+    FIN after it, the client gets its one answer and the close, not a 400 for a request
+    it never made."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /body HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Content-Length: 2\r\n\r\nhi\r\n"
+        )
+        await conn.writer.drain()
+        conn.writer.write_eof()
+        reply = await read_reply(conn.reader)
+        rest, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    assert reply.status == 200 and reply.node == home
+    assert rest == b"", rest[:200]
 
 
 # ------------------------------------------------------------------ Host, empty lines
@@ -481,7 +506,8 @@ def _assert_no_forwarding_option(body: bytes) -> None:
 _FORWARDING_NAMES = {
     *("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip", "x-client-ip"),
     *("client-ip", "true-client-ip", "x-forwarded-host", "x-forwarded-port"),
-    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl"),
+    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl", "x-forwarded-scheme"),
+    *("x-url-scheme", "front-end-https"),
 }
 
 
@@ -576,7 +602,7 @@ async def test_no_spelling_of_a_forwarding_header_from_a_client_reaches_the_appl
         "Forwarded", "FORWARDED", "X-Real-IP", "x_real_ip", "X-REAL_ip",
         "X-Forwarded-Host", "x_forwarded_host", "X-Forwarded-Port", "X-FORWARDED-PREFIX",
         "X-Forwarded-Server", "x-forwarded_ssl", "X-Client-IP", "Client-IP", "true_client_ip",
-        "True-Client-IP",
+        "True-Client-IP", "X-Forwarded-Scheme", "x_url_scheme", "Front-End-Https",
     ]  # fmt: skip
     heads = []
     for i, name in enumerate(spellings):

@@ -53,7 +53,8 @@ def test_untrusted_client_values_are_removed_in_any_case() -> None:
         b"Forwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n"
         b"True-Client-IP: 6.6.6.6\r\nx-client-ip: 6.6.6.6\r\nCLIENT-IP: 6.6.6.6\r\n"
         b"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Ssl: on\r\n"
-        b"X-Forwarded-Server: evil\r\nX-Forwarded-Hostname: kept\r\nAccept: */*\r\n\r\n"
+        b"X-Forwarded-Server: evil\r\nX-Forwarded-Scheme: https\r\nX-Url-Scheme: https\r\n"
+        b"Front-End-Https: on\r\nX-Forwarded-Hostname: kept\r\nAccept: */*\r\n\r\n"
     )
     out = rewrite(raw)
     assert b"6.6.6.6" not in out and b"https" not in out and b"evil" not in out

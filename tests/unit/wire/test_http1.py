@@ -437,7 +437,8 @@ def test_without_connection_headers_drops_exactly_those_lines(lines: list[bytes]
 _FORWARDING_NAMES = (
     *("x-forwarded-for", "x-forwarded-proto", "forwarded", "x-real-ip", "x-client-ip"),
     *("client-ip", "true-client-ip", "x-forwarded-host", "x-forwarded-port"),
-    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl"),
+    *("x-forwarded-prefix", "x-forwarded-server", "x-forwarded-ssl", "x-forwarded-scheme"),
+    *("x-url-scheme", "front-end-https"),
 )
 _HOSTILE_FIELDS = [
     *(f"{n}: 6.6.6.6" for n in ("X-Forwarded-For", "x_forwarded_FOR", "X-Forwarded_For")),
