@@ -48,7 +48,12 @@ from lb.node.splice import abort_with_reset, silent_for
 from lb.node.upstream import Upstream
 from lb.routing.route import Decision
 from lb.wire import http1
-from lb.wire.http import RequestHeadScanner, error_response, parse_request_head
+from lb.wire.http import (
+    RequestHeadScanner,
+    empty_lines_before,
+    error_response,
+    parse_request_head,
+)
 from lb.wire.proxy import FrontProxy
 
 RETRY_BUFFER: Final = 65536  # a request up to this size is kept to be resent on a fresh upstream
@@ -176,11 +181,9 @@ class HttpClient(ResponseSide):
                 return
             buf = self.buf
             if buf[0] == 13:
-                # RFC 9112 2.2: empty lines before the request line (the parser allows
-                # two) are ignored, not passed on to an application that may refuse them
-                lead = 2
-                while buf.startswith(b"\r\n", lead):
-                    lead += 2
+                # RFC 9112 2.2: empty lines before the request line are ignored, not
+                # passed on to an application that may refuse them
+                lead = empty_lines_before(buf, head.length)
                 del buf[:lead]
                 head.length -= lead
             self.head = head

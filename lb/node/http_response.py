@@ -36,7 +36,7 @@ from lb.node.http_state import (
 )
 from lb.wire import http1, response_head
 from lb.wire.frames import ResetReason
-from lb.wire.http import parse_set_cookie
+from lb.wire.http import empty_lines_before, parse_set_cookie
 
 
 class ResponseSide(HttpClientState):
@@ -266,7 +266,7 @@ class ResponseSide(HttpClientState):
         self.resp_sent = False  # the next request's answer (an error included) is its own
         self.state = HEAD
         buf = self.buf
-        if buf == b"\r\n" or buf == b"\r\n\r\n":
+        if buf and buf[0] == 13 and empty_lines_before(buf, len(buf)) == len(buf):
             buf.clear()  # RFC 9112 2.2: a stray empty line after a request (after a body)
         if not self.keep_alive or (self.eof_in and not buf):
             self._close(clean=True)

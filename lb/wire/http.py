@@ -21,6 +21,7 @@ __all__ = [
     "TCHAR",
     "RequestHead",
     "RequestHeadScanner",
+    "empty_lines_before",
     "error_response",
     "list_tokens",
     "parse_request_head",
@@ -418,12 +419,19 @@ def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
 _LEAD_BYTES: Final = 2 * _MAX_LEADING_EMPTY_LINES + 2
 
 
-def _skip_empty_lines(buf: _Buffer, n: int) -> int:
-    """Where the request line starts in ``buf[:n]``: after up to two empty lines.
-    Raises 400 if a third empty line follows within ``buf[:n]``."""
+def empty_lines_before(buf: _Buffer, n: int) -> int:
+    """Bytes of the empty lines (CRLF) at the start of ``buf[:n]``, up to the two a
+    request line may follow (RFC 9112 2.2: a server ignores them)."""
     pos = 0
     while pos < 2 * _MAX_LEADING_EMPTY_LINES and pos + 2 <= n and buf.startswith(b"\r\n", pos):
         pos += 2
+    return pos
+
+
+def _skip_empty_lines(buf: _Buffer, n: int) -> int:
+    """Where the request line starts in ``buf[:n]``: after up to two empty lines.
+    Raises 400 if a third empty line follows within ``buf[:n]``."""
+    pos = empty_lines_before(buf, n)
     if pos + 2 <= n and buf.startswith(b"\r\n", pos):
         raise _bad("too many empty lines before the request line")
     return pos
