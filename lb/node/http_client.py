@@ -122,10 +122,14 @@ class HttpClient(ResponseSide):
             if self.state == HEAD:
                 self._finish(400 if self.buf else 0)
             return True
-        if state in (ROUTED, EXCHANGE) and not self.req_done:
+        if state == EXCHANGE and not self.req_done:
             # the client went away in the middle of its request body
             self._abort_exchange()
             self._close(clean=False)
+            return True
+        if state == ROUTED:
+            # the upstream is not ready yet: the body (whole or cut) waits in buf, and
+            # attach() frames it knowing the FIN came (a cut one gets 400)
             return True
         if not self.buf:
             self.keep_alive = False  # answer what was asked, then close

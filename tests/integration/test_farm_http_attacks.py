@@ -308,6 +308,42 @@ async def test_a_stray_empty_line_after_a_body_then_the_fin_is_ignored(
     assert rest == b"", rest[:200]
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_whole_body_then_the_fin_is_answered_while_the_upstream_opens(
+    farm: Farm, home: str
+) -> None:
+    """A POST whose body came whole, then the client's FIN, before its upstream was ready
+    (no idle one in the pool: a connect to the application or a NEW flow in flight) is a
+    whole request: it is answered, then the connection closes. The FIN must not be read
+    as a body cut in its middle (a reset, and a request that never reached the
+    application). Sixteen at once, so most wait for a fresh upstream."""
+
+    async def post_then_fin(i: int) -> tuple[int, str | None, str | None, bytes, str]:
+        conn = await _open(farm)
+        body = b"n=" + str(i).encode()
+        conn.writer.write(
+            b"POST /body/"
+            + str(i).encode()
+            + b" HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        conn.writer.write_eof()
+        try:
+            reply = await read_reply(conn.reader)
+            rest, how = await read_until_closed(conn.reader)
+        finally:
+            await conn.close()
+        return reply.status, reply.node, reply.path, rest, how
+
+    async with asyncio.timeout(20):
+        results = await asyncio.gather(*(post_then_fin(i) for i in range(16)))
+    assert results == [(200, home, f"/body/{i}", b"", "eof") for i in range(16)], results
+
+
 # ------------------------------------------------------------------ Host, empty lines
 
 
