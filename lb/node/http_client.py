@@ -180,7 +180,6 @@ class HttpClient(ResponseSide):
                     if head is None:
                         return
             except HttpError as exc:
-                entry.count(f"http_{exc.status}")
                 self._finish(exc.status)
                 return
             buf = self.buf
@@ -247,7 +246,6 @@ class HttpClient(ResponseSide):
             http1.check_host(head)
             kind, length, keep_alive, self.upgrade = http1.request_framing(head)
         except HttpError as exc:
-            entry.count(f"http_{exc.status}")
             self._finish(exc.status)
             return
         self.method = head.method
@@ -317,7 +315,6 @@ class HttpClient(ResponseSide):
             try:
                 end = framer.feed(buf, 0)
             except HttpError as exc:  # a bad chunk already in the head's read
-                self.entry.count(f"http_{exc.status}")
                 self._abort_exchange()
                 self._finish(exc.status)
                 return
@@ -359,7 +356,6 @@ class HttpClient(ResponseSide):
         try:
             end = framer.feed(data, 0)
         except HttpError as exc:
-            self.entry.count(f"http_{exc.status}")
             self._abort_exchange()
             self._finish(exc.status)
             return
@@ -441,6 +437,7 @@ class HttpClient(ResponseSide):
         if transport is None or self.closed:
             return
         if status and not self.resp_sent:
+            self.entry.count(f"http_{status}")  # every error answer lb writes, counted here
             self.sent_any = True
             answer = error_response(status)
             self.bytes_out += len(answer)
@@ -472,7 +469,6 @@ class HttpClient(ResponseSide):
         self._end_local()
         if self.state in (ROUTED, EXCHANGE) and not self.resp_sent:
             # the home or its application stayed silent: say so, as a gateway does
-            self.entry.count("http_504")
             self._finish(504)
             return
         # a response cut in its middle must look broken (a FIN ends a close-delimited one)

@@ -355,7 +355,6 @@ class ResponseSide(HttpClientState):
         if not self.resp_sent:
             if self._retry_new_session(reason):
                 return
-            entry.count("http_502")
             self._finish(502)
             return
         self._close(clean=False)  # a truncated response must look broken to the client
@@ -368,7 +367,6 @@ class ResponseSide(HttpClientState):
         if self._retry_new_session(reason):
             return
         status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
-        self.entry.count(f"http_{status}")
         self._finish(status)
 
     def _retry_new_session(self, reason: int) -> bool:

@@ -98,6 +98,43 @@ def test_counters_add_up_across_two_workers(farm: AdminFarm) -> None:
     )
 
 
+def _raw_exchange(farm: AdminFarm, entry: str, data: bytes) -> bytes:
+    """Send `data` and the client's FIN on a new connection; what came back until lb closed."""
+    with socket.create_connection(farm.addr(entry), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def http_400s(farm: AdminFarm, entry: str) -> float:
+    text = farm.get(entry, "/metrics").decode()
+    return scrape_value(text, "lb_events_total", event="http_400")
+
+
+def test_every_400_lb_answers_is_counted(farm: AdminFarm) -> None:
+    """lb_events_total{event="http_400"} counts the 400 answers lb wrote: a bad head, and a
+    head or a body that the client's FIN cut (first or after pipelined requests)."""
+    before = http_400s(farm, "a")
+    sent = [
+        b"NOT A REQUEST\r\n\r\n",
+        b"GET /cut HT",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /cut HTTP/1.1\r\nHo",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /cut HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 9\r\n\r\nab",
+    ]
+    answers = [_raw_exchange(farm, "a", data) for data in sent]
+    got = [answer.count(b"HTTP/1.1 400 ") for answer in answers]
+    assert got == [1, 1, 1, 1], answers
+
+    def counted() -> None:
+        assert http_400s(farm, "a") - before == len(sent)
+
+    eventually_passes(counted, timeout=10, what="http_400 = the 400 answers sent")
+
+
 def test_promtool_accepts_a_scrape_with_traffic(farm: AdminFarm) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
