@@ -100,7 +100,7 @@ class ResponseSide(HttpClientState):
                 return
             end = pos + head.length
             if 100 <= head.status < 200 and head.status != 101:
-                self._to_client(bytes(buf[pos:end]))  # 100-continue and friends
+                self._interim_to_client(bytes(buf[pos:end]))  # 100-continue and friends
                 pos = end
                 continue
             self.rbuf = b""
@@ -229,7 +229,7 @@ class ResponseSide(HttpClientState):
 
     def _to_client(self, data: bytes) -> None:
         if data:
-            if not self.resp_sent:
+            if not self.t_first_out:  # 0 until a byte of an answer (an interim one too) went
                 self.t_first_out = self.entry.now()
             self.bytes_out += len(data)
             self.resp_sent = True
@@ -237,6 +237,17 @@ class ResponseSide(HttpClientState):
             transport = self.transport
             if transport is not None and not self.closed:
                 transport.write(data)
+
+    def _interim_to_client(self, data: bytes) -> None:
+        """An interim (1xx) response: it goes out, but it is not the answer, so resp_sent
+        stays False: a final answer may still be lb's own (502, 504) or come from a retry."""
+        if not self.t_first_out:
+            self.t_first_out = self.entry.now()
+        self.bytes_out += len(data)
+        self.sent_any = True
+        transport = self.transport
+        if transport is not None and not self.closed:
+            transport.write(data)
 
     def _response_done(self) -> None:
         self.rstate = R_DONE

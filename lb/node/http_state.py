@@ -226,7 +226,7 @@ class HttpClientState(User):
         # response bytes kept while a head is incomplete or held (a bytearray then)
         self.rbuf: bytes | bytearray = b""
         self.resp_framer: http1.BodyFramer | None = None
-        self.resp_sent = False  # a byte of this request's response went to the client
+        self.resp_sent = False  # a byte of this request's final response went to the client
         self.upstream_reusable = True
         self.retry_bytes: bytes | None = None  # the request as sent, while it may be resent
         self.resend: bytes | None = None  # ... being sent again on a fresh upstream

@@ -344,6 +344,30 @@ async def test_a_whole_body_then_the_fin_is_answered_while_the_upstream_opens(
     assert results == [(200, home, f"/body/{i}", b"", "eof") for i in range(16)], results
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_application_that_breaks_after_100_continue_gets_a_502(
+    farm: Farm, home: str
+) -> None:
+    """An interim 100 Continue is not the answer: when the application closes after it,
+    before its final response, the client gets 100 then 502 (RFC 9110 15.2: any number of
+    1xx may come before the final response), not a reset that leaves it guessing."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /continue-then-close HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        await conn.writer.drain()
+        interim = await conn.reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        conn.writer.write(b"hello")
+        await conn.writer.drain()
+        reply = await read_reply(conn.reader)
+        await conn.close()
+    assert reply.status == 502, reply
+
+
 # ------------------------------------------------------------------ Host, empty lines
 
 
