@@ -78,11 +78,13 @@ it, which a client that is not a trusted proxy could forge (lower case)."""
 # a Connection to take the client's options off (lb.wire.http1.upstream_hop_by_hop);
 # a field naming a client or protocol, in any '-'/'_' spelling, to rewrite
 # (lb.wire.forwarded); Content-Length / Transfer-Encoding spelled with '_', to drop;
-# Keep-Alive / Proxy-Connection (hop-by-hop without a Connection line), to drop.
+# Keep-Alive / Proxy-Connection (hop-by-hop without a Connection line), to drop;
+# Content-Length, whose values are counted (more than one is made one).
 _CONNECTION_FIELD: Final = 1
 _FORWARDED_FIELD: Final = 2
 _UNDERSCORE_FRAMING_FIELD: Final = 3
 _HOP_FIELD: Final = 4
+_LENGTH_FIELD: Final = 5
 
 
 def _spellings(name: str) -> list[str]:
@@ -95,6 +97,7 @@ def _spellings(name: str) -> list[str]:
 
 _NOTABLE_FIELDS: Final[dict[str, int]] = {
     "connection": _CONNECTION_FIELD,
+    "content-length": _LENGTH_FIELD,
     "content_length": _UNDERSCORE_FRAMING_FIELD,
     "transfer_encoding": _UNDERSCORE_FRAMING_FIELD,
     "keep-alive": _HOP_FIELD,
@@ -136,6 +139,10 @@ class RequestHead:
     host_lines: int
     """How many ``Host`` fields (any case) are among ``headers``: RFC 9112 3.2 wants
     exactly one in an HTTP/1.1 request, at most one in any."""
+    length_values: int
+    """How many Content-Length values are among ``headers``: its fields (any case), a
+    comma list counting each member. The parse let more than one through only when all
+    are equal; lb.wire.http1.upstream_hop_by_hop makes them one (RFC 9110 8.6)."""
 
     def __init__(
         self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
@@ -147,8 +154,8 @@ class RequestHead:
         self.length = length
         # one look at each name here saves a search of the head's bytes per step later
         connection = forwarded = underscore_framing = hop = False
-        hosts = 0
-        for name, _ in headers:
+        hosts = lengths = 0
+        for name, value in headers:
             size = len(name)
             if size == 4:
                 if name.lower() == "host":
@@ -163,11 +170,14 @@ class RequestHead:
                     underscore_framing = True
                 elif kind == _HOP_FIELD:
                     hop = True
+                elif kind == _LENGTH_FIELD:
+                    lengths += 1 + value.count(",")
         self.has_connection = connection
         self.has_forwarded_fields = forwarded
         self.has_underscore_framing = underscore_framing
         self.has_hop_fields = hop
         self.host_lines = hosts
+        self.length_values = lengths
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

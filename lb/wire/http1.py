@@ -343,6 +343,20 @@ def with_header(raw: bytes, line: bytes) -> bytes:
 
 # header names a server that maps "_" to "-" (CGI, older gunicorn) reads as framing
 _UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
+_LENGTH_LINE = re.compile(rb"content-length:", re.IGNORECASE)
+
+
+def with_one_content_length(raw: bytes, head: RequestHead) -> bytes:
+    """A complete request head whose Content-Length values (``head.length_values`` > 1,
+    all equal: the parse refused differing ones) are made one line with that value,
+    after the request line (RFC 9110 8.6: a recipient that accepts a list of equal
+    values replaces it with one before it forwards the message, as HAProxy does)."""
+    value = head.header("content-length")
+    assert value is not None
+    length = int(value.split(",", 1)[0].strip(" \t"))
+    lines = raw.split(b"\r\n")
+    kept = [lines[0]] + [line for line in lines[1:] if _LENGTH_LINE.match(line) is None]
+    return with_header(b"\r\n".join(kept), b"Content-Length: %d\r\n" % length)
 
 
 def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
@@ -359,7 +373,11 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     nginx drops them too). Fields spelled ``Transfer_Encoding`` / ``Content_Length``
     are dropped (nginx drops every underscore name by default):
     a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
+    Equal Content-Length values (``5, 5`` or two lines) become one line: an application
+    that reads only the first, or refuses a list, frames the body as lb did.
     """
+    if head.length_values > 1:
+        raw = with_one_content_length(raw, head)
     if head.has_underscore_framing:
         lines = raw.split(b"\r\n")
         kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]

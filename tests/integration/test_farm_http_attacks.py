@@ -534,6 +534,34 @@ async def test_underscore_transfer_encoding_does_not_reach_the_application(farm:
     assert "transfer_encoding" not in names and "content_length" not in names, body
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_equal_content_length_values_reach_the_application_as_one(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9110 8.6: lb accepts a list of equal Content-Length values (`2, 2`, or two
+    lines) and must pass one value on: an application that reads only the first line
+    frames the body as lb did, and one that cannot read a list (as the test application,
+    int() of the value) would fail (a 502 for a request lb accepted)."""
+    cookie = _cookie(farm, home).encode()
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"GET /raw-head HTTP/1.1\r\nHost: x\r\n"
+            + cookie
+            + b"Content-Length: 0, 0\r\ncontent-length: 0\r\n\r\n"
+            + b"POST /body HTTP/1.1\r\nHost: x\r\n"
+            + cookie
+            + b"Content-Length: 2,2\r\nContent-Length: 2\r\n\r\nhi"
+        )
+        await conn.writer.drain()
+        raw_head = await read_reply(conn.reader)
+        posted = await read_reply(conn.reader)
+        await conn.close()
+    assert (raw_head.status, raw_head.node, posted.status, posted.node) == (200, home, 200, home)
+    lengths = [v for n, v in _fields(raw_head.body) if n.lower() == "content-length"]
+    assert lengths == ["0"], raw_head.body
+
+
 async def test_connection_header_cannot_name_lbs_forwarding_headers(farm: Farm) -> None:
     """RFC 9110 7.6.1: a proxy removes the Connection header and the fields it names. lb
     passes a keep-alive client's `Connection: keep-alive, X-Forwarded-For` on as sent, so

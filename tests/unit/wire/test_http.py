@@ -221,6 +221,24 @@ def test_path_and_query(target: str, path: str, query: str) -> None:
 def test_identical_content_length_values_are_accepted() -> None:
     head = parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n")
     assert head is not None
+    assert head.length_values == 3  # made one on the way to the application
+
+
+@pytest.mark.parametrize(
+    ("fields", "values"),
+    [
+        (b"", 0),
+        (b"Content-Length: 5\r\n", 1),
+        (b"content-LENGTH:5\r\nHost: h\r\n", 1),
+        (b"Content-Length: 5,5\r\n", 2),
+        (b"Content-Length: 0\r\nCONTENT-length: 0 , 0\r\n", 3),
+        (b"Content-Length-X: 5, 5\r\nContent_Length: 5\r\nContent-Length: 5\r\n", 1),
+    ],
+)
+def test_length_values_counts_every_content_length_value(fields: bytes, values: int) -> None:
+    head = parse(b"POST / HTTP/1.1\r\n" + fields + b"\r\n")
+    assert head is not None
+    assert head.length_values == values
 
 
 def test_transfer_encoding_alone_is_accepted() -> None:
