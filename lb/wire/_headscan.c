@@ -1,12 +1,14 @@
 /* lb.wire._headscan: the quick pass of lb's HTTP head parsers, in C.
  *
- * Two functions, each answering exactly what a pair of regular expressions of
- * lb.wire (the pure build's quick pass) answers, one pass over the head:
+ * Four functions, each answering exactly what the pure build's Python (regular
+ * expressions, bytes methods) of lb.wire answers, one pass over the head:
  *
  *   scan_request(buf, pos, stop)   as lb.wire.http._regex_scan_request
  *   scan_response(buf, start, stop) as lb.wire.response_head._regex_scan_response
+ *   drop_hop_lines(raw)            as lb.wire.http1._regex_without_connection_headers
+ *   insert_line(raw, line)         as lb.wire.http1._py_with_header
  *
- * A property test holds each to its regex pair on generated and hostile bytes
+ * A property test holds each to its regex on generated and hostile bytes
  * (tests/unit/wire/test_headscan.py). What they do not decide (None) goes to the
  * full check in Python, as in the pure build, which gives the reason.
  *
@@ -351,19 +353,157 @@ fail:
     return NULL;
 }
 
+/* The length of "connection:", "keep-alive:" or "proxy-connection:" (any ASCII case)
+ * at b[p:stop], 0 when none is there. */
+static Py_ssize_t hop_name_at(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop)
+{
+    static const char *const names[] = {"connection:", "keep-alive:", "proxy-connection:"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        const char *name = names[k];
+        Py_ssize_t n = (Py_ssize_t)strlen(name);
+        if (stop - p < n) {
+            continue;
+        }
+        Py_ssize_t i = 0;
+        while (i < n && LOWER[b[p + i]] == (unsigned char)name[i]) {
+            i++;
+        }
+        if (i == n) {
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* Where the next match of \r\n(?:connection|keep-alive|proxy-connection):[^\r\n]*
+ * (ASCII case ignored) at or after `from` starts, -1 if none; *end is where it ends. */
+static Py_ssize_t next_hop_line(const unsigned char *b, Py_ssize_t from, Py_ssize_t stop,
+                                Py_ssize_t *end)
+{
+    Py_ssize_t p = from;
+    while (p + 1 < stop) {
+        const unsigned char *cr = memchr(b + p, '\r', (size_t)(stop - 1 - p));
+        if (cr == NULL) {
+            return -1;
+        }
+        p = cr - b;
+        if (b[p + 1] == '\n') {
+            Py_ssize_t n = hop_name_at(b, p + 2, stop);
+            if (n) {
+                Py_ssize_t e = p + 2 + n;
+                while (e < stop && b[e] != '\r' && b[e] != '\n') {
+                    e++;
+                }
+                *end = e;
+                return p;
+            }
+        }
+        p++;
+    }
+    return -1;
+}
+
+/* drop_hop_lines(raw: bytes) -> bytes: raw without its Connection, Keep-Alive and
+ * Proxy-Connection lines, each with the CRLF before it (the same object when none is
+ * there); what re.sub of the pattern above answers. */
+static PyObject *drop_hop_lines(PyObject *self, PyObject *raw)
+{
+    (void)self;
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "drop_hop_lines() takes bytes");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
+    Py_ssize_t size = PyBytes_GET_SIZE(raw);
+    Py_ssize_t end = 0;
+    Py_ssize_t at = next_hop_line(b, 0, size, &end);
+    if (at < 0) {
+        Py_INCREF(raw);
+        return raw;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(out);
+    Py_ssize_t written = 0;
+    Py_ssize_t pos = 0;
+    while (at >= 0) {
+        memcpy(o + written, b + pos, (size_t)(at - pos));
+        written += at - pos;
+        pos = end;
+        at = next_hop_line(b, pos, size, &end);
+    }
+    memcpy(o + written, b + pos, (size_t)(size - pos));
+    written += size - pos;
+    if (_PyBytes_Resize(&out, written) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* insert_line(raw: bytes, line: bytes) -> bytes: raw with `line` after its first line
+ * (the CRLF pairs it starts with skipped); ValueError when that line has no CRLF. */
+static PyObject *insert_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "insert_line() takes two bytes");
+        return NULL;
+    }
+    const char *b = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const char *line = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t length = PyBytes_GET_SIZE(args[1]);
+    Py_ssize_t p = 0;
+    while (p + 1 < size && b[p] == '\r' && b[p + 1] == '\n') {
+        p += 2;
+    }
+    Py_ssize_t eol = -1;
+    while (p + 1 < size) {
+        const char *cr = memchr(b + p, '\r', (size_t)(size - 1 - p));
+        if (cr == NULL) {
+            break;
+        }
+        p = cr - b;
+        if (b[p + 1] == '\n') {
+            eol = p + 2;
+            break;
+        }
+        p++;
+    }
+    if (eol < 0) {
+        PyErr_SetString(PyExc_ValueError, "a head without a line end");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size + length);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(out);
+    memcpy(o, b, (size_t)eol);
+    memcpy(o + eol, line, (size_t)length);
+    memcpy(o + eol + length, b + eol, (size_t)(size - eol));
+    return out;
+}
+
 static PyMethodDef METHODS[] = {
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
      "scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None"},
     {"scan_response", (PyCFunction)(void (*)(void))scan_response, METH_FASTCALL,
      "scan_response(buf, start, stop) -> (end, framing) | None"},
+    {"drop_hop_lines", (PyCFunction)drop_hop_lines, METH_O,
+     "drop_hop_lines(raw) -> raw without its Connection, Keep-Alive, Proxy-Connection lines"},
+    {"insert_line", (PyCFunction)(void (*)(void))insert_line, METH_FASTCALL,
+     "insert_line(raw, line) -> raw with line after its first line"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef MODULE = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lb.wire._headscan",
-    .m_doc = "The quick pass of lb's HTTP head parsers, in C (see lb.wire.http, "
-             "lb.wire.response_head).",
+    .m_doc = "The quick pass of lb's HTTP head parsers, and the removal of hop-by-hop "
+             "lines, in C (see lb.wire.http, lb.wire.response_head, lb.wire.http1).",
     .m_size = -1,
     .m_methods = METHODS,
 };

@@ -1,4 +1,5 @@
-"""lb.wire._headscan: the C quick pass answers exactly what the regex quick pass does.
+"""lb.wire._headscan: the C quick pass answers exactly what the regex quick pass does,
+and its removal of hop-by-hop lines and insertion of a line what the Python ones do.
 
 The C pass exists in the compiled build only (setup.py, LB_COMPILE=1; scripts/test.sh
 runs the unit tests again compiled); on pure Python these tests are skipped, and the
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lb.wire import http, response_head
+from lb.wire import http, http1, response_head
 
 headscan = pytest.importorskip("lb.wire._headscan", reason="the C pass is in the compiled build")
 
@@ -182,3 +183,71 @@ def test_wrong_arguments_raise_type_errors(scan: str) -> None:
         function("GET / HTTP/1.1\r\n\r\n", 0, 18)
     with pytest.raises(TypeError):
         function(b"GET / HTTP/1.1\r\n\r\n", 0, None)
+
+
+HOP_PIECES = [
+    b"\r\n", b"\r", b"\n", b"\r\r\n", b"Connection:", b"connection:", b"CONNECTION:",
+    b"Keep-Alive:", b"keep-alive:", b"Proxy-Connection:", b"proxy-CONNECTION:", b"Connection",
+    b"Connection-X:", b"X-Connection:", b"Keep-Alive", b"Proxy-", b":", b" close", b"x",
+    b"\xe9", b"\x00", b"\t", b"HTTP/1.1 200 OK", b"GET / HTTP/1.1", b"Host: h",
+]  # fmt: skip
+
+
+def _same_drop(raw: bytes) -> None:
+    assert headscan.drop_hop_lines(raw) == http1._regex_without_connection_headers(raw)
+
+
+@settings(max_examples=1500)
+@given(st.binary(max_size=300))
+def test_any_bytes_drop_hop_lines_alike(raw: bytes) -> None:
+    _same_drop(raw)
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(HOP_PIECES), max_size=40))
+def test_heads_of_hop_pieces_drop_alike(pieces: list[bytes]) -> None:
+    _same_drop(b"".join(pieces))
+
+
+def test_drop_hop_lines_keeps_a_head_without_them_as_it_is() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Connection: a\r\n\r\n"
+    assert headscan.drop_hop_lines(head) is head
+    assert (
+        headscan.drop_hop_lines(b"HTTP/1.1 200 OK\r\nConnection: close\r\nA: b\r\n\r\n")
+        == b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"
+    )
+    with pytest.raises(TypeError):
+        headscan.drop_hop_lines(bytearray(head))  # type: ignore[arg-type]
+
+
+def _same_insert(raw: bytes, line: bytes) -> None:
+    try:
+        expected = http1._py_with_header(raw, line)
+    except ValueError:
+        with pytest.raises(ValueError):
+            headscan.insert_line(raw, line)
+        return
+    assert headscan.insert_line(raw, line) == expected
+
+
+@settings(max_examples=1500)
+@given(st.binary(max_size=200), st.binary(max_size=30))
+def test_any_bytes_insert_a_line_alike(raw: bytes, line: bytes) -> None:
+    _same_insert(raw, line)
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.sampled_from(HOP_PIECES), max_size=30), st.sampled_from(HOP_PIECES))
+def test_heads_of_hop_pieces_insert_a_line_alike(pieces: list[bytes], line: bytes) -> None:
+    _same_insert(b"".join(pieces), line)
+
+
+def test_insert_line_after_the_empty_lines_and_the_first_line() -> None:
+    assert (
+        headscan.insert_line(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", b"A: b\r\n")
+        == b"\r\n\r\nGET / HTTP/1.1\r\nA: b\r\n\r\n"
+    )
+    with pytest.raises(ValueError):
+        headscan.insert_line(b"\r\n\r\nGET / HTTP/1.1", b"A: b\r\n")
+    with pytest.raises(TypeError):
+        headscan.insert_line(b"GET / HTTP/1.1\r\n\r\n", "A: b\r\n")  # type: ignore[arg-type]
