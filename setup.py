@@ -45,6 +45,7 @@ COMPILED = [
     "lb/node/upstream.py",
     "lb/node/service.py",
     "lb/node/peerlink.py",
+    "lb/node/timer.py",
     "lb/wire/frames.py",
     "lb/link/events.py",
     "lb/link/connection.py",
