@@ -107,6 +107,14 @@ class HttpClient(ResponseSide):
             self.pause_client(PAUSE_BACKLOG)
 
     def eof_received(self) -> bool:
+        self._client_ended()
+        # True: the socket stays open for the answers, and lb closes after the last one.
+        # Over TLS the layer ends the session at the client's close_notify whatever the
+        # answer, and warns for each True: a log line per client that closes first.
+        return self.service.server_ssl is None
+
+    def _client_ended(self) -> None:
+        """The client's FIN (or close_notify): what it sent is all there is."""
         self.eof_in = True
         state = self.state
         if state == TUNNEL:
@@ -114,28 +122,27 @@ class HttpClient(ResponseSide):
                 self.upstream.write_eof()
             if self.upstream_ended:
                 self.tunnel_ended()
-            return True
+            return
         if state == HEAD:
             self.keep_alive = False
             if self.buf:
                 self._read_head()
             if self.state == HEAD:
                 self._finish(400 if self.buf else 0)
-            return True
+            return
         if state == EXCHANGE and not self.req_done:
             # the client went away in the middle of its request body
             self._abort_exchange()
             self._close(clean=False)
-            return True
+            return
         if state == ROUTED:
             # the upstream is not ready yet: the body (whole or cut) waits in buf, and
             # attach() frames it knowing the FIN came (a cut one gets 400)
-            return True
+            return
         if not self.buf:
             self.keep_alive = False  # answer what was asked, then close
         # else pipelined requests came before the FIN: each is answered, then the close
         # (the exchange's end reads them, and closes once none is left)
-        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -87,6 +87,25 @@ def test_tls_terminate_session_sticks_across_entries_with_curl(
     assert hits == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_a_tls_client_that_ends_its_session_makes_no_warning(tls_farm: Farm) -> None:
+    """curl ends each TLS session with close_notify after its answer. That is a normal
+    close: it must not write a warning to the node's log per connection (asyncio warns
+    "returning true from eof_received() has no effect when using ssl" when the protocol
+    asks to keep a TLS connection half-open, which the TLS layer cannot do)."""
+    before = tls_farm.logs("c").count("eof_received")
+    for _ in range(5):
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", tls_url(tls_farm, "c"))
+        assert (r.returncode, r.stdout) == (0, "200"), r.stderr
+
+    def five_more_access_lines() -> None:
+        assert tls_farm.logs("c").count('"path": "/", "status": 200') >= 5
+
+    # a warning would come as each client's close_notify is read, after its answer
+    eventually_passes(five_more_access_lines, timeout=10, what="the access lines on c")
+    assert tls_farm.logs("c").count("eof_received") == before, tls_farm.log_tail("c")
+
+
 def test_tls_terminate_offers_http11_by_alpn(tls_farm: Farm) -> None:
     host, port = tls_farm.addr("a", "secure")
     r = subprocess.run(

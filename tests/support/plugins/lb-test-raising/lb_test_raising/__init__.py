@@ -1,13 +1,16 @@
-"""A deliberately broken extractor plugin: `extract` raises on every request.
+"""Test-only extractor plugins: one that raises on every request, one that logs.
 
-Installed by scripts/test.sh through its entry point, exactly like a third-party
-plugin, so the integration tests can prove that a plugin failure is contained:
-the connection goes on as "no match", the failure is counted and logged, and
-the node keeps running.
+Installed by scripts/test.sh through their entry points, exactly like a third-party
+plugin, so the integration tests can prove that a plugin failure is contained
+(`test-raise`: the connection goes on as "no match", the failure is counted and
+logged, and the node keeps running), and that what a plugin logs with the standard
+library's `logging`, as plugin authors do, reaches the node's log in its format
+(`test-stdlib-log`: one warning per request, then "no match").
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,3 +26,20 @@ class RaisingExtractor:
 
 def make_raising(options: Mapping[str, Any], ctx: ExtractorContext) -> RaisingExtractor:
     return RaisingExtractor()
+
+
+class StdlibLoggingExtractor:
+    name = "test-stdlib-log"
+
+    def __init__(self) -> None:
+        self.log = logging.getLogger("lb_test_raising")
+
+    def extract(self, seen: Seen) -> Identifier | Verdict:
+        self.log.warning("test-stdlib-log: a plugin's warning\nover two lines")
+        return Verdict.NO_MATCH
+
+
+def make_stdlib_logging(
+    options: Mapping[str, Any], ctx: ExtractorContext
+) -> StdlibLoggingExtractor:
+    return StdlibLoggingExtractor()
