@@ -139,6 +139,9 @@ class RequestHead:
     host_lines: int
     """How many ``Host`` fields (any case) are among ``headers``: RFC 9112 3.2 wants
     exactly one in an HTTP/1.1 request, at most one in any."""
+    connection_options: list[str] | None
+    """The options of every Connection line (one list, lower case), once
+    lb.wire.http1.request_framing read them; None before."""
     length_values: int
     """How many Content-Length values are among ``headers``: its fields (any case), a
     comma list counting each member. The parse let more than one through only when all
@@ -178,6 +181,7 @@ class RequestHead:
         self.has_hop_fields = hop
         self.host_lines = hosts
         self.length_values = lengths
+        self.connection_options = None
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

@@ -108,7 +108,8 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     raise HttpError(400, "Transfer-Encoding without a final chunked coding")
         elif size == 7 and not upgrade_header:
             upgrade_header = name.lower() == "upgrade"
-    tokens = list_tokens(connection) if connection is not None else ()
+    tokens = list_tokens(connection) if connection is not None else []
+    head.connection_options = tokens  # upstream_hop_by_hop reads them again
     # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
     keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
     upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
@@ -420,10 +421,13 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     if not head.has_connection and not head.has_hop_fields:
         return raw
     # every Connection line: RFC 9110 5.3, the lines of one field are one list
-    tokens: set[str] = set()
-    for name, value in head.headers:
-        if len(name) == 10 and name.lower() == "connection":
-            tokens.update(list_tokens(value))
+    options = head.connection_options
+    if options is None:  # a head request_framing has not read
+        options = []
+        for name, value in head.headers:
+            if len(name) == 10 and name.lower() == "connection":
+                options += list_tokens(value)
+    tokens = set(options)
     as_sent = not head.has_hop_fields  # Keep-Alive / Proxy-Connection lines go in any case
     if upgrade and head.method != "CONNECT":
         if tokens == {"upgrade"} and as_sent:

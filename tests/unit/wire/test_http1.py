@@ -507,3 +507,27 @@ def test_what_reaches_the_application_from_an_untrusted_client(
     options = {t.strip().lower() for n, v in named if n == "connection" for t in v.split(",")}
     options.discard("")
     assert options <= ({"upgrade"} if upgrade else {"keep-alive"}), out
+
+
+@given(
+    st.lists(st.sampled_from(_HOSTILE_FIELDS), max_size=10),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+    st.booleans(),
+)
+def test_connection_options_read_by_request_framing_are_the_ones_read_again(
+    fields: list[str], version: str, upgrade: bool
+) -> None:
+    """upstream_hop_by_hop takes the Connection options request_framing read (the head
+    keeps them); its answer is the one of a head no one read before."""
+    raw = f"GET / {version}\r\n{''.join(f + chr(13) + chr(10) for f in fields)}\r\n"
+    data = raw.encode("latin-1")
+    fresh, framed = parse_request_head(data, 65536), parse_request_head(data, 65536)
+    assert fresh is not None and framed is not None
+    try:
+        http1.request_framing(framed)
+    except HttpError:
+        return
+    assert framed.connection_options is not None and fresh.connection_options is None
+    assert http1.upstream_hop_by_hop(data, framed, upgrade) == http1.upstream_hop_by_hop(
+        data, fresh, upgrade
+    )
