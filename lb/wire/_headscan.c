@@ -358,13 +358,21 @@ fail:
 static Py_ssize_t hop_name_at(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop)
 {
     static const char *const names[] = {"connection:", "keep-alive:", "proxy-connection:"};
+    static const Py_ssize_t lengths[] = {11, 11, 17};
+    if (p >= stop) {
+        return 0;
+    }
+    unsigned char first = LOWER[b[p]];
+    if (first != 'c' && first != 'k' && first != 'p') {
+        return 0; /* the usual line: one look */
+    }
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const char *name = names[k];
-        Py_ssize_t n = (Py_ssize_t)strlen(name);
-        if (stop - p < n) {
+        Py_ssize_t n = lengths[k];
+        if (stop - p < n || first != (unsigned char)name[0]) {
             continue;
         }
-        Py_ssize_t i = 0;
+        Py_ssize_t i = 1;
         while (i < n && LOWER[b[p + i]] == (unsigned char)name[i]) {
             i++;
         }
