@@ -309,7 +309,9 @@ class NodeConfig:
     name: str
     forward: Address  # the link listener this node binds
     weight: int
-    listen: Mapping[str, Address]
+    # service -> its client-facing addresses, in the farm file's order (one or more); the
+    # first is the primary: the home address of a flow's connection reference
+    listen: Mapping[str, tuple[Address, ...]]
     apps: Mapping[str, Address]
     workers: int = 1  # processes sharing the node's ports (SO_REUSEPORT); "auto" = usable CPUs
     advertise: Address | None = None  # where peers connect, when not `forward` (NAT, containers)

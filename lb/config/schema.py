@@ -18,7 +18,7 @@ import ipaddress
 import math
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -555,23 +555,61 @@ def _workers(value: Any, ctx: Ctx) -> int:
     return value
 
 
-def _service_map(what: str) -> Check:
-    """A table service -> address naming every service of the farm, and only those."""
+def _one_address(raw: Any, key: str, ctx: Ctx) -> Address | Mark:
+    """An address, its problem recorded under `key`."""
+    try:
+        return _address(raw, ctx)
+    except Invalid as exc:
+        ctx.walker.error(key, str(exc))
+        return INVALID
 
-    def check(value: Any, ctx: Ctx) -> dict[str, Address] | Mark:
+
+def _listen_addresses(raw: Any, key: str, ctx: Ctx) -> tuple[Address, ...] | Mark:
+    """A service's client-facing addresses: one string, or a non-empty array of distinct
+    ones (each problem keyed `key[j]`), in the file's order: the first is the primary."""
+    if isinstance(raw, str):
+        one = _one_address(raw, key, ctx)
+        return (one,) if isinstance(one, Address) else INVALID
+    if not isinstance(raw, list):
+        ctx.walker.error(
+            key, f"must be a string host:port or an array of them, not {type_name(raw)}"
+        )
+        return INVALID
+    if not raw:
+        ctx.walker.error(key, 'must list at least one address, e.g. ["0.0.0.0:8080", "[::]:8080"]')
+        return INVALID
+    out: list[Address] = []
+    first: dict[Address, int] = {}
+    for j, entry in enumerate(raw):
+        address = _one_address(entry, f"{key}[{j}]", ctx)
+        if not isinstance(address, Address):
+            continue
+        if address in first:
+            ctx.walker.error(
+                f"{key}[{j}]", f"{address} is listed twice (also {key}[{first[address]}])"
+            )
+            continue
+        first[address] = j
+        out.append(address)
+    return tuple(out) if len(out) == len(raw) else INVALID
+
+
+def _service_map(what: str, value: Callable[[Any, str, Ctx], Any]) -> Check:
+    """A table service -> `value` (an address, or the listen addresses) naming every
+    service of the farm, and only those."""
+
+    def check(mapping_value: Any, ctx: Ctx) -> dict[str, Any] | Mark:
         walker = ctx.walker
-        mapping = walker.table(value, ctx.key)
+        mapping = walker.table(mapping_value, ctx.key)
         if mapping is None:
             return INVALID
         services = walker.service_names
-        out: dict[str, Address] = {}
+        out: dict[str, Any] = {}
         ok = True
         for svc, raw in mapping.items():
             key = f"{ctx.key}.{svc}"
-            try:
-                out[svc] = _address(raw, ctx)
-            except Invalid as exc:
-                walker.error(key, str(exc))
+            out[svc] = value(raw, key, ctx)
+            if out[svc] is INVALID:
                 ok = False
             if services is not None and svc not in services:
                 message = f"unknown service {svc!r}"
@@ -608,10 +646,11 @@ NODE: tuple[Key, ...] = (
     Key("advertise", _advertise, NONE, doc="where peers connect (default: forward)"),
     Key("weight", integer(1, 1000), 1, doc="share of new sessions"),
     Key("workers", _workers, "auto", doc="processes sharing the node's ports"),
-    Key("listen", _service_map("client-facing listen"), doc="service -> client-facing address",
+    Key("listen", _service_map("client-facing listen", _listen_addresses),
+        doc="service -> client-facing address, or an array of them (the first the primary)",
         required=_map_required("client-facing listen")),
-    Key("apps", _service_map("local application"), doc="service -> application address",
-        required=_map_required("local application")),
+    Key("apps", _service_map("local application", _one_address),
+        doc="service -> application address", required=_map_required("local application")),
     Key("admin", _address, NONE,
         doc="admin listener: /metrics, the JSON API and the farm page (default: off)"),
     Key("admin_token", _admin_token, NONE,
@@ -655,8 +694,8 @@ def _nodes(value: Any, ctx: Ctx) -> dict[str, NodeConfig] | Mark:
             advertised.append(_Bound(row["advertise"], f"{prefix}.advertise", i, name))
         elif row["advertise"] is None and isinstance(row["forward"], Address):
             advertised.append(_Bound(row["forward"], f"{prefix}.forward", i, name))
-        for svc, addr in (row["listen"] if isinstance(row["listen"], dict) else {}).items():
-            binds.append(_Bound(addr, f"{prefix}.listen.{svc}", i, name))
+        if isinstance(row["listen"], dict):
+            binds += _listen_binds(row["listen"], value[i]["listen"], f"{prefix}.listen", i, name)
         for svc, addr in (row["apps"] if isinstance(row["apps"], dict) else {}).items():
             apps.append(_Bound(addr, f"{prefix}.apps.{svc}", i, name))
         if isinstance(row["admin"], Address):
@@ -665,6 +704,25 @@ def _nodes(value: Any, ctx: Ctx) -> dict[str, NodeConfig] | Mark:
     ok = _check_admin(walker, rows, ctx.key) and ok
     out = {row["name"]: NodeConfig(**_admin_row(row)) for _, row in rows if complete(row)}
     return out if ok and len(out) == len(value) else INVALID
+
+
+def _listen_binds(
+    listen: Mapping[str, tuple[Address, ...]],
+    raw: Mapping[str, Any],
+    key: str,
+    node: int,
+    name: str | None,
+) -> list[_Bound]:
+    """Every listen address of one node, keyed as the file wrote it: `key.svc` for a
+    string, `key.svc[j]` for an array's entry (`raw` is the table as read)."""
+    binds = []
+    for svc, addresses in listen.items():
+        listed = isinstance(raw[svc], list)
+        for j, addr in enumerate(addresses):
+            binds.append(
+                _Bound(addr, f"{key}.{svc}[{j}]" if listed else f"{key}.{svc}", node, name)
+            )
+    return binds
 
 
 def _admin_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -700,7 +758,8 @@ def _check_binds(
     """Refuse addresses that cannot all be bound or reached, and apps that point back at lb.
 
     Within one node every bind must be distinct (a wildcard host overlaps
-    every host of the same port). The advertised link addresses (`advertise`,
+    every host of its family on the same port: IPv6 sockets are IPv6-only, so
+    0.0.0.0:P and [::]:P are two binds). The advertised link addresses (`advertise`,
     else `forward`) must be distinct across nodes: peers connect to them. Any
     address two nodes bind is refused when it is a loopback address or a link
     address: those nodes would run on one machine. Nodes on separate servers
@@ -716,11 +775,7 @@ def _check_binds(
             if other.addr.port != b.addr.port:
                 continue
             if other.node == b.node:
-                clash = (
-                    other.addr.host == b.addr.host
-                    or is_wildcard(other.addr.host)
-                    or is_wildcard(b.addr.host)
-                )
+                clash = _overlap(other.addr.host, b.addr.host)
             else:
                 clash = other.addr == b.addr and (b.addr in links or is_loopback(b.addr.host))
             if clash:
@@ -752,6 +807,26 @@ def _check_binds(
                 ok = False
                 break
     return ok
+
+
+def _family(host: str) -> int | None:
+    """4 or 6 for an IP address; None for a host name (it may resolve to either)."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Hosts that one node cannot both bind on one port: the same host, or a wildcard and
+    a host of its family. lb's IPv6 sockets are IPv6-only (IPV6_V6ONLY, lb.node.sockets and
+    asyncio's servers), so 0.0.0.0 and :: do not overlap; a host name overlaps either."""
+    if a == b:
+        return True
+    if not (is_wildcard(a) or is_wildcard(b)):
+        return False
+    fa, fb = _family(a), _family(b)
+    return fa is None or fb is None or fa == fb
 
 
 # --------------------------------------------------------------------------- the document

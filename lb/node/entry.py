@@ -370,7 +370,7 @@ class Entry(HttpRouting):
         if client.closed:
             return
         service = client.service
-        home_addr = self.peers.config.nodes[home].listen[service.name]
+        home_addr = self.peers.config.nodes[home].listen[service.name][0]  # the primary
         ref = make_conn_ref(client.client, home_addr, service.name)
         flags = fr.FLAG_NEW_SESSION if new_session and service.http else 0
         initial = bytes(client.buf)

@@ -186,7 +186,7 @@ class HttpRouting(HttpEntrySide):
         if upstream is not None:
             return upstream
         flow_upstream = FlowUpstream(pool, key, home)
-        home_addr = self.peers.config.nodes[home].listen[service.name]
+        home_addr = self.peers.config.nodes[home].listen[service.name][0]  # the primary
         ref = make_conn_ref(client.client, home_addr, service.name)
         if self.metrics is not None:
             self.metrics.forwarded[home] += 1  # flows opened (requests reuse them)

@@ -1,4 +1,5 @@
-"""The client listeners of a node: one per service, opened at start, closed on drain.
+"""The client listeners of a node: one per address of each service, opened at start,
+closed on drain.
 
 Plain services (`http`, `tcp`, `tls-passthrough`) get an asyncio server whose
 protocol is a ClientEndpoint. `tls-terminate` services get a socket and an
@@ -9,6 +10,10 @@ Closing loses no client the kernel has accepted: a connection whose handshake
 completed and that waits in a listening socket's accept queue would be reset by
 the close, so the queue is taken first (`accept_queued`) and each socket goes to
 the protocol, or the TLS accept path, that the listener would have given it.
+
+Every worker binds every address with SO_REUSEPORT. An IPv6 socket is IPv6-only
+(IPV6_V6ONLY, as asyncio's and uvloop's servers and socket.create_server set it),
+so a service may listen on 0.0.0.0:P and [::]:P at once.
 
 It must not route or admit: the Entry does.
 """
@@ -72,7 +77,7 @@ def accept_queued(
 
 
 class ClientListeners:
-    """Every service's listener of one node process."""
+    """Every service's listeners of one node process."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, entry: Entry, reuse_port: bool) -> None:
         self.loop = loop
@@ -85,22 +90,20 @@ class ClientListeners:
 
     async def open(self, services: Iterable[Service]) -> None:
         for service in services:
-            if service.server_ssl is not None:
-                sock = listening_socket(
-                    service.listen.host, service.listen.port, self.reuse_port, BACKLOG
-                )
-                self.tls_sockets.append((sock, service))
-                self.tls_tasks.append(self.loop.create_task(self.entry.serve_tls(sock, service)))
-                continue
-            factory = _client_factory(self.entry, service)
-            server = await self.loop.create_server(
-                factory,
-                service.listen.host,
-                service.listen.port,
-                backlog=BACKLOG,
-                reuse_port=self.reuse_port,
-            )
-            self.servers.append((server, factory))
+            for address in service.listen:
+                await self._open(service, address.host, address.port)
+
+    async def _open(self, service: Service, host: str, port: int) -> None:
+        if service.server_ssl is not None:
+            sock = listening_socket(host, port, self.reuse_port, BACKLOG)
+            self.tls_sockets.append((sock, service))
+            self.tls_tasks.append(self.loop.create_task(self.entry.serve_tls(sock, service)))
+            return
+        factory = _client_factory(self.entry, service)
+        server = await self.loop.create_server(
+            factory, host, port, backlog=BACKLOG, reuse_port=self.reuse_port
+        )
+        self.servers.append((server, factory))
 
     def close(self) -> None:
         """No new clients; connections already accepted go on, and so do those the kernel

@@ -267,7 +267,7 @@ class Node:
             worker=self.worker,
             farm=self.farm_name,
             forward=str(fwd),
-            listeners={s.name: str(s.listen) for s in self.services.values()},
+            listeners={s.name: [str(a) for a in s.listen] for s in self.services.values()},
         )
 
     def reload(self, config: FarmConfig) -> None:

@@ -52,7 +52,7 @@ def node_infos(config: FarmConfig) -> dict[str, NodeInfo]:
         n.name: NodeInfo(
             n.name,
             (n.forward_advertised.host, n.forward_advertised.port),
-            {s: (a.host, a.port) for s, a in n.listen.items()},
+            {s: (a[0].host, a[0].port) for s, a in n.listen.items()},  # the primary
             n.weight,
         )
         for n in config.nodes.values()

@@ -1,4 +1,4 @@
-"""A service as one node serves it: listener address, application address, TLS contexts.
+"""A service as one node serves it: listener addresses, application address, TLS contexts.
 
 Built once at start from the farm config; the client and home sides read it on
 every connection. It holds ssl.SSLContext objects (I/O configuration), so it
@@ -25,7 +25,7 @@ class Service:
     protocol: str
     http: bool  # lb reads HTTP/1.1 from the client stream (http, tls-terminate)
     chain: tuple[Extractor, ...]
-    listen: Address
+    listen: tuple[Address, ...]  # one listener per address; the first is the primary
     app: Address
     server_ssl: ssl.SSLContext | None  # tls-terminate: lb ends the client's TLS
     app_ssl: ssl.SSLContext | None  # TLS towards the local application

@@ -133,6 +133,12 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
+def _host_port(address: tuple[str, int]) -> str:
+    """host:port, an IPv6 host in brackets."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass
 class NodePorts:
     name: str
@@ -172,6 +178,9 @@ class Farm:
     backend_args: tuple[str, ...] = ()
     #: extra environment of a node's processes, per node (e.g. tests/support/faults' switches)
     node_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the hosts each service of each node listens on, all on the service's one port; more
+    #: than one gives `listen` a list (the first is the primary, and what `addr` gives)
+    listen_hosts: tuple[str, ...] = (HOST,)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +234,7 @@ class Farm:
             ]
         for n in self.nodes:
             p = self.ports[n]
-            listen = ", ".join(f'{s} = "{HOST}:{port}"' for s, port in p.listen.items())
+            listen = ", ".join(f"{s} = {self._listen_value(n, s)}" for s in p.listen)
             apps = ", ".join(f'{s} = "{HOST}:{port}"' for s, port in p.apps.items())
             lines += [
                 "",
@@ -238,14 +247,23 @@ class Farm:
             ]
         return "\n".join(lines) + "\n"
 
+    def _listen_value(self, node: str, service: str) -> str:
+        """`listen`'s TOML value for one service: a string, or an array of them."""
+        texts = [json.dumps(_host_port(a)) for a in self.addrs(node, service)]
+        return texts[0] if len(texts) == 1 else f"[{', '.join(texts)}]"
+
     # ------------------------------------------------------------------ addresses
 
     def addr(self, node: str, service: str = "web") -> tuple[str, int]:
-        """The client-facing listen address of `node` for `service`."""
-        return (HOST, self.ports[node].listen[service])
+        """The client-facing listen address of `node` for `service` (its primary one)."""
+        return self.addrs(node, service)[0]
+
+    def addrs(self, node: str, service: str = "web") -> list[tuple[str, int]]:
+        """Every client-facing listen address of `node` for `service`, the primary first."""
+        return [(host, self.ports[node].listen[service]) for host in self.listen_hosts]
 
     def url(self, node: str, path: str = "/", service: str = "web") -> str:
-        return f"http://{HOST}:{self.ports[node].listen[service]}{path}"
+        return f"http://{_host_port(self.addr(node, service))}{path}"
 
     def sign_cookie(self, node: str, expires: int | None = None) -> str:
         """A home cookie value naming `node` as home, signed with the farm's secret."""
@@ -435,7 +453,7 @@ class Farm:
     # ------------------------------------------------------------------ readiness
 
     def _probe_http(self, entry: str, home: str) -> bool:
-        conn = http.client.HTTPConnection(HOST, self.ports[entry].listen["web"], timeout=1.0)
+        conn = http.client.HTTPConnection(*self.addr(entry), timeout=1.0)
         try:
             conn.request("GET", "/__ready", headers={"Cookie": self.cookie_header(home)})
             resp = conn.getresponse()

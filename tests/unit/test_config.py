@@ -87,7 +87,7 @@ def test_full_config_parses_to_dataclasses() -> None:
                 "a",
                 Address("::1", 7101),
                 5,
-                {"web": Address("127.0.0.1", 8101), "db.tcp": Address("127.0.0.1", 8201)},
+                {"web": (Address("127.0.0.1", 8101),), "db.tcp": (Address("127.0.0.1", 8201),)},
                 {"web": Address("app.internal", 9101), "db.tcp": Address("::1", 9201)},
                 3,
             )
@@ -166,7 +166,7 @@ def test_example_farm_shape(tmp_path: Path) -> None:
     assert dict(web.extractors[1].options) == {"prefix": "/cart/", "segments": 2}
     for i, node in enumerate(cfg.nodes.values(), start=1):
         assert node.forward == Address("127.0.0.1", 7100 + i)
-        assert node.listen == {"web": Address("127.0.0.1", 8100 + i)}
+        assert node.listen == {"web": (Address("127.0.0.1", 8100 + i),)}
         assert node.apps == {"web": Address("127.0.0.1", 9100 + i)}
 
 

@@ -94,7 +94,7 @@ def test_separate_servers_may_share_a_public_listen_address() -> None:
         node["listen"] = {"web": "0.0.0.0:80"}
         node["apps"] = {"web": "127.0.0.1:8080"}
     cfg = parse(data)
-    assert {str(n.listen["web"]) for n in cfg.nodes.values()} == {"0.0.0.0:80"}
+    assert {n.listen["web"] for n in cfg.nodes.values()} == {(Address("0.0.0.0", 80),)}
 
 
 def test_app_must_not_point_at_lb() -> None:

@@ -57,3 +57,25 @@ def test_another_nodes_addresses_are_not_this_nodes_restart() -> None:
         d["nodes"][1]["forward"] = "127.0.0.1:7299"
 
     assert keys(change) == []
+
+
+def test_a_change_of_a_services_addresses_is_named() -> None:
+    def more(d: dict[str, Any]) -> None:
+        d["nodes"][0]["listen"]["echo"] = ["127.0.0.1:8201", "[::1]:8201"]
+
+    def reordered(d: dict[str, Any]) -> None:
+        d["nodes"][0]["listen"]["echo"] = ["[::1]:8201", "127.0.0.1:8201"]
+
+    old = farm(more)
+    for change in (reordered, lambda d: None):  # a new primary; back to one address
+        new = farm(change)
+        assert restart_keys(old, new, select_node(old, "a"), select_node(new, "a")) == [
+            "nodes.a.listen"
+        ]
+
+
+def test_one_address_as_a_list_is_no_change() -> None:
+    def listed(d: dict[str, Any]) -> None:
+        d["nodes"][0]["listen"]["echo"] = ["127.0.0.1:8201"]
+
+    assert keys(listed) == []

@@ -1,0 +1,127 @@
+"""A service listening on two addresses: IPv4 and IPv6 clients of one node.
+
+Two nodes, workers = 2, each with `listen = { web = ["127.0.0.1:P", "[::1]:P"] }`
+(two IPv4 loopback addresses where this machine has no IPv6 loopback). A real
+client reaches the service through each address of each node; a session started
+through one address of one node is homed through every address of every node
+(its home cookie brings every request to the application session it started). Every worker of a node
+opens both listeners, a drain closes both and an undrain opens both again.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import running
+from tests.support.admin import AdminFarm
+from tests.support.farm import COOKIE_NAME, HOST
+from tests.support.wait import eventually_passes
+
+pytestmark = pytest.mark.integration
+
+CHAIN = '[ { kind = "home-cookie" } ]'
+ATTEMPTS = 20  # connects per look at an address: spread over the node's workers by the kernel
+
+
+def _second_host() -> str:
+    """::1 where the machine has an IPv6 loopback, else a second IPv4 loopback address."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return "::1"
+    except OSError:
+        return "127.0.0.2"
+
+
+HOSTS = (HOST, _second_host())
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminFarm]:
+    yield from running(
+        AdminFarm(
+            tmp_path_factory.mktemp("farm"),
+            nodes=("a", "b"),
+            services={"web": ("http", CHAIN)},
+            workers=2,
+            listen_hosts=HOSTS,
+        )
+    )
+
+
+def get(address: tuple[str, int], cookies: dict[str, str]) -> tuple[str, int, dict[str, str]]:
+    """GET / at `address` with `cookies`: (node, session_hits, the cookies it set)."""
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, (address, resp.status, body[:200])
+        set_cookies = {}
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                set_cookies[key.strip()] = rest.split(";", 1)[0]
+        answer = json.loads(body)
+        return str(answer["node"]), int(answer["session_hits"]), set_cookies
+    finally:
+        conn.close()
+
+
+def test_every_worker_listens_on_every_address(farm: AdminFarm) -> None:
+    for node in farm.nodes:
+        want = {"web": [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in farm.addrs(node)]}
+        started = farm.events(node, "node_started")
+        assert sorted(r.get("worker") for r in started) == [0, 1]
+        assert [r.get("listeners") for r in started] == [want, want]
+
+
+def test_a_session_started_through_one_address_is_homed_through_each(farm: AdminFarm) -> None:
+    everywhere = [address for node in farm.nodes for address in farm.addrs(node)]
+    assert len(set(everywhere)) == 4
+    for start in everywhere:
+        home, hits, cookies = get(start, {})
+        assert hits == 1 and {COOKIE_NAME, "sid"} <= cookies.keys(), (start, cookies)
+        for n, address in enumerate(everywhere, start=2):
+            # the home cookie, with the application's own session cookie (sid)
+            assert get(address, cookies)[:2] == (home, n), (start, address)
+
+
+def accepting(address: tuple[str, int]) -> int:
+    """How many of ATTEMPTS connects to `address` were accepted."""
+    accepted = 0
+    for _ in range(ATTEMPTS):
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family) as sock:
+            sock.settimeout(2.0)
+            try:
+                sock.connect(address)
+            except (ConnectionRefusedError, ConnectionResetError):
+                continue  # nobody listens, or a closing listener had it queued
+            accepted += 1
+    return accepted
+
+
+def test_a_drain_closes_every_address_and_an_undrain_opens_each(farm: AdminFarm) -> None:
+    assert farm.post("b", "/drain") == {"draining": True}
+
+    def drained() -> None:
+        assert [accepting(a) for a in farm.addrs("b")] == [0, 0]
+
+    eventually_passes(drained, timeout=10, what="b did not close both listeners")
+    assert [accepting(a) for a in farm.addrs("a")] == [ATTEMPTS, ATTEMPTS]
+    assert farm.post("b", "/undrain") == {"draining": False}
+
+    def undrained() -> None:
+        assert [accepting(a) for a in farm.addrs("b")] == [ATTEMPTS, ATTEMPTS]
+
+    eventually_passes(undrained, timeout=10, what="b did not open both listeners again")
+    assert farm.events("b", "undrain_listen_failed") == []
+    for address in farm.addrs("b"):
+        assert get(address, {COOKIE_NAME: farm.sign_cookie("a")})[0] == "a"
