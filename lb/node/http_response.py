@@ -240,7 +240,9 @@ class ResponseSide(HttpClientState):
 
     def _interim_to_client(self, data: bytes) -> None:
         """An interim (1xx) response: it goes out, but it is not the answer, so resp_sent
-        stays False: a final answer may still be lb's own (502, 504) or come from a retry."""
+        stays False: a final answer may still be lb's own (502, 504). The application
+        has the request now, so it is never sent again (no retry on a fresh upstream)."""
+        self.retry_bytes = None
         if not self.t_first_out:
             self.t_first_out = self.entry.now()
         self.bytes_out += len(data)

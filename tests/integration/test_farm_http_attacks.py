@@ -368,6 +368,30 @@ async def test_an_application_that_breaks_after_100_continue_gets_a_502(
     assert reply.status == 502, reply
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_request_the_application_answered_100_is_not_sent_again(
+    farm: Farm, home: str
+) -> None:
+    """An idempotent PUT whose body came with its head, on a pooled upstream: the
+    application answers 100 Continue, then closes. It had the request: lb must not send
+    it once more on a fresh upstream (the retry is for a pooled connection that closed
+    before it took the request). The client gets one 100, then 502."""
+    cookie = _cookie(farm, home).encode()
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        warm = await conn.request("GET", "/warm", {"Cookie": farm.cookie_header(home)})
+        assert warm.status == 200 and warm.node == home
+        conn.writer.write(
+            b"PUT /continue-then-close HTTP/1.1\r\nHost: x\r\n"
+            + cookie
+            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        await conn.writer.drain()
+        reply = await read_reply(conn.reader)
+        await conn.close()
+    assert (reply.interim, reply.status) == ([100], 502), reply
+
+
 # ------------------------------------------------------------------ Host, empty lines
 
 

@@ -23,8 +23,8 @@ Endpoints:
 - ``POST /early-stream`` does not read the body: answers 200 with ``Content-Length: 10``,
   5 bytes at once and 5 more ``X-Delay-Ms`` (500) later, and keeps the connection
   (what is left of the body is read as the next request, as a careless server does)
-- ``POST /continue-then-close`` answers ``100 Continue``, reads the body, then closes with
-  no final answer (an application that dies in the middle of an exchange)
+- ``POST|PUT /continue-then-close`` answers ``100 Continue``, reads the body, then closes
+  with no final answer (an application that dies in the middle of an exchange)
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
@@ -134,7 +134,7 @@ class Rough:
             await writer.drain()
             await asyncio.sleep(delay)
             writer.write(b"67890")
-        elif method == "POST" and path == "/continue-then-close":
+        elif method in ("POST", "PUT") and path == "/continue-then-close":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
