@@ -131,9 +131,14 @@ class HttpClient(ResponseSide):
                 self._finish(400 if self.buf else 0)
             return
         if state == EXCHANGE and not self.req_done:
-            # the client went away in the middle of its request body
+            # the client ended in the middle of its request body: it can never be whole.
+            # The application's connection goes (it must not take the part as a request);
+            # the client hears why unless an answer had begun (then a reset says broken)
             self._abort_exchange()
-            self._close(clean=False)
+            if self.resp_sent:
+                self._close(clean=False)
+            else:
+                self._finish(400)
             return
         if state == ROUTED:
             # the upstream is not ready yet: the body (whole or cut) waits in buf, and

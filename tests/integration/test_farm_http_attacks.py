@@ -392,6 +392,31 @@ async def test_a_request_the_application_answered_100_is_not_sent_again(
     assert (reply.interim, reply.status) == ([100], 502), reply
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_body_the_fin_cuts_after_it_reached_the_application_gets_400(
+    farm: Farm, home: str
+) -> None:
+    """The client's FIN cuts a body the application is already reading (its 100 Continue
+    came back, so the upstream is attached). The request can never be whole: lb drops it
+    at the application and answers 400, as for a body cut while its upstream was being
+    opened, not a reset whose only cause is timing."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /continue-then-close HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Expect: 100-continue\r\nContent-Length: 9\r\n\r\n"
+        )
+        await conn.writer.drain()
+        interim = await conn.reader.readuntil(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        conn.writer.write(b"ab")
+        conn.writer.write_eof()
+        data, how = await read_until_closed(conn.reader)
+        await conn.close()
+    assert data.startswith(b"HTTP/1.1 400 ") and how == "eof", (how, data[:300])
+
+
 # ------------------------------------------------------------------ Host, empty lines
 
 
