@@ -122,7 +122,13 @@ async def test_new_session_gets_a_home_cookie_and_sticks(farm: Farm, first_entry
 
 
 async def test_invalid_home_cookie_starts_a_new_session(farm: Farm) -> None:
-    forged = farm.sign_cookie("b")[:-2] + "AA"
+    signed = farm.sign_cookie("b")
+    head, mac = signed.rsplit(".", 1)
+    # the MAC's first character changed: a well-formed value that surely differs from the
+    # signed one. (Its last character carries 2 bits and takes 4 values, so the former
+    # `signed[:-2] + "AA"` was the signed value itself, a valid cookie, 1 time in 256.)
+    forged = f"{head}.{'B' if mac[0] == 'A' else 'A'}{mac[1:]}"
+    assert forged != signed
     async with asyncio.timeout(20):
         resp = await http_request(farm.addr("a"), "GET", "/", {"Cookie": f"{COOKIE_NAME}={forged}"})
         assert resp.status == 200
