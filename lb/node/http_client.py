@@ -316,6 +316,8 @@ class HttpClient(ResponseSide):
         if self.resend is not None:
             upstream.write(self.resend)
             self.resend = None
+            if self.eof_in and not self.buf:
+                self.keep_alive = False  # the last request before the client's FIN: say close
             return
         out = self.entry.request_head(self, head)
         buf = self.buf
