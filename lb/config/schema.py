@@ -564,12 +564,29 @@ def _one_address(raw: Any, key: str, ctx: Ctx) -> Address | Mark:
         return INVALID
 
 
+def _bindable(address: Address, key: str, ctx: Ctx) -> bool:
+    """False (the problem recorded under `key`) for an IPv4-mapped IPv6 address, which an
+    IPv6-only socket cannot bind (EINVAL when the node starts)."""
+    try:
+        mapped = ipaddress.ip_address(address.host)
+    except ValueError:
+        return True
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        ctx.walker.error(
+            key,
+            f"{address} is an IPv4-mapped address, which lb's IPv6-only sockets cannot "
+            f"bind: listen on {mapped.ipv4_mapped}:{address.port} instead",
+        )
+        return False
+    return True
+
+
 def _listen_addresses(raw: Any, key: str, ctx: Ctx) -> tuple[Address, ...] | Mark:
     """A service's client-facing addresses: one string, or a non-empty array of distinct
     ones (each problem keyed `key[j]`), in the file's order: the first is the primary."""
     if isinstance(raw, str):
         one = _one_address(raw, key, ctx)
-        return (one,) if isinstance(one, Address) else INVALID
+        return (one,) if isinstance(one, Address) and _bindable(one, key, ctx) else INVALID
     if not isinstance(raw, list):
         ctx.walker.error(
             key, f"must be a string host:port or an array of them, not {type_name(raw)}"
@@ -582,7 +599,7 @@ def _listen_addresses(raw: Any, key: str, ctx: Ctx) -> tuple[Address, ...] | Mar
     first: dict[Address, int] = {}
     for j, entry in enumerate(raw):
         address = _one_address(entry, f"{key}[{j}]", ctx)
-        if not isinstance(address, Address):
+        if not isinstance(address, Address) or not _bindable(address, f"{key}[{j}]", ctx):
             continue
         if address in first:
             ctx.walker.error(
@@ -809,24 +826,20 @@ def _check_binds(
     return ok
 
 
-def _family(host: str) -> int | None:
-    """4 or 6 for an IP address; None for a host name (it may resolve to either)."""
-    try:
-        return ipaddress.ip_address(host).version
-    except ValueError:
-        return None
-
-
 def _overlap(a: str, b: str) -> bool:
-    """Hosts that one node cannot both bind on one port: the same host, or a wildcard and
-    a host of its family. lb's IPv6 sockets are IPv6-only (IPV6_V6ONLY, lb.node.sockets and
-    asyncio's servers), so 0.0.0.0 and :: do not overlap; a host name overlaps either."""
+    """Hosts that one node cannot both bind on one port: one address (however spelled),
+    or a wildcard and an address of its family. lb's IPv6 sockets are IPv6-only
+    (IPV6_V6ONLY, lb.node.sockets and asyncio's servers), so 0.0.0.0 and :: do not
+    overlap. A host name may resolve to any address: it overlaps every other host."""
     if a == b:
         return True
-    if not (is_wildcard(a) or is_wildcard(b)):
-        return False
-    fa, fb = _family(a), _family(b)
-    return fa is None or fb is None or fa == fb
+    try:
+        ia, ib = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return True
+    if ia == ib:
+        return True
+    return ia.version == ib.version and (ia.is_unspecified or ib.is_unspecified)
 
 
 # --------------------------------------------------------------------------- the document

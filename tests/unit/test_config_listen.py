@@ -91,6 +91,11 @@ def test_ipv4_and_ipv6_wildcards_share_a_port() -> None:
         ["[::1]:8101", "[::]:8101"],
         ["localhost:8101", "[::]:8101"],  # a host name may resolve to either family
         ["0.0.0.0:8101", "localhost:8101"],
+        # a host name may resolve to any address: the same one under another spelling
+        ["127.0.0.1:8101", "localhost:8101"],
+        ["localhost:8101", "[::1]:8101"],
+        ["a.example:8101", "b.example:8101"],
+        ["[::1]:8101", "[0:0::1]:8101"],  # one IPv6 address, two spellings
     ],
 )
 def test_a_wildcard_overlaps_its_own_family(addresses: list[str]) -> None:
@@ -152,3 +157,14 @@ def test_every_problem_is_listed_at_once() -> None:
         "nodes[2].listen.web[1]",
         "nodes[2].listen.api",
     }
+
+
+@pytest.mark.parametrize(
+    "value", ["[::ffff:127.0.0.1]:8101", ["[::1]:8101", "[::ffff:10.0.0.1]:8101"]]
+)
+def test_an_ipv4_mapped_address_is_refused(value: str | list[str]) -> None:
+    """An IPv6-only socket cannot bind ::ffff:a.b.c.d (EINVAL at start): said at load."""
+    key = "nodes[0].listen.web" + ("[1]" if isinstance(value, list) else "")
+    errors = errors_of(listen(base(), 0, value))
+    assert {k for k, _ in errors} == {key}
+    assert "IPv4-mapped" in message_for(errors, key)
