@@ -35,6 +35,7 @@ COMPILED = [
     "lb/extract/chain.py",
     "lb/extract/seen.py",
     "lb/routing/route.py",
+    "lb/routing/view.py",
     "lb/routing/keyring_slot.py",
     "lb/clock.py",
     "lb/node/http_state.py",
