@@ -34,6 +34,7 @@ COMPILED = [
     "lb/extract/builtin.py",
     "lb/extract/chain.py",
     "lb/extract/seen.py",
+    "lb/extract/verifier.py",
     "lb/routing/route.py",
     "lb/routing/view.py",
     "lb/routing/keyring_slot.py",
