@@ -151,7 +151,7 @@ class RequestHead:
         for name, _ in headers:
             size = len(name)
             if size == 4:
-                if name.lower() == "host":
+                if name == "Host" or name.lower() == "host":
                     hosts += 1
             elif 9 <= size <= 18 and size != 13:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
