@@ -36,6 +36,7 @@ COMPILED = [
     "lb/extract/seen.py",
     "lb/extract/verifier.py",
     "lb/routing/route.py",
+    "lb/routing/tables.py",
     "lb/routing/view.py",
     "lb/routing/keyring_slot.py",
     "lb/clock.py",
