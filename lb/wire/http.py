@@ -386,7 +386,8 @@ def _c_scan_request() -> Callable[[_Buffer, int, int], _Scanned | None] | None:
     return scan_request
 
 
-_scan_request = _c_scan_request() or _regex_scan_request
+# Final: compiled, a C static, not a look-up in the module's dict per head
+_scan_request: Final = _c_scan_request() or _regex_scan_request
 
 
 def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:

@@ -228,7 +228,8 @@ def _c_scan_response() -> Callable[[bytes | bytearray, int, int], _Scanned | Non
     return scan_response
 
 
-_scan_response = _c_scan_response() or _regex_scan_response
+# Final: compiled, a C static, not a look-up in the module's dict per head
+_scan_response: Final = _c_scan_response() or _regex_scan_response
 
 
 def _plain_length(value: bytes) -> int:
