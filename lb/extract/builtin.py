@@ -17,6 +17,7 @@ from typing import Any
 
 from lb.errors import ExtractorError
 from lb.extract.api import ExtractorContext, HomeCookieVerifier, Identifier, Seen, Verdict
+from lb.extract.verifier import CookieVerifier
 
 __all__ = [
     "MAX_PATTERN_LENGTH",
@@ -98,7 +99,10 @@ class HomeCookieExtractor:
         if not value:
             return Verdict.NO_MATCH
         keyring = self.keyring
-        if keyring is not None and keyring.verify(value, seen.now) is None:
+        if isinstance(keyring, CookieVerifier):  # the node's: a native call compiled
+            if keyring.verify(value, seen.now) is None:
+                return Verdict.NO_MATCH
+        elif keyring is not None and keyring.verify(value, seen.now) is None:
             return Verdict.NO_MATCH
         identifiers = self.identifiers
         identifier = identifiers.get(value)

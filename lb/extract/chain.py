@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from lb.errors import ExtractorError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict
+from lb.extract.builtin import HomeCookieExtractor
 
 __all__ = ["run_chain"]
 
@@ -31,7 +32,12 @@ def run_chain(
     """
     for extractor in chain:
         try:
-            result = extractor.extract(seen)
+            if isinstance(extractor, HomeCookieExtractor):
+                # the usual first extractor: compiled, a direct call of its native
+                # method instead of a look-up of `extract` and a call through Python
+                result = extractor.extract(seen)
+            else:
+                result = extractor.extract(seen)
         except Exception as exc:
             on_error(extractor, exc)
             continue

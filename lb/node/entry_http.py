@@ -107,22 +107,35 @@ class HttpRouting(HttpEntrySide):
         return self.salt ^ client.client[1]
 
     def placed(
-        self, client: ClientEndpoint | HttpClientState, identifier: Identifier | None
+        self,
+        client: ClientEndpoint | HttpClientState,
+        identifier: Identifier | None,
+        now: float = 0.0,
     ) -> Decision:
         """The router's decision for a client's identifier (a connection of a tcp
         service, a request of an HTTP one); new sessions of one client address agree
-        on a home (docs/routing.md)."""
+        on a home (docs/routing.md). ``now``: the wall clock's time the caller just
+        read (its extractors saw it), or 0.0 to read it here."""
         return self.router.route(
-            identifier, self.peers.view, wall(), self._next_salt(client), affinity_source(client)
+            identifier,
+            self.peers.view,
+            now or wall(),
+            self._next_salt(client),
+            affinity_source(client),
         )
 
     def decide(
-        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
+        self,
+        client: HttpClientState,
+        identifier: Identifier | None,
+        looked_up: bool = False,
+        now: float = 0.0,
     ) -> Decision | None:
         """The request's home; None while the directory owners are asked about a key this
         replica does not hold (one link round trip, bounded by lookup_timeout), then
-        `client.decided(...)` follows with the decision made with their answer."""
-        decision = self.placed(client, identifier)
+        `client.decided(...)` follows with the decision made with their answer. ``now``
+        as for `placed` (the decision after a look-up reads the clock again)."""
+        decision = self.placed(client, identifier, now)
         registry = self.registry
         if (
             decision.reason == "directory-miss"

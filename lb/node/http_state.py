@@ -88,7 +88,11 @@ class HttpEntrySide:
         raise NotImplementedError
 
     def decide(
-        self, client: HttpClientState, identifier: Identifier | None, looked_up: bool = False
+        self,
+        client: HttpClientState,
+        identifier: Identifier | None,
+        looked_up: bool = False,
+        now: float = 0.0,
     ) -> Decision | None:
         raise NotImplementedError
 

@@ -12,6 +12,7 @@ Pure: no clock (``now`` is an argument), no I/O; ``verify`` never raises.
 
 from __future__ import annotations
 
+from lb.extract.verifier import CookieVerifier
 from lb.routing.cookie import CookieKeyring
 
 __all__ = ["MAX_REMEMBERED", "KeyringSlot"]
@@ -19,8 +20,9 @@ __all__ = ["MAX_REMEMBERED", "KeyringSlot"]
 MAX_REMEMBERED = 4096  # verified values a slot remembers, then it starts over
 
 
-class KeyringSlot:
-    """The keyring home cookies are checked with now (``keyring``, settable)."""
+class KeyringSlot(CookieVerifier):
+    """The keyring home cookies are checked with now (``keyring``, settable); a
+    CookieVerifier, so the home-cookie extractor calls it natively when compiled."""
 
     __slots__ = ("_keyring", "_verified")
 

@@ -76,6 +76,7 @@ class Router:
         "_cookies",
         "_decisions",
         "_directory",
+        "_homed",
         "_keyring",
         "_keys",
         "_last_table",
@@ -107,6 +108,10 @@ class Router:
         # decisions are immutable and few: one object per distinct answer is shared
         # (building a frozen dataclass costs more than the rest of a routing)
         self._decisions: dict[tuple[str, bool, bool, str], Decision] = {}
+        # the "home-cookie" decision of each node a cookie names, by its name: one
+        # look-up by a str (the keyring's own object, its hash kept) per request, not a
+        # tuple key built and hashed
+        self._homed: dict[str, Decision] = {}
         # home cookie values as the keyring verified them, remembered (a look-up costs
         # less than a call into the interpreted keyring, even a cached one)
         self._cookies = KeyringSlot(keyring)
@@ -142,7 +147,14 @@ class Router:
                 node = self._cookies.verify(identifier.value, now)
                 if node is not None:
                     if node in view.live and node not in view.rehomed:
-                        return self._decision(node, node == view.self_name, False, "home-cookie")
+                        local = node == view.self_name
+                        decision = self._homed.get(node)
+                        if decision is None or decision.local != local:
+                            if len(self._homed) >= MAX_CACHED_DECISIONS:
+                                self._homed.clear()
+                            decision = self._decision(node, local, False, "home-cookie")
+                            self._homed[node] = decision
+                        return decision
                     return self._place(view, now, salt, client, "home-cookie-rehomed")
             elif placement == "hash":
                 home = self.table_for(view).lookup(f"{identifier.kind}:{identifier.value}")

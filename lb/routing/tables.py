@@ -4,6 +4,7 @@ A flow announced with NEW waits in the pending table until the home answers
 VERIFIED (or a deadline passes); verified flows live in the forward table,
 which the DATA path reads on every frame. Both tables together hold at most
 ``max_flows`` flows. Pure: no I/O, no clock (time is passed in as ``now``).
+Compiled (setup.py): the link's DATA path looks a flow up natively.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ class FlowTables(Generic[V]):
 
     __slots__ = ("_forward", "_last_deadline", "_pending", "max_flows", "pending_timeout")
 
-    def __init__(self, max_flows: int, pending_timeout: float) -> None:
+    def __init__(self, max_flows: object, pending_timeout: float) -> None:
+        # max_flows is checked here, not typed int: compiled (setup.py), an int
+        # parameter would take True as 1 and refuse 1.5 with a TypeError
         if isinstance(max_flows, bool) or not isinstance(max_flows, int) or max_flows < 1:
             raise ValueError(f"max_flows must be an int >= 1, got {max_flows!r}")
         if not pending_timeout > 0:

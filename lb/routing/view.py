@@ -4,6 +4,10 @@ whose sessions are re-homed.
 ``FarmView`` is an immutable snapshot the I/O layer rebuilds when membership
 (lb.cluster), load or drain state changes; ``route()`` reads it. Pure data: no
 I/O, no clock.
+
+The compiled build makes ``FarmView`` a native class (the router reads it per
+request); ``NodeInfo`` stays plain Python in lb.routing.nodeinfo (re-exported
+here), whose check of its fields answers ValueError for any wrongly typed weight.
 """
 
 from __future__ import annotations
@@ -11,21 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lb.routing.nodeinfo import NodeInfo
+
 __all__ = ["FarmView", "NodeInfo"]
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """One member of the farm: its name, forward address, services and Maglev weight."""
-
-    name: str
-    forward: tuple[str, int]
-    services: Mapping[str, tuple[str, int]]
-    weight: int = 1
-
-    def __post_init__(self) -> None:
-        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or self.weight < 1:
-            raise ValueError(f"weight of node {self.name!r} must be an int >= 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,7 +161,7 @@ class RequestHead:
         for name, value in headers:
             size = len(name)
             if size == 4:
-                if name.lower() == "host":
+                if name == "Host" or name.lower() == "host":
                     hosts += 1
             elif 9 <= size <= 18 and size != 13:
                 kind = _NOTABLE_FIELDS.get(name.lower(), 0)
@@ -218,7 +218,7 @@ class RequestHead:
             return None  # cookies() keeps token names only
         size = len(name)
         for key, value in self.headers:
-            if len(key) != 6 or key.lower() != "cookie":
+            if len(key) != 6 or (key != "Cookie" and key.lower() != "cookie"):
                 continue
             # each place `name` is found: the pair's name if only SP/HT stand between it
             # and the pair's start (the value's start or a ';'), and between it and an
@@ -234,7 +234,7 @@ class RequestHead:
                     end = len(value)
                 eq = value.find("=", after, end)
                 if eq >= 0 and (eq == after or not value[after:eq].strip(" \t")):
-                    start = value.rfind(";", 0, at) + 1
+                    start = value.rfind(";", 0, at) + 1 if at else 0
                     if start == at or not value[start:at].strip(" \t"):
                         return value[eq + 1 : end].strip(" \t")
                 at = value.find(name, end + 1)
@@ -400,7 +400,8 @@ def _c_scan_request() -> Callable[[_Buffer, int, int], _Scanned | None] | None:
     return scan_request
 
 
-_scan_request = _c_scan_request() or _regex_scan_request
+# Final: compiled, a C static, not a look-up in the module's dict per head
+_scan_request: Final = _c_scan_request() or _regex_scan_request
 
 
 def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:
@@ -600,7 +601,9 @@ def parse_request_head(data: _Buffer, max_bytes: int) -> RequestHead | None:
     """
     if type(max_bytes) is int and max_bytes >= 0:  # the common case: a whole head
         n = min(len(data), max_bytes)
-        pos = _skip_empty_lines(data, n) if data.startswith(b"\r\n") else 0
+        # a CR first is rare: the skip only then (bytearray.startswith parses its
+        # arguments as a tuple, which costs more than the head's C scan)
+        pos = _skip_empty_lines(data, n) if n and data[0] == 13 else 0
         head = _parse_fast(data, pos, n)
         if head is not None:
             return head

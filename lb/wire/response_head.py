@@ -192,7 +192,8 @@ _FAST_FRAMING = re.compile(
 def _read_connection(head: ResponseHead, value: bytes) -> None:
     """One Connection header's value (SP/HT stripped) into `head`."""
     head.connection_header = True
-    lowered = value.lower()
+    # the usual spellings as they are; bytes.lower() is a method call through Python
+    lowered = value if value == b"keep-alive" or value == b"close" else value.lower()
     if lowered == b"keep-alive":
         head.keep_alive = True
     elif lowered == b"close":
@@ -227,7 +228,24 @@ def _c_scan_response() -> Callable[[bytes | bytearray, int, int], _Scanned | Non
     return scan_response
 
 
-_scan_response = _c_scan_response() or _regex_scan_response
+# Final: compiled, a C static, not a look-up in the module's dict per head
+_scan_response: Final = _c_scan_response() or _regex_scan_response
+
+
+def _plain_length(value: bytes) -> int:
+    """The number a Content-Length value of 1 to 18 ASCII digits spells (what
+    ``int(value)`` gives once ``value.isdigit() and len(value) <= 18``); -1 for any
+    other value. A loop over the bytes: both calls go through Python compiled."""
+    size = len(value)
+    if not 0 < size <= 18:
+        return -1
+    number = 0
+    for i in range(size):
+        digit = value[i] - 48
+        if not 0 <= digit <= 9:
+            return -1
+        number = number * 10 + digit
+    return number
 
 
 def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> ResponseHead | None:
@@ -239,29 +257,37 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
     if scanned is None:
         return None
     end, fields = scanned
-    status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
-    head = ResponseHead(status, buf[start + 7] - 48, end - start, [])
+    if isinstance(buf, bytes):  # the usual case (a head in one read): indexed natively
+        status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
+        minor = buf[start + 7] - 48
+    else:
+        status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328
+        minor = buf[start + 7] - 48
+    head = ResponseHead(status, minor, end - start, [])
     if not fields:
         return head
     content_length = -1
     first_length = b""
-    codings: list[bytes] = []  # every Transfer-Encoding value, in order
+    codings: list[bytes] | None = None  # every Transfer-Encoding value, in order
     for name, value in fields:
         if value and (value[-1] == 0x20 or value[-1] == 0x09):
             value = value.rstrip(b" \t")
         size = len(name)
         if size == 14:  # content-length
-            if not (value.isdigit() and len(value) <= 18):
+            number = _plain_length(value)
+            if number < 0:
                 return None
             if content_length >= 0:
                 if value != first_length:  # the reference compares them as sent: 7 != 007
                     return None
             else:
                 first_length = value
-                content_length = int(value)
+                content_length = number
         elif size == 17:  # transfer-encoding
             if not value:
                 return None
+            if codings is None:
+                codings = []
             codings.append(value)
         elif size == 10 and name[0] | 0x20 == 0x73:  # set-cookie
             head.set_cookies.append(value.decode("latin-1"))
