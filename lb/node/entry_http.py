@@ -279,18 +279,24 @@ class HttpRouting(HttpEntrySide):
         """The response head `buf[start:end]` as it goes to the client, or None when it
         goes unchanged: the home cookie of a new session, and the client side's own
         Connection header (RFC 9112 9.6: a connection about to be closed says
-        `Connection: close`; an application's close is not the client's)."""
+        `Connection: close`; an application's close is not the client's), and equal
+        Content-Length values made one (RFC 9110 8.6)."""
         raw: bytes | None = None
+        if head.length_list:
+            raw = http1.with_one_content_length(bytes(buf[start:end]), head.content_length)
         if head.status != 101:
             if self.draining:
                 client.keep_alive = False
             if client.keep_alive:
                 if head.close:  # the application closes its side, not the client's
-                    raw = http1.without_connection_headers(bytes(buf[start:end]))
+                    raw = http1.without_connection_headers(
+                        raw if raw is not None else bytes(buf[start:end])
+                    )
                     if head.minor == 0:
                         raw = http1.with_header(raw, b"Connection: keep-alive\r\n")
             elif not head.close:
-                raw = bytes(buf[start:end])
+                if raw is None:
+                    raw = bytes(buf[start:end])
                 if head.connection_header:
                     raw = http1.without_connection_headers(raw)
                 raw = http1.with_header(raw, b"Connection: close\r\n")

@@ -382,17 +382,21 @@ _UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", r
 _LENGTH_LINE = re.compile(rb"content-length:", re.IGNORECASE)
 
 
-def with_one_content_length(raw: bytes, head: RequestHead) -> bytes:
-    """A complete request head whose Content-Length values (``head.length_values`` > 1,
-    all equal: the parse refused differing ones) are made one line with that value,
-    after the request line (RFC 9110 8.6: a recipient that accepts a list of equal
-    values replaces it with one before it forwards the message, as HAProxy does)."""
-    value = head.header("content-length")
-    assert value is not None
-    length = int(value.split(",", 1)[0].strip(" \t"))
+def with_one_content_length(raw: bytes, length: int) -> bytes:
+    """A complete request or response head whose Content-Length values (more than one,
+    all equal to ``length``: the parsers refuse differing ones) are made one line with
+    that value, after the first line (RFC 9110 8.6: a recipient that accepts a list of
+    equal values replaces it with one before it forwards the message, as HAProxy does)."""
     lines = raw.split(b"\r\n")
     kept = [lines[0]] + [line for line in lines[1:] if _LENGTH_LINE.match(line) is None]
     return with_header(b"\r\n".join(kept), b"Content-Length: %d\r\n" % length)
+
+
+def _request_length(head: RequestHead) -> int:
+    """The Content-Length of a head the parse took (its values are equal digits)."""
+    value = head.header("content-length")
+    assert value is not None
+    return int(value.split(",", 1)[0].strip(" \t"))
 
 
 def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
@@ -413,7 +417,7 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     that reads only the first, or refuses a list, frames the body as lb did.
     """
     if head.length_values > 1:
-        raw = with_one_content_length(raw, head)
+        raw = with_one_content_length(raw, _request_length(head))
     if head.has_underscore_framing:
         lines = raw.split(b"\r\n")
         kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]

@@ -69,6 +69,7 @@ class ResponseHead:
     close: bool  # Connection: close
     keep_alive: bool  # Connection: keep-alive (HTTP/1.0)
     connection_header: bool  # any Connection / Keep-Alive header is present
+    length_list: bool  # Content-Length came as more than one (equal) value: made one
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class ResponseHead:
         self.close = close
         self.keep_alive = keep_alive
         self.connection_header = connection_header
+        self.length_list = False
 
 
 def _bad_response(reason: str) -> HttpError:
@@ -280,6 +282,7 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
             if content_length >= 0:
                 if value != first_length:  # the reference compares them as sent: 7 != 007
                     return None
+                head.length_list = True  # a second equal line
             else:
                 first_length = value
                 content_length = number
@@ -346,12 +349,16 @@ def _checked_response_head(
     status, minor, framing = found if found is not None else own_response_head(raw)
     head = ResponseHead(status, minor, end + 4 - start, [])
     lengths: set[bytes] = set()
+    values = 0  # Content-Length values: lines, and the members of a list
     codings: list[bytes] = []  # every Transfer-Encoding value, in order
     for name, value in framing:
         if name == b"content-length":
             if b"," in value:
-                lengths.update(part.strip(b" \t") for part in value.split(b","))
+                parts = value.split(b",")
+                values += len(parts)
+                lengths.update(part.strip(b" \t") for part in parts)
             else:
+                values += 1
                 lengths.add(value)
         elif name == b"connection":
             _read_connection(head, value)
@@ -378,4 +385,5 @@ def _checked_response_head(
         if not (value.isdigit() and len(value) <= 18):
             raise _bad_response("invalid Content-Length")
         head.content_length = int(value)
+        head.length_list = values > 1
     return head

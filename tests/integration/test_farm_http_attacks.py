@@ -59,6 +59,17 @@ async def _open(farm: Farm) -> Conn:
     return await Conn.open(farm.addr(ENTRY))
 
 
+async def _write_with_fin(conn: Conn, data: bytes) -> None:
+    """`data` and the client's FIN in one TCP segment: corked, the kernel holds the bytes
+    until the shutdown sends them with the FIN, so lb reads the FIN with them (two
+    writes would let a quick lb answer every request before the FIN arrives)."""
+    sock = conn.writer.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    conn.writer.write(data)
+    await conn.writer.drain()
+    conn.writer.write_eof()
+
+
 def _tracebacks(farm: Farm) -> list[str]:
     """Log lines of an exception that escaped lb's code (a traceback, a fatal protocol error)."""
     marks = ("Traceback", "AssertionError", "HttpError", "call failed", "never retrieved")
@@ -260,7 +271,7 @@ async def test_a_later_request_whose_application_is_down_gets_502(
 async def test_pipelined_requests_then_a_half_close_are_all_answered(
     farm: Farm, home: str, tail: bytes
 ) -> None:
-    """Three pipelined requests and the client's FIN in one write: every complete request
+    """Three pipelined requests and the client's FIN in one segment: every complete request
     read before the FIN is answered, in order, then lb closes (nginx does the same). A
     cut head or body after them (it can never be whole, and nothing of it reached the
     application) gets 400."""
@@ -271,9 +282,7 @@ async def test_pipelined_requests_then_a_half_close_are_all_answered(
     )
     async with asyncio.timeout(10):
         conn = await _open(farm)
-        conn.writer.write(heads + tail)
-        await conn.writer.drain()
-        conn.writer.write_eof()
+        await _write_with_fin(conn, heads + tail)
         replies = [await read_reply(conn.reader) for _ in range(3)]
         rest, _ = await read_until_closed(conn.reader)
         await conn.close()
@@ -609,6 +618,22 @@ async def test_equal_content_length_values_reach_the_application_as_one(
     assert (raw_head.status, raw_head.node, posted.status, posted.node) == (200, home, 200, home)
     lengths = [v for n, v in _fields(raw_head.body) if n.lower() == "content-length"]
     assert lengths == ["0"], raw_head.body
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_applications_equal_content_length_values_reach_the_client_as_one(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9110 8.6 for responses: lb frames `Content-Length: 2, 2` as 2 and must pass one
+    value on (a client that refuses a list, or reads another length, would disagree)."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        reply = await conn.request("GET", "/dup-cl", {"Cookie": farm.cookie_header(home)})
+        after = await conn.request("GET", "/after", {"Cookie": farm.cookie_header(home)})
+        await conn.close()
+    lengths = [v for n, v in reply.headers if n.lower() == "content-length"]
+    assert (reply.status, reply.node, reply.body, lengths) == (200, home, b"ok", ["2"])
+    assert (after.status, after.path) == (200, "/after")
 
 
 async def test_connection_header_cannot_name_lbs_forwarding_headers(farm: Farm) -> None:

@@ -25,6 +25,7 @@ Endpoints:
   (what is left of the body is read as the next request, as a careless server does)
 - ``POST|PUT /continue-then-close`` answers ``100 Continue``, reads the body, then closes
   with no final answer (an application that dies in the middle of an exchange)
+- ``GET /dup-cl``        200 with ``Content-Length: 2, 2`` (a list of equal values) and ``ok``
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
@@ -139,6 +140,11 @@ class Rough:
             await writer.drain()
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
             return False  # the application dies before its final answer
+        elif path == "/dup-cl":
+            head = self.head("200 OK", path, conn, served, 2, close_header)
+            writer.write(
+                head.replace(b"Content-Length: 2\r\n", b"Content-Length: 2, 2\r\n") + b"ok"
+            )
         elif path == "/stall":
             writer.write(b"HTTP/1.1 200 OK\r\nX-Path: /stall\r\n\r\npartial")
             await writer.drain()

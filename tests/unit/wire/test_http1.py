@@ -531,3 +531,11 @@ def test_connection_options_read_by_request_framing_are_the_ones_read_again(
     assert http1.upstream_hop_by_hop(data, framed, upgrade) == http1.upstream_hop_by_hop(
         data, fresh, upgrade
     )
+
+
+def test_with_one_content_length_keeps_a_responses_other_lines() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX: y\r\ncontent-length: 2\r\n\r\n"
+    assert (
+        http1.with_one_content_length(raw, 2)
+        == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\n"
+    )

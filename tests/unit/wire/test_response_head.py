@@ -289,3 +289,22 @@ def test_the_quick_pass_decides_every_pair_of_lines_as_the_full_check() -> None:
         for second in _QUICK_HEADER_LINES:
             data = b"HTTP/1.1 200 OK\r\n" + first + b"\r\n" + second + b"\r\n\r\n"
             _assert_quick_pass_is_the_full_check(data, 0, 65536)
+
+
+@pytest.mark.parametrize(
+    ("lines", "listed"),
+    [
+        (b"Content-Length: 2\r\n", False),
+        (b"Content-Length: 2, 2\r\n", True),
+        (b"Content-Length: 2\r\ncontent-length: 2\r\n", True),
+        (b"Content-Length:2,2 ,2\r\nServer: s\r\n", True),
+        (b"Server: s\r\n", False),
+    ],
+)
+def test_a_content_length_list_is_marked_in_both_passes(lines: bytes, listed: bool) -> None:
+    raw = b"HTTP/1.1 200 OK\r\n" + lines + b"\r\n"
+    head = response_head.parse_response_head(raw, 0, 65536)
+    assert head is not None and head.length_list == listed
+    assert response_head._checked_response_head(raw, 0, 65536) == head
+    if listed:
+        assert head.content_length == 2
