@@ -353,6 +353,21 @@ async def test_a_whole_body_then_the_fin_is_answered_while_the_upstream_opens(
     assert results == [(200, home, f"/body/{i}", b"", "eof") for i in range(16)], results
 
 
+async def _post_past_100_continue(farm: Farm, home: str, length: int) -> Conn:
+    """A connection whose POST /continue-then-close (Content-Length `length`, no body yet)
+    the application has answered with 100 Continue: the upstream is attached."""
+    conn = await _open(farm)
+    conn.writer.write(
+        b"POST /continue-then-close HTTP/1.1\r\nHost: x\r\n"
+        + _cookie(farm, home).encode()
+        + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % length
+    )
+    await conn.writer.drain()
+    interim = await conn.reader.readuntil(b"\r\n\r\n")
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    return conn
+
+
 @pytest.mark.parametrize("home", HOMES)
 async def test_an_application_that_breaks_after_100_continue_gets_a_502(
     farm: Farm, home: str
@@ -361,15 +376,7 @@ async def test_an_application_that_breaks_after_100_continue_gets_a_502(
     before its final response, the client gets 100 then 502 (RFC 9110 15.2: any number of
     1xx may come before the final response), not a reset that leaves it guessing."""
     async with asyncio.timeout(10):
-        conn = await _open(farm)
-        conn.writer.write(
-            b"POST /continue-then-close HTTP/1.1\r\nHost: x\r\n"
-            + _cookie(farm, home).encode()
-            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
-        )
-        await conn.writer.drain()
-        interim = await conn.reader.readuntil(b"\r\n\r\n")
-        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        conn = await _post_past_100_continue(farm, home, 5)
         conn.writer.write(b"hello")
         await conn.writer.drain()
         reply = await read_reply(conn.reader)
@@ -410,15 +417,7 @@ async def test_a_body_the_fin_cuts_after_it_reached_the_application_gets_400(
     at the application and answers 400, as for a body cut while its upstream was being
     opened, not a reset whose only cause is timing."""
     async with asyncio.timeout(10):
-        conn = await _open(farm)
-        conn.writer.write(
-            b"POST /continue-then-close HTTP/1.1\r\nHost: x\r\n"
-            + _cookie(farm, home).encode()
-            + b"Expect: 100-continue\r\nContent-Length: 9\r\n\r\n"
-        )
-        await conn.writer.drain()
-        interim = await conn.reader.readuntil(b"\r\n\r\n")
-        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        conn = await _post_past_100_continue(farm, home, 9)
         conn.writer.write(b"ab")
         conn.writer.write_eof()
         data, how = await read_until_closed(conn.reader)
