@@ -387,9 +387,15 @@ def with_one_content_length(raw: bytes, length: int) -> bytes:
     all equal to ``length``: the parsers refuse differing ones) are made one line with
     that value, after the first line (RFC 9110 8.6: a recipient that accepts a list of
     equal values replaces it with one before it forwards the message, as HAProxy does)."""
+    return with_header(_without_lines(raw, _LENGTH_LINE), b"Content-Length: %d\r\n" % length)
+
+
+def _without_lines(raw: bytes, name: re.Pattern[bytes]) -> bytes:
+    """A complete head without the header lines `name` matches at their start (the first
+    line, a request or status line, always stays)."""
     lines = raw.split(b"\r\n")
-    kept = [lines[0]] + [line for line in lines[1:] if _LENGTH_LINE.match(line) is None]
-    return with_header(b"\r\n".join(kept), b"Content-Length: %d\r\n" % length)
+    kept = [lines[0]] + [line for line in lines[1:] if name.match(line) is None]
+    return b"\r\n".join(kept)
 
 
 def _request_length(head: RequestHead) -> int:
@@ -419,9 +425,7 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     if head.length_values > 1:
         raw = with_one_content_length(raw, _request_length(head))
     if head.has_underscore_framing:
-        lines = raw.split(b"\r\n")
-        kept = [lines[0]] + [line for line in lines[1:] if _UNDERSCORE_LINE.match(line) is None]
-        raw = b"\r\n".join(kept)
+        raw = _without_lines(raw, _UNDERSCORE_LINE)
     if not head.has_connection and not head.has_hop_fields:
         return raw
     # every Connection line: RFC 9110 5.3, the lines of one field are one list
