@@ -4,6 +4,19 @@ Drivers say when they next need attention (`at(when)`); the timer keeps one
 `loop.call_at` for the earliest such moment, rounded up to `RESOLUTION` so a
 burst of deadlines costs one wake-up. On firing it calls the node's sweep,
 which handles everything due and returns the next deadline.
+
+A deadline is judged only after the loop has polled its sockets since the
+process last stalled. The loop runs timers before it reads what arrived while
+a callback kept the process busy (a slow plugin, a long garbage collection, a
+CPU stall), so a sweep right after such a stall would take this process's own
+silence for its peers' (every peer suspected at once) and its clients' (heads
+timed out that sit unread in the socket). So the timer first lets the loop
+poll (it fires again one `RESOLUTION` later), and it sweeps when that second
+firing is on time; a firing more than `LATE` behind its moment means the
+process stalled again, maybe before that poll, so it lets the loop poll once
+more (at most `MAX_POLLS` times in a row: an overloaded process still sweeps).
+Deadlines move by 10-20 ms; wake-ups double, which at one sweep per ping
+interval is nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +31,14 @@ from lb.clock import Monotonic
 T = TypeVar("T", bound=Hashable)
 
 RESOLUTION = 0.01  # seconds: deadlines closer together than this share one wake-up
+LATE = 0.05  # seconds behind its moment: the timer fired after a stall of the process
+MAX_POLLS = 4  # polls the timer lets the loop make before one sweep, at most
 
 
 class Timer:
     """A single re-armable deadline on the event loop."""
 
-    __slots__ = ("_handle", "_loop", "_sweep", "_when")
+    __slots__ = ("_handle", "_loop", "_polls", "_sweep", "_when")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, sweep: Callable[[Monotonic], float | None]
@@ -32,6 +47,7 @@ class Timer:
         self._sweep = sweep  # handles what is due at `now`; returns the next deadline
         self._handle: asyncio.TimerHandle | None = None
         self._when: float | None = None
+        self._polls = 0  # polls let happen since the deadline came due
 
     def at(self, when: float | None) -> None:
         """Make sure the sweep runs no later than `when` (None: nothing to do)."""
@@ -46,15 +62,27 @@ class Timer:
         self._handle = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
+        due = self._when
         self._handle = None
         self._when = None
-        self.at(self._sweep(Monotonic(self._loop.time())))
+        now = self._loop.time()
+        polls = self._polls
+        stalled = due is not None and now - due > LATE
+        if (polls == 0 or stalled) and polls < MAX_POLLS:
+            # first read what arrived meanwhile: a later timer (not due in this pass of
+            # the loop's timers) comes after one poll of the sockets
+            self._polls = polls + 1
+            self.at(now + RESOLUTION)
+            return
+        self._polls = 0
+        self.at(self._sweep(Monotonic(now)))
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
         self._handle = None
         self._when = None
+        self._polls = 0
 
 
 class Deadlines(Generic[T]):

@@ -84,9 +84,12 @@ async def test_parallel_new_sessions_of_one_browser_share_one_home(
             homes.update(page)
     # One process holds a client's home (PlacementMemory): no browser is ever split. Two
     # processes share no memory and agree through placement by source as long as their
-    # views agree up to the load margin; a peer suspected by one worker alone (a CPU stall
-    # of 0.4 s under a loaded test machine) changes its candidates, so at most one
-    # browser in 20 may be split there (none in 300 on a quiet machine).
+    # views agree up to the load margin. A worker's own stall no longer makes it suspect
+    # its peers (lb.node.timer reads before it judges silence), but a peer's worker that
+    # stalls past suspect_after (0.4 s here) on a loaded test machine silences the links
+    # it serves, and only the workers at their other end suspect that peer: their
+    # candidates change, so at most one browser in 20 may be split there (none in 300
+    # on a quiet machine).
     # A page whose requests straddle the boundary of a placement window (placement_hold,
     # docs/routing.md: the rule draws a new pair per window) can be placed in two windows
     # by two workers; it is counted apart (the same straddle in one process is held by

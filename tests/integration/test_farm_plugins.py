@@ -1,15 +1,18 @@
 """Extractor plugins in a real farm: an installed plugin whose extractor raises does not take
-a node down (tests/support/plugins/lb-test-raising provides the "test-raise" kind)."""
+a node down, and one that blocks its worker does not make it suspect its peers
+(tests/support/plugins/lb-test-raising provides the "test-raise" and "test-stall" kinds)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 
 from tests.support.farm import Farm
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -39,4 +42,49 @@ def test_a_plugin_that_raises_does_not_take_the_node_down(
     tables = farm.tables("a")
     assert tables["counters"]["extractor_failures"] >= 2
     assert any(e.get("extractor") == "test-raise" for e in farm.events("a", "extractor_failed"))
+    assert not farm.unexpected_exits()
+
+
+def test_a_worker_busy_past_its_peers_deadline_does_not_suspect_them(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A plugin that blocks its worker (a synchronous look-up) for longer than
+    suspect_after (0.4 s in test farms; 0.7 s here, below dead_after) stops the whole
+    process: its peers rightly suspect it, since it answered nothing. But what they sent
+    meanwhile waits unread in its sockets, and a node that judged silence before
+    reading it would suspect every peer at once, stop placing new sessions on them, and
+    send its workers' views apart. It must read first."""
+    farm = make_farm(
+        services={
+            "web": (
+                "http",
+                '[ { kind = "test-stall", seconds = 0.7 }, { kind = "home-cookie" } ]',
+            )
+        },
+    )
+    for _ in range(3):
+        host, port = farm.addr("a")
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", "/__stall")
+            resp = conn.getresponse()
+            resp.read()
+        finally:
+            conn.close()
+        assert resp.status == 200
+        time.sleep(0.5)  # the peers hear a again
+
+    def peers_suspected_a() -> None:
+        assert any(
+            r.get("peer") == "a" and r.get("new") == "suspect"
+            for n in ("b", "c")
+            for r in farm.events(n, "node_state")
+        )
+
+    # the stalls were real: the peers noticed a's silence
+    eventually_passes(peers_suspected_a, timeout=5, what="a peer suspected a")
+    suspected_by_a = [
+        r for r in farm.events("a", "node_state") if r.get("new") in ("suspect", "dead")
+    ]
+    assert suspected_by_a == [], suspected_by_a
     assert not farm.unexpected_exits()

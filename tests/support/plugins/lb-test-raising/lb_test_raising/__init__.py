@@ -1,16 +1,21 @@
-"""Test-only extractor plugins: one that raises on every request, one that logs.
+"""Test-only extractor plugins: one that raises on every request, one that logs, one that
+blocks its worker.
 
 Installed by scripts/test.sh through their entry points, exactly like a third-party
 plugin, so the integration tests can prove that a plugin failure is contained
 (`test-raise`: the connection goes on as "no match", the failure is counted and
 logged, and the node keeps running), and that what a plugin logs with the standard
 library's `logging`, as plugin authors do, reaches the node's log in its format
-(`test-stdlib-log`: one warning per request, then "no match").
+(`test-stdlib-log`: one warning per request, then "no match"), and that a worker
+busy past its peers' silence deadline does not take its own stall for theirs
+(`test-stall`: a request for /__stall blocks the worker `seconds` seconds, as a
+plugin doing a synchronous look-up would, then "no match").
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,3 +48,20 @@ def make_stdlib_logging(
     options: Mapping[str, Any], ctx: ExtractorContext
 ) -> StdlibLoggingExtractor:
     return StdlibLoggingExtractor()
+
+
+class StallingExtractor:
+    name = "test-stall"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def extract(self, seen: Seen) -> Identifier | Verdict:
+        head = seen.http
+        if head is not None and head.path == "/__stall":
+            time.sleep(self.seconds)  # blocks the whole worker, on purpose
+        return Verdict.NO_MATCH
+
+
+def make_stalling(options: Mapping[str, Any], ctx: ExtractorContext) -> StallingExtractor:
+    return StallingExtractor(float(options.get("seconds", 1.0)))

@@ -1,0 +1,177 @@
+"""The node's one timer on real event loops and real sockets (lb.node.timer).
+
+Each test runs on uvloop, as a node does, and on asyncio's own loop: the order
+in which a loop runs due timers and reads its sockets differs between them, and
+the timer must hold on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+from lb.clock import Monotonic
+from lb.node.timer import RESOLUTION, Timer
+
+Run = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def run(request: pytest.FixtureRequest) -> Run:
+    return uvloop.run if request.param == "uvloop" else asyncio.run  # type: ignore[return-value]
+
+
+class Recorder(asyncio.Protocol):
+    """Keeps what arrives, and calls `on_data` with it."""
+
+    def __init__(self, on_data: Callable[[bytes], None] | None = None) -> None:
+        self.received: list[bytes] = []
+        self.on_data = on_data
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+        if self.on_data is not None:
+            self.on_data(data)
+
+
+def test_a_sweep_after_a_stall_sees_what_arrived_during_the_stall(run: Run) -> None:
+    """A callback keeps the process busy past the timer's deadline while a peer's
+    bytes arrive on another socket: the sweep runs after they were read."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        peer_near, peer_far = socket.socketpair()
+        client_near, client_far = socket.socketpair()
+        seen_by_sweep: list[list[bytes]] = []
+        swept = asyncio.Event()
+        peer = Recorder()
+
+        def sweep(now: Monotonic) -> float | None:
+            seen_by_sweep.append(list(peer.received))
+            swept.set()
+            return None
+
+        timer = Timer(loop, sweep)
+
+        def stall(_data: bytes) -> None:
+            # a request whose handling blocks (a slow plugin): the deadline passes, and the
+            # peer's bytes arrive, while this callback runs
+            timer.at(loop.time() + 0.05)
+            peer_far.send(b"ping")
+            time.sleep(0.3)
+
+        try:
+            await loop.create_connection(lambda: peer, sock=peer_near)
+            await loop.create_connection(lambda: Recorder(stall), sock=client_near)
+            client_far.send(b"GET /slow")
+            await asyncio.wait_for(swept.wait(), 5)
+            assert seen_by_sweep == [[b"ping"]]
+        finally:
+            timer.cancel()
+            for s in (peer_far, client_far):
+                s.close()
+
+    run(main())
+
+
+def test_a_stall_after_the_timer_let_the_loop_poll_makes_it_poll_again(run: Run) -> None:
+    """The timer came due and let the loop poll; then, before its sweep, a callback
+    kept the process busy while a peer's bytes arrived: the sweep still sees them."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        peer_near, peer_far = socket.socketpair()
+        client_near, client_far = socket.socketpair()
+        seen_by_sweep: list[list[bytes]] = []
+        swept = asyncio.Event()
+        peer = Recorder()
+
+        def sweep(now: Monotonic) -> float | None:
+            seen_by_sweep.append(list(peer.received))
+            swept.set()
+            return None
+
+        def stall(_data: bytes) -> None:
+            peer_far.send(b"ping")
+            time.sleep(0.3)
+
+        timer = Timer(loop, sweep)
+        try:
+            await loop.create_connection(lambda: peer, sock=peer_near)
+            await loop.create_connection(lambda: Recorder(stall), sock=client_near)
+            due = math.ceil((loop.time() + 0.05) / RESOLUTION) * RESOLUTION
+            timer.at(due)
+            # just after the timer's first firing, a request comes whose handling blocks
+            loop.call_at(due + 0.002, client_far.send, b"GET /slow")
+            await asyncio.wait_for(swept.wait(), 5)
+            assert seen_by_sweep == [[b"ping"]]
+        finally:
+            timer.cancel()
+            for s in (peer_far, client_far):
+                s.close()
+
+    run(main())
+
+
+def test_the_sweep_runs_once_per_deadline_a_little_after_it(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        timer = Timer(loop, lambda now: fired.append(now) or None)
+        try:
+            due = loop.time() + 0.05
+            timer.at(due)
+            timer.at(due + 1.0)  # a later deadline does not move an earlier one
+            await asyncio.sleep(0.05 + 4 * RESOLUTION + 0.1)
+            assert len(fired) == 1
+            assert fired[0] >= due
+        finally:
+            timer.cancel()
+
+    run(main())
+
+
+def test_a_sweep_returns_its_next_deadline(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        done = asyncio.Event()
+
+        def sweep(now: Monotonic) -> float | None:
+            fired.append(now)
+            if len(fired) == 3:
+                done.set()
+                return None
+            return now + 0.02
+
+        timer = Timer(loop, sweep)
+        try:
+            timer.at(loop.time())
+            await asyncio.wait_for(done.wait(), 5)
+            assert fired == sorted(fired) and len(fired) == 3
+            await asyncio.sleep(0.1)
+            assert len(fired) == 3  # None: nothing more to do
+        finally:
+            timer.cancel()
+
+    run(main())
+
+
+def test_cancel_stops_a_pending_sweep(run: Run) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        timer = Timer(loop, lambda now: fired.append(now) or None)
+        timer.at(loop.time() + 0.02)
+        timer.cancel()
+        await asyncio.sleep(0.1)
+        assert fired == []
+
+    run(main())
