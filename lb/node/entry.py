@@ -37,6 +37,7 @@ from lb.node.http_state import HttpClientState
 from lb.node.metrics import Metrics
 from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
+from lb.node.placing import SiblingPlacement
 from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.service import Service
@@ -122,6 +123,7 @@ class Entry(HttpRouting):
         self.now = loop.time
         self.on_extractor_error = self.extractor_failed
         self.registry: Registry | None = None  # directory owners (set by the node)
+        self.placing: SiblingPlacement | None = None  # several workers agree (set by the node)
 
     # -- admission and head deadlines --------------------------------------------------
     def admit(self, client: Client) -> bool:

@@ -33,6 +33,7 @@ from lb.node.home import Home
 from lb.node.http_state import ROUTED, HttpClientState, HttpEntrySide
 from lb.node.metrics import Metrics
 from lb.node.peers import Peers
+from lb.node.placing import SiblingPlacement
 from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
@@ -87,6 +88,7 @@ class HttpRouting(HttpEntrySide):
     home: Home
     replication: Replication
     registry: Registry | None
+    placing: SiblingPlacement | None
     counters: Counter[str]
     reason_counts: dict[str, int]
     pool: UpstreamPool
@@ -130,11 +132,14 @@ class HttpRouting(HttpEntrySide):
         identifier: Identifier | None,
         looked_up: bool = False,
         now: float = 0.0,
+        asked: bool = False,
     ) -> Decision | None:
         """The request's home; None while the directory owners are asked about a key this
-        replica does not hold (one link round trip, bounded by lookup_timeout), then
-        `client.decided(...)` follows with the decision made with their answer. ``now``
-        as for `placed` (the decision after a look-up reads the clock again)."""
+        replica does not hold (one link round trip, bounded by lookup_timeout), or while
+        worker 0 is asked where a client source's new sessions go (lb.node.placing,
+        one bus round trip, bounded by its ASK_TIMEOUT); then `client.decided(...)`
+        follows with the decision made with the answer. ``now`` as for `placed` (the
+        decision after an answer reads the clock again)."""
         decision = self.placed(client, identifier, now)
         registry = self.registry
         if (
@@ -152,8 +157,21 @@ class HttpRouting(HttpEntrySide):
             if registry.lookup(identifier.kind, identifier.value, answer) is None:
                 return None
             return self.decide(client, identifier, looked_up=True)  # learned meanwhile
+        placing = self.placing
+        if (
+            placing is not None
+            and decision.new_session
+            and not asked
+            and placing.hold(client, identifier, decision)
+        ):
+            return None
         self.count_reason(decision.reason)
         return decision
+
+    def resume_placed(self, client: HttpClientState, identifier: Identifier | None) -> None:
+        """Worker 0 answered (or did not in time) where the client's new sessions go."""
+        if not client.closed and client.state == ROUTED:
+            client.decided(self.decide(client, identifier, looked_up=True, asked=True))
 
     def retry(self, client: HttpClientState, failed: Decision) -> Decision | None:
         """A new session whose home could not be reached, placed once more on another

@@ -33,6 +33,7 @@ from lb.node.linktls import LinkTls
 from lb.node.listeners import ClientListeners
 from lb.node.metrics import Metrics
 from lb.node.peers import Peers
+from lb.node.placing import SiblingPlacement
 from lb.node.registry import Registry
 from lb.node.reload import reload
 from lb.node.replication import Replication
@@ -47,7 +48,7 @@ from lb.routing.keyring_slot import KeyringSlot
 from lb.routing.memory import PlacementMemory
 from lb.routing.route import Router
 from lb.wire import frames as fr
-from lb.wire.bus import ADMIN, METRICS, RELAYED
+from lb.wire.bus import ADMIN, METRICS, PLACE, PLACED, RELAYED
 from lb.wire.directory import DIRECTORY_UPDATE
 
 log = structlog.get_logger("lb.node")
@@ -225,6 +226,20 @@ class Node:
                 METRICS: self._admin_frame,
                 ADMIN: self._admin_frame,
             }
+            memory = self.router.memory
+            if self.worker is not None and memory is not None and memory.max_entries > 0:
+                # one home for a client source's new sessions across the node's workers
+                placing = SiblingPlacement(
+                    loop,
+                    self.siblings,
+                    lambda: self.router,
+                    lambda: self.peers.view,
+                    self.entry.resume_placed,
+                    self.counters,
+                )
+                self.entry.placing = placing
+                handlers[PLACE] = placing.place_frame
+                handlers[PLACED] = placing.placed_frame
             await self.siblings.connect(
                 loop,
                 self.bus_fd,
@@ -370,6 +385,8 @@ class Node:
     async def stop(self) -> None:
         self.stopping = True
         self.timer.cancel()
+        if self.entry.placing is not None:
+            self.entry.placing.close()
         self._close_client_listeners()
         self.entry.abort_all()
         if self.admin is not None:

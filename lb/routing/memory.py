@@ -77,6 +77,13 @@ class PlacementMemory:
         del self._entries[source]
         return None
 
+    def held(self, source: str, now: float) -> tuple[str, float] | None:
+        """(home, placed at) remembered for ``source`` if its hold runs at ``now``, else None."""
+        entry = self._entries.get(source)
+        if entry is None or not self._held(entry[1], now):
+            return None
+        return entry
+
     def remember(self, source: str, home: str, now: float) -> bool:
         """Hold ``home`` for ``source`` from ``now`` on (replacing what it had).
 

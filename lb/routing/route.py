@@ -86,6 +86,7 @@ class Router:
         "_placeable_set",
         "_placeable_view",
         "_tables",
+        "fresh_source",
     )
 
     def __init__(
@@ -115,6 +116,10 @@ class Router:
         # home cookie values as the keyring verified them, remembered (a look-up costs
         # less than a call into the interpreted keyring, even a cached one)
         self._cookies = KeyringSlot(keyring)
+        # the client source the last placement chose a home for afresh (None: the last
+        # placement recalled a held home, or had no source); the I/O layer reads it after
+        # a new session's decision, to make the node's workers agree (docs/routing.md)
+        self.fresh_source: str | None = None
 
     @property
     def keyring(self) -> CookieKeyring:
@@ -185,6 +190,32 @@ class Router:
             if self._memory is not None:
                 self._memory.remember(source, home, now)
         return self._decision(home, home == view.self_name, True, "retry")
+
+    def hold_for_source(
+        self, source: str, proposal: str, view: FarmView, now: float
+    ) -> tuple[str, float]:
+        """Where ``source``'s new sessions go for every worker of the node, and since when.
+
+        Worker 0's answer to a sibling that placed ``source`` afresh on ``proposal``
+        (docs/routing.md, "Several workers"): the home its memory holds for the
+        source if that is placeable, else ``proposal`` if placeable, else its own
+        placement; then held from ``now``. Without a memory nothing is held and the
+        answer is the same for the same view.
+        """
+        placeable = view.placeable()
+        memory = self._memory
+        if memory is not None:
+            held = memory.held(source, now)
+            if held is not None and held[0] in placeable:
+                return held
+        if proposal in placeable:
+            home = proposal
+        else:
+            salt = self._source_salt(source, now)
+            home = least_loaded_of_two_with_slack(placeable, view.loads, salt)
+        if memory is not None:
+            memory.remember(source, home, now)
+        return home, now
 
     def table_for(self, view: FarmView) -> MaglevTable:
         """The Maglev table over ``view.weights()``, built once per distinct weight set.
@@ -260,6 +291,7 @@ class Router:
             self._placeable_set = frozenset(self._placeable)
             self._placeable_view = view
         if client is None:
+            self.fresh_source = None
             home = least_loaded_of_two(self._placeable, view.loads, salt)
             return self._decision(home, home == view.self_name, True, reason)
         source = _source_of(client)
@@ -267,9 +299,11 @@ class Router:
         if memory is not None:
             held = memory.recall(source, now)
             if held is not None and held in self._placeable_set:
+                self.fresh_source = None
                 return self._decision(held, held == view.self_name, True, reason)
         salt = self._source_salt(source, now)
         home = least_loaded_of_two_with_slack(self._placeable, view.loads, salt)
         if memory is not None:
             memory.remember(source, home, now)
+        self.fresh_source = source
         return self._decision(home, home == view.self_name, True, reason)

@@ -13,11 +13,18 @@ for the admin listener of worker 0: u16 worker index, then a JSON object
 (payload 1) or undrain (payload 2). OWN_STATE (0x54): worker 0, the node's
 membership speaker, tells its siblings the node's own declaration and
 incarnation (u8 state, u64 incarnation), so every worker says the same about
-the node and none contradicts it. Pure codec: no I/O.
+the node and none contradicts it. PLACE (0x55) and PLACED (0x56): a worker
+asks worker 0 where a client source's new sessions go (the home it would
+choose), and worker 0 says where they go for every worker (u8 S, S bytes
+source, u8 H, H bytes home; PLACED adds the f64 wall-clock time of the
+placement), so the parallel connections of one browser that the kernel
+spread over several workers get one home (docs/routing.md). Pure codec: no
+I/O.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 
 from lb.errors import FrameError
@@ -29,11 +36,15 @@ APP_HEALTH = 0x51  # payload: u8 1 = the node's applications are up, 0 = one is 
 METRICS = 0x52  # payload: u16 worker, JSON object
 ADMIN = 0x53  # payload: u8 command
 OWN_STATE = 0x54  # payload: u8 state (ALIVE, DRAINING or LEFT), u64 incarnation
+PLACE = 0x55  # payload: u8 S, source, u8 H, home (the asker's choice)
+PLACED = 0x56  # payload: u8 S, source, u8 H, home, f64 placed at (wall clock)
+MAX_PLACE_SOURCE = 64  # bytes: the longest source key (lb.routing.memory.MAX_SOURCE)
 ADMIN_DRAIN = 1
 ADMIN_UNDRAIN = 2
 
 _OWN_STATES = frozenset((MemberState.ALIVE, MemberState.DRAINING, MemberState.LEFT))
 _STATE_INC = struct.Struct("!BQ")
+_AT = struct.Struct("!d")
 
 
 def encode_relayed(peer: str, inner: bytes) -> bytes:
@@ -119,6 +130,61 @@ def decode_own_state(payload: bytes) -> tuple[MemberState, int]:
     return MemberState(code), incarnation
 
 
+def _source_and_home(source: str, home: str) -> bytes:
+    s, h = source.encode(), home.encode()
+    if not 0 < len(s) <= MAX_PLACE_SOURCE:
+        raise ValueError(f"a source key is 1..{MAX_PLACE_SOURCE} bytes, got {source!r}")
+    if not 0 < len(h) <= fr.MAX_HELLO_NAME:
+        raise ValueError(f"a node name is 1..{fr.MAX_HELLO_NAME} bytes, got {home!r}")
+    return bytes((len(s),)) + s + bytes((len(h),)) + h
+
+
+def _read_source_and_home(payload: bytes, what: str) -> tuple[str, str, int]:
+    """(source, home, offset after them) or FrameError."""
+    if not payload:
+        raise FrameError(f"{what} payload is empty")
+    n = payload[0]
+    if not 0 < n <= MAX_PLACE_SOURCE or len(payload) < 2 + n:
+        raise FrameError(f"{what} source runs past the payload or is out of range")
+    m = payload[1 + n]
+    end = 2 + n + m
+    if m == 0 or len(payload) < end:
+        raise FrameError(f"{what} home runs past the payload or is empty")
+    try:
+        return payload[1 : 1 + n].decode(), payload[2 + n : end].decode(), end
+    except UnicodeDecodeError:
+        raise FrameError(f"{what} source or home is not UTF-8") from None
+
+
+def encode_place(source: str, home: str) -> bytes:
+    """PLACE: a worker asks worker 0 where `source`'s new sessions go; `home` is its choice."""
+    return fr.encode_frame(fr.Frame(PLACE, 0, 0, _source_and_home(source, home)))
+
+
+def decode_place(payload: bytes) -> tuple[str, str]:
+    """PLACE payload -> (source, home)."""
+    source, home, end = _read_source_and_home(payload, "PLACE")
+    if end != len(payload):
+        raise FrameError("PLACE payload has bytes after the home")
+    return source, home
+
+
+def encode_placed(source: str, home: str, at: float) -> bytes:
+    """PLACED: worker 0 says `source`'s new sessions go to `home`, placed at `at` (wall)."""
+    return fr.encode_frame(fr.Frame(PLACED, 0, 0, _source_and_home(source, home) + _AT.pack(at)))
+
+
+def decode_placed(payload: bytes) -> tuple[str, str, float]:
+    """PLACED payload -> (source, home, placed at)."""
+    source, home, end = _read_source_and_home(payload, "PLACED")
+    if len(payload) != end + _AT.size:
+        raise FrameError("PLACED payload is source, home and an f64 time")
+    (at,) = _AT.unpack_from(payload, end)
+    if not math.isfinite(at):
+        raise FrameError("PLACED time is not finite")
+    return source, home, at
+
+
 __all__ = [
     "ADMIN",
     "ADMIN_DRAIN",
@@ -126,15 +192,21 @@ __all__ = [
     "APP_HEALTH",
     "METRICS",
     "OWN_STATE",
+    "PLACE",
+    "PLACED",
     "RELAYED",
     "decode_admin",
     "decode_app_health",
     "decode_metrics",
     "decode_own_state",
+    "decode_place",
+    "decode_placed",
     "decode_relayed",
     "encode_admin",
     "encode_app_health",
     "encode_metrics",
     "encode_own_state",
+    "encode_place",
+    "encode_placed",
     "encode_relayed",
 ]

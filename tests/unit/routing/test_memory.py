@@ -148,3 +148,12 @@ def test_the_bound_holds_and_recall_answers_only_held_homes(
             memory.forget(source)
             model.pop(source, None)
         assert len(memory) <= max_entries
+
+
+def test_held_answers_the_home_and_its_placement_time_while_it_holds() -> None:
+    memory = PlacementMemory(8, 10.0)
+    assert memory.held("a", 100.0) is None
+    memory.remember("a", "n1", 100.0)
+    assert memory.held("a", 105.0) == ("n1", 100.0)
+    assert memory.held("a", 110.0) is None  # the hold is over
+    assert memory.held("a", 99.0) is None  # a clock that stepped back

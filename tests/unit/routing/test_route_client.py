@@ -314,3 +314,51 @@ def test_rehomed_homes_never_keep_a_session(view: FarmView, salt: int, client: s
             assert d.reason == "home-cookie-rehomed" and d.home in view.placeable()
             if view.live - view.rehomed:
                 assert d.home not in view.rehomed
+
+
+# --- several workers: worker 0's word (Router.fresh_source, Router.hold_for_source) --------
+
+
+def test_fresh_source_names_a_fresh_placement_and_only_that() -> None:
+    r = router()
+    view = make_view()
+    r.route(None, view, NOW, 1, "203.0.113.7")
+    assert r.fresh_source == "203.0.113.7"
+    r.route(None, view, NOW + 1, 2, "203.0.113.7")  # recalled from the memory
+    assert r.fresh_source is None
+    r.route(None, view, NOW, 3, "2001:db8:1:2::9")
+    assert r.fresh_source == "2001:db8:1:2::/64"  # the source key, as the memory holds it
+    r.route(None, view, NOW, 4, None)  # no client: placed alone
+    assert r.fresh_source is None
+
+
+def test_worker_0_answers_what_it_holds_else_the_askers_choice() -> None:
+    r = router()
+    view = make_view()
+    # nothing held: the asker's choice, held from now
+    assert r.hold_for_source("203.0.113.7", "n3", view, NOW) == ("n3", NOW)
+    # held: the held home and its placement time, whatever a later asker proposes
+    assert r.hold_for_source("203.0.113.7", "n2", view, NOW + 2) == ("n3", NOW)
+    # and worker 0's own requests from that source go there too
+    assert r.route(None, view, NOW + 3, 9, "203.0.113.7").home == "n3"
+
+
+def test_worker_0_does_not_hold_a_home_it_cannot_place_on() -> None:
+    r = router()
+    # the asker's choice is draining in worker 0's view: worker 0 places by its rule
+    view = make_view(draining=("n3",))
+    home, at = r.hold_for_source("198.51.100.1", "n3", view, NOW)
+    salt = source_salt("198.51.100.1", NOW, HOLD)
+    assert (home, at) == (least_loaded_of_two_with_slack(view.placeable(), {}, salt), NOW)
+    assert home != "n3"
+    # a held home that went away is replaced the same way
+    gone = make_view(live=tuple(n for n in NAMES if n != home))
+    again, at2 = r.hold_for_source("198.51.100.1", home, gone, NOW + 1)
+    assert again != home and again in gone.placeable() and at2 == NOW + 1
+
+
+def test_without_a_memory_worker_0_takes_the_askers_placeable_choice() -> None:
+    r = Router(KEYRING)
+    view = make_view()
+    assert r.hold_for_source("203.0.113.7", "n2", view, NOW) == ("n2", NOW)
+    assert r.hold_for_source("203.0.113.7", "n4", view, NOW) == ("n4", NOW)

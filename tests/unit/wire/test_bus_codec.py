@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lb.errors import FrameError
 from lb.wire import frames as fr
@@ -15,9 +20,13 @@ from lb.wire.bus import (
     decode_admin,
     decode_metrics,
     decode_own_state,
+    decode_place,
+    decode_placed,
     encode_admin,
     encode_metrics,
     encode_own_state,
+    encode_place,
+    encode_placed,
 )
 from lb.wire.membership import MAX_INCARNATION, MemberState
 
@@ -98,3 +107,95 @@ def test_own_state_encoder_refuses_what_a_node_never_declares(
 def test_own_state_payload_must_be_a_declaration_and_an_incarnation(payload: bytes) -> None:
     with pytest.raises(FrameError):
         decode_own_state(payload)
+
+
+# -- PLACE / PLACED -------------------------------------------------------------------------
+
+
+def _payload(frame: bytes) -> bytes:
+    decoded = fr.decode_frame(frame)
+    assert decoded is not None and decoded[1] == len(frame)
+    return decoded[0].payload
+
+
+@pytest.mark.parametrize(
+    ("source", "home"),
+    [("127.0.0.20", "b"), ("2001:db8:1:2::/64", "node-é"), ("x" * 64, "n" * 255)],
+)
+def test_place_and_placed_round_trip(source: str, home: str) -> None:
+    assert decode_place(_payload(encode_place(source, home))) == (source, home)
+    assert decode_placed(_payload(encode_placed(source, home, 1764590400.25))) == (
+        source,
+        home,
+        1764590400.25,
+    )
+
+
+def test_placed_is_the_worked_example_of_protocol_md() -> None:
+    frame = encode_placed("127.0.0.20", "b", 1764590400.0)
+    assert frame.hex(" ") == (
+        "01 56 00 0c 00 00 00 00 00 00 00 15 "
+        "0a 31 32 37 2e 30 2e 30 2e 32 30 01 62 41 da 4b 60 d0 00 00 00"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "home"), [("", "b"), ("x" * 65, "b"), ("s", ""), ("s", "n" * 256)]
+)
+def test_place_encoder_refuses_what_does_not_fit(source: str, home: str) -> None:
+    with pytest.raises(ValueError):
+        encode_place(source, home)
+    with pytest.raises(ValueError):
+        encode_placed(source, home, 0.0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x00\x01b",  # empty source
+        b"\x41" + b"x" * 65 + b"\x01b",  # source longer than 64
+        b"\x05abc",  # source runs past the payload
+        b"\x01s",  # no home length
+        b"\x01s\x00",  # empty home
+        b"\x01s\x03ab",  # home runs past the payload
+        b"\x01\xff\x01b",  # source not UTF-8
+        b"\x01s\x01b!",  # a byte after the home
+    ],
+)
+def test_place_payload_errors_are_frame_errors(payload: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode_place(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x01s\x01b",  # no time
+        b"\x01s\x01b" + b"\x00" * 7,  # short time
+        b"\x01s\x01b" + struct.pack("!d", 1.0) + b"!",  # a byte after the time
+        b"\x01s\x01b" + struct.pack("!d", math.nan),
+        b"\x01s\x01b" + struct.pack("!d", math.inf),
+    ],
+)
+def test_placed_payload_errors_are_frame_errors(payload: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode_placed(payload)
+
+
+@given(st.binary(max_size=400))
+def test_a_place_payload_decodes_to_what_encodes_it_or_is_a_frame_error(payload: bytes) -> None:
+    try:
+        source, home = decode_place(payload)
+    except FrameError:
+        return
+    assert _payload(encode_place(source, home)) == payload
+
+
+@given(st.binary(max_size=400))
+def test_a_placed_payload_decodes_to_what_encodes_it_or_is_a_frame_error(payload: bytes) -> None:
+    try:
+        source, home, at = decode_placed(payload)
+    except FrameError:
+        return
+    assert _payload(encode_placed(source, home, at)) == payload
