@@ -13,7 +13,8 @@ only the node's own processes hold, so it needs no HELLO/AUTH:
 - PING (0x07) with token = worker index and load = that worker's load: a
   node's load is the sum over its workers;
 - the bus's own frames (lb.wire.bus): RELAYED membership frames, APP_HEALTH,
-  METRICS, ADMIN, and OWN_STATE (worker 0 speaks for the node in membership).
+  METRICS, ADMIN, OWN_STATE (worker 0 speaks for the node in membership), and
+  PLACE / PLACED (worker 0 says where a client source's new sessions go).
 
 Signals: SIGTERM (drain), SIGINT, SIGUSR1 and SIGHUP are passed to every worker; the
 supervisor exits when they all have, with 0 when they all exited 0. The supervisor
