@@ -89,9 +89,17 @@ class ClientListeners:
         self.handing_over: set[asyncio.Task[None]] = set()  # queued sockets given a protocol
 
     async def open(self, services: Iterable[Service]) -> None:
-        for service in services:
-            for address in service.listen:
-                await self._open(service, address.host, address.port)
+        """Listen on every address of every service, or on none: an address that cannot
+        be bound (OSError) closes those this call opened, and the error goes on. A node
+        listening on some of its addresses would refuse the clients of the others
+        while it takes new sessions."""
+        try:
+            for service in services:
+                for address in service.listen:
+                    await self._open(service, address.host, address.port)
+        except OSError:
+            self.close()
+            raise
 
     async def _open(self, service: Service, host: str, port: int) -> None:
         if service.server_ssl is not None:

@@ -54,6 +54,7 @@ from lb.wire.directory import DIRECTORY_UPDATE
 log = structlog.get_logger("lb.node")
 
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
+REOPEN_RETRY = 1.0  # seconds between tries to listen again after an undrain failed to
 
 
 class Node:
@@ -85,6 +86,7 @@ class Node:
         self.counters: Counter[str] = Counter()
         self.timer = Timer(self.loop, self._sweep)
         self.listeners: ClientListeners | None = None
+        self.reopening: asyncio.Task[None] | None = None  # listening again after an undrain
         self.next_ping = 0.0
         self.next_idle = self.loop.time() + 1.0
 
@@ -343,17 +345,29 @@ class Node:
         self.membership.stop_draining(self.loop.time())
         self.peers.run_membership()
         self.peers.refresh_view()
-        self.loop.create_task(self._reopen_client_listeners())
+        if self.reopening is not None:
+            self.reopening.cancel()  # an earlier undrain still trying: this one takes over
+        self.reopening = self.loop.create_task(self._reopen_client_listeners())
         log.info("undrained", node=self.name)
 
     async def _reopen_client_listeners(self) -> None:
-        if self.listeners is None or self.draining or self.stopping:
-            return
-        self.listeners.close()
-        try:
-            await self.listeners.open(self.services.values())
-        except OSError as exc:
-            log.error("undrain_listen_failed", node=self.name, error=str(exc))
+        """Listen again after an undrain, on every address or none; while an address
+        cannot be bound (another process took it meanwhile), try again every
+        REOPEN_RETRY seconds, until it can or the node drains or stops."""
+        while self.listeners is not None and not self.draining and not self.stopping:
+            self.listeners.close()
+            try:
+                await self.listeners.open(self.services.values())
+                return
+            except OSError as exc:
+                log.error(
+                    "undrain_listen_failed",
+                    node=self.name,
+                    worker=self.worker,
+                    error=str(exc),
+                    retry_in=REOPEN_RETRY,
+                )
+            await asyncio.sleep(REOPEN_RETRY)
 
     def busy(self) -> bool:
         """Whether any client connection or home flow is still open."""
@@ -385,6 +399,8 @@ class Node:
     async def stop(self) -> None:
         self.stopping = True
         self.timer.cancel()
+        if self.reopening is not None:
+            self.reopening.cancel()
         if self.entry.placing is not None:
             self.entry.placing.close()
         self._close_client_listeners()

@@ -125,3 +125,46 @@ def test_a_drain_closes_every_address_and_an_undrain_opens_each(farm: AdminFarm)
     assert farm.events("b", "undrain_listen_failed") == []
     for address in farm.addrs("b"):
         assert get(address, {COOKIE_NAME: farm.sign_cookie("a")})[0] == "a"
+
+
+def test_an_undrain_opens_every_address_or_none_and_retries_until_it_can(
+    farm: AdminFarm,
+) -> None:
+    """While b was drained, something else took its second address. The undrain must not
+    leave b listening on half its addresses (clients of the other address would be
+    refused with no end): it opens none, says so, and tries again until it can."""
+    assert farm.post("b", "/drain") == {"draining": True}
+    eventually_passes(
+        lambda: _check([accepting(a) for a in farm.addrs("b")] == [0, 0]),
+        timeout=10,
+        what="b did not close both listeners",
+    )
+    first, second = farm.addrs("b")
+    family = socket.AF_INET6 if ":" in second[0] else socket.AF_INET
+    blocker = socket.socket(family)
+    try:
+        # SO_REUSEADDR (past the TIME_WAIT of the connects above) but no SO_REUSEPORT:
+        # while it listens, lb's listeners cannot bind beside it
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(second)
+        blocker.listen(1)
+        assert farm.post("b", "/undrain") == {"draining": False}
+        eventually_passes(
+            lambda: _check(len(farm.events("b", "undrain_listen_failed")) >= 3),
+            timeout=10,
+            what="b did not say it could not listen, and retry (2 workers: 3 lines)",
+        )
+        assert accepting(first) == 0, "b listens on one address of two"
+    finally:
+        blocker.close()
+
+    def undrained() -> None:
+        assert [accepting(a) for a in farm.addrs("b")] == [ATTEMPTS, ATTEMPTS]
+
+    eventually_passes(undrained, timeout=10, what="b did not open both listeners once it could")
+    for address in farm.addrs("b"):
+        assert get(address, {COOKIE_NAME: farm.sign_cookie("a")})[0] == "a"
+
+
+def _check(ok: bool) -> None:
+    assert ok

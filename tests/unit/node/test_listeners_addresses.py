@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import uvloop
 
 from lb.config import parse_config
@@ -125,5 +126,29 @@ def test_a_tls_terminate_service_gets_a_socket_per_address(tmp_path: Path) -> No
         assert len(listeners.tls_tasks) == 2
         listeners.close()
         assert refused("127.0.0.1", port) and refused("::1", port)
+
+    uvloop.run(run())
+
+
+def test_a_service_listens_on_every_address_or_on_none() -> None:
+    """The second address is taken (a socket without SO_REUSEPORT listens there): the open
+    fails with the OSError and leaves no listener on the first."""
+    port = free_dual_port()
+    service = web_service([f"0.0.0.0:{port}", f"[::]:{port}"])
+    entry = cast(Entry, WaitingEntry())
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        listeners = ClientListeners(loop, entry, reuse_port=True)
+        with socket.socket(socket.AF_INET6) as taken:
+            taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            taken.bind(("::", port))
+            taken.listen(1)
+            with pytest.raises(OSError):
+                await listeners.open([service])
+            assert listeners.servers == [] and refused("127.0.0.1", port)
+        await listeners.open([service])  # once free, every address
+        assert len(bound(listeners)) == 2
+        listeners.close()
 
     uvloop.run(run())
