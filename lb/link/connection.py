@@ -59,11 +59,12 @@ PAUSE_WAIT: Final = 4  # there is no local endpoint yet (the home is connecting 
 #: HELLO and AUTH are small; a peer that sends more before login is refused.
 MAX_HANDSHAKE_BYTES: Final = 2 * (fr.HEADER_SIZE + 2 + 2 * fr.MAX_HELLO_NAME + fr.NONCE_SIZE)
 
-_DATA = int(FrameType.DATA)
-_HELLO = int(FrameType.HELLO)
-_AUTH = int(FrameType.AUTH)
-_LOGIN_TYPES = (_HELLO, _AUTH)
-_RESET_LINK = int(ResetReason.LINK_CLOSED)
+# Final: compiled, a native constant, not a look-up in the module's dict per frame
+_DATA: Final = int(FrameType.DATA)
+_HELLO: Final = int(FrameType.HELLO)
+_AUTH: Final = int(FrameType.AUTH)
+_LOGIN_TYPES: Final = (_HELLO, _AUTH)
+_RESET_LINK: Final = int(ResetReason.LINK_CLOSED)
 
 
 class _Flow:

@@ -36,7 +36,7 @@ from lb.node.peers import Peers
 from lb.node.placing import SiblingPlacement
 from lb.node.registry import Registry
 from lb.node.replication import Replication
-from lb.node.upstream import FlowUpstream, LocalUpstream, Upstream, UpstreamPool
+from lb.node.upstream import FlowUpstream, LocalUpstream, PoolKey, Upstream, UpstreamPool
 from lb.routing.route import Decision, Router
 from lb.wire import http1, response_head
 from lb.wire.forwarded import forwarded_headers
@@ -195,7 +195,7 @@ class HttpRouting(HttpEntrySide):
         service = client.service
         pool = self.pool
         if decision.local:
-            key = (self.name, service.name)
+            key: PoolKey = (self.name, service.name)  # one boxed tuple (PoolKey)
             upstream = None if fresh else pool.take(key)
             if upstream is not None:
                 return upstream

@@ -87,7 +87,15 @@ class FlowEndpoint:
         self.awaiting = False  # bytes came from the entry, none went back since
 
     def send(self, data: bytes) -> None:
-        if self.awaiting and self.pooled and data[9:12] == b"101" and data.startswith(b"HTTP/1."):
+        if (
+            self.awaiting
+            and self.pooled
+            and len(data) > 11
+            and data[9] == 0x31  # "101" by index: compiled, no slice object per answer
+            and data[10] == 0x30
+            and data[11] == 0x31
+            and data.startswith(b"HTTP/1.")
+        ):
             self.pooled = False  # the first bytes of the answer: switching protocols
         self.awaiting = False
         self.used = True

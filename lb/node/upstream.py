@@ -34,6 +34,11 @@ POOL_MAX_IDLE: Final = 256
 
 _CLIENT_ABORT = int(ResetReason.CLIENT_ABORT)
 
+PoolKey = tuple[str, ...]
+"""(home, service). Typed as a tuple of any length so that a compiled build keeps it one
+boxed tuple: a tuple[str, str] is a C struct there, made a new tuple object at every
+dict access (the pool's look-ups then hash and compare a fresh tuple each time)."""
+
 
 class User:
     """What an upstream reports to the request it carries (lb.node.http_state's
@@ -72,7 +77,7 @@ class Upstream:
         "user",
     )
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str], home: str) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey, home: str) -> None:
         self.pool = pool
         self.key = key
         self.home = home
@@ -145,7 +150,7 @@ class LocalUpstream(Upstream):
 
     __slots__ = ("transport",)
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str], home: str) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey, home: str) -> None:
         Upstream.__init__(self, pool, key, home)
         self.transport: asyncio.Transport | None = None
 
@@ -217,7 +222,7 @@ class FlowUpstream(Upstream):
 
     __slots__ = ("eof_in", "eof_out", "flow")
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, str], home: str) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey, home: str) -> None:
         super().__init__(pool, key, home)
         self.flow: FlowEndpoint | None = None
         self.eof_in = False
@@ -294,14 +299,14 @@ class UpstreamPool:
         keeps: Callable[[str], bool] = lambda _home: True,
     ) -> None:
         self.now = now
-        self.idle: dict[tuple[str, str], list[Upstream]] = {}
+        self.idle: dict[PoolKey, list[Upstream]] = {}
         self.max_idle = POOL_MAX_IDLE
         self.idle_seconds = idle_seconds
         # whether upstreams to a home may be kept: not to one that drains or left, so
         # its flows end between requests and its drain can finish
         self.keeps = keeps
 
-    def take(self, key: tuple[str, str]) -> Upstream | None:
+    def take(self, key: PoolKey) -> Upstream | None:
         idle = self.idle.get(key)
         while idle:
             upstream = idle.pop()
@@ -371,6 +376,7 @@ __all__ = [
     "POOL_MAX_IDLE",
     "FlowUpstream",
     "LocalUpstream",
+    "PoolKey",
     "Upstream",
     "UpstreamPool",
     "User",

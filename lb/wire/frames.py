@@ -714,25 +714,31 @@ class FrameDecoder:
             self._buf = bytearray()
             frames.append(_build(memoryview(buf), 0, t, flags, hlen, flow_id, plen))
 
-        unpack = _HEADER.unpack_from
-        append = frames.append
-        max_payload = MAX_PAYLOAD
         while end - off >= HEADER_SIZE:
-            ver, t, flags, hlen, flow_id, plen = unpack(data, off)
-            if t == 2 and ver == 1 and hlen == 12 and flow_id and 0 < plen <= max_payload:
-                # DATA, the hot path: header already fully validated by the test above.
-                start = off + 12
-                stop = start + plen
-                if stop > end:
-                    break
-                append(Frame(2, flags, flow_id, data[start:stop]))
-                off = stop
-                continue
+            if data[off + 1] == 2 and data[off] == 1 and data[off + 3] == 12:
+                # DATA, the hot path, its header read byte by byte: compiled, each byte is
+                # a native index (a Struct call boxes its ints in a tuple: 670 instructions
+                # more per frame); pure Python pays about 300 ns more than with the Struct
+                flow_id = (
+                    data[off + 4] << 24 | data[off + 5] << 16 | data[off + 6] << 8 | data[off + 7]
+                )
+                plen = (
+                    data[off + 8] << 24 | data[off + 9] << 16 | data[off + 10] << 8 | data[off + 11]
+                )
+                if flow_id and 0 < plen <= MAX_PAYLOAD:  # the rest of a DATA header's check
+                    start = off + 12
+                    stop = start + plen
+                    if stop > end:
+                        break
+                    frames.append(Frame(2, data[off + 2], flow_id, data[start:stop]))
+                    off = stop
+                    continue
+            ver, t, flags, hlen, flow_id, plen = _HEADER.unpack_from(data, off)
             _check_header(ver, t, hlen, flow_id, plen)
             total = hlen + plen
             if end - off < total:
                 break
-            append(_build(data, off, t, flags, hlen, flow_id, plen))
+            frames.append(_build(data, off, t, flags, hlen, flow_id, plen))
             off += total
         if off < end:
             _check_partial(data, off, end - off)
