@@ -92,12 +92,13 @@ class ClientListeners:
         """Listen on every address of every service, or on none: an address that cannot
         be bound (OSError) closes those this call opened, and the error goes on. A node
         listening on some of its addresses would refuse the clients of the others
-        while it takes new sessions."""
+        while it takes new sessions. So does a cancel (a drain or a stop that came while
+        the open awaited): what it opened is closed."""
         try:
             for service in services:
                 for address in service.listen:
                     await self._open(service, address.host, address.port)
-        except OSError:
+        except BaseException:
             self.close()
             raise
 

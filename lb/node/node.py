@@ -271,6 +271,8 @@ class Node:
         self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
         if not self.draining:  # else opened by an undrain (stop_draining)
             await self.listeners.open(self.services.values())
+            if self.draining:  # drained while the open awaited: close what it opened
+                self._close_client_listeners()
         if self.worker in (None, 0):
             # one process checks the applications for the node; its siblings follow (bus)
             self.health.start()
@@ -327,6 +329,11 @@ class Node:
             return
         self.draining = True
         self.peers.draining = True
+        if self.reopening is not None:
+            # an undrain still opening its listeners (or waiting to try again): it must not
+            # open one after this drain closed them
+            self.reopening.cancel()
+            self.reopening = None
         self._close_client_listeners()
         self.entry.drain()
         self.membership.start_draining(self.loop.time())
