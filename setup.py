@@ -20,8 +20,9 @@ from setuptools import Extension, setup
 
 # The modules every HTTP request runs through, and the link protocol every forwarded
 # one crosses (lb.wire.frames, lb.link). Each is pure per lb's layers except the
-# node ones (lb.node: the per-request drivers), whose classes are asyncio protocols by
-# their methods, not by subclassing asyncio.Protocol, so they compile to native classes.
+# node ones (lb.node: the per-request drivers, and the home's connection to its
+# application, lb.node.splice), whose classes are asyncio protocols by their methods,
+# not by subclassing asyncio.Protocol, so they compile to native classes.
 # A compiled function checks its arguments' types at the call: a module whose API
 # promises an answer for wrongly typed values (lb.routing.cookie: verify(None) is None)
 # stays pure Python, and so does the plugin API (lb.extract.api: plugins may subclass
@@ -48,6 +49,7 @@ COMPILED = [
     "lb/node/upstream.py",
     "lb/node/service.py",
     "lb/node/peerlink.py",
+    "lb/node/splice.py",
     "lb/node/timer.py",
     "lb/wire/frames.py",
     "lb/link/events.py",

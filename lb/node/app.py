@@ -70,7 +70,7 @@ class AppConnector:
         target = service.app
         try:
             await self.loop.create_connection(
-                lambda: cast(asyncio.BaseProtocol, app),  # LocalUpstream: a protocol by its methods
+                lambda: cast(asyncio.BaseProtocol, app),  # both are protocols by their methods
                 target.host,
                 target.port,
                 ssl=service.app_ssl,

@@ -44,10 +44,12 @@ log = structlog.get_logger("lb.node")
 
 
 def _client_factory(entry: Entry, service: Service) -> Callable[[], asyncio.BaseProtocol]:
+    # both are protocols by their methods (lb.node.http_client, lb.node.splice)
     if service.http:
-        # every request routed on its own (a protocol by its methods: lb.node.http_client)
+        # every request routed on its own
         return lambda: cast(asyncio.BaseProtocol, HttpClient(entry, service))
-    return lambda: ClientEndpoint(entry, service)  # tcp: the connection follows its first bytes
+    # tcp: the connection follows its first bytes
+    return lambda: cast(asyncio.BaseProtocol, ClientEndpoint(entry, service))
 
 
 def accept_queued(

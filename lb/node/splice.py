@@ -9,6 +9,12 @@ holds the flow endpoint. Only I/O lives here: no parsing, no routing decisions.
 
 Hot path rules: `data_received` -> `peer.send` with no copy, no logging, no
 timers; back-pressure by pausing the transport that feeds a full buffer.
+
+The endpoints are asyncio protocols by their methods, not by subclassing
+asyncio.Protocol, so the compiled build (setup.py) makes them native classes,
+as lb.node.http_client.HttpClient. Both allow interpreted subclasses: the tcp
+client (lb.node.client.ClientEndpoint) derives from `SocketEndpoint`, and the
+fault injection of the tests (tests/support/faults) from `AppEndpoint`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import contextlib
 import socket
 import struct
 from typing import Protocol, cast
+
+from mypy_extensions import mypyc_attr
 
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER, PAUSE_WAIT
 from lb.node.learn import PAUSE_HOLD, SessionLearner
@@ -65,8 +73,12 @@ def abort_with_reset(transport: asyncio.BaseTransport) -> None:
     transport.abort()  # type: ignore[attr-defined]
 
 
-class SocketEndpoint(asyncio.Protocol):
-    """One TCP socket of a splice. Subclasses decide what happens before splicing."""
+@mypyc_attr(allow_interpreted_subclasses=True)  # lb.node.client.ClientEndpoint
+class SocketEndpoint:
+    """One TCP socket of a splice. Subclasses decide what happens before splicing.
+
+    It defines every protocol method the event loop calls (an asyncio protocol by
+    its methods)."""
 
     __slots__ = ("active", "closed", "eof_in", "eof_out", "paused", "peer", "sent_any", "transport")
 
@@ -188,6 +200,7 @@ class SocketEndpoint(asyncio.Protocol):
         """Hook for subclasses: the socket is gone."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests/support/faults
 class AppEndpoint(SocketEndpoint):
     """The connection to the local application (on the home node).
 

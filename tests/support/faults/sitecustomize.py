@@ -4,10 +4,10 @@ A node started with this directory first on PYTHONPATH imports this module at
 start-up (Python's `sitecustomize` hook). It does nothing unless LB_TEST_FAULTS
 names faults, comma-separated:
 
-- ``app-send:<marker>`` / ``client-send:<marker>``: the application side / the
-  client side of a tcp splice raises RuntimeError when it is handed bytes to write
-  that contain <marker>; so the link event that carries those bytes fails in the
-  node's code.
+- ``app-send:<marker>`` / ``client-send:<marker>``: the home's application side of
+  a forwarded tcp splice / the client side of a tcp splice raises RuntimeError when
+  it is handed bytes to write that contain <marker>; so the link event that carries
+  those bytes fails in the node's code.
 - ``open:<port>``: the home's handling of a NEW frame raises RuntimeError when the
   connection reference's client port is <port>.
 - ``spawn-delay:<seconds>:<skip>``: a supervisor's start of a worker process waits
@@ -30,23 +30,39 @@ from __future__ import annotations
 import os
 
 
+def _failing_send(cls: type, kind: str, marker: bytes) -> type:
+    """A subclass of the endpoint class `cls` whose `send` raises on `marker`.
+
+    A subclass, not a patched `cls.send`: on the compiled build the endpoint classes
+    are native, and a method patched into a native class is seen only by callers that
+    look it up by name, never by native ones (they call through the class's method
+    table). The classes allow interpreted subclasses (lb.node.splice), and a call on
+    an instance of this one reaches this `send` either way, on either build."""
+
+    def send(self, data):  # type: ignore[no-untyped-def]
+        if marker in data:
+            raise RuntimeError(f"injected fault: {kind}")
+        cls.send(self, data)
+
+    return type(f"Failing{cls.__name__}", (cls,), {"__slots__": (), "send": send})
+
+
 def _install(spec: str) -> None:
-    from lb.node.client import ClientEndpoint
+    import lb.node.home
+    import lb.node.listeners
     from lb.node.home import Home
-    from lb.node.splice import AppEndpoint, SocketEndpoint
 
     for fault in filter(None, spec.split(",")):
         kind, _, arg = fault.partition(":")
         if kind in ("app-send", "client-send"):
-            cls = AppEndpoint if kind == "app-send" else ClientEndpoint
-            marker = arg.encode()
-
-            def failing_send(self, data, _m=marker, _kind=kind):  # type: ignore[no-untyped-def]
-                if _m in data:
-                    raise RuntimeError(f"injected fault: {_kind}")
-                SocketEndpoint.send(self, data)
-
-            cls.send = failing_send  # type: ignore[method-assign]
+            # the home's application connections are made by lb.node.home, the tcp
+            # client connections by lb.node.listeners (interpreted modules on both builds)
+            module, name = (
+                (lb.node.home, "AppEndpoint")
+                if kind == "app-send"
+                else (lb.node.listeners, "ClientEndpoint")
+            )
+            setattr(module, name, _failing_send(getattr(module, name), kind, arg.encode()))
         elif kind == "open":
             port = int(arg)
             opened = Home.flow_opened
