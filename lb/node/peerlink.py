@@ -68,7 +68,7 @@ class LinkOwner(Protocol):
     def wake_at(self, when: float | None) -> None: ...
 
 
-class FlowEndpoint:
+class FlowEndpoint(Endpoint):
     """The link side of one splice: bytes from the local socket go into the flow."""
 
     __slots__ = ("awaiting", "flow_id", "link", "peer", "pooled", "used")

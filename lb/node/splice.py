@@ -25,7 +25,7 @@ import socket
 import struct
 from typing import Protocol, cast
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import mypyc_attr, trait
 
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER, PAUSE_WAIT
 from lb.node.learn import PAUSE_HOLD, SessionLearner
@@ -34,18 +34,27 @@ from lb.wire.frames import ResetReason
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-class Endpoint(Protocol):
+@trait
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Endpoint:
     """What one end of a splice may ask of the other."""
 
-    def send(self, data: bytes) -> None: ...
+    __slots__ = ()
 
-    def send_eof(self) -> None: ...
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
 
-    def peer_closed(self, clean: bool, reason: int) -> None: ...
+    def send_eof(self) -> None:
+        raise NotImplementedError
 
-    def pause_reading(self, reason: int) -> None: ...
+    def peer_closed(self, clean: bool, reason: int) -> None:
+        raise NotImplementedError
 
-    def resume_reading(self, reason: int) -> None: ...
+    def pause_reading(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self, reason: int) -> None:
+        raise NotImplementedError
 
 
 class IdleCounted(Protocol):
@@ -74,7 +83,7 @@ def abort_with_reset(transport: asyncio.BaseTransport) -> None:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # lb.node.client.ClientEndpoint
-class SocketEndpoint:
+class SocketEndpoint(Endpoint):
     """One TCP socket of a splice. Subclasses decide what happens before splicing.
 
     It defines every protocol method the event loop calls (an asyncio protocol by

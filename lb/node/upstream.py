@@ -26,7 +26,7 @@ from mypy_extensions import mypyc_attr
 
 from lb.link.connection import PAUSE_PEER
 from lb.node.peerlink import FlowEndpoint
-from lb.node.splice import abort_with_reset
+from lb.node.splice import Endpoint, abort_with_reset
 from lb.wire.frames import ResetReason
 
 POOL_MAX_IDLE: Final = 256
@@ -212,7 +212,7 @@ class LocalUpstream(Upstream):
                 abort_with_reset(transport)
 
 
-class FlowUpstream(Upstream):
+class FlowUpstream(Upstream, Endpoint):
     """A flow on the link to another home; the home splices it to its application.
 
     It is the flow endpoint's `peer` (lb.node.splice.Endpoint): the home's
