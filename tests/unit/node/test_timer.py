@@ -41,42 +41,56 @@ class Recorder(asyncio.Protocol):
             self.on_data(data)
 
 
+Start = Callable[[asyncio.AbstractEventLoop, Timer, socket.socket], None]
+
+
+async def what_the_sweep_saw(start: Start, arm_in_stall: bool) -> list[list[bytes]]:
+    """A peer's socket and a client's. The client's first bytes run a callback that keeps
+    the process busy 0.3 s (a slow plugin) while the peer's bytes arrive; with
+    `arm_in_stall` that callback also arms the timer 50 ms on, so the deadline passes
+    during the stall. `start(loop, timer, client)` sends the client's bytes (and may arm
+    the timer itself). Returns what the peer had received at each sweep."""
+    loop = asyncio.get_running_loop()
+    peer_near, peer_far = socket.socketpair()
+    client_near, client_far = socket.socketpair()
+    seen_by_sweep: list[list[bytes]] = []
+    swept = asyncio.Event()
+    peer = Recorder()
+
+    def sweep(now: Monotonic) -> float | None:
+        seen_by_sweep.append(list(peer.received))
+        swept.set()
+        return None
+
+    timer = Timer(loop, sweep)
+
+    def stall(_data: bytes) -> None:
+        if arm_in_stall:
+            timer.at(loop.time() + 0.05)
+        peer_far.send(b"ping")
+        time.sleep(0.3)
+
+    try:
+        await loop.create_connection(lambda: peer, sock=peer_near)
+        await loop.create_connection(lambda: Recorder(stall), sock=client_near)
+        start(loop, timer, client_far)
+        await asyncio.wait_for(swept.wait(), 5)
+        return seen_by_sweep
+    finally:
+        timer.cancel()
+        for s in (peer_far, client_far):
+            s.close()
+
+
 def test_a_sweep_after_a_stall_sees_what_arrived_during_the_stall(run: Run) -> None:
     """A callback keeps the process busy past the timer's deadline while a peer's
     bytes arrive on another socket: the sweep runs after they were read."""
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        peer_near, peer_far = socket.socketpair()
-        client_near, client_far = socket.socketpair()
-        seen_by_sweep: list[list[bytes]] = []
-        swept = asyncio.Event()
-        peer = Recorder()
+        def start(loop: asyncio.AbstractEventLoop, timer: Timer, client: socket.socket) -> None:
+            client.send(b"GET /slow")
 
-        def sweep(now: Monotonic) -> float | None:
-            seen_by_sweep.append(list(peer.received))
-            swept.set()
-            return None
-
-        timer = Timer(loop, sweep)
-
-        def stall(_data: bytes) -> None:
-            # a request whose handling blocks (a slow plugin): the deadline passes, and the
-            # peer's bytes arrive, while this callback runs
-            timer.at(loop.time() + 0.05)
-            peer_far.send(b"ping")
-            time.sleep(0.3)
-
-        try:
-            await loop.create_connection(lambda: peer, sock=peer_near)
-            await loop.create_connection(lambda: Recorder(stall), sock=client_near)
-            client_far.send(b"GET /slow")
-            await asyncio.wait_for(swept.wait(), 5)
-            assert seen_by_sweep == [[b"ping"]]
-        finally:
-            timer.cancel()
-            for s in (peer_far, client_far):
-                s.close()
+        assert await what_the_sweep_saw(start, arm_in_stall=True) == [[b"ping"]]
 
     run(main())
 
@@ -86,36 +100,13 @@ def test_a_stall_after_the_timer_let_the_loop_poll_makes_it_poll_again(run: Run)
     kept the process busy while a peer's bytes arrived: the sweep still sees them."""
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        peer_near, peer_far = socket.socketpair()
-        client_near, client_far = socket.socketpair()
-        seen_by_sweep: list[list[bytes]] = []
-        swept = asyncio.Event()
-        peer = Recorder()
-
-        def sweep(now: Monotonic) -> float | None:
-            seen_by_sweep.append(list(peer.received))
-            swept.set()
-            return None
-
-        def stall(_data: bytes) -> None:
-            peer_far.send(b"ping")
-            time.sleep(0.3)
-
-        timer = Timer(loop, sweep)
-        try:
-            await loop.create_connection(lambda: peer, sock=peer_near)
-            await loop.create_connection(lambda: Recorder(stall), sock=client_near)
+        def start(loop: asyncio.AbstractEventLoop, timer: Timer, client: socket.socket) -> None:
             due = math.ceil((loop.time() + 0.05) / RESOLUTION) * RESOLUTION
             timer.at(due)
             # just after the timer's first firing, a request comes whose handling blocks
-            loop.call_at(due + 0.002, client_far.send, b"GET /slow")
-            await asyncio.wait_for(swept.wait(), 5)
-            assert seen_by_sweep == [[b"ping"]]
-        finally:
-            timer.cancel()
-            for s in (peer_far, client_far):
-                s.close()
+            loop.call_at(due + 0.002, client.send, b"GET /slow")
+
+        assert await what_the_sweep_saw(start, arm_in_stall=False) == [[b"ping"]]
 
     run(main())
 
