@@ -185,8 +185,7 @@ class Router:
             home = least_loaded_of_two(candidates, view.loads, salt)
         else:
             source = _source_of(client)
-            salt = self._source_salt(source, now)
-            home = least_loaded_of_two_with_slack(candidates, view.loads, salt)
+            home = self._by_source(source, view, now, candidates)
             if self._memory is not None:
                 self._memory.remember(source, home, now)
         return self._decision(home, home == view.self_name, True, "retry")
@@ -198,21 +197,17 @@ class Router:
 
         Worker 0's answer to a sibling that placed ``source`` afresh on ``proposal``
         (docs/routing.md, "Several workers"): the home its memory holds for the
-        source if that is placeable, else ``proposal`` if placeable, else its own
-        placement; then held from ``now``. Without a memory nothing is held and the
-        answer is the same for the same view.
+        source if that is placeable, else ``proposal`` if placeable, else the
+        placement rule's home; then held from ``now``. Without a memory nothing is
+        held: a placeable ``proposal`` is the answer.
         """
-        placeable = view.placeable()
+        placeable = self._placeable_in(view)
         memory = self._memory
         if memory is not None:
             held = memory.held(source, now)
             if held is not None and held[0] in placeable:
                 return held
-        if proposal in placeable:
-            home = proposal
-        else:
-            salt = self._source_salt(source, now)
-            home = least_loaded_of_two_with_slack(placeable, view.loads, salt)
+        home = proposal if proposal in placeable else self._by_source(source, view, now)
         if memory is not None:
             memory.remember(source, home, now)
         return home, now
@@ -283,13 +278,30 @@ class Router:
         memory = self._memory
         return source_salt(source, now, memory.hold if memory is not None else DEFAULT_HOLD)
 
+    def _placeable_in(self, view: FarmView) -> frozenset[str]:
+        """``view.placeable()``, sorted once per view (not per connection) into
+        ``_placeable``; returned as a set."""
+        if view is not self._placeable_view:
+            self._placeable = view.placeable()
+            self._placeable_set = frozenset(self._placeable)
+            self._placeable_view = view
+        return self._placeable_set
+
+    def _by_source(
+        self, source: str, view: FarmView, now: float, candidates: list[str] | None = None
+    ) -> str:
+        """The placement rule's home for a client source (docs/routing.md, step 2), among
+        ``candidates`` (default: the view's placeable nodes)."""
+        if candidates is None:
+            self._placeable_in(view)
+            candidates = self._placeable
+        salt = self._source_salt(source, now)
+        return least_loaded_of_two_with_slack(candidates, view.loads, salt)
+
     def _place(
         self, view: FarmView, now: float, salt: int, client: str | None, reason: str
     ) -> Decision:
-        if view is not self._placeable_view:
-            self._placeable = view.placeable()  # sorted once per view, not per connection
-            self._placeable_set = frozenset(self._placeable)
-            self._placeable_view = view
+        placeable = self._placeable_in(view)
         if client is None:
             self.fresh_source = None
             home = least_loaded_of_two(self._placeable, view.loads, salt)
@@ -298,11 +310,10 @@ class Router:
         memory = self._memory
         if memory is not None:
             held = memory.recall(source, now)
-            if held is not None and held in self._placeable_set:
+            if held is not None and held in placeable:
                 self.fresh_source = None
                 return self._decision(held, held == view.self_name, True, reason)
-        salt = self._source_salt(source, now)
-        home = least_loaded_of_two_with_slack(self._placeable, view.loads, salt)
+        home = self._by_source(source, view, now)
         if memory is not None:
             memory.remember(source, home, now)
         self.fresh_source = source
