@@ -20,7 +20,7 @@ import pytest
 from tests.integration.conftest import running
 from tests.support.admin import AdminFarm
 from tests.support.farm import COOKIE_NAME, HOST
-from tests.support.wait import eventually_passes
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -108,20 +108,22 @@ def accepting(address: tuple[str, int]) -> int:
     return accepted
 
 
+def wait_listening(farm: AdminFarm, node: str, on: bool) -> None:
+    """Until every address of `node` takes every connect (`on`) or refuses every one."""
+    want = [ATTEMPTS if on else 0] * len(farm.addrs(node))
+    eventually(
+        lambda: [accepting(a) for a in farm.addrs(node)] == want,
+        timeout=10,
+        what=f"{node} did not {'open' if on else 'close'} every listener",
+    )
+
+
 def test_a_drain_closes_every_address_and_an_undrain_opens_each(farm: AdminFarm) -> None:
     assert farm.post("b", "/drain") == {"draining": True}
-
-    def drained() -> None:
-        assert [accepting(a) for a in farm.addrs("b")] == [0, 0]
-
-    eventually_passes(drained, timeout=10, what="b did not close both listeners")
+    wait_listening(farm, "b", on=False)
     assert [accepting(a) for a in farm.addrs("a")] == [ATTEMPTS, ATTEMPTS]
     assert farm.post("b", "/undrain") == {"draining": False}
-
-    def undrained() -> None:
-        assert [accepting(a) for a in farm.addrs("b")] == [ATTEMPTS, ATTEMPTS]
-
-    eventually_passes(undrained, timeout=10, what="b did not open both listeners again")
+    wait_listening(farm, "b", on=True)
     assert farm.events("b", "undrain_listen_failed") == []
     for address in farm.addrs("b"):
         assert get(address, {COOKIE_NAME: farm.sign_cookie("a")})[0] == "a"
@@ -134,11 +136,7 @@ def test_an_undrain_opens_every_address_or_none_and_retries_until_it_can(
     leave b listening on half its addresses (clients of the other address would be
     refused with no end): it opens none, says so, and tries again until it can."""
     assert farm.post("b", "/drain") == {"draining": True}
-    eventually_passes(
-        lambda: _check([accepting(a) for a in farm.addrs("b")] == [0, 0]),
-        timeout=10,
-        what="b did not close both listeners",
-    )
+    wait_listening(farm, "b", on=False)
     first, second = farm.addrs("b")
     family = socket.AF_INET6 if ":" in second[0] else socket.AF_INET
     blocker = socket.socket(family)
@@ -149,22 +147,14 @@ def test_an_undrain_opens_every_address_or_none_and_retries_until_it_can(
         blocker.bind(second)
         blocker.listen(1)
         assert farm.post("b", "/undrain") == {"draining": False}
-        eventually_passes(
-            lambda: _check(len(farm.events("b", "undrain_listen_failed")) >= 3),
+        eventually(
+            lambda: len(farm.events("b", "undrain_listen_failed")) >= 3,
             timeout=10,
             what="b did not say it could not listen, and retry (2 workers: 3 lines)",
         )
         assert accepting(first) == 0, "b listens on one address of two"
     finally:
         blocker.close()
-
-    def undrained() -> None:
-        assert [accepting(a) for a in farm.addrs("b")] == [ATTEMPTS, ATTEMPTS]
-
-    eventually_passes(undrained, timeout=10, what="b did not open both listeners once it could")
+    wait_listening(farm, "b", on=True)
     for address in farm.addrs("b"):
         assert get(address, {COOKIE_NAME: farm.sign_cookie("a")})[0] == "a"
-
-
-def _check(ok: bool) -> None:
-    assert ok
