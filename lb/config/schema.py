@@ -5,8 +5,8 @@ a service's `tls`) is one tuple of `Key` (name, check, default, meaning);
 [limits] is read from the Limits dataclass. `parse_document` walks them with
 one `Walker` and builds the FarmConfig. What a key table cannot say is here
 as a rule written once: the secret pair, the extractor chain (proven by
-building it), TLS files (proven by loading them), node addresses that cannot
-all be bound.
+building it), TLS files (proven by loading them); node addresses that cannot
+all be bound are lb.config.binds's rule.
 
 Reads the secret file and the PEM files a farm file names; never touches
 sockets and never reads the clock.
@@ -19,10 +19,10 @@ import math
 import re
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lb.config.binds import Bound, check_binds, listen_binds
 from lb.config.build import app_context, extractor_chain, server_context
 from lb.config.cpus import read_usable_cpus
 from lb.config.model import (
@@ -676,70 +676,33 @@ NODE: tuple[Key, ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class _Bound:
-    """An address some node binds (or advertises), with its key and node."""
-
-    addr: Address
-    key: str
-    node: int
-    name: str | None
-
-    @property
-    def forward(self) -> bool:
-        return self.key.endswith(".forward")
-
-    def owner(self) -> str:
-        """The key, after the node's name when it has a valid one."""
-        return self.key if self.name is None else f"node {self.name!r} ({self.key})"
-
-
 def _nodes(value: Any, ctx: Ctx) -> dict[str, NodeConfig] | Mark:
     walker = ctx.walker
     rows = walker.array_of_tables(value, ctx.key, "the servers of the farm", NODE, "node")
     if rows is None:
         return INVALID
-    binds: list[_Bound] = []
-    apps: list[_Bound] = []
-    advertised: list[_Bound] = []
+    binds: list[Bound] = []
+    apps: list[Bound] = []
+    advertised: list[Bound] = []
     for i, row in rows:
         prefix = f"{ctx.key}[{i}]"
         name = row["name"] if isinstance(row["name"], str) else None
         if isinstance(row["forward"], Address):
-            binds.append(_Bound(row["forward"], f"{prefix}.forward", i, name))
+            binds.append(Bound(row["forward"], f"{prefix}.forward", i, name))
         if isinstance(row["advertise"], Address):
-            advertised.append(_Bound(row["advertise"], f"{prefix}.advertise", i, name))
+            advertised.append(Bound(row["advertise"], f"{prefix}.advertise", i, name))
         elif row["advertise"] is None and isinstance(row["forward"], Address):
-            advertised.append(_Bound(row["forward"], f"{prefix}.forward", i, name))
+            advertised.append(Bound(row["forward"], f"{prefix}.forward", i, name))
         if isinstance(row["listen"], dict):
-            binds += _listen_binds(row["listen"], value[i]["listen"], f"{prefix}.listen", i, name)
+            binds += listen_binds(row["listen"], value[i]["listen"], f"{prefix}.listen", i, name)
         for svc, addr in (row["apps"] if isinstance(row["apps"], dict) else {}).items():
-            apps.append(_Bound(addr, f"{prefix}.apps.{svc}", i, name))
+            apps.append(Bound(addr, f"{prefix}.apps.{svc}", i, name))
         if isinstance(row["admin"], Address):
-            binds.append(_Bound(row["admin"], f"{prefix}.admin", i, name))
-    ok = _check_binds(walker, binds, apps, advertised)
+            binds.append(Bound(row["admin"], f"{prefix}.admin", i, name))
+    ok = check_binds(walker, binds, apps, advertised)
     ok = _check_admin(walker, rows, ctx.key) and ok
     out = {row["name"]: NodeConfig(**_admin_row(row)) for _, row in rows if complete(row)}
     return out if ok and len(out) == len(value) else INVALID
-
-
-def _listen_binds(
-    listen: Mapping[str, tuple[Address, ...]],
-    raw: Mapping[str, Any],
-    key: str,
-    node: int,
-    name: str | None,
-) -> list[_Bound]:
-    """Every listen address of one node, keyed as the file wrote it: `key.svc` for a
-    string, `key.svc[j]` for an array's entry (`raw` is the table as read)."""
-    binds = []
-    for svc, addresses in listen.items():
-        listed = isinstance(raw[svc], list)
-        for j, addr in enumerate(addresses):
-            binds.append(
-                _Bound(addr, f"{key}.{svc}[{j}]" if listed else f"{key}.{svc}", node, name)
-            )
-    return binds
 
 
 def _admin_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -767,79 +730,6 @@ def _check_admin(walker: Walker, rows: list[tuple[int, dict[str, Any]]], key: st
             )
             ok = False
     return ok
-
-
-def _check_binds(
-    walker: Walker, binds: list[_Bound], apps: list[_Bound], advertised: list[_Bound]
-) -> bool:
-    """Refuse addresses that cannot all be bound or reached, and apps that point back at lb.
-
-    Within one node every bind must be distinct (a wildcard host overlaps
-    every host of its family on the same port: IPv6 sockets are IPv6-only, so
-    0.0.0.0:P and [::]:P are two binds). The advertised link addresses (`advertise`,
-    else `forward`) must be distinct across nodes: peers connect to them. Any
-    address two nodes bind is refused when it is a loopback address or a link
-    address: those nodes would run on one machine. Nodes on separate servers
-    may share a non-loopback listen or forward address (0.0.0.0:80, an anycast
-    address, the same 0.0.0.0:7100 in every container when each advertises
-    its own).
-    """
-    ok = True
-    links = {b.addr for b in advertised}
-    seen: list[_Bound] = []
-    for b in binds:
-        for other in seen:
-            if other.addr.port != b.addr.port:
-                continue
-            if other.node == b.node:
-                clash = _overlap(other.addr.host, b.addr.host)
-            else:
-                clash = other.addr == b.addr and (b.addr in links or is_loopback(b.addr.host))
-            if clash:
-                walker.error(b.key, f"{b.addr} is already bound by {other.owner()}")
-                ok = False
-                break
-        seen.append(b)
-    for i, b in enumerate(advertised):
-        if b.forward:
-            continue  # a repeated forward is reported above, as a bind
-        taken = [*advertised[:i], *(x for x in binds if x.forward and x.node != b.node)]
-        for other in taken:
-            if other.addr == b.addr:
-                what = "the link address of" if other in advertised else "bound by"
-                walker.error(b.key, f"{b.addr} is already {what} {other.owner()}")
-                ok = False
-                break
-    for b in apps:
-        for other in [*binds, *advertised]:
-            if other.addr != b.addr:
-                continue
-            if other.node == b.node or is_loopback(b.addr.host) or b.addr in links:
-                how = "advertised" if other.key.endswith(".advertise") else "bound"
-                walker.error(
-                    b.key,
-                    f"{b.addr} is lb's own address, {how} by {other.owner()}; "
-                    "the application must listen on an address of its own",
-                )
-                ok = False
-                break
-    return ok
-
-
-def _overlap(a: str, b: str) -> bool:
-    """Hosts that one node cannot both bind on one port: one address (however spelled),
-    or a wildcard and an address of its family. lb's IPv6 sockets are IPv6-only
-    (IPV6_V6ONLY, lb.node.sockets and asyncio's servers), so 0.0.0.0 and :: do not
-    overlap. A host name may resolve to any address: it overlaps every other host."""
-    if a == b:
-        return True
-    try:
-        ia, ib = ipaddress.ip_address(a), ipaddress.ip_address(b)
-    except ValueError:
-        return True
-    if ia == ib:
-        return True
-    return ia.version == ib.version and (ia.is_unspecified or ib.is_unspecified)
 
 
 # --------------------------------------------------------------------------- the document
