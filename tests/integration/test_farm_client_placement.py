@@ -150,3 +150,40 @@ async def test_the_workers_of_a_node_hold_a_source_across_a_placement_window(
         if node != homes[(s := sources[i // 8])]
     ]
     assert moved == [], f"new sessions placed away from their source's home: {moved}"
+
+
+async def test_pipelined_new_sessions_on_pooled_connections_wait_in_order(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A pooling client (an upstream proxy without X-Forwarded-For) sends several new
+    sessions back to back on each of a few keep-alive connections, in one write, with
+    two workers per node. A worker other than worker 0 holds the first of a source's
+    new sessions for worker 0's word and the pipelined ones behind it: every answer
+    comes, in order, and every one of a source is on one home."""
+    farm = make_farm(workers=2)
+    depth, connections = 5, 8
+
+    async def pooled(source: str) -> list[tuple[int, str, str]]:
+        reader, writer = await asyncio.open_connection(*farm.addr("b"), local_addr=(source, 0))
+        try:
+            writer.write(b"".join(request_bytes("GET", f"/p/{k}") for k in range(depth)))
+            answers = []
+            for _ in range(depth):
+                resp = await read_response(reader)
+                answers.append((resp.status, resp.json()["node"], resp.json()["path"]))
+            return answers
+        finally:
+            writer.close()
+
+    async with asyncio.timeout(60):
+        sources = [f"127.0.0.{140 + k // 2}" for k in range(connections)]  # 2 per source
+        results = await asyncio.gather(*(pooled(s) for s in sources))
+    for source, answers in zip(sources, results, strict=True):
+        assert [a[0] for a in answers] == [200] * depth, (source, answers)
+        assert [a[2] for a in answers] == [f"/p/{k}" for k in range(depth)], answers
+    by_source: dict[str, set[str]] = {}
+    for source, answers in zip(sources, results, strict=True):
+        by_source.setdefault(source, set()).update(node for _, node, _ in answers)
+    split = {s: homes for s, homes in by_source.items() if len(homes) != 1}
+    seen_apart = disagreements(farm)
+    assert len(split) <= (1 if seen_apart else 0), (split, seen_apart)
