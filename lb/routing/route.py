@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, source_key
@@ -41,9 +41,9 @@ REASONS: tuple[str, ...] = (
     "directory-miss",
     "retry",
 )
-MAX_CACHED_TABLES = 4
+MAX_CACHED_TABLES: Final = 4
 # distinct decisions kept; past that, all are dropped
-MAX_CACHED_DECISIONS = 1024
+MAX_CACHED_DECISIONS: Final = 1024
 
 # A client's address -> its source (parsing an address costs more than the placement)
 _source_of = functools.lru_cache(maxsize=4096)(source_key)

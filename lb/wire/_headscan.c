@@ -1,12 +1,14 @@
 /* lb.wire._headscan: the quick pass of lb's HTTP head parsers, in C.
  *
- * Four functions, each answering exactly what the pure build's Python (regular
+ * Six functions, each answering exactly what the pure build's Python (regular
  * expressions, bytes methods) of lb.wire answers, one pass over the head:
  *
  *   scan_request(buf, pos, stop)   as lb.wire.http._regex_scan_request
  *   scan_response(buf, start, stop) as lb.wire.response_head._regex_scan_response
  *   drop_hop_lines(raw)            as lb.wire.http1._regex_without_connection_headers
  *   insert_line(raw, line)         as lb.wire.http1._py_with_header
+ *   span_joined(buf, start, end, tail) as lb.wire.http1._py_span_joined
+ *   cookie_in(value, name)         as lb.wire.http._py_cookie_in
  *
  * A property test holds each to its regex on generated and hostile bytes
  * (tests/unit/wire/test_headscan.py). What they do not decide (None) goes to the
@@ -18,6 +20,7 @@
  * the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
  */
 
+#define _GNU_SOURCE /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -495,6 +498,175 @@ static PyObject *insert_line(PyObject *self, PyObject *const *args, Py_ssize_t n
     return out;
 }
 
+/* span_joined(buf, start, end, tail: bytes) -> bytes: buf[start:end] + tail as one new
+ * bytes object, buf any bytes-like object (a connection's bytearray); ValueError unless
+ * 0 <= start <= end <= len(buf). One copy of each part, no slice object made. */
+static PyObject *span_joined(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    PyObject *out;
+    (void)self;
+    if (nargs != 4 || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "span_joined() takes a buffer, two ints and bytes");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    end = PyLong_AsSsize_t(args[2]);
+    if (end == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || start > end || end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "span_joined(): not 0 <= start <= end <= len(buf)");
+        return NULL;
+    }
+    Py_ssize_t tail = PyBytes_GET_SIZE(args[3]);
+    out = PyBytes_FromStringAndSize(NULL, end - start + tail);
+    if (out != NULL) {
+        char *o = PyBytes_AS_STRING(out);
+        memcpy(o, (const char *)view.buf + start, (size_t)(end - start));
+        memcpy(o + (end - start), PyBytes_AS_STRING(args[3]), (size_t)tail);
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* All of value[a:b] is SP or HT (true when empty). */
+static int blank_between(PyObject *value, int kind, const void *data, Py_ssize_t a, Py_ssize_t b)
+{
+    (void)value;
+    for (; a < b; a++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, a);
+        if (c != ' ' && c != '\t') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static inline int blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* cookie_in's search when value and name are both one byte a character (a header
+ * value is latin-1 text): memchr and memmem instead of the str API's calls. */
+static PyObject *cookie_in_latin1(PyObject *value, const char *v, Py_ssize_t n,
+                                  const char *name, Py_ssize_t size)
+{
+    const char *hit = memmem(v, (size_t)n, name, (size_t)size);
+    while (hit != NULL) {
+        Py_ssize_t at = hit - v, after = at + size, end = n, eq = -1, p;
+        const char *semi = memchr(v + after, ';', (size_t)(n - after));
+        if (semi != NULL) {
+            end = semi - v;
+        }
+        for (p = after; p < end; p++) {
+            if (v[p] == '=') {
+                eq = p;
+                break;
+            }
+            if (!blank(v[p])) {
+                break; /* something else stands before any '=': not this pair's name */
+            }
+        }
+        if (eq >= 0) {
+            Py_ssize_t start = at;
+            while (start > 0 && v[start - 1] != ';' && blank(v[start - 1])) {
+                start--;
+            }
+            if (start == 0 || v[start - 1] == ';') {
+                Py_ssize_t a = eq + 1, b = end;
+                while (a < b && blank(v[a])) {
+                    a++;
+                }
+                while (b > a && blank(v[b - 1])) {
+                    b--;
+                }
+                return PyUnicode_Substring(value, a, b);
+            }
+        }
+        if (end + 1 > n) {
+            break;
+        }
+        hit = memmem(v + end + 1, (size_t)(n - end - 1), name, (size_t)size);
+    }
+    Py_RETURN_NONE;
+}
+
+/* cookie_in(value: str, name: str) -> str | None: the value of the first pair called
+ * name in one Cookie field's value, SP/HT around it stripped (lb.wire.http._py_cookie_in,
+ * the same search step by step, each with the str C API, no method call). */
+static PyObject *cookie_in(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "cookie_in() takes two str");
+        return NULL;
+    }
+    PyObject *value = args[0], *name = args[1];
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value), size = PyUnicode_GET_LENGTH(name);
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    if (size == 0) {
+        Py_RETURN_NONE;
+    }
+    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_KIND(name) == PyUnicode_1BYTE_KIND) {
+        return cookie_in_latin1(value, (const char *)data, n,
+                                (const char *)PyUnicode_DATA(name), size);
+    }
+    Py_ssize_t at = PyUnicode_Find(value, name, 0, n, 1);
+    while (at >= 0) {
+        Py_ssize_t after = at + size;
+        Py_ssize_t end = PyUnicode_FindChar(value, ';', after, n, 1);
+        if (end == -2) {
+            return NULL;
+        }
+        if (end < 0) {
+            end = n;
+        }
+        Py_ssize_t eq = PyUnicode_FindChar(value, '=', after, end, 1);
+        if (eq == -2) {
+            return NULL;
+        }
+        if (eq >= 0 && blank_between(value, kind, data, after, eq)) {
+            Py_ssize_t start = 0;
+            if (at) {
+                start = PyUnicode_FindChar(value, ';', 0, at, -1);
+                if (start == -2) {
+                    return NULL;
+                }
+                start += 1;
+            }
+            if (blank_between(value, kind, data, start, at)) {
+                Py_ssize_t a = eq + 1, b = end;
+                while (a < b && blank_between(value, kind, data, a, a + 1)) {
+                    a++;
+                }
+                while (b > a && blank_between(value, kind, data, b - 1, b)) {
+                    b--;
+                }
+                return PyUnicode_Substring(value, a, b);
+            }
+        }
+        if (end + 1 > n) {
+            break;
+        }
+        at = PyUnicode_Find(value, name, end + 1, n, 1);
+    }
+    if (at == -2) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
      "scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None"},
@@ -504,6 +676,10 @@ static PyMethodDef METHODS[] = {
      "drop_hop_lines(raw) -> raw without its Connection, Keep-Alive, Proxy-Connection lines"},
     {"insert_line", (PyCFunction)(void (*)(void))insert_line, METH_FASTCALL,
      "insert_line(raw, line) -> raw with line after its first line"},
+    {"span_joined", (PyCFunction)(void (*)(void))span_joined, METH_FASTCALL,
+     "span_joined(buf, start, end, tail) -> buf[start:end] + tail, as bytes"},
+    {"cookie_in", (PyCFunction)(void (*)(void))cookie_in, METH_FASTCALL,
+     "cookie_in(value, name) -> the value of the first pair called name, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from lb.wire.http import FORWARDING_HEADERS, REWRITTEN_HEADERS, VOUCHED_HEADERS, RequestHead
+from lb.wire.http1 import span_joined
 
 __all__ = [
     "FORWARDING_HEADERS",
@@ -109,7 +110,7 @@ class ForwardedHeaders:
         """
         end = start + head.length - 2  # the empty line's CRLF: headers go before it
         if not head.has_forwarded_fields:  # the common case: no FORWARDING_HEADERS
-            return b"".join((raw[start:end], self._tail))
+            return span_joined(raw, start, end, self._tail)
         return self._slow(raw, start, end)
 
     def _slow(self, raw: _Buffer, start: int, end: int) -> bytes:

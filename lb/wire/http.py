@@ -32,9 +32,11 @@ MAX_HEADER_LINES: Final = 100
 """More header lines than this in one request head is a 400."""
 
 _MAX_LEADING_EMPTY_LINES: Final = 2
-_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1"))
+_VERSIONS: Final = frozenset(("HTTP/1.0", "HTTP/1.1"))
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_NAMES: Final[set[str]] = set()  # cookie names RequestHead.cookie found to be tokens
+_MAX_TOKEN_NAMES: Final = 64
 # Every byte but the control bytes (HT excepted): translate(None, NOT_CONTROL_BYTES)
 # keeps only control bytes, so CR/LF pairing and forbidden CTLs are checked in one pass.
 NOT_CONTROL_BYTES = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t"
@@ -214,30 +216,20 @@ class RequestHead:
     def cookie(self, name: str) -> str | None:
         """``cookies().get(name)`` without building the dict: the value of the first
         pair called ``name`` (a token) in the Cookie headers, as sent; None if none."""
-        if not name or (not (name.isalnum() and name.isascii()) and _TOKEN.fullmatch(name) is None):
-            return None  # cookies() keeps token names only
-        size = len(name)
+        if name not in _TOKEN_NAMES:
+            if not name or (
+                not (name.isalnum() and name.isascii()) and _TOKEN.fullmatch(name) is None
+            ):
+                return None  # cookies() keeps token names only
+            if len(_TOKEN_NAMES) >= _MAX_TOKEN_NAMES:
+                _TOKEN_NAMES.clear()
+            _TOKEN_NAMES.add(name)  # an extractor asks for one name per request: checked once
         for key, value in self.headers:
             if len(key) != 6 or (key != "Cookie" and key.lower() != "cookie"):
                 continue
-            # each place `name` is found: the pair's name if only SP/HT stand between it
-            # and the pair's start (the value's start or a ';'), and between it and an
-            # '=' before the pair's end; found in order, so the first such pair wins. A
-            # place that is not the pair's name leaves no later one in that pair that
-            # could be (something else stands before it): the search goes on after the
-            # pair, so each byte is looked at a bounded number of times
-            at = value.find(name)
-            while at >= 0:
-                after = at + size
-                end = value.find(";", after)
-                if end < 0:
-                    end = len(value)
-                eq = value.find("=", after, end)
-                if eq >= 0 and (eq == after or not value[after:eq].strip(" \t")):
-                    start = value.rfind(";", 0, at) + 1 if at else 0
-                    if start == at or not value[start:at].strip(" \t"):
-                        return value[eq + 1 : end].strip(" \t")
-                at = value.find(name, end + 1)
+            found = _cookie_in(value, name)
+            if found is not None:
+                return found
         return None
 
     @property
@@ -390,6 +382,47 @@ def _regex_scan_request(buf: _Buffer, pos: int, stop: int) -> _Scanned | None:
     headers: list[tuple[str, str]] = _FAST_FIELD.findall(text, target_end + 9, length - 4)
     minor = 1 if buf[target_end + 8] == 0x31 else 0
     return length, text[pos : target_at - 1], text[target_at:target_end], minor, headers
+
+
+def _py_cookie_in(value: str, name: str) -> str | None:
+    """The value of the first pair called ``name`` in one Cookie field's ``value``, as
+    sent (SP/HT around it stripped); None if none. The pure build's search (the compiled
+    build's C one, lb.wire._headscan.cookie_in, answers the same).
+
+    Each place ``name`` is found is the pair's name if only SP/HT stand between it and
+    the pair's start (the value's start or a ';'), and between it and an '=' before
+    the pair's end; found in order, so the first such pair wins. A place that is not
+    the pair's name leaves no later one in that pair that could be (something else
+    stands before it): the search goes on after the pair, so each character is looked
+    at a bounded number of times.
+    """
+    size = len(name)
+    if not size:
+        return None  # no pair is called "" (RequestHead.cookie asks for tokens only)
+    at = value.find(name)
+    while at >= 0:
+        after = at + size
+        end = value.find(";", after)
+        if end < 0:
+            end = len(value)
+        eq = value.find("=", after, end)
+        if eq >= 0 and (eq == after or not value[after:eq].strip(" \t")):
+            start = value.rfind(";", 0, at) + 1 if at else 0
+            if start == at or not value[start:at].strip(" \t"):
+                return value[eq + 1 : end].strip(" \t")
+        at = value.find(name, end + 1)
+    return None
+
+
+def _c_cookie_in() -> Callable[[str, str], str | None] | None:
+    try:
+        from lb.wire._headscan import cookie_in
+    except ImportError:  # the pure build has no C pass
+        return None
+    return cookie_in
+
+
+_cookie_in: Final = _c_cookie_in() or _py_cookie_in
 
 
 def _c_scan_request() -> Callable[[_Buffer, int, int], _Scanned | None] | None:

@@ -45,6 +45,7 @@ __all__ = [
     "request_upgrade",
     "response_body",
     "response_keeps_alive",
+    "span_joined",
     "upstream_hop_by_hop",
     "with_header",
     "without_connection_headers",
@@ -60,8 +61,8 @@ TUNNEL: Final = 4  # after 101 / a 2xx answer to CONNECT: bytes both ways, no mo
 MAX_CHUNK_LINE: Final = 4096
 """Longest chunk-size line (size, extensions, CRLF) a body may carry."""
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")
+_IDEMPOTENT: Final = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 
 class RequestFraming(NamedTuple):
@@ -124,10 +125,10 @@ def request_framing(head: RequestHead) -> RequestFraming:
     return _NO_BODY_UPGRADE_CLOSE if upgrade else _NO_BODY_CLOSE
 
 
-_NO_BODY_KEEP = RequestFraming(NO_BODY, 0, True, False)
-_NO_BODY_CLOSE = RequestFraming(NO_BODY, 0, False, False)
-_NO_BODY_UPGRADE_KEEP = RequestFraming(NO_BODY, 0, True, True)
-_NO_BODY_UPGRADE_CLOSE = RequestFraming(NO_BODY, 0, False, True)
+_NO_BODY_KEEP: Final = RequestFraming(NO_BODY, 0, True, False)
+_NO_BODY_CLOSE: Final = RequestFraming(NO_BODY, 0, False, False)
+_NO_BODY_UPGRADE_KEEP: Final = RequestFraming(NO_BODY, 0, True, True)
+_NO_BODY_UPGRADE_CLOSE: Final = RequestFraming(NO_BODY, 0, False, True)
 
 
 def check_host(head: RequestHead) -> None:
@@ -369,6 +370,27 @@ def _c_insert_line() -> Callable[[bytes, bytes], bytes] | None:
 
 
 _insert_line: Final = _c_insert_line() or _py_with_header
+
+
+def _py_span_joined(buf: bytes | bytearray, start: int, end: int, tail: bytes) -> bytes:
+    """The pure build's join (the compiled build's C one, lb.wire._headscan.span_joined,
+    answers the same with one copy of each part and no slice made)."""
+    if not 0 <= start <= end <= len(buf):
+        raise ValueError("span_joined(): not 0 <= start <= end <= len(buf)")
+    return b"".join((buf[start:end], tail))
+
+
+def _c_span_joined() -> Callable[[bytes | bytearray, int, int, bytes], bytes] | None:
+    try:
+        from lb.wire._headscan import span_joined
+    except ImportError:  # the pure build has no C pass
+        return None
+    return span_joined
+
+
+span_joined: Final = _c_span_joined() or _py_span_joined
+"""``buf[start:end] + tail`` as one new bytes object (``buf`` a bytes or bytearray);
+ValueError unless ``0 <= start <= end <= len(buf)``."""
 
 
 def with_header(raw: bytes, line: bytes) -> bytes:

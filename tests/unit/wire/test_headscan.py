@@ -1,5 +1,6 @@
 """lb.wire._headscan: the C quick pass answers exactly what the regex quick pass does,
-and its removal of hop-by-hop lines and insertion of a line what the Python ones do.
+and its removal of hop-by-hop lines, insertion of a line and join of a span with a tail
+what the Python ones do.
 
 The C pass exists in the compiled build only (setup.py, LB_COMPILE=1; scripts/test.sh
 runs the unit tests again compiled); on pure Python these tests are skipped, and the
@@ -251,3 +252,73 @@ def test_insert_line_after_the_empty_lines_and_the_first_line() -> None:
         headscan.insert_line(b"\r\n\r\nGET / HTTP/1.1", b"A: b\r\n")
     with pytest.raises(TypeError):
         headscan.insert_line(b"GET / HTTP/1.1\r\n\r\n", "A: b\r\n")  # type: ignore[arg-type]
+
+
+@settings(max_examples=1500)
+@given(
+    st.binary(max_size=80),
+    st.integers(min_value=-3, max_value=90),
+    st.integers(min_value=-3, max_value=90),
+    st.binary(max_size=20),
+    st.booleans(),
+)
+def test_a_span_joins_a_tail_alike(
+    raw: bytes, start: int, end: int, tail: bytes, as_bytearray: bool
+) -> None:
+    buf = bytearray(raw) if as_bytearray else raw
+    try:
+        expected = http1._py_span_joined(buf, start, end, tail)
+    except ValueError:
+        with pytest.raises(ValueError):
+            headscan.span_joined(buf, start, end, tail)
+        return
+    got = headscan.span_joined(buf, start, end, tail)
+    assert type(got) is bytes
+    assert got == expected == raw[start:end] + tail
+
+
+def test_span_joined_is_a_copy_and_checks_its_arguments() -> None:
+    buf = bytearray(b"GET / HTTP/1.1\r\n\r\nrest")
+    got = headscan.span_joined(buf, 0, 18, b"")
+    buf[0:3] = b"PUT"
+    assert got == b"GET / HTTP/1.1\r\n\r\n"
+    assert headscan.span_joined(buf, 4, 4, b"X") == b"X"
+    for start, end in ((-1, 3), (3, 2), (0, len(buf) + 1)):
+        with pytest.raises(ValueError):
+            headscan.span_joined(buf, start, end, b"")
+    with pytest.raises(TypeError):
+        headscan.span_joined(buf, 0, 1, bytearray(b"x"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        headscan.span_joined("text", 0, 1, b"")  # type: ignore[arg-type]
+
+
+COOKIE_PIECES = [
+    "lb", "lb_home", "_home", "a", "=", ";", " ", "\t", "x=y", "\u00e9", "\u4e2d", '"', ",",
+]  # fmt: skip
+
+
+def _same_cookie(value: str, name: str) -> None:
+    assert headscan.cookie_in(value, name) == http._py_cookie_in(value, name)
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(COOKIE_PIECES), max_size=25), st.sampled_from(COOKIE_PIECES))
+def test_cookie_values_of_pieces_are_found_alike(pieces: list[str], name: str) -> None:
+    _same_cookie("".join(pieces), name)
+
+
+@settings(max_examples=1500)
+@given(st.text(max_size=60), st.text(max_size=4))
+def test_cookie_values_of_any_text_are_found_alike(value: str, name: str) -> None:
+    _same_cookie(value, name)
+
+
+def test_cookie_in_finds_the_first_pair_of_the_name() -> None:
+    assert headscan.cookie_in("a=1; lb_home = v1 ; lb_home=v2", "lb_home") == "v1"
+    assert headscan.cookie_in("xlb_home=1; lb_home=2", "lb_home") == "2"
+    assert headscan.cookie_in("lb_homes=1", "lb_home") is None
+    assert headscan.cookie_in("lb_home", "lb_home") is None
+    assert headscan.cookie_in("lb_home=\u00e9\u4e2d", "lb_home") == "\u00e9\u4e2d"
+    assert headscan.cookie_in("lb_home=x", "") is None
+    with pytest.raises(TypeError):
+        headscan.cookie_in(b"lb_home=x", "lb_home")  # type: ignore[arg-type]
