@@ -92,6 +92,8 @@ class Entry(HttpRouting):
         self.loop = loop
         self.router = router
         self.peers = peers
+        self.view_cell = peers.view_cell  # the farm view of now, read per request
+        self.links_out = peers.links_out  # Peers never replaces this dict (one look-up less)
         self.apps = apps
         self.home = home
         self.replication = replication
@@ -100,6 +102,8 @@ class Entry(HttpRouting):
         # 1,500 instructions an increment compiled) until counter_values moves them there
         self.requests_done = 0  # http_requests
         self.reason_counts: dict[str, int] = {}  # decision reason -> routed
+        self.last_reason = ""  # and the run of requests routed for one reason since
+        self.last_reason_routed = 0
         self.wake_at = wake_at
         self.clients: set[Client] = set()
         self.heads: Deadlines[Client] = Deadlines()
@@ -255,7 +259,7 @@ class Entry(HttpRouting):
         for client in list(self.clients):
             client.idle_tick(self.idle_ticks)
         self.pool.sweep()
-        view = self.peers.view
+        view = self.view_cell.view
         for home in {key[0] for key in self.pool.idle}:
             if home in view.draining or home not in view.live:
                 self.pool.close_home(home)  # let a draining home finish: no idle flows to it
@@ -263,7 +267,7 @@ class Entry(HttpRouting):
     def _keeps(self, home: str) -> bool:
         """Upstreams to `home` go back to the pool unless it drains or left (this node
         included: a draining node's clients are closed after their answer anyway)."""
-        view = self.peers.view
+        view = self.view_cell.view
         return home in view.live and home not in view.draining
 
     def drain(self) -> None:
@@ -283,6 +287,7 @@ class Entry(HttpRouting):
         if self.requests_done:
             counters["http_requests"] += self.requests_done
             self.requests_done = 0
+        self.fold_reasons()
         for reason, routed in self.reason_counts.items():
             counters[reason] += routed
         self.reason_counts.clear()
@@ -320,7 +325,7 @@ class Entry(HttpRouting):
         if decision.local:
             self._start_local(client, decision.new_session)
             return
-        link = self.peers.links_out.get(decision.home)
+        link = self.links_out.get(decision.home)
         if link is None or link.closed:
             if decision.new_session:
                 self._start_local(client, True)
@@ -353,11 +358,11 @@ class Entry(HttpRouting):
         limits = self.limits
         deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
         while self.loop.time() < deadline and not client.closed:
-            link = self.peers.links_out.get(home)
+            link = self.links_out.get(home)
             if link is not None and link.authenticated and not link.closed:
                 self._forward(client, link, home, False)
                 return
-            if home not in self.peers.view.live:
+            if home not in self.view_cell.view.live:
                 # declared dead while we waited: route again (the session is re-homed)
                 self.route(client, identifier)
                 return

@@ -32,12 +32,14 @@ from lb.node.client import ClientEndpoint
 from lb.node.home import Home
 from lb.node.http_state import ROUTED, HttpClientState, HttpEntrySide
 from lb.node.metrics import Metrics
+from lb.node.peerlink import LinkDriver
 from lb.node.peers import Peers
 from lb.node.placing import SiblingPlacement
 from lb.node.registry import Registry
 from lb.node.replication import Replication
 from lb.node.upstream import FlowUpstream, LocalUpstream, PoolKey, Upstream, UpstreamPool
 from lb.routing.route import Decision, Router
+from lb.routing.view import ViewCell
 from lb.wire import http1, response_head
 from lb.wire.forwarded import forwarded_headers
 from lb.wire.frames import ConnRef, ResetReason
@@ -84,6 +86,8 @@ class HttpRouting(HttpEntrySide):
     loop: asyncio.AbstractEventLoop
     router: Router
     peers: Peers
+    links_out: dict[str, LinkDriver]
+    view_cell: ViewCell
     apps: AppConnector
     home: Home
     replication: Replication
@@ -91,6 +95,8 @@ class HttpRouting(HttpEntrySide):
     placing: SiblingPlacement | None
     counters: Counter[str]
     reason_counts: dict[str, int]
+    last_reason: str
+    last_reason_routed: int
     pool: UpstreamPool
     metrics: Metrics | None
     access: AccessLog
@@ -100,8 +106,20 @@ class HttpRouting(HttpEntrySide):
     def count_reason(self, reason: str) -> None:
         """One more request or connection routed for ``reason`` (a Decision's); folded
         into ``counters`` by Entry.counter_values."""
-        counts = self.reason_counts
-        counts[reason] = counts.get(reason, 0) + 1
+        if reason is self.last_reason:  # the usual case: the reason of the one before
+            self.last_reason_routed += 1
+            return
+        self.fold_reasons()
+        self.last_reason = reason
+        self.last_reason_routed = 1
+
+    def fold_reasons(self) -> None:
+        """The run of ``last_reason`` moved into ``reason_counts``."""
+        if self.last_reason_routed:
+            counts = self.reason_counts
+            reason = self.last_reason
+            counts[reason] = counts.get(reason, 0) + self.last_reason_routed
+            self.last_reason_routed = 0
 
     def _next_salt(self, client: ClientEndpoint | HttpClientState) -> int:
         """A new salt for one placement (mixed with the client's port)."""
@@ -120,7 +138,7 @@ class HttpRouting(HttpEntrySide):
         read (its extractors saw it), or 0.0 to read it here."""
         return self.router.route(
             identifier,
-            self.peers.view,
+            self.view_cell.view,
             now or wall(),
             self._next_salt(client),
             affinity_source(client),
@@ -178,7 +196,7 @@ class HttpRouting(HttpEntrySide):
         live, non-draining node (None when there is none)."""
         decision = self.router.retry(
             failed.home,
-            self.peers.view,
+            self.view_cell.view,
             wall(),
             self._next_salt(client),
             affinity_source(client),
@@ -203,7 +221,7 @@ class HttpRouting(HttpEntrySide):
             self.apps.start(self._connect_upstream(client, local))
             return None
         home = decision.home
-        link = self.peers.links_out.get(home)
+        link = self.links_out.get(home)
         if link is None or link.closed or not link.authenticated:
             if decision.new_session:
                 here = Decision(self.name, True, True, decision.reason)
@@ -251,13 +269,13 @@ class HttpRouting(HttpEntrySide):
         deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
         home = decision.home
         while self.loop.time() < deadline and not client.closed:
-            link = self.peers.links_out.get(home)
+            link = self.links_out.get(home)
             if link is not None and link.authenticated and not link.closed:
                 upstream = self.upstream_for(client, decision)
                 if upstream is not None:
                     client.attach(upstream)
                 return
-            if home not in self.peers.view.live:
+            if home not in self.view_cell.view.live:
                 # declared dead while we waited: route again (the session is re-homed)
                 client.reroute()
                 return
@@ -282,7 +300,7 @@ class HttpRouting(HttpEntrySide):
                 )
             raw = fwd.rewrite(head, client.buf)
         else:
-            raw = bytes(client.buf[: head.length])
+            raw = http1.span_joined(client.buf, 0, head.length, b"")
         return http1.upstream_hop_by_hop(raw, head, client.upgrade)
 
     def response_head(

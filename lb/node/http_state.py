@@ -176,6 +176,7 @@ class HttpClientState(User):
         "status",
         "t_attached",
         "t_first_out",
+        "t_read",
         "t_routed",
         "t_start",
         "transport",
@@ -224,6 +225,7 @@ class HttpClientState(User):
         self.t_routed = 0.0  # its head read and routed
         self.t_attached = 0.0  # its upstream ready (0: never)
         self.t_first_out = 0.0  # the first byte of its response went out (0: never)
+        self.t_read = 0.0  # the clock read by the client read under way (0: none)
         self.held: response_head.ResponseHead | None = None  # a final head held for registrations
         self.held_eof = False  # the upstream ended while a head was held
         self.rstate = R_HEAD

@@ -34,7 +34,7 @@ from lb.node.linktls import LinkTls
 from lb.node.peerlink import LinkDriver
 from lb.node.registry import Registry
 from lb.node.replication import Replication
-from lb.routing.view import FarmView, NodeInfo
+from lb.routing.view import FarmView, NodeInfo, ViewCell
 from lb.wire import frames as fr
 from lb.wire.bus import decode_relayed, encode_relayed
 from lb.wire.directory import DIRECTORY_UPDATE
@@ -110,7 +110,10 @@ class Peers:
         self.stopping = False
         self.draining = False
         self.registry: Registry | None = None  # directory owners (set by the node)
-        self.view = FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
+        # the view of now, in a cell the entry holds too (it reads the view per request)
+        self.view_cell = ViewCell(
+            FarmView(name, self.node_infos, frozenset({name}), {name: 0.0}, frozenset())
+        )
         self.gossip = Gossip(
             name,
             worker,
@@ -124,6 +127,14 @@ class Peers:
             refresh_view=self.refresh_view,
             wake_at=wake_at,
         )
+
+    @property
+    def view(self) -> FarmView:
+        return self.view_cell.view
+
+    @view.setter
+    def view(self, view: FarmView) -> None:
+        self.view_cell.view = view
 
     def set_secrets(self, secret: bytes, previous: tuple[bytes, ...]) -> None:
         """SIGHUP changed previous_secrets: new logins prove and accept with these keys."""

@@ -8,6 +8,7 @@ I/O, no clock.
 The compiled build makes ``FarmView`` a native class (the router reads it per
 request); ``NodeInfo`` stays plain Python in lb.routing.nodeinfo (re-exported
 here), whose check of its fields answers ValueError for any wrongly typed weight.
+``ViewCell`` holds the view of now for the parts that read it per request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lb.routing.nodeinfo import NodeInfo
 
-__all__ = ["FarmView", "NodeInfo"]
+__all__ = ["FarmView", "NodeInfo", "ViewCell"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +66,13 @@ class FarmView:
         """Node name -> Maglev weight, for every node of ``homes()``."""
         nodes = self.nodes
         return {name: (nodes[name].weight if name in nodes else 1) for name in self.homes()}
+
+
+class ViewCell:
+    """The farm view of now (``view``, replaced whole when it changes): the I/O layer's
+    membership keeps it, the entry reads it per request (natively, compiled)."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: FarmView) -> None:
+        self.view = view

@@ -98,6 +98,40 @@ def test_counters_add_up_across_two_workers(farm: AdminFarm) -> None:
     )
 
 
+def routed(farm: AdminFarm, entry: str) -> dict[str, float]:
+    text = farm.get(entry, "/metrics").decode()
+    return {
+        r: scrape_value(text, "lb_routed_total", reason=r) for r in ("new-session", "home-cookie")
+    }
+
+
+def test_routing_decisions_are_counted_by_reason(farm: AdminFarm) -> None:
+    """Requests of one keep-alive connection, new sessions and homed ones mixed in runs of
+    one and of several: lb_routed_total counts each by its reason, none lost or doubled."""
+    settled_requests(farm, "a")
+    before = routed(farm, "a")
+    conn = http.client.HTTPConnection(*farm.addr("a"), timeout=10)
+    cookie = ""
+    pattern = "nhhnhnnhhhn" * 3  # n: no cookie (a new session), h: the home cookie
+    try:
+        for kind in pattern:
+            conn.request("GET", "/", headers={"Cookie": cookie} if kind == "h" else {})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            cookie = cookie or (resp.getheader("Set-Cookie") or "").split(";")[0]
+            assert cookie, "a new session's answer names its home"
+    finally:
+        conn.close()
+    expected = {"new-session": pattern.count("n"), "home-cookie": pattern.count("h")}
+
+    def counted() -> None:
+        now = routed(farm, "a")
+        assert {r: now[r] - before[r] for r in now} == expected
+
+    eventually_passes(counted, timeout=10, what="lb_routed_total by reason = requests sent")
+
+
 def _raw_exchange(farm: AdminFarm, entry: str, data: bytes) -> bytes:
     """Send `data` and the client's FIN on a new connection; what came back until lb closed."""
     with socket.create_connection(farm.addr(entry), timeout=10) as sock:
