@@ -1,9 +1,12 @@
 """30 s of 10 % packet loss on one node's traffic, plus 30 ms delay on its links.
 
-Loss: every packet into or out of node c's interface is dropped with
-probability 0.1 (nft numgen), clients' packets included. Delay: every chunk on
-a link of c waits 30 ms in each direction in the harness's relays (so each
-link round trip of c grows by 60 ms). Load: 60 sessions, 150 requests/s.
+Loss: every packet to or from node c is dropped on the wire (at c's bridge
+port, nft numgen) with probability 0.1, clients' packets included; never in c's
+own stack, where a dropped SYN-ACK retransmission is a send error that makes
+Linux drop the half-open connection (tests/faults/test_harness_loss.py). Delay:
+every chunk on a link of c waits 30 ms in each direction in the harness's
+relays (so each link round trip of c grows by 60 ms). Load: 60 sessions, 150
+requests/s.
 
 Checks: no node is declared dead falsely (no link_down, no farm_view without
 a node, no node_state "dead" in any node's log during the fault) and no

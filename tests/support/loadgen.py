@@ -32,7 +32,10 @@ answered), ``tried`` (entries that refused or reset the connect first), ``sessio
 (the home named by the cookie sent), ``node`` (the backend's answer),
 ``status``, ``error`` (None, ``refused``, ``connect_timeout``,
 ``connect_error``, ``reset``, ``timeout``, ``eof_no_response``, ``truncated``,
-``status``, ``bad_body``), ``new_home`` (home named by a new ``Set-Cookie``).
+``status``, ``bad_body``), ``new_home`` (home named by a new ``Set-Cookie``),
+``local`` (the client's address and port: a failure can be found in a packet
+capture), ``t_conn`` (when the connect completed), ``stage`` (what the request
+was doing last: ``connect``, ``write``, ``head``, ``body``).
 The full result is written as JSON to ``--out``; a summary line goes to stdout.
 """
 
@@ -221,6 +224,9 @@ class Steady:
             "error": None,
             "detail": None,
             "new_home": None,
+            "local": None,
+            "t_conn": None,
+            "stage": "connect",
         }
         writer: asyncio.StreamWriter | None = None
         try:
@@ -229,6 +235,9 @@ class Steady:
                     self.entries, k, self.connect_timeout, rec["tried"], session.source
                 )
                 rec["entry"] = name
+                rec["local"] = list(writer.get_extra_info("sockname") or ())[:2]
+                rec["t_conn"] = time.time()
+                rec["stage"] = "write"
                 cookie = f"Cookie: {COOKIE_NAME}={session.cookie}\r\n" if session.cookie else ""
                 writer.write(
                     (
@@ -237,7 +246,9 @@ class Steady:
                     ).encode("latin-1")
                 )
                 await writer.drain()
+                rec["stage"] = "head"
                 head = await read_head(reader)
+                rec["stage"] = "body"
                 rec["status"] = head.status
                 length = head.get("content-length")
                 try:

@@ -12,9 +12,13 @@ Faults:
   hook, every packet from the other's address (so both directions are cut;
   packets vanish silently, nothing is refused). ``partition(node)`` cuts a node
   from every other *node*; clients still reach it.
-- ``loss(node, percent)``: ``numgen random mod 100 < N drop`` in the node's
-  namespace, on packets in through and out of its interface (each packet of its
-  traffic, clients' included, is dropped with that probability once).
+- ``loss(node, percent)``: ``numgen random mod 100 < N drop`` on the wire: in
+  the bridge's namespace, on frames from and to the node's bridge port (each
+  packet of its traffic, clients' included, is dropped with that probability
+  once). Not in the node's own namespace: a packet its OUTPUT hook drops is a
+  send error to the sender (EPERM), which real loss never is, and Linux acts on
+  it (a request socket whose SYN-ACK retransmission fails to go out is dropped,
+  so a client an earlier SYN-ACK connected gets a reset; test_harness_loss.py).
 - ``delay(node, seconds)``: there is no netem qdisc on this kernel, so delay is
   made by delaying TCP relays (``NetFarm(delay_relays=True)``): in every node's
   namespace an nft ``redirect`` sends link connections arriving for the node's
@@ -73,6 +77,7 @@ WEB_PORT = 8080
 APP_PORT = 9000
 COOKIE_NAME = "lbhome"
 FAULT_TABLE = "lbt_fault"
+LOSS_CHAIN = "loss_"  # the bridge's chain of node N's loss is loss_N
 RELAY_TABLE = "lbt_relay"
 _NS_RE = re.compile(rf"^{PREFIX}(\d+)x(\d+)-")
 
@@ -599,36 +604,57 @@ class NetFarm:
     # ------------------------------------------------------------------ faults
 
     def _apply_faults(self, node: str) -> None:
-        """Replace node `node`'s fault table with the rules the current faults need."""
+        """Replace node `node`'s fault table with the rules its cuts need.
+
+        A cut drops in the node's input hook: the sender's stack never sees it."""
         inp: list[str] = []
-        out: list[str] = []
         for pair in sorted(self.cuts, key=sorted):
             if node in pair:
                 (other,) = pair - {node}
                 inp.append(f"ip saddr {self.ips[other]} drop")
-        pct = self.losses.get(node, 0)
-        if pct > 0:
-            inp.append(f'iifname "eth0" numgen random mod 100 < {pct} drop')
-            out.append(f'oifname "eth0" numgen random mod 100 < {pct} drop')
         body = "".join(f"    {r}\n" for r in inp)
-        obody = "".join(f"    {r}\n" for r in out)
         rules = (
             f"table inet {FAULT_TABLE} {{}}\n"
             f"delete table inet {FAULT_TABLE}\n"
             f"table inet {FAULT_TABLE} {{\n"
             "  chain input { type filter hook input priority filter - 10; policy accept;\n"
             f"{body}  }}\n"
-            "  chain output { type filter hook output priority filter - 10; policy accept;\n"
-            f"{obody}  }}\n"
             "}\n"
         )
         _run(["ip", "netns", "exec", self.ns(node), "nft", "-f", "-"], input_=rules)
 
+    def _apply_loss(self) -> None:
+        """Replace the bridge's loss table: one chain per lossy node, on its bridge port."""
+        chains = ""
+        for node, pct in sorted(self.losses.items()):
+            if pct <= 0:
+                continue
+            chance = "" if pct >= 100 else f"numgen random mod 100 < {pct} "
+            port = f"p-{node}"
+            chains += (
+                f"  chain {LOSS_CHAIN}{node} {{ type filter hook forward priority filter - 10; "
+                "policy accept;\n"
+                f'    iifname "{port}" meta protocol {{ ip, ip6 }} {chance}drop\n'
+                f'    oifname "{port}" meta protocol {{ ip, ip6 }} {chance}drop\n'
+                "  }\n"
+            )
+        rules = (
+            f"table bridge {FAULT_TABLE} {{}}\n"
+            f"delete table bridge {FAULT_TABLE}\n"
+            f"table bridge {FAULT_TABLE} {{\n{chains}}}\n"
+        )
+        _run(["ip", "netns", "exec", self.bridge_ns, "nft", "-f", "-"], input_=rules)
+
     def fault_rules(self, node: str) -> str:
-        """The fault table of node `node` as nft lists it."""
-        return _run(
+        """The fault rules of node `node` as nft lists them: its own table (cuts) and
+        its chain of the bridge's table (loss), if it has one."""
+        text = _run(
             ["ip", "netns", "exec", self.ns(node), "nft", "list", "table", "inet", FAULT_TABLE]
         )
+        if self.losses.get(node, 0) > 0:
+            chain = ["bridge", FAULT_TABLE, f"{LOSS_CHAIN}{node}"]
+            text += _run(["ip", "netns", "exec", self.bridge_ns, "nft", "list", "chain", *chain])
+        return text
 
     def cut(self, a: str, b: str) -> None:
         """Drop every packet between nodes a and b (both directions, silently)."""
@@ -650,11 +676,12 @@ class NetFarm:
             self._apply_faults(n)
 
     def loss(self, node: str, percent: int) -> None:
-        """Drop `percent` % of the packets into and out of `node`'s interface (0 = none)."""
+        """Drop `percent` % of the packets to and from `node` on the wire, at its bridge
+        port (0 = none); the node's own stack never sees a drop."""
         if not 0 <= percent <= 100:
             raise ValueError("percent must be 0..100")
         self.losses[node] = percent
-        self._apply_faults(node)
+        self._apply_loss()
 
     def delay(self, node: str, seconds: float) -> None:
         """Hold every chunk of `node`'s links `seconds` in each direction (0 = none)."""
@@ -680,6 +707,7 @@ class NetFarm:
         self.losses.clear()
         for n in self.nodes:
             self._apply_faults(n)
+        self._apply_loss()
         if self.delays:
             self.delays.clear()
             self._write_relay_controls()
