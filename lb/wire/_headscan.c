@@ -251,9 +251,10 @@ fail:
     return NULL;
 }
 
-/* Whether a response field name is one framing depends on (_FAST_FRAMING's
- * alternation, any ASCII case): Content-Length, Transfer-Encoding, Connection,
- * Set-Cookie, Keep-Alive, Proxy-Connection. */
+/* The kind of a response header line framing depends on (_FAST_FRAMING's
+ * alternation, any ASCII case), as scan_response's kinds give it: 'L' Content-Length,
+ * 'T' Transfer-Encoding, 'C' Connection, 'S' Set-Cookie, 'K' Keep-Alive,
+ * 'P' Proxy-Connection; 0 for any other name. */
 static int same_lowered(const unsigned char *name, const char *want, Py_ssize_t size)
 {
     for (Py_ssize_t i = 0; i < size; i++) {
@@ -264,39 +265,62 @@ static int same_lowered(const unsigned char *name, const char *want, Py_ssize_t 
     return 1;
 }
 
-static int is_framing_name(const unsigned char *name, Py_ssize_t size)
+static char framing_kind(const unsigned char *name, Py_ssize_t size)
 {
     switch (size) {
     case 10:
-        return same_lowered(name, "connection", 10) || same_lowered(name, "set-cookie", 10)
-               || same_lowered(name, "keep-alive", 10);
+        return same_lowered(name, "connection", 10)   ? 'C'
+               : same_lowered(name, "set-cookie", 10) ? 'S'
+               : same_lowered(name, "keep-alive", 10) ? 'K'
+                                                      : 0;
     case 14:
-        return same_lowered(name, "content-length", 14);
+        return same_lowered(name, "content-length", 14) ? 'L' : 0;
     case 16:
-        return same_lowered(name, "proxy-connection", 16);
+        return same_lowered(name, "proxy-connection", 16) ? 'P' : 0;
     case 17:
-        return same_lowered(name, "transfer-encoding", 17);
+        return same_lowered(name, "transfer-encoding", 17) ? 'T' : 0;
     default:
         return 0;
     }
 }
 
-/* scan_response(buf, start, stop) -> (end, framing) | None
+/* The usual Connection values, made once: a response's value is one of them, shared */
+static PyObject *KEEP_ALIVE; /* b"keep-alive" */
+static PyObject *CLOSE;      /* b"close" */
+
+/* bytes of b[at:end]: a shared object for the usual Connection values (bytes compare by
+ * value, so only the allocation differs) */
+static PyObject *value_bytes(const unsigned char *b, Py_ssize_t at, Py_ssize_t end)
+{
+    Py_ssize_t size = end - at;
+    if (size == 10 && memcmp(b + at, "keep-alive", 10) == 0) {
+        Py_INCREF(KEEP_ALIVE);
+        return KEEP_ALIVE;
+    }
+    if (size == 5 && memcmp(b + at, "close", 5) == 0) {
+        Py_INCREF(CLOSE);
+        return CLOSE;
+    }
+    return PyBytes_FromStringAndSize((const char *)b + at, size);
+}
+
+/* scan_response(buf, start, stop) -> (end, kinds, values) | None
  *
  * The head _FAST_RESPONSE matches at buf[start:stop]: HTTP/1.0 or HTTP/1.1, SP, a
  * status 100-599, optionally SP and a reason of value bytes, at most 199 header lines
  * (CRLF, a token, ':', value bytes), then CRLFCRLF. end is the index after that
- * CRLFCRLF; framing holds the (name as sent, value) bytes pairs of the
- * Content-Length, Transfer-Encoding, Connection, Set-Cookie, Keep-Alive and
- * Proxy-Connection lines (any case), in order, each value without its leading SP/HT
- * (trailing SP/HT kept), as _FAST_FRAMING's findall gives them. */
+ * CRLFCRLF. The Content-Length, Transfer-Encoding, Connection, Set-Cookie, Keep-Alive
+ * and Proxy-Connection lines (any case), in order, as _FAST_FRAMING's findall finds
+ * them: kinds holds one byte per line, its kind (framing_kind), values its value
+ * without leading SP/HT (trailing SP/HT kept). No object per name, no pair per line. */
 static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
     Py_ssize_t start, stop, p, q, lines = 0, found = 0;
-    Py_ssize_t names[MAX_RESPONSE_LINES], colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
+    Py_ssize_t colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
+    char kinds[MAX_RESPONSE_LINES];
     const unsigned char *b;
-    PyObject *framing = NULL, *answer, *end;
+    PyObject *values = NULL, *answer = NULL, *item;
     (void)module;
 
     if (parse_args(args, nargs, "scan_response", &view, &start, &stop) < 0) {
@@ -319,36 +343,50 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
             break;
         }
         lines++;
-        names[found] = p + 2;
-        colons[found] = q;
+        char kind = framing_kind(b + p + 2, q - (p + 2));
         p = run_of(b, q + 1, stop, VCHAR);
-        if (is_framing_name(b + names[found], q - names[found])) {
+        if (kind) {
+            kinds[found] = kind;
+            colons[found] = q;
             ends[found++] = p;
         }
     }
     if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
         goto no;
     }
-    framing = field_list(b, names, colons, ends, found, PyBytes_FromStringAndSize);
-    if (framing == NULL) {
+    answer = PyTuple_New(3);
+    if (answer == NULL) {
         goto fail;
     }
-    answer = PyTuple_New(2);
-    end = PyLong_FromSsize_t(p + 4);
-    if (answer == NULL || end == NULL) {
-        Py_XDECREF(answer);
-        Py_XDECREF(end);
+    item = PyLong_FromSsize_t(p + 4);
+    if (item == NULL) {
         goto fail;
     }
-    PyTuple_SET_ITEM(answer, 0, end);
-    PyTuple_SET_ITEM(answer, 1, framing);
+    PyTuple_SET_ITEM(answer, 0, item);
+    item = PyBytes_FromStringAndSize(kinds, found);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 1, item);
+    values = PyList_New(found);
+    if (values == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 2, values); /* the tuple owns it from here */
+    for (Py_ssize_t i = 0; i < found; i++) {
+        item = value_bytes(b, value_start(b, colons[i] + 1, ends[i]), ends[i]);
+        if (item == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(values, i, item);
+    }
     PyBuffer_Release(&view);
     return answer;
 no:
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
 fail:
-    Py_XDECREF(framing);
+    Py_XDECREF(answer); /* a list not yet filled holds NULLs: list_dealloc skips them */
     PyBuffer_Release(&view);
     return NULL;
 }
@@ -499,7 +537,7 @@ static PyMethodDef METHODS[] = {
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
      "scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None"},
     {"scan_response", (PyCFunction)(void (*)(void))scan_response, METH_FASTCALL,
-     "scan_response(buf, start, stop) -> (end, framing) | None"},
+     "scan_response(buf, start, stop) -> (end, kinds, values) | None"},
     {"drop_hop_lines", (PyCFunction)drop_hop_lines, METH_O,
      "drop_hop_lines(raw) -> raw without its Connection, Keep-Alive, Proxy-Connection lines"},
     {"insert_line", (PyCFunction)(void (*)(void))insert_line, METH_FASTCALL,
@@ -519,5 +557,14 @@ static struct PyModuleDef MODULE = {
 PyMODINIT_FUNC PyInit__headscan(void)
 {
     init_tables();
+    if (KEEP_ALIVE == NULL) {
+        KEEP_ALIVE = PyBytes_FromStringAndSize("keep-alive", 10);
+        CLOSE = PyBytes_FromStringAndSize("close", 5);
+        if (KEEP_ALIVE == NULL || CLOSE == NULL) {
+            Py_CLEAR(KEEP_ALIVE);
+            Py_CLEAR(CLOSE);
+            return NULL;
+        }
+    }
     return PyModule_Create(&MODULE);
 }
