@@ -13,13 +13,14 @@
  * full check in Python, as in the pure build, which gives the reason.
  *
  * Pure and bounded: no I/O, no state; it reads only buf[pos:stop] (the regex
- * `match(buf, pos, endpos)` bounds) and each byte there at most twice. A
- * bytes-like object is read through the buffer protocol and released before
- * the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
+ * `match(buf, pos, endpos)` bounds) and each byte there at most twice. bytes
+ * are read in place; any other bytes-like object through the buffer protocol,
+ * released before the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_REQUEST_LINES 100  /* lb.wire.http.MAX_HEADER_LINES */
@@ -62,7 +63,14 @@ static int parse_args(PyObject *const *args, Py_ssize_t nargs, const char *name,
     if (*stop == -1 && PyErr_Occurred()) {
         return -1;
     }
-    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
+    if (PyBytes_CheckExact(args[0])) {
+        /* the usual buffer: immutable, read in place without the buffer protocol (no
+         * owner in the view: PyBuffer_Release does nothing with it) */
+        view->buf = PyBytes_AS_STRING(args[0]);
+        view->len = PyBytes_GET_SIZE(args[0]);
+        view->obj = NULL;
+    }
+    else if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
         return -1;
     }
     if (*stop > view->len) {
@@ -85,6 +93,34 @@ static inline Py_ssize_t run_of(const unsigned char *b, Py_ssize_t p, Py_ssize_t
         p++;
     }
     return p;
+}
+
+/* run_of(b, p, stop, VCHAR), eight bytes at a time: a word goes by whole unless it holds
+ * a byte below 0x20 or 0x7f (an HT, which VCHAR allows, included: then it goes byte by
+ * byte through that word). Each test is exact for a word as a whole: (x - 0x20..) & ~x
+ * & 0x80.. is nonzero if and only if some byte of x is below 0x20, and the same with
+ * x ^ 0x7f.. and 0x01.. if and only if some byte is 0x7f. Reads only b[p:stop]. */
+static inline Py_ssize_t vchar_run(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (;;) {
+        while (stop - p >= 8) {
+            uint64_t x, y;
+            memcpy(&x, b + p, 8);
+            y = x ^ (ones * 0x7f);
+            if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs)) {
+                break;
+            }
+            p += 8;
+        }
+        Py_ssize_t limit = stop - p < 8 ? stop : p + 8;
+        while (p < limit && VCHAR[b[p]]) {
+            p++;
+        }
+        if (p < limit || p == stop) {
+            return p;
+        }
+    }
 }
 
 /* The ':' that ends the name of a header line starting at p (CRLF, a token, ':'),
@@ -198,7 +234,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
         }
         names[lines] = p + 2;
         colons[lines] = q;
-        q = run_of(b, q + 1, stop, VCHAR);
+        q = vchar_run(b, q + 1, stop);
         if (b[q - 1] == ' ' || b[q - 1] == '\t') {
             break; /* (?<![ \t]): a value ends in neither */
         }
@@ -335,7 +371,7 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
     }
     p += 12;
     if (p < stop && b[p] == ' ') {
-        p = run_of(b, p + 1, stop, VCHAR);
+        p = vchar_run(b, p + 1, stop);
     }
     while (lines < MAX_RESPONSE_LINES) {
         q = field_colon(b, p, stop);
@@ -344,7 +380,7 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
         }
         lines++;
         char kind = framing_kind(b + p + 2, q - (p + 2));
-        p = run_of(b, q + 1, stop, VCHAR);
+        p = vchar_run(b, q + 1, stop);
         if (kind) {
             kinds[found] = kind;
             colons[found] = q;

@@ -120,6 +120,30 @@ def test_valid_heads_with_one_byte_changed_scan_alike(
     _same_response(response, 0, cut)
 
 
+# bytes at the edges of what a value may hold, for the C pass's eight-bytes-at-once run
+EDGE_BYTES = st.sampled_from(list(b"\x00\x08\t\n\x0b\r\x1f !~\x7f\x80\xfeaZ"))
+
+
+# a run of allowed bytes with one edge byte at any offset, or edge bytes throughout
+EDGE_VALUES = st.one_of(
+    st.tuples(st.integers(0, 20), EDGE_BYTES, st.integers(0, 20)).map(
+        lambda t: b"a" * t[0] + bytes([t[1]]) + b"\x80" * t[2]
+    ),
+    st.lists(EDGE_BYTES, max_size=40).map(bytes),
+)
+
+
+@settings(max_examples=2000)
+@given(st.lists(EDGE_VALUES, min_size=1, max_size=4))
+def test_long_values_of_edge_bytes_scan_alike(values: list[bytes]) -> None:
+    """Values longer than a word, with an HT, a control, 0x7f or 0x80 at any offset."""
+    request = b"GET / HTTP/1.1" + b"".join(b"\r\nX-A:" + v for v in values) + b"\r\n\r\n"
+    response = b"HTTP/1.1 200 " + b"\r\nConnection:".join(values) + b"\r\n\r\n"
+    for start in (0, 1):
+        _same_request(request, start, len(request))
+        _same_response(response, start, len(response))
+
+
 def test_the_usual_heads_are_taken_with_their_fields() -> None:
     """Not only None alike: the valid heads are decided, with every field."""
     answer = headscan.scan_request(VALID_REQUEST, 0, len(VALID_REQUEST))
