@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import httptools
+from mypy_extensions import mypyc_attr
 
 from lb.errors import HttpError
 from lb.wire.http import FIELD_VCHAR, NOT_CONTROL_BYTES, TCHAR, list_tokens
@@ -55,6 +56,7 @@ _FRAMING_LINE = re.compile(
 )
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per response: reused
 @dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class ResponseHead:
     """What a proxy needs of one response head."""
