@@ -298,7 +298,8 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
     for i in range(len(values)):
         value = values[i]
         kind = kinds[i]
-        if value and (value[-1] == 0x20 or value[-1] == 0x09):
+        last = len(value) - 1  # compiled, native (`if value` is a call through Python)
+        if last >= 0 and (value[last] == 0x20 or value[last] == 0x09):
             value = value.rstrip(b" \t")
         if kind == _LENGTH:
             number = _plain_length(value)
