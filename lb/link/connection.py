@@ -425,10 +425,10 @@ class LinkConnection:
 
     def send(self, flow_id: int, data: bytes) -> bool:
         """Bytes for the remote end of a flow; False: stop reading until FlowWritable."""
+        n = len(data)  # compiled, a native length (`not data` is a call through Python)
         flow = self.tables.get(flow_id)
-        if flow is None or flow.closed_out or flow.eof_queued or not data:
+        if flow is None or flow.closed_out or flow.eof_queued or n == 0:
             return True  # gone or closed: the bytes are dropped (the caller learns by events)
-        n = len(data)
         if flow.out_queue is None and n <= flow.send_credit and n <= fr.MAX_PAYLOAD:
             flow.send_credit -= n
             out = self.out

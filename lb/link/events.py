@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from lb.wire.frames import ConnRef, Frame
 
 
+@mypyc_attr(acyclic=True)
 class _Event:
     """Value semantics: equal when of the same type with equal fields (`__match_args__`)."""
 
@@ -33,6 +36,7 @@ class _Event:
         return f"{type(self).__name__}({fields})"
 
 
+@mypyc_attr(acyclic=True)
 class Authenticated(_Event):
     """The handshake finished: the peer proved it is `peer` of this farm."""
 
@@ -43,6 +47,7 @@ class Authenticated(_Event):
         self.peer = peer
 
 
+@mypyc_attr(acyclic=True)
 class FlowOpened(_Event):
     """Home side: the entry announced a new flow (NEW). The driver connects the
     application and calls `accept_flow`, or `reset` with a reason."""
@@ -56,6 +61,7 @@ class FlowOpened(_Event):
         self.flags = flags
 
 
+@mypyc_attr(acyclic=True)
 class FlowVerified(_Event):
     """Entry side: the home connected its application (VERIFIED); the flow is forwarded."""
 
@@ -66,6 +72,7 @@ class FlowVerified(_Event):
         self.flow_id = flow_id
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per DATA frame: reused
 class FlowData(_Event):
     """Bytes of a flow for the local endpoint."""
 
@@ -77,6 +84,7 @@ class FlowData(_Event):
         self.data = data
 
 
+@mypyc_attr(acyclic=True)
 class FlowEof(_Event):
     """The remote half-closed the flow (CLOSE): the local endpoint gets EOF."""
 
@@ -87,6 +95,7 @@ class FlowEof(_Event):
         self.flow_id = flow_id
 
 
+@mypyc_attr(acyclic=True)
 class FlowReset(_Event):
     """The flow was aborted (a RESET from the remote, a protocol violation on the flow,
     a pending timeout, or the link itself closed): abort the local endpoint."""
@@ -99,6 +108,7 @@ class FlowReset(_Event):
         self.reason = reason
 
 
+@mypyc_attr(acyclic=True)
 class FlowWritable(_Event):
     """Credit arrived and the flow's send queue is empty: resume reading its source."""
 
@@ -109,6 +119,7 @@ class FlowWritable(_Event):
         self.flow_id = flow_id
 
 
+@mypyc_attr(acyclic=True)
 class FlowEnded(_Event):
     """The flow finished cleanly both ways and left the tables."""
 
@@ -119,6 +130,7 @@ class FlowEnded(_Event):
         self.flow_id = flow_id
 
 
+@mypyc_attr(acyclic=True)
 class PeerHeard(_Event):
     """A PING or PONG: the peer is alive, and this is its load. A PING wants a PONG."""
 
@@ -130,6 +142,7 @@ class PeerHeard(_Event):
         self.ping_token = ping_token  # set for a PING: answer with `send_pong(token, load)`
 
 
+@mypyc_attr(acyclic=True)
 class ControlFrame(_Event):
     """An extension frame (type >= 0x40) on the authenticated link: directory, membership."""
 
@@ -140,6 +153,7 @@ class ControlFrame(_Event):
         self.frame = frame
 
 
+@mypyc_attr(acyclic=True)
 class Count(_Event):
     """Something worth a counter happened (table full, window violation, pending timeout)."""
 

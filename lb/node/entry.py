@@ -260,7 +260,7 @@ class Entry(HttpRouting):
             client.idle_tick(self.idle_ticks)
         self.pool.sweep()
         view = self.view_cell.view
-        for home in {key[0] for key in self.pool.idle}:
+        for home in self.pool.homes():
             if home in view.draining or home not in view.live:
                 self.pool.close_home(home)  # let a draining home finish: no idle flows to it
 

@@ -228,10 +228,11 @@ class ResponseSide(HttpClientState):
             self.upstream_eof()
 
     def _to_client(self, data: bytes) -> None:
-        if data:
+        size = len(data)  # compiled, a native length (`if data` is a call through Python)
+        if size:
             if not self.t_first_out:  # 0 until a byte of an answer (an interim one too) went
                 self.t_first_out = self.entry.now()
-            self.bytes_out += len(data)
+            self.bytes_out += size
             self.resp_sent = True
             self.sent_any = True
             transport = self.transport

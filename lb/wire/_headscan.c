@@ -15,14 +15,15 @@
  * full check in Python, as in the pure build, which gives the reason.
  *
  * Pure and bounded: no I/O, no state; it reads only buf[pos:stop] (the regex
- * `match(buf, pos, endpos)` bounds) and each byte there at most twice. A
- * bytes-like object is read through the buffer protocol and released before
- * the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
+ * `match(buf, pos, endpos)` bounds) and each byte there at most twice. bytes
+ * are read in place; any other bytes-like object through the buffer protocol,
+ * released before the answer is returned. Built only by the compiled build (LB_COMPILE=1, setup.py).
  */
 
 #define _GNU_SOURCE /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_REQUEST_LINES 100  /* lb.wire.http.MAX_HEADER_LINES */
@@ -65,7 +66,14 @@ static int parse_args(PyObject *const *args, Py_ssize_t nargs, const char *name,
     if (*stop == -1 && PyErr_Occurred()) {
         return -1;
     }
-    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
+    if (PyBytes_CheckExact(args[0])) {
+        /* the usual buffer: immutable, read in place without the buffer protocol (no
+         * owner in the view: PyBuffer_Release does nothing with it) */
+        view->buf = PyBytes_AS_STRING(args[0]);
+        view->len = PyBytes_GET_SIZE(args[0]);
+        view->obj = NULL;
+    }
+    else if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
         return -1;
     }
     if (*stop > view->len) {
@@ -88,6 +96,34 @@ static inline Py_ssize_t run_of(const unsigned char *b, Py_ssize_t p, Py_ssize_t
         p++;
     }
     return p;
+}
+
+/* run_of(b, p, stop, VCHAR), eight bytes at a time: a word goes by whole unless it holds
+ * a byte below 0x20 or 0x7f (an HT, which VCHAR allows, included: then it goes byte by
+ * byte through that word). Each test is exact for a word as a whole: (x - 0x20..) & ~x
+ * & 0x80.. is nonzero if and only if some byte of x is below 0x20, and the same with
+ * x ^ 0x7f.. and 0x01.. if and only if some byte is 0x7f. Reads only b[p:stop]. */
+static inline Py_ssize_t vchar_run(const unsigned char *b, Py_ssize_t p, Py_ssize_t stop)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (;;) {
+        while (stop - p >= 8) {
+            uint64_t x, y;
+            memcpy(&x, b + p, 8);
+            y = x ^ (ones * 0x7f);
+            if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs)) {
+                break;
+            }
+            p += 8;
+        }
+        Py_ssize_t limit = stop - p < 8 ? stop : p + 8;
+        while (p < limit && VCHAR[b[p]]) {
+            p++;
+        }
+        if (p < limit || p == stop) {
+            return p;
+        }
+    }
 }
 
 /* The ':' that ends the name of a header line starting at p (CRLF, a token, ':'),
@@ -201,7 +237,7 @@ static PyObject *scan_request(PyObject *module, PyObject *const *args, Py_ssize_
         }
         names[lines] = p + 2;
         colons[lines] = q;
-        q = run_of(b, q + 1, stop, VCHAR);
+        q = vchar_run(b, q + 1, stop);
         if (b[q - 1] == ' ' || b[q - 1] == '\t') {
             break; /* (?<![ \t]): a value ends in neither */
         }
@@ -254,9 +290,10 @@ fail:
     return NULL;
 }
 
-/* Whether a response field name is one framing depends on (_FAST_FRAMING's
- * alternation, any ASCII case): Content-Length, Transfer-Encoding, Connection,
- * Set-Cookie, Keep-Alive, Proxy-Connection. */
+/* The kind of a response header line framing depends on (_FAST_FRAMING's
+ * alternation, any ASCII case), as scan_response's kinds give it: 'L' Content-Length,
+ * 'T' Transfer-Encoding, 'C' Connection, 'S' Set-Cookie, 'K' Keep-Alive,
+ * 'P' Proxy-Connection; 0 for any other name. */
 static int same_lowered(const unsigned char *name, const char *want, Py_ssize_t size)
 {
     for (Py_ssize_t i = 0; i < size; i++) {
@@ -267,39 +304,62 @@ static int same_lowered(const unsigned char *name, const char *want, Py_ssize_t 
     return 1;
 }
 
-static int is_framing_name(const unsigned char *name, Py_ssize_t size)
+static char framing_kind(const unsigned char *name, Py_ssize_t size)
 {
     switch (size) {
     case 10:
-        return same_lowered(name, "connection", 10) || same_lowered(name, "set-cookie", 10)
-               || same_lowered(name, "keep-alive", 10);
+        return same_lowered(name, "connection", 10)   ? 'C'
+               : same_lowered(name, "set-cookie", 10) ? 'S'
+               : same_lowered(name, "keep-alive", 10) ? 'K'
+                                                      : 0;
     case 14:
-        return same_lowered(name, "content-length", 14);
+        return same_lowered(name, "content-length", 14) ? 'L' : 0;
     case 16:
-        return same_lowered(name, "proxy-connection", 16);
+        return same_lowered(name, "proxy-connection", 16) ? 'P' : 0;
     case 17:
-        return same_lowered(name, "transfer-encoding", 17);
+        return same_lowered(name, "transfer-encoding", 17) ? 'T' : 0;
     default:
         return 0;
     }
 }
 
-/* scan_response(buf, start, stop) -> (end, framing) | None
+/* The usual Connection values, made once: a response's value is one of them, shared */
+static PyObject *KEEP_ALIVE; /* b"keep-alive" */
+static PyObject *CLOSE;      /* b"close" */
+
+/* bytes of b[at:end]: a shared object for the usual Connection values (bytes compare by
+ * value, so only the allocation differs) */
+static PyObject *value_bytes(const unsigned char *b, Py_ssize_t at, Py_ssize_t end)
+{
+    Py_ssize_t size = end - at;
+    if (size == 10 && memcmp(b + at, "keep-alive", 10) == 0) {
+        Py_INCREF(KEEP_ALIVE);
+        return KEEP_ALIVE;
+    }
+    if (size == 5 && memcmp(b + at, "close", 5) == 0) {
+        Py_INCREF(CLOSE);
+        return CLOSE;
+    }
+    return PyBytes_FromStringAndSize((const char *)b + at, size);
+}
+
+/* scan_response(buf, start, stop) -> (end, kinds, values) | None
  *
  * The head _FAST_RESPONSE matches at buf[start:stop]: HTTP/1.0 or HTTP/1.1, SP, a
  * status 100-599, optionally SP and a reason of value bytes, at most 199 header lines
  * (CRLF, a token, ':', value bytes), then CRLFCRLF. end is the index after that
- * CRLFCRLF; framing holds the (name as sent, value) bytes pairs of the
- * Content-Length, Transfer-Encoding, Connection, Set-Cookie, Keep-Alive and
- * Proxy-Connection lines (any case), in order, each value without its leading SP/HT
- * (trailing SP/HT kept), as _FAST_FRAMING's findall gives them. */
+ * CRLFCRLF. The Content-Length, Transfer-Encoding, Connection, Set-Cookie, Keep-Alive
+ * and Proxy-Connection lines (any case), in order, as _FAST_FRAMING's findall finds
+ * them: kinds holds one byte per line, its kind (framing_kind), values its value
+ * without leading SP/HT (trailing SP/HT kept). No object per name, no pair per line. */
 static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
     Py_ssize_t start, stop, p, q, lines = 0, found = 0;
-    Py_ssize_t names[MAX_RESPONSE_LINES], colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
+    Py_ssize_t colons[MAX_RESPONSE_LINES], ends[MAX_RESPONSE_LINES];
+    char kinds[MAX_RESPONSE_LINES];
     const unsigned char *b;
-    PyObject *framing = NULL, *answer, *end;
+    PyObject *values = NULL, *answer = NULL, *item;
     (void)module;
 
     if (parse_args(args, nargs, "scan_response", &view, &start, &stop) < 0) {
@@ -314,7 +374,7 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
     }
     p += 12;
     if (p < stop && b[p] == ' ') {
-        p = run_of(b, p + 1, stop, VCHAR);
+        p = vchar_run(b, p + 1, stop);
     }
     while (lines < MAX_RESPONSE_LINES) {
         q = field_colon(b, p, stop);
@@ -322,36 +382,50 @@ static PyObject *scan_response(PyObject *module, PyObject *const *args, Py_ssize
             break;
         }
         lines++;
-        names[found] = p + 2;
-        colons[found] = q;
-        p = run_of(b, q + 1, stop, VCHAR);
-        if (is_framing_name(b + names[found], q - names[found])) {
+        char kind = framing_kind(b + p + 2, q - (p + 2));
+        p = vchar_run(b, q + 1, stop);
+        if (kind) {
+            kinds[found] = kind;
+            colons[found] = q;
             ends[found++] = p;
         }
     }
     if (stop - p < 4 || memcmp(b + p, "\r\n\r\n", 4) != 0) {
         goto no;
     }
-    framing = field_list(b, names, colons, ends, found, PyBytes_FromStringAndSize);
-    if (framing == NULL) {
+    answer = PyTuple_New(3);
+    if (answer == NULL) {
         goto fail;
     }
-    answer = PyTuple_New(2);
-    end = PyLong_FromSsize_t(p + 4);
-    if (answer == NULL || end == NULL) {
-        Py_XDECREF(answer);
-        Py_XDECREF(end);
+    item = PyLong_FromSsize_t(p + 4);
+    if (item == NULL) {
         goto fail;
     }
-    PyTuple_SET_ITEM(answer, 0, end);
-    PyTuple_SET_ITEM(answer, 1, framing);
+    PyTuple_SET_ITEM(answer, 0, item);
+    item = PyBytes_FromStringAndSize(kinds, found);
+    if (item == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 1, item);
+    values = PyList_New(found);
+    if (values == NULL) {
+        goto fail;
+    }
+    PyTuple_SET_ITEM(answer, 2, values); /* the tuple owns it from here */
+    for (Py_ssize_t i = 0; i < found; i++) {
+        item = value_bytes(b, value_start(b, colons[i] + 1, ends[i]), ends[i]);
+        if (item == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(values, i, item);
+    }
     PyBuffer_Release(&view);
     return answer;
 no:
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
 fail:
-    Py_XDECREF(framing);
+    Py_XDECREF(answer); /* a list not yet filled holds NULLs: list_dealloc skips them */
     PyBuffer_Release(&view);
     return NULL;
 }
@@ -671,7 +745,7 @@ static PyMethodDef METHODS[] = {
     {"scan_request", (PyCFunction)(void (*)(void))scan_request, METH_FASTCALL,
      "scan_request(buf, pos, stop) -> (length, method, target, minor, headers) | None"},
     {"scan_response", (PyCFunction)(void (*)(void))scan_response, METH_FASTCALL,
-     "scan_response(buf, start, stop) -> (end, framing) | None"},
+     "scan_response(buf, start, stop) -> (end, kinds, values) | None"},
     {"drop_hop_lines", (PyCFunction)drop_hop_lines, METH_O,
      "drop_hop_lines(raw) -> raw without its Connection, Keep-Alive, Proxy-Connection lines"},
     {"insert_line", (PyCFunction)(void (*)(void))insert_line, METH_FASTCALL,
@@ -695,5 +769,14 @@ static struct PyModuleDef MODULE = {
 PyMODINIT_FUNC PyInit__headscan(void)
 {
     init_tables();
+    if (KEEP_ALIVE == NULL) {
+        KEEP_ALIVE = PyBytes_FromStringAndSize("keep-alive", 10);
+        CLOSE = PyBytes_FromStringAndSize("close", 5);
+        if (KEEP_ALIVE == NULL || CLOSE == NULL) {
+            Py_CLEAR(KEEP_ALIVE);
+            Py_CLEAR(CLOSE);
+            return NULL;
+        }
+    }
     return PyModule_Create(&MODULE);
 }

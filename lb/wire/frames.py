@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from lb.errors import FrameError
 
 __all__ = [
@@ -169,6 +171,7 @@ class ConnRef:
     service: str
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per decoded frame: reused
 class Frame:
     """One decoded link frame.
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import httptools
+from mypy_extensions import mypyc_attr
 
 from lb.errors import HttpError
 from lb.wire.http import FIELD_VCHAR, NOT_CONTROL_BYTES, TCHAR, list_tokens
@@ -55,6 +56,7 @@ _FRAMING_LINE = re.compile(
 )
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per response: reused
 @dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class ResponseHead:
     """What a proxy needs of one response head."""
@@ -206,20 +208,42 @@ def _read_connection(head: ResponseHead, value: bytes) -> None:
         head.keep_alive = head.keep_alive or "keep-alive" in tokens
 
 
-#: (end of the head, its framing (name, value) pairs) of a head the quick pass takes:
-#: what `_regex_scan_response` and the C pass answer
-_Scanned = tuple[int, list[tuple[bytes, bytes]]]
+# The kinds of the framing lines the quick pass gives (one byte each, the C pass's too):
+# a kind, not the name as sent, so no name is made an object per line
+_LENGTH: Final = 0x4C  # "L": Content-Length
+_CODING: Final = 0x54  # "T": Transfer-Encoding
+_CONNECTION: Final = 0x43  # "C": Connection
+_COOKIE: Final = 0x53  # "S": Set-Cookie
+_FRAMING_KINDS: Final = {
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _CODING,
+    b"connection": _CONNECTION,
+    b"set-cookie": _COOKIE,
+    b"keep-alive": 0x4B,  # "K"
+    b"proxy-connection": 0x50,  # "P"
+}
+
+#: (end of the head, the kinds of its framing lines, their values) of a head the quick
+#: pass takes: what `_regex_scan_response` and the C pass answer
+_Scanned = tuple[int, bytes, list[bytes]]
 
 
 def _regex_scan_response(buf: bytes | bytearray, start: int, stop: int) -> _Scanned | None:
     """The quick pass's scan of ``buf[start:stop]`` by two regexes (the pure build's; the
     compiled build's C pass, lb.wire._headscan.scan_response, answers the same): None
-    unless _FAST_RESPONSE matches there; the end is the index after the head's CRLFCRLF."""
+    unless _FAST_RESPONSE matches there; the end is the index after the head's CRLFCRLF;
+    then one byte per framing line, its kind (_FRAMING_KINDS), and the lines' values
+    (without leading SP/HT), in order."""
     match = _FAST_RESPONSE.match(buf, start, stop)
     if match is None:
         return None
     end = match.end()
-    return end, _FAST_FRAMING.findall(buf, start, end - 2)
+    kinds = bytearray()
+    values: list[bytes] = []
+    for name, value in _FAST_FRAMING.findall(buf, start, end - 2):
+        kinds.append(_FRAMING_KINDS[name.lower()])
+        values.append(value)
+    return end, bytes(kinds), values
 
 
 def _c_scan_response() -> Callable[[bytes | bytearray, int, int], _Scanned | None] | None:
@@ -258,7 +282,7 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
     scanned = _scan_response(buf, start, stop)
     if scanned is None:
         return None
-    end, fields = scanned
+    end, kinds, values = scanned
     if isinstance(buf, bytes):  # the usual case (a head in one read): indexed natively
         status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328  # 48 * 111
         minor = buf[start + 7] - 48
@@ -266,16 +290,18 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
         status = buf[start + 9] * 100 + buf[start + 10] * 10 + buf[start + 11] - 5328
         minor = buf[start + 7] - 48
     head = ResponseHead(status, minor, end - start, [])
-    if not fields:
+    if not values:
         return head
     content_length = -1
     first_length = b""
     codings: list[bytes] | None = None  # every Transfer-Encoding value, in order
-    for name, value in fields:
-        if value and (value[-1] == 0x20 or value[-1] == 0x09):
+    for i in range(len(values)):
+        value = values[i]
+        kind = kinds[i]
+        last = len(value) - 1  # compiled, native (`if value` is a call through Python)
+        if last >= 0 and (value[last] == 0x20 or value[last] == 0x09):
             value = value.rstrip(b" \t")
-        size = len(name)
-        if size == 14:  # content-length
+        if kind == _LENGTH:
             number = _plain_length(value)
             if number < 0:
                 return None
@@ -286,15 +312,15 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
             else:
                 first_length = value
                 content_length = number
-        elif size == 17:  # transfer-encoding
+        elif kind == _CODING:
             if not value:
                 return None
             if codings is None:
                 codings = []
             codings.append(value)
-        elif size == 10 and name[0] | 0x20 == 0x73:  # set-cookie
+        elif kind == _COOKIE:
             head.set_cookies.append(value.decode("latin-1"))
-        elif size == 10 and name[0] | 0x20 == 0x63:  # connection
+        elif kind == _CONNECTION:
             _read_connection(head, value)
         else:  # keep-alive, proxy-connection
             head.connection_header = True

@@ -68,7 +68,7 @@ def _same_response(data: bytes, start: int, stop: int) -> None:
         regex_answer = response_head._regex_scan_response(buf, start, stop)
         assert c_answer == _as_bytes(regex_answer)
         if c_answer is not None:
-            assert all(type(part) is bytes for field in c_answer[1] for part in field)
+            assert type(c_answer[1]) is bytes and all(type(v) is bytes for v in c_answer[2])
 
 
 def _mutated(data: bytes, at: int, byte: int, how: int) -> bytes:
@@ -121,6 +121,30 @@ def test_valid_heads_with_one_byte_changed_scan_alike(
     _same_response(response, 0, cut)
 
 
+# bytes at the edges of what a value may hold, for the C pass's eight-bytes-at-once run
+EDGE_BYTES = st.sampled_from(list(b"\x00\x08\t\n\x0b\r\x1f !~\x7f\x80\xfeaZ"))
+
+
+# a run of allowed bytes with one edge byte at any offset, or edge bytes throughout
+EDGE_VALUES = st.one_of(
+    st.tuples(st.integers(0, 20), EDGE_BYTES, st.integers(0, 20)).map(
+        lambda t: b"a" * t[0] + bytes([t[1]]) + b"\x80" * t[2]
+    ),
+    st.lists(EDGE_BYTES, max_size=40).map(bytes),
+)
+
+
+@settings(max_examples=2000)
+@given(st.lists(EDGE_VALUES, min_size=1, max_size=4))
+def test_long_values_of_edge_bytes_scan_alike(values: list[bytes]) -> None:
+    """Values longer than a word, with an HT, a control, 0x7f or 0x80 at any offset."""
+    request = b"GET / HTTP/1.1" + b"".join(b"\r\nX-A:" + v for v in values) + b"\r\n\r\n"
+    response = b"HTTP/1.1 200 " + b"\r\nConnection:".join(values) + b"\r\n\r\n"
+    for start in (0, 1):
+        _same_request(request, start, len(request))
+        _same_response(response, start, len(response))
+
+
 def test_the_usual_heads_are_taken_with_their_fields() -> None:
     """Not only None alike: the valid heads are decided, with every field."""
     answer = headscan.scan_request(VALID_REQUEST, 0, len(VALID_REQUEST))
@@ -129,15 +153,28 @@ def test_the_usual_heads_are_taken_with_their_fields() -> None:
     assert (length, method, target, minor) == (len(VALID_REQUEST) - 4, "GET", "/cart/1?x=y", 1)
     assert headers[3] == ("X-Empty", "") and headers[4] == ("Cookie", "lbhome=a.1.b; other=é")
     assert headers == http._regex_scan_request(VALID_REQUEST, 0, len(VALID_REQUEST))[4]  # type: ignore[index]
-    end, framing = headscan.scan_response(VALID_RESPONSE, 0, len(VALID_RESPONSE)) or (0, [])
+    end, kinds, values = headscan.scan_response(VALID_RESPONSE, 0, len(VALID_RESPONSE)) or (
+        0,
+        b"",
+        [],
+    )
     assert end == len(VALID_RESPONSE) - 7
-    assert framing == [
-        (b"Content-Length", b"7 "),
-        (b"connection", b"keep-alive"),
-        (b"Set-Cookie", b"a=b"),
-        (b"SET-COOKIE", b""),
-        (b"Keep-Alive", b"timeout=5"),
-    ]
+    # Content-Length, connection, Set-Cookie, SET-COOKIE, Keep-Alive
+    assert kinds == b"LCSSK"
+    assert values == [b"7 ", b"keep-alive", b"a=b", b"", b"timeout=5"]
+
+
+def test_each_framing_line_has_its_kind() -> None:
+    head = (
+        b"HTTP/1.0 204 x\r\nTRANSFER-encoding: gzip\r\nProxy-Connection:close\r\n"
+        b"content-length:\t12\r\nConnection: close\r\nKEEP-ALIVE: a\r\nset-cookie: c\r\n\r\n"
+    )
+    assert headscan.scan_response(head, 0, len(head)) == (
+        len(head),
+        b"TPLCKS",
+        [b"gzip", b"close", b"12", b"close", b"a", b"c"],
+    )
+    _same_response(head, 0, len(head))
 
 
 @pytest.mark.parametrize("value", [b"v", b"", b"v ", b"v\t", b" ", b"\t", b"v w", b"v\tw"])
