@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from lb.wire.http import RequestHead
 
 __all__ = ["Seen"]
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per request head: reused
 @dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class Seen:
     """What a client connection has shown so far."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
+from mypy_extensions import mypyc_attr
+
 from lb.errors import HttpError
 
 __all__ = [
@@ -117,6 +119,7 @@ def list_tokens(value: str) -> list[str]:
     return [part.strip(" \t").lower() for part in value.split(",") if part.strip(" \t")]
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)  # one per request: reused
 @dataclass(slots=True, init=False)  # __init__ written out: compiled, it stays native code
 class RequestHead:
     """A parsed, validated HTTP/1.x request head."""
