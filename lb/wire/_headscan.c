@@ -686,6 +686,9 @@ static PyObject *cookie_in(PyObject *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     }
     PyObject *value = args[0], *name = args[1];
+    if (PyUnicode_READY(value) < 0 || PyUnicode_READY(name) < 0) {
+        return NULL; /* a legacy str of the old C API, not yet ready, and it failed */
+    }
     Py_ssize_t n = PyUnicode_GET_LENGTH(value), size = PyUnicode_GET_LENGTH(name);
     int kind = PyUnicode_KIND(value);
     const void *data = PyUnicode_DATA(value);
