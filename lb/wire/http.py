@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeVar, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -23,6 +23,7 @@ __all__ = [
     "TCHAR",
     "RequestHead",
     "RequestHeadScanner",
+    "c_pass_or",
     "empty_lines_before",
     "error_response",
     "list_tokens",
@@ -89,6 +90,20 @@ _FORWARDED_FIELD: Final = 2
 _UNDERSCORE_FRAMING_FIELD: Final = 3
 _HOP_FIELD: Final = 4
 _LENGTH_FIELD: Final = 5
+
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def c_pass_or(name: str, twin: _F) -> _F:
+    """The compiled build's C function ``name`` of lb.wire._headscan, which answers what
+    ``twin`` answers (held to it by tests/unit/wire/test_headscan.py), or ``twin`` in
+    the pure build, which has no C pass."""
+    try:
+        from lb.wire import _headscan
+    except ImportError:
+        return twin
+    return cast(_F, getattr(_headscan, name))
 
 
 def _spellings(name: str) -> list[str]:
@@ -417,27 +432,11 @@ def _py_cookie_in(value: str, name: str) -> str | None:
     return None
 
 
-def _c_cookie_in() -> Callable[[str, str], str | None] | None:
-    try:
-        from lb.wire._headscan import cookie_in
-    except ImportError:  # the pure build has no C pass
-        return None
-    return cookie_in
-
-
-_cookie_in: Final = _c_cookie_in() or _py_cookie_in
-
-
-def _c_scan_request() -> Callable[[_Buffer, int, int], _Scanned | None] | None:
-    try:
-        from lb.wire._headscan import scan_request
-    except ImportError:  # the pure build has no C pass
-        return None
-    return scan_request
+_cookie_in: Final = c_pass_or("cookie_in", _py_cookie_in)
 
 
 # Final: compiled, a C static, not a look-up in the module's dict per head
-_scan_request: Final = _c_scan_request() or _regex_scan_request
+_scan_request: Final = c_pass_or("scan_request", _regex_scan_request)
 
 
 def _parse_fast(buf: _Buffer, pos: int, stop: int) -> RequestHead | None:

@@ -22,11 +22,10 @@ in bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from lb.errors import HttpError
-from lb.wire.http import RequestHead, list_tokens
+from lb.wire.http import RequestHead, c_pass_or, list_tokens
 from lb.wire.response_head import ResponseHead
 
 __all__ = [
@@ -330,15 +329,7 @@ def _regex_without_connection_headers(raw: bytes) -> bytes:
     return _HOP_BY_HOP_LINE.sub(b"", raw)
 
 
-def _c_drop_hop_lines() -> Callable[[bytes], bytes] | None:
-    try:
-        from lb.wire._headscan import drop_hop_lines
-    except ImportError:  # the pure build has no C pass
-        return None
-    return drop_hop_lines
-
-
-_drop_hop_lines: Final = _c_drop_hop_lines() or _regex_without_connection_headers
+_drop_hop_lines: Final = c_pass_or("drop_hop_lines", _regex_without_connection_headers)
 
 
 def without_connection_headers(raw: bytes) -> bytes:
@@ -361,15 +352,7 @@ def _py_with_header(raw: bytes, line: bytes) -> bytes:
     return raw[:eol] + line + raw[eol:]
 
 
-def _c_insert_line() -> Callable[[bytes, bytes], bytes] | None:
-    try:
-        from lb.wire._headscan import insert_line
-    except ImportError:  # the pure build has no C pass
-        return None
-    return insert_line
-
-
-_insert_line: Final = _c_insert_line() or _py_with_header
+_insert_line: Final = c_pass_or("insert_line", _py_with_header)
 
 
 def _py_span_joined(buf: bytes | bytearray, start: int, end: int, tail: bytes) -> bytes:
@@ -380,15 +363,7 @@ def _py_span_joined(buf: bytes | bytearray, start: int, end: int, tail: bytes) -
     return b"".join((buf[start:end], tail))
 
 
-def _c_span_joined() -> Callable[[bytes | bytearray, int, int, bytes], bytes] | None:
-    try:
-        from lb.wire._headscan import span_joined
-    except ImportError:  # the pure build has no C pass
-        return None
-    return span_joined
-
-
-span_joined: Final = _c_span_joined() or _py_span_joined
+span_joined: Final = c_pass_or("span_joined", _py_span_joined)
 """``buf[start:end] + tail`` as one new bytes object (``buf`` a bytes or bytearray);
 ValueError unless ``0 <= start <= end <= len(buf)``."""
 

@@ -25,7 +25,6 @@ a head that cannot be framed is HttpError(502).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,7 +32,7 @@ import httptools
 from mypy_extensions import mypyc_attr
 
 from lb.errors import HttpError
-from lb.wire.http import FIELD_VCHAR, NOT_CONTROL_BYTES, TCHAR, list_tokens
+from lb.wire.http import FIELD_VCHAR, NOT_CONTROL_BYTES, TCHAR, c_pass_or, list_tokens
 
 __all__ = [
     "ResponseHead",
@@ -246,16 +245,8 @@ def _regex_scan_response(buf: bytes | bytearray, start: int, stop: int) -> _Scan
     return end, bytes(kinds), values
 
 
-def _c_scan_response() -> Callable[[bytes | bytearray, int, int], _Scanned | None] | None:
-    try:
-        from lb.wire._headscan import scan_response
-    except ImportError:  # the pure build has no C pass
-        return None
-    return scan_response
-
-
 # Final: compiled, a C static, not a look-up in the module's dict per head
-_scan_response: Final = _c_scan_response() or _regex_scan_response
+_scan_response: Final = c_pass_or("scan_response", _regex_scan_response)
 
 
 def _plain_length(value: bytes) -> int:
