@@ -68,8 +68,8 @@ class ClientEndpoint(SocketEndpoint):
         "eof_seen",
         "front",
         "head",
-        "idle_ticks",
         "local",
+        "quiet_since",
         "reserved",
         "scanner",
         "service",
@@ -88,7 +88,7 @@ class ClientEndpoint(SocketEndpoint):
         self.client: tuple[str, int] = ("", 0)
         self.eof_seen = False
         self.local = False  # spliced to the local application (counts in the node's load)
-        self.idle_ticks = 0
+        self.quiet_since = 0.0  # set by the first idle sweep (lb.node.splice.silent_for)
         self.front: FrontProxy | None = None  # a PROXY v2 header still to read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -234,10 +234,10 @@ class ClientEndpoint(SocketEndpoint):
         if self.paused & PAUSE_WAIT:
             self.resume_reading(PAUSE_WAIT)
 
-    def idle_tick(self, ticks: int) -> None:
-        """The entry's idle sweep: a splice silent both ways for `ticks` sweeps is closed
-        with a FIN on both sides (idle is not an error)."""
-        if self.state != SPLICE or not silent_for(self, ticks):
+    def idle_tick(self, now: float, timeout: float) -> None:
+        """The entry's idle sweep at `now`: a splice silent both ways for `timeout` is
+        closed with a FIN on both sides (idle is not an error)."""
+        if self.state != SPLICE or not silent_for(self, now, timeout):
             return
         self.entry.count("idle_timeouts")
         peer, self.peer = self.peer, None

@@ -14,7 +14,6 @@ protocol (lb.link); it only carries out the decision.
 from __future__ import annotations
 
 import asyncio
-import math
 import socket
 import ssl
 from collections import Counter
@@ -111,8 +110,7 @@ class Entry(HttpRouting):
         self.draining = False
         idle = config.limits.idle_timeout
         self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
-        # closed after `idle_ticks` silent sweeps: between idle_timeout and one sweep more
-        self.idle_ticks = math.ceil(idle / self.idle_interval - 1e-9)
+        self.idle_timeout = idle  # closed between idle_timeout and one sweep more of silence
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
@@ -252,12 +250,12 @@ class Entry(HttpRouting):
             client.head_timed_out()
         return self.heads.next_deadline()
 
-    def sweep_idle(self) -> None:
+    def sweep_idle(self, now: float) -> None:
         """Every `idle_interval`: connections silent both ways for idle_timeout
         are closed with a FIN (a request waiting for its response is silent too, and is
         not cut before that); idle pooled upstreams past their time are closed."""
         for client in list(self.clients):
-            client.idle_tick(self.idle_ticks)
+            client.idle_tick(now, self.idle_timeout)
         self.pool.sweep()
         view = self.view_cell.view
         for home in self.pool.homes():

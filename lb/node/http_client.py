@@ -486,9 +486,10 @@ class HttpClient(ResponseSide):
         else:
             abort_with_reset(transport)
 
-    def idle_tick(self, ticks: int) -> None:
-        """The entry's idle sweep: closed (FIN) after `ticks` sweeps with no byte either way."""
-        if not silent_for(self, ticks):
+    def idle_tick(self, now: float, timeout: float) -> None:
+        """The entry's idle sweep at `now`: closed (FIN) once no byte moved either way for
+        `timeout`."""
+        if not silent_for(self, now, timeout):
             return
         self.entry.count("idle_timeouts")
         upstream, self.upstream = self.upstream, None

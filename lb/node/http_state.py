@@ -153,11 +153,11 @@ class HttpClientState(User):
         "held",
         "held_eof",
         "identifier",
-        "idle_ticks",
         "keep_alive",
         "local",
         "method",
         "paused",
+        "quiet_since",
         "rbuf",
         "req_done",
         "req_framer",
@@ -214,8 +214,8 @@ class HttpClientState(User):
         self.upstream_ended = False  # a tunnel's upstream sent EOF (with eof_in: both ended)
         self.closed = False
         self.paused = 0
-        self.active = False  # a byte moved since the last idle tick
-        self.idle_ticks = 0
+        self.active = True  # a byte moved since the last idle sweep (the accept counts)
+        self.quiet_since = 0.0  # the last sweep that saw one (lb.node.splice.silent_for)
         self.write_paused = False  # the client's transport is above its high-water mark
         self.local = False  # the current request is served by the local application
         # the current request, for metrics and the access log (times: the loop's clock)
@@ -260,8 +260,8 @@ class HttpClientState(User):
         """The head did not arrive within head_timeout."""
         raise NotImplementedError
 
-    def idle_tick(self, ticks: int) -> None:
-        """The idle sweep: closed after `ticks` sweeps with no byte either way."""
+    def idle_tick(self, now: float, timeout: float) -> None:
+        """The idle sweep at `now`: closed once no byte moved either way for `timeout`."""
         raise NotImplementedError
 
     def abort(self) -> None:

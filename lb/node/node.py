@@ -446,7 +446,7 @@ class Node:
                 self.peers.refresh_view()
             if now >= self.next_idle:
                 self.next_idle = now + self.entry.idle_interval
-                self.entry.sweep_idle()
+                self.entry.sweep_idle(now)
             upcoming.append(self.peers.sweep(now))
             upcoming.append(self.registry.sweep(now))
         except Exception:  # a sweep must never stop the timer

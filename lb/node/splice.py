@@ -59,18 +59,21 @@ class Endpoint:
 
 class IdleCounted(Protocol):
     active: bool  # set on every byte either way
-    idle_ticks: int
+    quiet_since: float  # loop time of the last idle sweep that found a byte had moved
 
 
-def silent_for(conn: IdleCounted, ticks: int) -> bool:
-    """One idle sweep over `conn`: True once it saw no byte either way for `ticks`
-    sweeps in a row (the sweep that finds it active clears the flag and the count)."""
+def silent_for(conn: IdleCounted, now: float, timeout: float) -> bool:
+    """One idle sweep at `now` over `conn`: True once no byte moved either way for at
+    least `timeout`. The sweep that finds the flag set clears it and notes `now`: the
+    last byte moved before then, so silence measured from there is never too long. A
+    connection starts with the flag set (its accept counts as a byte). Measured in time,
+    not in sweeps, so sweeps that run late on a busy node do not add up: the close comes
+    at most one sweep interval (and that one sweep's delay) after the timeout."""
     if conn.active:
         conn.active = False
-        conn.idle_ticks = 0
+        conn.quiet_since = now
         return False
-    conn.idle_ticks += 1
-    return conn.idle_ticks >= ticks
+    return now - conn.quiet_since >= timeout
 
 
 def abort_with_reset(transport: asyncio.BaseTransport) -> None:
@@ -101,7 +104,7 @@ class SocketEndpoint(Endpoint):
         self.closed = False
         self.paused = 0
         self.sent_any = False  # any byte written to this socket (decides 502 vs reset)
-        self.active = False  # set on every read and write; cleared by the idle sweep
+        self.active = True  # set on every read and write, and by the accept; cleared by sweeps
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
