@@ -12,7 +12,10 @@ one nginx backend (one worker; a small body on ``/`` and 1 MiB on ``/big``; one
 port per backend node) and runs every scenario for lb (one process per node),
 HAProxy (``nbthread 1``) and nginx (``worker_processes 1``) in turn. Each run is
 repeated (default 3) and the median is reported, with the ratios lb/HAProxy
-(http), lb/HAProxy (tcp) and lb/nginx measured in the same run. It prints one
+(http), lb/HAProxy (tcp) and lb/nginx measured in the same run. The repeats
+alternate the proxies (repeat 1 of each, then repeat 2, ...), so lb's repeat i and
+HAProxy's repeat i form a side-by-side pair; the ratios table gives the median of
+those pair ratios and their range beside the ratio of medians. It prints one
 markdown table and writes JSON (default ``bench/results/latest.json``).
 
 Scenarios (``--scenarios``, comma separated; default all):
@@ -1619,6 +1622,7 @@ def _ratios_of(scen: str, table: dict[str, dict[str, Any]], subject: str) -> lis
             a = lb.get(metric)
             b = other.get(metric) if other else None
             entry[f"lb/{peer}"] = a / b if a is not None and b else None
+            entry[f"pairs/{peer}"] = pair_ratios(lb, other, metric) if other else []
             entry[f"clean/{peer}"] = bool(
                 other and lb.get("status") == "ok" and other.get("status") == "ok"
             )
@@ -1634,6 +1638,31 @@ def _ratios_of(scen: str, table: dict[str, dict[str, Any]], subject: str) -> lis
                     entry["met"] = ratio >= factor if op == ">=" else ratio <= factor
         out.append(entry)
     return out
+
+
+def pair_ratios(lb: dict[str, Any], other: dict[str, Any], metric: str) -> list[float]:
+    """lb's repeat i against the peer's repeat i, for every i both measured: the two ran
+    one after the other, seconds apart, so a machine whose speed drifts across a run
+    (as shared ones do) moves both sides of a pair alike. Runs that other programs
+    disturbed are left out, as they are of the medians."""
+    out: list[float] = []
+    for mine, theirs in zip(lb.get("runs", []), other.get("runs", []), strict=False):
+        a, b = mine.get(metric), theirs.get(metric)
+        if any((r.get("other_cpu_pct") or 0.0) > BUSY_OTHER_PCT for r in (mine, theirs)):
+            continue
+        if a is not None and b:
+            out.append(a / b)
+    return out
+
+
+def _pairs_cell(e: dict[str, Any], peer: str) -> str:
+    """The median of the side-by-side pairs and their range, or '-'."""
+    pairs = e.get(f"pairs/{peer}") or []
+    if not pairs:
+        return "-"
+    if len(pairs) == 1:
+        return f"{pairs[0]:.2f}x"
+    return f"{statistics.median(pairs):.2f}x ({min(pairs):.2f}-{max(pairs):.2f})"
 
 
 def markdown(rows: list[dict[str, Any]], rats: list[dict[str, Any]]) -> str:
@@ -1676,13 +1705,13 @@ def markdown(rows: list[dict[str, Any]], rats: list[dict[str, Any]]) -> str:
     if rats:
         lines += [
             "",
-            "| scenario | metric | lb / HAProxy (http) | lb / HAProxy (tcp) | lb / nginx "
-            "| target | met |",
-            "| --- | --- | ---: | ---: | ---: | --- | --- |",
+            "| scenario | metric | lb / HAProxy (http) | pairs with HAProxy (http) "
+            "| lb / HAProxy (tcp) | lb / nginx | target | met |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for e in rats:
             if "metric" not in e:
-                lines.append(f"| {e['scenario']} | {e['note']} | | | | | |")
+                lines.append(f"| {e['scenario']} | {e['note']} | | | | | | |")
                 continue
 
             def cell(peer: str, e: dict[str, Any] = e) -> str:
@@ -1700,13 +1729,16 @@ def markdown(rows: list[dict[str, Any]], rats: list[dict[str, Any]]) -> str:
                 met_s += " (flagged run)"
             lines.append(
                 f"| {e['scenario']} | {e['metric']} | {cell('haproxy-http')} "
-                f"| {cell('haproxy-tcp')} | {cell('nginx')} | {e.get('target', '')} | {met_s} |"
+                f"| {_pairs_cell(e, 'haproxy-http')} | {cell('haproxy-tcp')} | {cell('nginx')} "
+                f"| {e.get('target', '')} | {met_s} |"
             )
         lines += [
             "",
             "† at least one of the two proxies did not saturate its CPU (bound is not "
             '"proxy"): the ratio compares throughput at this load, not capacity; compare '
-            "CPU µs/req. (flagged): a row of the ratio was flagged above.",
+            "CPU µs/req. (flagged): a row of the ratio was flagged above. Pairs: lb's "
+            "repeat i over HAProxy's repeat i (run seconds apart), their median and range; "
+            "steadier than the ratio of medians when the machine's speed drifts.",
         ]
     return "\n".join(lines)
 

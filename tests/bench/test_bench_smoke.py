@@ -84,6 +84,18 @@ def test_pooled_script_rotates_every_home_and_parse_reads_its_count() -> None:
         run.parse_pooled("Requests/sec: 1.0\n")
 
 
+def test_pair_ratios_pair_repeat_i_with_repeat_i_and_skip_disturbed_runs() -> None:
+    run = _load_run()
+    lb = {"runs": [{"rps": 90.0}, {"rps": 60.0}, {"rps": 80.0, "other_cpu_pct": 40.0}]}
+    haproxy = {"runs": [{"rps": 100.0}, {"rps": 50.0}, {"rps": 80.0}]}
+    # pairs 0.9 and 1.2; the third is left out (disturbed): the ratio of medians would
+    # pair lb's 80 with HAProxy's 80 from different moments
+    assert run.pair_ratios(lb, haproxy, "rps") == pytest.approx([0.9, 1.2])
+    cell = run._pairs_cell({"pairs/haproxy-http": [0.9, 1.2, 1.0]}, "haproxy-http")
+    assert cell == "1.00x (0.90-1.20)"
+    assert run._pairs_cell({}, "haproxy-http") == "-"
+
+
 def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     try:
@@ -122,6 +134,8 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
         for peer in ("haproxy-http", "haproxy-tcp", "nginx"):
             value = r[f"lb/{peer}"]
             assert isinstance(value, float) and math.isfinite(value), (r, peer)
+            pairs = r[f"pairs/{peer}"]  # --quick: one repeat, so one pair (none if disturbed)
+            assert len(pairs) <= 1 and all(math.isfinite(v) and v > 0 for v in pairs), r
     assert result["machine"]["nproc"] >= 1
 
     # pooled: HAProxy (http) and nginx choose the server by cookie on every request, so
