@@ -28,7 +28,10 @@ Scenarios (``--scenarios``, comma separated; default all):
 * ``pooled``           keep-alive connections that carry the cookies of two homes in turn
                        (an upstream proxy pooling many users): lb is a 2-node farm entered at
                        a; HAProxy (http) picks the server by cookie on every request; nginx
-                       maps the cookie to an upstream per request; HAProxy (tcp): n/a
+                       maps the cookie to an upstream per request; HAProxy (tcp): n/a;
+                       HAProxy as a 2-node farm (``haproxy-farm``, pooled only): lb's
+                       layout with an HAProxy per node, the entry's routing by cookie to
+                       its own application or to the other node's HAProxy
 * ``idle``             proxy RSS growth per 10,000 idle keep-alive client connections
 * ``tls-passthrough``  TLS bytes relayed untouched (lb: n/a until it has a TLS listener)
 
@@ -82,10 +85,10 @@ HOST = "127.0.0.1"
 BIG_SIZE = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
-PROXIES = ("lb", "haproxy-http", "haproxy-tcp", "nginx")
+PROXIES = ("lb", "haproxy-http", "haproxy-tcp", "nginx", "haproxy-farm")
 # not in the default set: lb with two workers per node, for the 1-vs-2-workers comparison
 EXTRA_PROXIES = ("lb-w2", "lb-mtls", "lb-compiled")
-PEERS = ("haproxy-http", "haproxy-tcp", "nginx")
+PEERS = ("haproxy-http", "haproxy-tcp", "nginx", "haproxy-farm")
 SCENARIOS = (
     "local",
     "forwarded",
@@ -968,6 +971,56 @@ class HaproxyProxy(ProxyKind):
         )
 
 
+class HaproxyFarm(HaproxyProxy):
+    """HAProxy (http) laid out as lb's farm, for ``pooled`` only: one HAProxy per node in
+    front of its own application; the entry's routes each request by cookie to its own
+    application or to the other node's HAProxy, which serves it through its application.
+    lb's topology with HAProxy in lb's place (both processes on the proxies' CPU, as
+    lb's two nodes are), so the ratio to it shows what lb's nodes cost apart from the
+    second hop that ``pooled`` against one HAProxy (http) also counts."""
+
+    def __init__(self) -> None:
+        super().__init__("http")
+        self.key = "haproxy-farm"
+        self.label = "HAProxy (http) as a 2-node farm"
+
+    def unsupported(self, ctx: Ctx, scenario: Scenario) -> str | None:
+        if scenario.topology != "pooled":
+            return "n/a (pooled only: elsewhere the same as HAProxy (http))"
+        return super().unsupported(ctx, scenario)
+
+    def start(self, ctx: Ctx, scenario: Scenario) -> Running:
+        d = ctx.fresh_dir(f"{self.key}-{scenario.name}")
+        entry, other = POOLED_HOMES
+        ports = free_ports(2)
+        maxconn = max(1000, min(40_000, (ctx.nofile - 1000) // 2))
+        hops = [
+            (ports[0], {entry: ctx.backend_ports[entry], other: ports[1]}),
+            (ports[1], {other: ctx.backend_ports[other]}),
+        ]
+        procs = []
+        for i, (listen, targets) in enumerate(hops):
+            conf = d / f"hop{i + 1}.cfg"
+            conf.write_text(haproxy_conf(listen, targets, "http", maxconn, entry))
+            procs.append(
+                Proc(
+                    f"{self.key}-hop{i + 1}",
+                    [ctx.tools["haproxy"], "-db", "-f", str(conf)],
+                    d / f"hop{i + 1}.log",
+                    ctx.proxy_cpus,
+                    ctx.tools,
+                )
+            )
+        return Running(
+            self.key,
+            procs,
+            ports[0],
+            ctx.cookie(entry),
+            f"node={entry}",
+            _pooled_homes(ctx, scenario),
+        )
+
+
 class NginxProxy(ProxyKind):
     key = "nginx"
     label = "nginx"
@@ -1117,6 +1170,7 @@ KINDS: dict[str, ProxyKind] = {
     "haproxy-http": HaproxyProxy("http"),
     "haproxy-tcp": HaproxyProxy("tcp"),
     "nginx": NginxProxy(),
+    "haproxy-farm": HaproxyFarm(),
 }
 
 
@@ -1706,12 +1760,12 @@ def markdown(rows: list[dict[str, Any]], rats: list[dict[str, Any]]) -> str:
         lines += [
             "",
             "| scenario | metric | lb / HAProxy (http) | pairs with HAProxy (http) "
-            "| lb / HAProxy (tcp) | lb / nginx | target | met |",
-            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+            "| lb / HAProxy (tcp) | lb / nginx | lb / HAProxy farm | target | met |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         ]
         for e in rats:
             if "metric" not in e:
-                lines.append(f"| {e['scenario']} | {e['note']} | | | | | | |")
+                lines.append(f"| {e['scenario']} | {e['note']} | | | | | | | |")
                 continue
 
             def cell(peer: str, e: dict[str, Any] = e) -> str:
@@ -1730,7 +1784,7 @@ def markdown(rows: list[dict[str, Any]], rats: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {e['scenario']} | {e['metric']} | {cell('haproxy-http')} "
                 f"| {_pairs_cell(e, 'haproxy-http')} | {cell('haproxy-tcp')} | {cell('nginx')} "
-                f"| {e.get('target', '')} | {met_s} |"
+                f"| {cell('haproxy-farm')} | {e.get('target', '')} | {met_s} |"
             )
         lines += [
             "",

@@ -118,6 +118,7 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
 
     rows = {r["proxy"]: r for r in result["rows"] if r["scenario"] == "local"}
+    assert rows.pop("haproxy-farm")["status"] == "n/a"  # pooled only
     assert set(rows) == {"lb", "haproxy-http", "haproxy-tcp", "nginx"}
     for name, row in rows.items():
         assert row["status"] in ("ok", "flagged"), (name, row)
@@ -143,7 +144,7 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
     # reported, whatever it is today
     pooled = {r["proxy"]: r for r in result["rows"] if r["scenario"] == "pooled"}
     assert pooled["haproxy-tcp"]["status"] == "n/a"
-    for name in ("lb", "haproxy-http", "nginx"):
+    for name in ("lb", "haproxy-http", "nginx", "haproxy-farm"):
         row = pooled[name]
         assert row["errors"] == 0, (name, row["runs"])
         assert row["requests"] > 0, name
@@ -151,6 +152,10 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
         assert all(r["home_answered"] == r["requests"] for r in row["runs"]), name
     assert pooled["haproxy-http"]["home_share"] == 1.0
     assert pooled["nginx"]["home_share"] == 1.0
+    assert pooled["haproxy-farm"]["home_share"] == 1.0  # b's requests through b's HAProxy
+    for r in (r for r in result["ratios"] if r["scenario"] == "pooled"):
+        value = r["lb/haproxy-farm"]  # lb's layout with HAProxy in its place
+        assert isinstance(value, float) and math.isfinite(value), r
     assert {r["metric"] for r in result["ratios"] if r["scenario"] == "pooled"} == {
         "rps",
         "cpu_us_per_req",
