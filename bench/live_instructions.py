@@ -8,8 +8,10 @@ exactly N keep-alive requests (10 connections to a, each request carrying a
 home cookie), turns it off and prints the user-space instructions each node
 executed per request. Scenarios: ``local`` (the cookie names a: a serves it
 with its own application), ``forwarded`` (the cookie names b: a is the entry,
-b the home, over a plaintext link), and ``local-close`` / ``forwarded-close``:
-the same with each request on its own connection (``Connection: close``).
+b the home, over a plaintext link), ``pooled`` (the requests of each connection
+name a and b in turn: half local, half forwarded, as an upstream proxy pooling
+many users sends them), and ``local-close`` / ``forwarded-close``: the same
+with each request on its own connection (``Connection: close``).
 
 Instruction counts do not depend on what else the machine does, so two
 versions or builds of lb compare to a fraction of a percent on a busy machine,
@@ -96,15 +98,23 @@ def nginx_text(d: Path, ports: dict[str, int]) -> str:
     )
 
 
-async def drive(port: int, cookie: str, n: int, home: str, close: bool = False) -> None:
-    """n requests over CONNECTIONS keep-alive connections, or each on its own (`close`)."""
+async def drive(port: int, cookies: dict[str, str], n: int, close: bool = False) -> None:
+    """n requests over CONNECTIONS keep-alive connections, or each on its own (`close`);
+    the requests of a connection carry the home cookies of `cookies` (home -> cookie)
+    in turn, and each answer must come from its cookie's home."""
     extra = "Connection: close\r\n" if close else ""
-    request = f"GET / HTTP/1.1\r\nHost: shop\r\nCookie: lbhome={cookie}\r\n{extra}\r\n".encode()
-    want = f"node={home}\n".encode()
+    turns = [
+        (
+            f"GET / HTTP/1.1\r\nHost: shop\r\nCookie: lbhome={cookie}\r\n{extra}\r\n".encode(),
+            f"node={home}\n".encode(),
+        )
+        for home, cookie in cookies.items()
+    ]
 
     async def one_connection(count: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(count):
+        for k in range(count):
+            request, want = turns[k % len(turns)]
             if close and writer.is_closing():
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(request)
@@ -181,14 +191,15 @@ def measure(scenario: str, requests: int, d: Path, profile: Path | None) -> dict
         sys.path.insert(0, str(ROOT))
         from lb.routing.cookie import CookieKeyring
 
-        home = "a" if scenario.startswith("local") else "b"
+        homes = {"local": "a", "forwarded": "b", "pooled": "ab"}[scenario.removesuffix("-close")]
         close = scenario.endswith("-close")
-        cookie = CookieKeyring("live", SECRET.encode()).sign(home, int(time.time()) + 3600)
+        keyring = CookieKeyring("live", SECRET.encode())
+        cookies = {home: keyring.sign(home, int(time.time()) + 3600) for home in homes}
         port = ports["a_listen"]
-        asyncio.run(drive(port, cookie, 400, home, close))  # warm up (and links up)
+        asyncio.run(drive(port, cookies, 400, close))  # warm up (and links up)
         for proc in nodes.values():
             subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True)
-        asyncio.run(drive(port, cookie, requests, home, close))
+        asyncio.run(drive(port, cookies, requests, close))
         for proc in nodes.values():
             subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True)
     finally:
@@ -211,7 +222,7 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         default="local,forwarded",
-        help="comma-separated: local, forwarded, local-close, forwarded-close",
+        help="comma-separated: local, forwarded, pooled, local-close, forwarded-close",
     )
     parser.add_argument(
         "--profile", type=Path, help="keep callgrind's output of each node in this directory"
