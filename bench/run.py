@@ -940,18 +940,12 @@ class HaproxyProxy(ProxyKind):
     def start(self, ctx: Ctx, scenario: Scenario) -> Running:
         d = ctx.fresh_dir(f"{self.key}-{scenario.name}")
         home = _home(scenario)
-        hops = 2 if scenario.topology == "forwarded" else 1
-        ports = free_ports(hops)
+        hops = self.hops(ctx, scenario)
         maxconn = max(1000, min(40_000, (ctx.nofile - 1000) // 2))
         procs = []
-        for i in range(hops):
-            target: int | dict[str, int]
-            if scenario.topology == "pooled":
-                target = {h: ctx.backend_ports[h] for h in POOLED_HOMES}
-            else:
-                target = ports[i + 1] if i + 1 < hops else _target_port(ctx, scenario, home)
+        for i, (listen, target) in enumerate(hops):
             conf = d / f"hop{i + 1}.cfg"
-            conf.write_text(haproxy_conf(ports[i], target, self.mode, maxconn, home))
+            conf.write_text(haproxy_conf(listen, target, self.mode, maxconn, home))
             procs.append(
                 Proc(
                     f"{self.key}-hop{i + 1}",
@@ -964,11 +958,22 @@ class HaproxyProxy(ProxyKind):
         return Running(
             self.key,
             procs,
-            ports[0],
+            hops[0][0],
             ctx.cookie(home),
             f"node={home}",
             _pooled_homes(ctx, scenario),
         )
+
+    def hops(self, ctx: Ctx, scenario: Scenario) -> list[tuple[int, int | dict[str, int]]]:
+        """Each HAProxy process: its listen port and its target (a port, or server name
+        -> port chosen by cookie); the client connects to the first."""
+        home = _home(scenario)
+        if scenario.topology == "pooled":
+            return [(free_ports(1)[0], {h: ctx.backend_ports[h] for h in POOLED_HOMES})]
+        count = 2 if scenario.topology == "forwarded" else 1
+        ports = free_ports(count)
+        last = _target_port(ctx, scenario, home)
+        return [(ports[i], ports[i + 1] if i + 1 < count else last) for i in range(count)]
 
 
 class HaproxyFarm(HaproxyProxy):
@@ -989,36 +994,13 @@ class HaproxyFarm(HaproxyProxy):
             return "n/a (pooled only: elsewhere the same as HAProxy (http))"
         return super().unsupported(ctx, scenario)
 
-    def start(self, ctx: Ctx, scenario: Scenario) -> Running:
-        d = ctx.fresh_dir(f"{self.key}-{scenario.name}")
+    def hops(self, ctx: Ctx, scenario: Scenario) -> list[tuple[int, int | dict[str, int]]]:
         entry, other = POOLED_HOMES
         ports = free_ports(2)
-        maxconn = max(1000, min(40_000, (ctx.nofile - 1000) // 2))
-        hops = [
+        return [
             (ports[0], {entry: ctx.backend_ports[entry], other: ports[1]}),
             (ports[1], {other: ctx.backend_ports[other]}),
         ]
-        procs = []
-        for i, (listen, targets) in enumerate(hops):
-            conf = d / f"hop{i + 1}.cfg"
-            conf.write_text(haproxy_conf(listen, targets, "http", maxconn, entry))
-            procs.append(
-                Proc(
-                    f"{self.key}-hop{i + 1}",
-                    [ctx.tools["haproxy"], "-db", "-f", str(conf)],
-                    d / f"hop{i + 1}.log",
-                    ctx.proxy_cpus,
-                    ctx.tools,
-                )
-            )
-        return Running(
-            self.key,
-            procs,
-            ports[0],
-            ctx.cookie(entry),
-            f"node={entry}",
-            _pooled_homes(ctx, scenario),
-        )
 
 
 class NginxProxy(ProxyKind):
