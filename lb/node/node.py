@@ -88,7 +88,6 @@ class Node:
         self.listeners: ClientListeners | None = None
         self.reopening: asyncio.Task[None] | None = None  # listening again after an undrain
         self.next_ping = 0.0
-        self.next_idle = self.loop.time() + 1.0
 
         keyring = CookieKeyring(config.name, config.secret, config.previous_secrets)
         self.link_tls: LinkTls | None = None
@@ -173,6 +172,10 @@ class Node:
             self.counters,
             self.timer.at,
         )
+        # the first idle sweep one interval from now, like every later one: the silence of
+        # a connection is counted from the first sweep that sees its accept, so a sweep
+        # further away makes every connection of that time wait longer for its close
+        self.next_idle = self.loop.time() + self.entry.idle_interval
         # directory owners (issue 11): learned sessions are registered before the response
         # that names them is released; unknown keys are looked up before a new placement
         self.registry = Registry(
