@@ -885,16 +885,26 @@ def compiled_copy(ctx: Ctx) -> Path:
 
 
 def haproxy_conf(
-    listen: int, target: int | dict[str, int], mode: str, maxconn: int, server: str
+    listen: int,
+    target: int | dict[str, int],
+    mode: str,
+    maxconn: int,
+    server: str,
+    persist: bool = True,
 ) -> str:
     """One HAProxy hop; `target` a port, or server name -> port (pooled: chosen by cookie).
 
     In http mode HAProxy 2.6 parses every request of a keep-alive connection
     (its default http-keep-alive mode) and applies cookie persistence to each,
-    reusing idle server connections (http-reuse safe, the default).
+    reusing idle server connections (http-reuse safe, the default). Without
+    `persist` (a hop with one server behind another HAProxy, which removed the cookie
+    as `indirect` does) it has no cookie: with one, it would insert a Set-Cookie into
+    every answer for the hop before it to remove again.
     """
     targets = target if isinstance(target, dict) else {server: target}
-    if mode == "http":
+    if mode == "http" and not persist:
+        cookie = "\n".join(f"    server {name} {HOST}:{port}" for name, port in targets.items())
+    elif mode == "http":
         cookie = "    cookie SRV insert indirect nocache\n"
         cookie += "\n".join(
             f"    server {name} {HOST}:{port} cookie {name}" for name, port in targets.items()
@@ -945,7 +955,8 @@ class HaproxyProxy(ProxyKind):
         procs = []
         for i, (listen, target) in enumerate(hops):
             conf = d / f"hop{i + 1}.cfg"
-            conf.write_text(haproxy_conf(listen, target, self.mode, maxconn, home))
+            persist = self.persists(i)
+            conf.write_text(haproxy_conf(listen, target, self.mode, maxconn, home, persist))
             procs.append(
                 Proc(
                     f"{self.key}-hop{i + 1}",
@@ -975,6 +986,10 @@ class HaproxyProxy(ProxyKind):
         last = _target_port(ctx, scenario, home)
         return [(ports[i], ports[i + 1] if i + 1 < count else last) for i in range(count)]
 
+    def persists(self, hop: int) -> bool:
+        """Whether hop `hop` (0: the client's) applies the SRV cookie."""
+        return True
+
 
 class HaproxyFarm(HaproxyProxy):
     """HAProxy (http) laid out as lb's farm, for ``pooled`` only: one HAProxy per node in
@@ -1001,6 +1016,14 @@ class HaproxyFarm(HaproxyProxy):
             (ports[0], {entry: ctx.backend_ports[entry], other: ports[1]}),
             (ports[1], {other: ctx.backend_ports[other]}),
         ]
+
+    def persists(self, hop: int) -> bool:
+        """Only the entry: the other node's HAProxy has one server, as lb's home has one
+        application, and gets b's requests with SRV removed (`indirect`); with the cookie
+        it inserted a Set-Cookie into each answer, which the entry removed again: 8 % more
+        instructions a request for the two (callgrind, 2,000 pooled requests: 54.3k
+        against 50.3k)."""
+        return hop == 0
 
 
 class NginxProxy(ProxyKind):

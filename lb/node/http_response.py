@@ -215,6 +215,7 @@ class ResponseSide(HttpClientState):
         head, self.held = self.held, None
         if head is None or self.closed or self.rstate != R_HOLD:
             return
+        self.active = True  # the answer goes out now: the idle timeout counts from here
         held_eof, self.held_eof = self.held_eof, False
         buf, self.rbuf = bytes(self.rbuf), b""
         self.rstate = R_HEAD
