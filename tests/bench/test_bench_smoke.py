@@ -96,14 +96,13 @@ def test_pair_ratios_pair_repeat_i_with_repeat_i_and_skip_disturbed_runs() -> No
     assert run._pairs_cell({}, "haproxy-http") == "-"
 
 
-def test_haproxy_farm_second_hop_has_no_cookie_persistence() -> None:
-    """haproxy-farm's second HAProxy gets b's requests with SRV removed by the entry
-    (`indirect`): a cookie there would add a Set-Cookie to every answer for the entry to
-    remove, work lb's home does not do."""
+def test_second_haproxy_hop_has_no_cookie_persistence() -> None:
+    """A second HAProxy (the forwarded chain's, haproxy-farm's other node) gets the
+    requests with SRV removed by the first (`indirect`): a cookie there would add a
+    Set-Cookie to every answer for the first to remove, work lb's home does not do."""
     run = _load_run()
-    farm = run.KINDS["haproxy-farm"]
-    assert [farm.persists(i) for i in range(2)] == [True, False]
-    assert run.KINDS["haproxy-http"].persists(1)  # forwarded: as before
+    for kind in ("haproxy-farm", "haproxy-http"):
+        assert [run.KINDS[kind].persists(i) for i in range(2)] == [True, False], kind
     plain = run.haproxy_conf(1000, {"b": 2000}, "http", 100, "a", persist=False)
     assert "cookie" not in plain and "server b 127.0.0.1:2000" in plain
     assert "cookie SRV insert" in run.haproxy_conf(1000, {"b": 2000}, "http", 100, "a")
