@@ -110,7 +110,6 @@ class Entry(HttpRouting):
         self.draining = False
         idle = config.limits.idle_timeout
         self.idle_interval = min(idle / 8, IDLE_SWEEP_MAX, config.limits.pool_idle_timeout / 4)
-        self.idle_timeout = idle  # closed between idle_timeout and one sweep more of silence
         self.local_active = 0
         self.salt = 0
         self.last_extractor_log = 0.0
@@ -255,7 +254,7 @@ class Entry(HttpRouting):
         are closed with a FIN (a request waiting for its response is silent too, and is
         not cut before that); idle pooled upstreams past their time are closed."""
         for client in list(self.clients):
-            client.idle_tick(now, self.idle_timeout)
+            client.idle_tick(now, self.limits.idle_timeout)
         self.pool.sweep()
         view = self.view_cell.view
         for home in self.pool.homes():

@@ -215,7 +215,6 @@ class ResponseSide(HttpClientState):
         head, self.held = self.held, None
         if head is None or self.closed or self.rstate != R_HOLD:
             return
-        self.active = True  # the answer goes out now: the idle timeout counts from here
         held_eof, self.held_eof = self.held_eof, False
         buf, self.rbuf = bytes(self.rbuf), b""
         self.rstate = R_HEAD
@@ -236,6 +235,7 @@ class ResponseSide(HttpClientState):
             self.bytes_out += size
             self.resp_sent = True
             self.sent_any = True
+            self.active = True  # a byte out (a held answer's too, written long after it came)
             transport = self.transport
             if transport is not None and not self.closed:
                 transport.write(data)
@@ -249,6 +249,7 @@ class ResponseSide(HttpClientState):
             self.t_first_out = self.entry.now()
         self.bytes_out += len(data)
         self.sent_any = True
+        self.active = True
         transport = self.transport
         if transport is not None and not self.closed:
             transport.write(data)
