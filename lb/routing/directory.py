@@ -200,10 +200,21 @@ def _rank(entry: DirectoryEntry) -> tuple[int, str, int]:
     return (entry.version, entry.home, entry.expires)
 
 
+#: IPv6 /96 prefixes whose last 32 bits are an IPv4 client's address: the well-known
+#: NAT64 prefix 64:ff9b::/96 (RFC 6052; an IPv6-only farm behind SIIT-DC or a stateful
+#: NAT64 sees every IPv4 client so) and the IPv4-translated ::ffff:0:0:0/96 (RFC 2765)
+_IPV4_EMBEDDING = (
+    bytes.fromhex("0064ff9b0000000000000000"),
+    bytes.fromhex("0000000000000000ffff0000"),
+)
+
+
 def source_key(address: str) -> str:
     """The source ``learn`` counts for a client address: the address itself for IPv4,
     its /64 for IPv6 (one host commonly owns a whole /64), the IPv4 address of an
-    IPv4-mapped one; anything that is not an address is returned unchanged."""
+    IPv4-mapped one or of one that embeds an IPv4 client (64:ff9b::/96,
+    ::ffff:0:0:0/96: their /64 would be every IPv4 client at once); anything that is
+    not an address is returned unchanged."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -211,6 +222,9 @@ def source_key(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        packed = ip.packed
+        if packed[:12] in _IPV4_EMBEDDING:
+            return str(ipaddress.IPv4Address(packed[12:]))
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
 

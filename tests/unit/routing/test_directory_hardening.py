@@ -226,6 +226,13 @@ def test_source_settings_are_checked(bad: str, value: object) -> None:
         ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
         ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
         ("::ffff:198.51.100.7", "198.51.100.7"),
+        # an IPv4 client through NAT64/SIIT is its IPv4 address, not a /64 of all of them
+        ("64:ff9b::198.51.100.7", "198.51.100.7"),
+        ("64:ff9b::203.0.113.9", "203.0.113.9"),
+        ("::ffff:0:198.51.100.7", "198.51.100.7"),
+        # a network-specific NAT64 prefix (RFC 6052 /96 of the operator's own) stays a /64
+        ("2001:db8:64::198.51.100.7", "2001:db8:64::/64"),
+        ("64:ff9b:1::198.51.100.7", "64:ff9b:1::/64"),
         ("not an address", "not an address"),
     ],
 )
