@@ -98,6 +98,7 @@ SCENARIOS = (
     "bulk",
     "idle",
     "tls-passthrough",
+    "tls-terminate",
 )
 LB_HAS_TLS_LISTENER = True  # lb's tls-passthrough service (off: the scenario shows n/a for lb)
 
@@ -125,9 +126,15 @@ class Scenario:
     kind: str  # "wrk" | "idle"
     path: str = "/"
     close: bool = False
-    tls: bool = False
+    tls: bool = False  # the application speaks TLS, the proxy relays it untouched
+    terminate: bool = False  # the client speaks TLS to the proxy, the application HTTP
     bulk: bool = False
     title: str = ""
+
+    @property
+    def https(self) -> bool:
+        """The client speaks TLS (to the application through the proxy, or to the proxy)."""
+        return self.tls or self.terminate
 
 
 SCENARIO_DEFS: dict[str, Scenario] = {
@@ -156,6 +163,13 @@ SCENARIO_DEFS: dict[str, Scenario] = {
     "idle": Scenario("idle", "local", "idle", title="idle keep-alive connections, local"),
     "tls-passthrough": Scenario(
         "tls-passthrough", "local", "wrk", tls=True, title="TLS passthrough, keep-alive"
+    ),
+    "tls-terminate": Scenario(
+        "tls-terminate",
+        "local",
+        "wrk",
+        terminate=True,
+        title="TLS terminated by the proxy, keep-alive, tiny response",
     ),
 }
 
@@ -543,6 +557,7 @@ class Ctx:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     farm: str = "bench"
     backend_ports: dict[str, int] = field(default_factory=dict)  # "a", "b", "tls-a"
+    tls_files: tuple[Path, Path] | None = None  # (cert, key) PEM, made with the backend
     backend: Proc | None = None
     netns: bool = False
     counter: int = 0
@@ -612,6 +627,7 @@ def start_backend(ctx: Ctx) -> Proc:
         )
         if res.returncode == 0:
             ctx.backend_ports["tls-a"] = ta
+            ctx.tls_files = (crt, key)
             servers.append(
                 f"""    server {{
         listen {HOST}:{ta} ssl backlog=4096;
@@ -754,6 +770,12 @@ def _target_port(ctx: Ctx, scenario: Scenario, home: str) -> int:
     return ctx.backend_ports["tls-a" if scenario.tls else home]
 
 
+def _no_certificate(ctx: Ctx, scenario: Scenario) -> str | None:
+    if scenario.terminate and ctx.tls_files is None:
+        return "n/a (openssl missing: no certificate)"
+    return None
+
+
 def _home(scenario: Scenario) -> str:
     return "b" if scenario.topology == "forwarded" else "a"
 
@@ -787,7 +809,7 @@ class LbProxy(ProxyKind):
     def unsupported(self, ctx: Ctx, scenario: Scenario) -> str | None:
         if scenario.tls and not LB_HAS_TLS_LISTENER:
             return "n/a (lb has no TLS listener yet)"
-        return None
+        return _no_certificate(ctx, scenario)
 
     def start(self, ctx: Ctx, scenario: Scenario) -> Running:
         d = ctx.fresh_dir(f"lb-{scenario.name}")
@@ -814,6 +836,14 @@ class LbProxy(ProxyKind):
             # default extractors (TLS 1.2 ticket, session id); wrk's TLS 1.3 hellos carry
             # neither, so every connection is a new session placed on this 1-node farm
             lines.append('protocol = "tls-passthrough"')
+        elif scenario.terminate:
+            assert ctx.tls_files is not None
+            cert, key = ctx.tls_files
+            lines += [
+                'protocol = "tls-terminate"',
+                'extractors = [ { kind = "home-cookie" } ]',
+                f'tls = {{ cert = "{cert}", key = "{key}" }}',
+            ]
         else:
             lines += ['protocol = "http"', 'extractors = [ { kind = "home-cookie" } ]']
         listen: dict[str, int] = {}
@@ -891,8 +921,10 @@ def haproxy_conf(
     maxconn: int,
     server: str,
     persist: bool = True,
+    crt: Path | None = None,
 ) -> str:
     """One HAProxy hop; `target` a port, or server name -> port (pooled: chosen by cookie).
+    With `crt` (certificate and key in one PEM) it ends TLS from the client.
 
     In http mode HAProxy 2.6 parses every request of a keep-alive connection
     (its default http-keep-alive mode) and applies cookie persistence to each,
@@ -924,7 +956,7 @@ defaults
     timeout http-keep-alive 600s
 
 frontend fe
-    bind {HOST}:{listen}
+    bind {HOST}:{listen}{f" ssl crt {crt} alpn http/1.1" if crt else ""}
     default_backend be
 
 backend be
@@ -945,10 +977,16 @@ class HaproxyProxy(ProxyKind):
             return "n/a (http mode cannot relay TLS untouched)"
         if scenario.tls and "tls-a" not in ctx.backend_ports:
             return "n/a (openssl missing: no TLS backend)"
-        return None
+        if scenario.terminate and self.mode == "tcp":
+            return "n/a (tcp mode picks a server per connection, not per request)"
+        return _no_certificate(ctx, scenario)
 
     def start(self, ctx: Ctx, scenario: Scenario) -> Running:
         d = ctx.fresh_dir(f"{self.key}-{scenario.name}")
+        crt = None
+        if scenario.terminate and ctx.tls_files is not None:
+            crt = d / "cert-and-key.pem"
+            crt.write_bytes(b"".join(f.read_bytes() for f in ctx.tls_files))
         home = _home(scenario)
         hops = self.hops(ctx, scenario)
         maxconn = max(1000, min(40_000, (ctx.nofile - 1000) // 2))
@@ -956,7 +994,8 @@ class HaproxyProxy(ProxyKind):
         for i, (listen, target) in enumerate(hops):
             conf = d / f"hop{i + 1}.cfg"
             persist = self.persists(i)
-            conf.write_text(haproxy_conf(listen, target, self.mode, maxconn, home, persist))
+            first = crt if i == 0 else None
+            conf.write_text(haproxy_conf(listen, target, self.mode, maxconn, home, persist, first))
             procs.append(
                 Proc(
                     f"{self.key}-hop{i + 1}",
@@ -1032,7 +1071,7 @@ class NginxProxy(ProxyKind):
             return "n/a (nginx stream module not installed)"
         if scenario.tls and "tls-a" not in ctx.backend_ports:
             return "n/a (openssl missing: no TLS backend)"
-        return None
+        return _no_certificate(ctx, scenario)
 
     def start(self, ctx: Ctx, scenario: Scenario) -> Running:
         d = ctx.fresh_dir(f"nginx-{scenario.name}")
@@ -1048,7 +1087,8 @@ class NginxProxy(ProxyKind):
             if scenario.topology == "pooled":
                 conf.write_text(self.pooled_conf(ctx, hd, ports[i]))
             else:
-                conf.write_text(self.conf(ctx, hd, ports[i], target, scenario.tls))
+                tls_files = ctx.tls_files if scenario.terminate and i == 0 else None
+                conf.write_text(self.conf(ctx, hd, ports[i], target, scenario.tls, tls_files))
             procs.append(
                 Proc(
                     f"nginx-hop{i + 1}",
@@ -1117,7 +1157,15 @@ http {{
 """
 
     @staticmethod
-    def conf(ctx: Ctx, d: Path, listen: int, target: int, stream: bool) -> str:
+    def conf(
+        ctx: Ctx,
+        d: Path,
+        listen: int,
+        target: int,
+        stream: bool,
+        tls_files: tuple[Path, Path] | None = None,
+    ) -> str:
+        """One nginx hop: a stream relay, or an http proxy (ending TLS with `tls_files`)."""
         head = f"""worker_processes 1;
 worker_rlimit_nofile {ctx.nofile};
 pid {d}/nginx.pid;
@@ -1137,6 +1185,11 @@ events {{ worker_connections {max(1024, min(100_000, ctx.nofile - 500))}; }}
 }}
 """
             )
+        ssl = ""
+        if tls_files is not None:
+            ssl = f"""        ssl_certificate {tls_files[0]};
+        ssl_certificate_key {tls_files[1]};
+"""
         return (
             head
             + f"""http {{
@@ -1151,8 +1204,8 @@ events {{ worker_connections {max(1024, min(100_000, ctx.nofile - 500))}; }}
         keepalive_timeout 600s;
     }}
     server {{
-        listen {HOST}:{listen} backlog=4096;
-        location / {{
+        listen {HOST}:{listen}{" ssl" if tls_files else ""} backlog=4096;
+{ssl}        location / {{
             proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -1282,7 +1335,7 @@ def parse_pooled(out: str) -> dict[str, Any]:
 def run_wrk(
     ctx: Ctx, run: Running, scenario: Scenario, seconds: int, conns: int
 ) -> tuple[dict[str, Any], str]:
-    scheme = "https" if scenario.tls else "http"
+    scheme = "https" if scenario.https else "http"
     argv = [ctx.tools["wrk"], "-t", str(min(ctx.wrk_threads, conns)), "-c", str(conns)]
     argv += ["-d", f"{seconds}s", "--latency", "--timeout", "5s"]
     if run.homes:
@@ -1471,7 +1524,7 @@ def start_setups(
                 for h, cookie in run.homes.items():
                     wait_http(run.procs, run.port, f"node={h}", cookie, False, f"/p/{h}")
                 continue
-            wait_http(run.procs, run.port, run.expect, run.cookie, scenario.tls, scenario.path)
+            wait_http(run.procs, run.port, run.expect, run.cookie, scenario.https, scenario.path)
     except BaseException:
         for run in running.values():
             run.stop()

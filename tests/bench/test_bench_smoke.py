@@ -1,5 +1,5 @@
-"""Smoke test of the side-by-side benchmark: `bench/run.py --quick --scenarios local,pooled`
-end to end.
+"""Smoke test of the side-by-side benchmark: `bench/run.py --quick --scenarios
+local,pooled,tls-terminate` end to end.
 
 It checks that the benchmark runs and reports every proxy with numbers and
 no failed requests; it asserts no timing or ratio thresholds (those depend
@@ -113,7 +113,8 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
     try:
         proc = subprocess.run(
             [
-                *(sys.executable, str(RUN), "--quick", "--scenarios", "local,pooled"),
+                *(sys.executable, str(RUN), "--quick"),
+                *("--scenarios", "local,pooled,tls-terminate"),
                 *("--json", str(out)),
             ],
             cwd=ROOT,
@@ -173,3 +174,26 @@ def test_quick_local_run_reports_every_proxy(tmp_path: Path) -> None:
         "cpu_us_per_req",
         "p99_ms",
     }
+
+    # tls-terminate: wrk speaks TLS to each proxy, which ends it and routes the request by
+    # its cookie to the plain application (the readiness probe checked the answer's node)
+    tls = {r["proxy"]: r for r in result["rows"] if r["scenario"] == "tls-terminate"}
+    assert tls.pop("haproxy-tcp")["status"] == "n/a"
+    assert tls.pop("haproxy-farm")["status"] == "n/a"
+    for name, row in tls.items():
+        assert row["status"] in ("ok", "flagged"), (name, row)
+        assert row["errors"] == 0 and row["requests"] > 0, (name, row["runs"])
+
+
+def test_tls_termination_configs_end_tls_at_the_first_hop_only(tmp_path: Path) -> None:
+    run = _load_run()
+    pem = tmp_path / "both.pem"
+    first = run.haproxy_conf(1000, 2000, "http", 100, "a", crt=pem)
+    assert f"bind 127.0.0.1:1000 ssl crt {pem} alpn http/1.1" in first
+    assert " ssl" not in run.haproxy_conf(1000, 2000, "http", 100, "a")
+    files = (tmp_path / "cert.pem", tmp_path / "key.pem")
+    ctx = run.Ctx(run.Settings(), {}, tmp_path, None, None, 1, 4096)
+    ended = run.NginxProxy.conf(ctx, tmp_path, 1000, 2000, False, files)
+    assert "listen 127.0.0.1:1000 ssl backlog=4096;" in ended
+    assert f"ssl_certificate {files[0]};" in ended and f"ssl_certificate_key {files[1]};" in ended
+    assert " ssl" not in run.NginxProxy.conf(ctx, tmp_path, 1000, 2000, False)
