@@ -77,7 +77,7 @@ def _print_status(s: dict[str, Any], out: TextIO) -> None:
     print(f"node      {s['node']} (farm {s['farm']}, {s['workers']} worker(s))", file=out)
     print(f"draining  {'yes' if s['draining'] else 'no'}", file=out)
     print(f"apps      {apps}", file=out)
-    print(f"load      {s['load']} session(s)", file=out)
+    print(f"load      {s['load']} in progress (requests, tcp flows, tunnels)", file=out)
     print(f"directory {s['directory']['entries']} entries", file=out)
     print(f"live      {', '.join(s['live'])}", file=out)
     _print_members(

@@ -11,6 +11,7 @@ It must not speak the link protocol; it only configures TLS.
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -26,6 +27,20 @@ def _context(purpose: int, ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     ctx.load_verify_locations(cafile=str(ca))
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
+
+
+def _unreadable(paths: tuple[Path, ...]) -> str | None:
+    """The first of `paths` that exists but cannot be read, with the reason; else None.
+    (ssl's errors do not name the file.)"""
+    for path in paths:
+        try:
+            with open(path, "rb"):
+                pass
+        except PermissionError as exc:
+            return f"{str(path)!r}: {exc.strerror}"
+        except OSError:
+            continue
+    return None
 
 
 class LinkTls:
@@ -48,6 +63,19 @@ class LinkTls:
                 _context(ssl.PROTOCOL_TLS_CLIENT, ca, cert, key),
             )
         except (OSError, ssl.SSLError) as exc:
+            unreadable = _unreadable((ca, cert, key))
+            if unreadable is not None:
+                # the files are there: making them again is not the remedy
+                raise ConfigError(
+                    [
+                        (
+                            "farm.link_certs",
+                            f"cannot read the link certificates of node {self.node!r}: "
+                            f"{unreadable}; they must be readable by the user lb runs as "
+                            f"(uid {os.geteuid()})",
+                        )
+                    ]
+                ) from None
             raise ConfigError(
                 [
                     (

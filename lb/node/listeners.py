@@ -105,6 +105,14 @@ class ClientListeners:
             raise
 
     async def _open(self, service: Service, host: str, port: int) -> None:
+        try:
+            await self._bind(service, host, port)
+        except socket.gaierror as exc:  # its text names no address: say which one
+            raise OSError(
+                exc.errno, f"listen {service.name} {host}:{port}: {exc.strerror}"
+            ) from None
+
+    async def _bind(self, service: Service, host: str, port: int) -> None:
         if service.server_ssl is not None:
             sock = listening_socket(host, port, self.reuse_port, BACKLOG)
             self.tls_sockets.append((sock, service))

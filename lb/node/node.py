@@ -14,6 +14,7 @@ is lb.wire, lb.link and lb.routing.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -223,7 +224,10 @@ class Node:
         if self.start_drained:
             # before any link or listener: never declared alive, never accepting a client
             self.start_draining()
-        await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
+        try:
+            await self.peers.listen(fwd.host, fwd.port, self.reuse_port)
+        except socket.gaierror as exc:  # its text names no address: say which one
+            raise OSError(exc.errno, f"forward {fwd}: {exc.strerror}") from None
         if self.bus_fd is not None:
             handlers = {
                 DIRECTORY_UPDATE: lambda f: self.replication.merge(f.payload, from_bus=True),

@@ -22,7 +22,7 @@ from lb.config import FarmConfig, NodeConfig, load_config
 from lb.errors import ConfigError
 from lb.logs import configure_logging
 from lb.node.node import Node
-from lb.node.workers import Supervisor
+from lb.node.workers import EXIT_START_FAILED, Supervisor
 
 log = structlog.get_logger("lb.runner")
 
@@ -35,20 +35,22 @@ async def serve(
     drained: bool = False,
 ) -> int:
     """Run the node in the current loop until a stop signal; the process exit code.
-    `drained`: start drained (a worker restarted while an operator's drain is in force)."""
+    `drained`: start drained (a worker restarted while an operator's drain is in force).
+    A start that fails returns 2 (configuration) or 1 (an address); a worker's returns
+    EXIT_START_FAILED either way, which its supervisor does not restart on a first start."""
     loop = asyncio.get_running_loop()
     try:
         node = Node(config, me, worker=worker, bus_fd=bus_fd, start_drained=drained)
     except ConfigError as exc:
         for key, message in exc.errors:
             log.error("node_start_failed", node=me.name, key=key, error=message)
-        return 2
+        return 2 if worker is None else EXIT_START_FAILED
     try:
         await node.start()
     except OSError as exc:
         log.error("node_start_failed", node=me.name, error=str(exc))
         await node.stop()
-        return 1
+        return 1 if worker is None else EXIT_START_FAILED
     stop = node.exit_requested  # also set when a worker loses its supervisor
     drain = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, drain.set)

@@ -3,7 +3,8 @@
 With `workers = N > 1` the `lb run` process becomes a small supervisor: it
 starts N worker processes (`lb run ... --worker I --bus-fd FD`), each a full
 node instance with SO_REUSEPORT listeners on the node's client and forward
-addresses, and restarts a worker that dies. Workers share what must be shared
+addresses, and restarts a worker that dies (one that cannot start at all, on
+the node's first start, stops the node instead: exit 1). Workers share what must be shared
 by message, never by locks: the supervisor relays every frame one worker writes
 on its bus socket to all the others.
 
@@ -41,6 +42,10 @@ from lb.wire.bus import ADMIN, ADMIN_DRAIN, ADMIN_UNDRAIN, decode_admin, encode_
 log = structlog.get_logger("lb.workers")
 
 RESTART_DELAY = 1.0
+# a worker's exit code when its node could not start (bad certificates, an address
+# taken or not resolvable): on a first start the supervisor stops the node instead
+# of restarting the worker, which would fail the same way each second forever
+EXIT_START_FAILED = 3
 
 
 class BusRelay(asyncio.Protocol):
@@ -129,7 +134,13 @@ class Supervisor:
         log.info("worker_started", node=self.me.name, worker=index, pid=proc.pid)
 
     async def watch(self, index: int) -> None:
-        """Wait for worker `index`; restart it unless the node is stopping."""
+        """Wait for worker `index`; restart it unless the node is stopping.
+
+        A worker that could not start at all (EXIT_START_FAILED on its first start)
+        stops the node: the reason (node_start_failed, logged by the worker) holds for
+        every restart. A restarted worker that cannot start is tried again, as its
+        siblings still serve."""
+        first = True
         while True:
             proc = self.procs[index]
             code = await proc.wait()
@@ -139,6 +150,18 @@ class Supervisor:
             if self.stopping:
                 self.codes[index] = code
                 return
+            if first and code == EXIT_START_FAILED:
+                log.error(
+                    "worker_start_failed",
+                    node=self.me.name,
+                    worker=index,
+                    reason="the worker could not start (node_start_failed says why); "
+                    "the node stops",
+                )
+                self.codes[index] = code
+                self.signal_all(signal.SIGINT)
+                return
+            first = False
             log.error("worker_died", node=self.me.name, worker=index, code=code)
             await asyncio.sleep(RESTART_DELAY)
             if self.stopping:

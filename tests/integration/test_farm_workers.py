@@ -243,3 +243,27 @@ def test_a_restarted_worker_does_not_outbid_its_sibling(
     first = farm.tables("a")["incarnations"]["b"]
     time.sleep(1.0)
     assert farm.tables("a")["incarnations"]["b"] == first
+
+
+def test_a_worker_that_cannot_start_stops_the_node(tmp_path: Path) -> None:
+    """A worker whose start fails (here: its client port is taken by another program)
+    fails the same way on every restart; the supervisor must not restart it forever
+    (each attempt links to the farm and leaves it again) but exit non-zero at once."""
+    farm = Farm(tmp_path, nodes=("a",), workers=2, link_security="plaintext")
+    squatter = socket.socket()
+    try:
+        squatter.bind(farm.addr("a"))
+        squatter.listen()
+        proc = subprocess.run(
+            [sys.executable, "-m", "lb", "run", "--config", str(farm.config_path), "--node", "a"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        squatter.close()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, (proc.returncode, out[-1500:])
+    assert "address already in use" in out, out[-1500:]
+    assert "worker_start_failed" in out, out[-1500:]
+    assert out.count("worker_started") == 2, out[-1500:]  # no restart

@@ -86,3 +86,27 @@ def test_unreachable_admin_listener(tmp_path: Path) -> None:
 def test_bad_admin_address() -> None:
     code, _, err = _ctl("status", "not-an-address", None, None, None)
     assert code == EXIT_USAGE and "--admin" in err
+
+
+def test_status_does_not_call_the_load_sessions() -> None:
+    """A node's load is what it serves at this moment (requests and tcp flows in
+    progress, tunnels; docs/protocol.md "Liveness and load"), not the sessions homed on
+    it: a node home to thousands of idle sessions says 0."""
+    from lb.ctl import _print_status
+
+    status = {
+        "node": "a",
+        "farm": "f",
+        "workers": 2,
+        "draining": False,
+        "apps": {"web": "up"},
+        "load": 3,
+        "directory": {"entries": 55},
+        "live": ["a", "b"],
+        "members": {"a": "alive", "b": "alive"},
+        "loads": {"a": 3, "b": 0},
+    }
+    out = io.StringIO()
+    _print_status(status, out)
+    [line] = [x for x in out.getvalue().splitlines() if x.startswith("load")]
+    assert line == "load      3 in progress (requests, tcp flows, tunnels)", line
