@@ -74,6 +74,8 @@ def access_fields(
     t_total: float,
     id_kind: str | None,
     new_session: bool,
+    client: str,
+    client_port: int,
 ) -> dict[str, Any]:
     """The fields of one access line (pure).
 
@@ -85,11 +87,16 @@ def access_fields(
     verified), first response byte, total; None when the step never happened.
     `id_kind` is the kind of the identifier that routed the request
     ("home-cookie", "uri-path", ...) or None; `new_session` whether the home
-    placed a new session for it.
+    placed a new session for it. `client` and `client_port` are the client's
+    address as lb took it: the connection's peer, or the source of a PROXY v2
+    header from an `accept_proxy_from` balancer (an X-Forwarded-For that a trusted
+    proxy sent is passed to the application, not logged here).
     """
     return {
         "service": service,
         "entry": entry,
+        "client": client,
+        "client_port": client_port,
         "home": home,
         "method": _printable(_text(method, METHOD_LIMIT)),
         "path": clean_path(path),
@@ -160,6 +167,8 @@ class AccessLog:
         t_total: float,
         id_kind: str | None,
         new_session: bool,
+        client: str,
+        client_port: int,
     ) -> None:
         """Write the request's line if the log is on and the request is drawn."""
         if self.wanted():
@@ -178,6 +187,8 @@ class AccessLog:
                 t_total,
                 id_kind,
                 new_session,
+                client,
+                client_port,
             )
 
     def write(
@@ -196,6 +207,8 @@ class AccessLog:
         t_total: float,
         id_kind: str | None,
         new_session: bool,
+        client: str,
+        client_port: int,
     ) -> None:
         """Write the line without drawing (after `wanted()` said yes)."""
         self._emit(
@@ -215,5 +228,7 @@ class AccessLog:
                 t_total,
                 id_kind,
                 new_session,
+                client,
+                client_port,
             ),
         )

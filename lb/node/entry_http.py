@@ -381,6 +381,8 @@ class HttpRouting(HttpEntrySide):
                 now - start,
                 identifier.kind if identifier is not None else None,
                 decision.new_session if decision is not None else False,
+                client.client[0],
+                client.client[1],
             )
 
     def learn(

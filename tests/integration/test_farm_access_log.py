@@ -23,6 +23,7 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
     cookie_a, cookie_b = farm.cookie_header("a"), farm.cookie_header("b")
     async with asyncio.timeout(20):
         reader, writer = await open_conn(farm.addr("a"))
+        client_port = writer.get_extra_info("sockname")[1]
         try:
             for path, cookie in (("/acc/own?token=SECRET1", cookie_a), ("/acc/fwd", cookie_b)):
                 writer.write(request_bytes("GET", path, {"Cookie": cookie}))
@@ -54,6 +55,10 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
     own, fwd, new = found["/acc/own"], found["/acc/fwd"], found["/acc/new"]
     assert (own["entry"], own["home"], own["status"], own["method"]) == ("a", "a", 200, "GET")
     assert (fwd["entry"], fwd["home"], fwd["status"]) == ("a", "b", 200)
+    # the client's address and port, as an operator matches a line to a connection
+    for rec in (own, fwd):
+        assert (rec["client"], rec["client_port"]) == ("127.0.0.1", client_port), rec
+    assert new["client"] == "127.0.0.1" and new["client_port"] != client_port
     for rec in (own, fwd):
         assert rec["id_kind"] == "home-cookie" and rec["new_session"] is False
     assert new["new_session"] is True and new["id_kind"] is None

@@ -29,6 +29,8 @@ ARGS: dict[str, Any] = {
     "t_total": 0.25,
     "id_kind": "home-cookie",
     "new_session": False,
+    "client": "2001:db8::7",
+    "client_port": 51234,
 }
 
 
@@ -36,6 +38,8 @@ def test_fields_of_a_forwarded_request() -> None:
     assert access_fields(**ARGS) == {
         "service": "web",
         "entry": "a",
+        "client": "2001:db8::7",
+        "client_port": 51234,
         "home": "b",
         "method": "GET",
         "path": "/cart/7",
