@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one node of a farm")
-    run.add_argument("--config", required=True, metavar="FILE", help="the farm file (TOML)")
+    run.add_argument("--config", metavar="FILE", help="the farm file (TOML; default: $LB_CONFIG)")
     run.add_argument(
         "--node", metavar="NAME", help="the node to run as (default: $LB_NODE, or the only node)"
     )
@@ -64,8 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drained", action="store_true", help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a farm file and list every error")
-    check.add_argument("file", metavar="FILE", help="the farm file (TOML)")
-    check.add_argument("--node", metavar="NAME", help="also check that this node exists")
+    check.add_argument(
+        "file", nargs="?", metavar="FILE", help="the farm file (TOML; default: $LB_CONFIG)"
+    )
+    check.add_argument(
+        "--node",
+        metavar="NAME",
+        help="also check that this node exists and can start here: its host names "
+        "resolve, its link certificates can be read (by the user running the check)",
+    )
 
     demo = sub.add_parser("demo", help="run a 3-node farm with demo applications on loopback")
     demo.add_argument(
@@ -123,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command: str | None = args.command
     try:
-        if command == "run":
-            return _run(args.config, args.node, args.worker, args.bus_fd, args.drained)
-        if command == "check-config":
-            return _check_config(args.file, args.node)
+        if command in ("run", "check-config"):
+            path = (args.config if command == "run" else args.file) or os.environ.get("LB_CONFIG")
+            if not path:
+                print(f"lb {command}: give the farm file (or set LB_CONFIG)", file=sys.stderr)
+                return EXIT_USAGE
+            if command == "run":
+                return _run(path, args.node, args.worker, args.bus_fd, args.drained)
+            return _check_config(path, args.node)
         if command == "demo":
             return _demo(args.port_base)
         if command == "extractors":
@@ -181,6 +193,12 @@ def _check_config(path: str, node_name: str | None) -> int:
     try:
         config = load_config(path)
         node = select_node(config, node_name) if node_name is not None else None
+        if node is not None:
+            from lb.node.preflight import node_problems
+
+            problems = node_problems(config, node)
+            if problems:
+                raise ConfigError(problems)
     except ConfigError as exc:
         _print_errors(path, exc, sys.stderr)
         return EXIT_CHECK_FAILED

@@ -90,6 +90,59 @@ def test_check_config_with_node(example: Path, capsys: pytest.CaptureFixture[str
     assert "  --node: unknown node 'x'; the farm has: a, b, c" in err
 
 
+def test_check_config_and_run_read_the_file_lb_config_names(
+    example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `lb ctl` and the image's health check do: the container sets LB_CONFIG."""
+    monkeypatch.setenv("LB_CONFIG", str(example))
+    monkeypatch.delenv("LB_NODE", raising=False)
+    assert main(["check-config", "--node", "c"]) == 0
+    assert capsys.readouterr().out.startswith("ok: farm 'example', 3 nodes")
+    assert main(["run"]) == 2  # the file was read: the node is what is missing
+    assert "a, b, c" in capsys.readouterr().err
+    monkeypatch.delenv("LB_CONFIG")
+    assert main(["check-config"]) == 2
+    assert "set LB_CONFIG" in capsys.readouterr().err
+
+
+def test_check_config_node_that_cannot_start_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid file whose node cannot start on this host: check-config --node says so, by
+    key, instead of `lb run` failing at start (RFC 6761: .invalid never resolves)."""
+    path = tmp_path / "farm.toml"
+    path.write_text(
+        '[farm]\nname = "f"\nsecret = "0123456789abcdef0123456789abcdef0123"\n'
+        'link_security = "plaintext"\n'
+        '[[services]]\nname = "web"\nprotocol = "http"\n'
+        '[[nodes]]\nname = "a"\nforward = "127.0.0.1:7101"\n'
+        'listen = { web = "127.0.0.1:8101" }\napps = { web = "127.0.0.1:9101" }\n'
+        '[[nodes]]\nname = "b"\nforward = "no-such-host.invalid:7102"\n'
+        'listen = { web = ["127.0.0.1:8102", "also-none.invalid:8103"] }\n'
+        'apps = { web = "127.0.0.1:9102" }\nadmin = "admin-none.invalid:9000"\n'
+        'admin_token = "0123456789abcdef0123456789abcdef"\n'
+    )
+    assert main(["check-config", str(path)]) == 0  # the file itself is valid
+    assert main(["check-config", str(path), "--node", "a"]) == 0
+    capsys.readouterr()
+    assert main(["check-config", str(path), "--node", "b"]) == 1
+    err = capsys.readouterr().err
+    assert error_keys(err) == ["nodes[1].forward", "nodes[1].listen.web[1]", "nodes[1].admin"]
+    assert "host 'no-such-host.invalid' does not resolve here" in err
+
+
+def test_check_config_node_without_its_link_certificates(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example.parent / "certs" / "b.key").unlink()
+    assert main(["check-config", str(example), "--node", "a"]) == 0
+    capsys.readouterr()
+    assert main(["check-config", str(example), "--node", "b"]) == 1
+    err = capsys.readouterr().err
+    assert error_keys(err) == ["farm.link_certs"]
+    assert "lb certs" in err
+
+
 def test_check_config_lists_every_error(bad_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(bad_file)]) == 1
     out, err = capsys.readouterr()
@@ -147,7 +200,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     "argv",
     [[], ["frobnicate"], ["run"], ["check-config"], ["demo", "--port-base", "80"]],
 )
-def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LB_CONFIG", raising=False)  # else run and check-config read it
     assert main(argv) == 2
     assert capsys.readouterr().err
 
