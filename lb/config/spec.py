@@ -313,9 +313,12 @@ def text(pattern: re.Pattern[str], pattern_text: str) -> Check:
 def choice(choices: Sequence[str]) -> Check:
     """One of the strings `choices`."""
 
+    quoted = ", ".join(f'"{c}"' for c in choices)
+
     def check(value: Any, ctx: Ctx) -> str:
         if not isinstance(value, str):
-            raise Invalid(f"must be a string, not {type_name(value)}")
+            # `access_log = false` reads well but is a boolean: show the strings, quoted
+            raise Invalid(f"must be a string, one of: {quoted} (in quotes), not {type_name(value)}")
         if value not in choices:
             raise Invalid(f"{value!r} is not one of: {', '.join(choices)}")
         return value

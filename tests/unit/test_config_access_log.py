@@ -35,6 +35,7 @@ def test_valid_values(table: dict[str, Any], expected: tuple[bool, float]) -> No
     ("key", "value", "words"),
     [
         ("access_log", True, "must be a string"),
+        ("access_log", False, 'one of: "on", "off" (in quotes), not a boolean'),
         ("access_log", "yes", "not one of: on, off"),
         ("access_log_sample", 1.5, "out of range 0.0 .. 1.0"),
         ("access_log_sample", -0.1, "out of range 0.0 .. 1.0"),
