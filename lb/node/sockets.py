@@ -23,8 +23,11 @@ ACCEPT_BACKOFF = 0.1  # seconds to wait after a failed accept (out of descriptor
 DESCRIPTOR_RESERVE = 256  # descriptors kept for links, listeners, logs and the bus
 
 
-def fit_to_descriptors(node: str, configured: int, explicit: bool) -> int:
-    """`configured` client connections, or fewer if the descriptor limit has no room.
+def fit_to_descriptors(
+    node: str, configured: int, explicit: bool, workers: int = 1, per_node: int = 0
+) -> int:
+    """`configured` client connections (this process's share of the node's `per_node`
+    when it has `workers` processes), or fewer if the descriptor limit has no room.
 
     A local splice holds two descriptors (client and app). Lowering is logged: a
     warning when max_connections was set explicitly above what fits, a note for
@@ -39,8 +42,10 @@ def fit_to_descriptors(node: str, configured: int, explicit: bool) -> int:
     (log.warning if explicit else log.info)(
         "max_connections_lowered",
         node=node,
-        configured=configured,
-        allowed=allowed,
+        max_connections=per_node or configured,  # the node's, as the farm file says
+        workers=workers,
+        worker_share=configured,  # what this process would admit
+        allowed=allowed,  # what it admits: per process, like worker_share
         descriptor_limit=soft,
         reason="each client connection may hold two descriptors (client and app)",
     )

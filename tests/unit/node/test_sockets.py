@@ -50,7 +50,21 @@ def test_what_does_not_fit_is_lowered_and_said(
 ) -> None:
     with structlog.testing.capture_logs() as logs:
         assert fit_to_descriptors("a", 10_000, explicit=explicit) == low_soft_limit == 512
-    assert [(e["event"], e["log_level"], e["allowed"], e["configured"]) for e in logs] == [
+    assert [(e["event"], e["log_level"], e["allowed"], e["max_connections"]) for e in logs] == [
         ("max_connections_lowered", level, 512, 10_000)
     ]
     assert logs[0]["descriptor_limit"] == SOFT
+
+
+def test_a_workers_share_is_said_beside_the_nodes_limit(low_soft_limit: int) -> None:
+    """Two workers of a node with max_connections = 20000: each would admit 10000. The
+    line names the farm file's 20000 as max_connections, and the share as such."""
+    with structlog.testing.capture_logs() as logs:
+        assert fit_to_descriptors("a", 10_000, False, workers=2, per_node=20_000) == 512
+    line = logs[0]
+    assert (line["max_connections"], line["workers"], line["worker_share"], line["allowed"]) == (
+        20_000,
+        2,
+        10_000,
+        512,
+    )
