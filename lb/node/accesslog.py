@@ -76,6 +76,7 @@ def access_fields(
     new_session: bool,
     client: str,
     client_port: int,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """The fields of one access line (pure).
 
@@ -90,7 +91,10 @@ def access_fields(
     placed a new session for it. `client` and `client_port` are the client's
     address as lb took it: the connection's peer, or the source of a PROXY v2
     header from an `accept_proxy_from` balancer (an X-Forwarded-For that a trusted
-    proxy sent is passed to the application, not logged here).
+    proxy sent is passed to the application, not logged here). `error` says why lb
+    answered `status` itself (a bad request, a head timeout, no upstream, a bad
+    response): fixed text, never bytes of the request; None for an answer that came
+    from the application.
     """
     return {
         "service": service,
@@ -101,6 +105,7 @@ def access_fields(
         "method": _printable(_text(method, METHOD_LIMIT)),
         "path": clean_path(path),
         "status": status,
+        "error": error,
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,
         "t_head": _secs(t_head),
@@ -169,6 +174,7 @@ class AccessLog:
         new_session: bool,
         client: str,
         client_port: int,
+        error: str | None = None,
     ) -> None:
         """Write the request's line if the log is on and the request is drawn."""
         if self.wanted():
@@ -189,6 +195,7 @@ class AccessLog:
                 new_session,
                 client,
                 client_port,
+                error,
             )
 
     def write(
@@ -209,6 +216,7 @@ class AccessLog:
         new_session: bool,
         client: str,
         client_port: int,
+        error: str | None = None,
     ) -> None:
         """Write the line without drawing (after `wanted()` said yes)."""
         self._emit(
@@ -230,5 +238,6 @@ class AccessLog:
                 new_session,
                 client,
                 client_port,
+                error,
             ),
         )

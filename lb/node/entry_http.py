@@ -383,6 +383,7 @@ class HttpRouting(HttpEntrySide):
                 decision.new_session if decision is not None else False,
                 client.client[0],
                 client.client[1],
+                client.error or None,
             )
 
     def learn(

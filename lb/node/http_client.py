@@ -134,7 +134,7 @@ class HttpClient(ResponseSide):
             if self.buf:
                 self._read_head()
             if self.state == HEAD:
-                self._finish(400 if self.buf else 0)
+                self._finish(400 if self.buf else 0, "the client ended inside a request head")
             return
         if state == EXCHANGE and not self.req_done:
             # the client ended in the middle of its request body: it can never be whole.
@@ -144,7 +144,7 @@ class HttpClient(ResponseSide):
             if self.resp_sent:
                 self._close(clean=False)
             else:
-                self._finish(400)
+                self._finish(400, "the client ended inside a request body")
             return
         if state == ROUTED:
             # the upstream is not ready yet: the body (whole or cut) waits in buf, and
@@ -198,7 +198,7 @@ class HttpClient(ResponseSide):
                     if head is None:
                         return
             except HttpError as exc:
-                self._finish(exc.status)
+                self._finish(exc.status, exc.reason)
                 return
             buf = self.buf
             if buf[0] == 13:
@@ -255,7 +255,7 @@ class HttpClient(ResponseSide):
             self._route(None)  # complete head, an extractor still waits for the body
             return
         self.entry.count("head_timeouts")
-        self._finish(408 if self.buf else 0)
+        self._finish(408 if self.buf else 0, "request head not complete within head_timeout")
 
     def _route(self, identifier: Identifier | None, now: float = 0.0) -> None:
         """Route the complete head; ``now``: the wall clock's time just read, or 0.0."""
@@ -269,7 +269,7 @@ class HttpClient(ResponseSide):
             http1.check_host(head)
             kind, length, keep_alive, self.upgrade = http1.request_framing(head)
         except HttpError as exc:
-            self._finish(exc.status)
+            self._finish(exc.status, exc.reason)
             return
         self.method = head.method
         if not keep_alive:
@@ -283,6 +283,7 @@ class HttpClient(ResponseSide):
         self.t_routed = self.t_read or self.entry.now()
         self.t_attached = self.t_first_out = 0.0
         self.bytes_in = self.bytes_out = self.status = 0
+        self.error = ""
         self._send_to(entry.decide(self, identifier, False, now))
 
     def decided(self, decision: Decision | None) -> None:
@@ -344,7 +345,7 @@ class HttpClient(ResponseSide):
                 end = framer.feed(buf, 0)
             except HttpError as exc:  # a bad chunk already in the head's read
                 self._abort_exchange()
-                self._finish(exc.status)
+                self._finish(exc.status, exc.reason)
                 return
             whole = out + bytes(buf[:end])
             del buf[:end]
@@ -353,7 +354,7 @@ class HttpClient(ResponseSide):
                 # a pipelined request whose body the client's FIN cut: it can never be
                 # whole; nothing of it went out, so the client hears why (as for a cut head)
                 self._abort_exchange()
-                self._finish(400)
+                self._finish(400, "the client ended inside a request body")
                 return
         # kept while it may be sent again: on a fresh upstream when a pooled one closed
         # under an idempotent request, or to another node when a new session's home
@@ -385,7 +386,7 @@ class HttpClient(ResponseSide):
             end = framer.feed(data, 0)
         except HttpError as exc:
             self._abort_exchange()
-            self._finish(exc.status)
+            self._finish(exc.status, exc.reason)
             return
         self.bytes_in += end
         if end == len(data):
@@ -457,8 +458,9 @@ class HttpClient(ResponseSide):
             self.transport.resume_reading()
 
     # -- the end -----------------------------------------------------------------------------
-    def _finish(self, status: int) -> None:
-        """Answer an error status (if no byte of a response went out), then close."""
+    def _finish(self, status: int, error: str = "") -> None:
+        """Answer an error status (if no byte of a response went out), then close; `error`
+        says why, for the access log (fixed text: never a byte of the request)."""
         self.entry.head_done(self)
         transport = self.transport
         self.state = DONE
@@ -473,6 +475,9 @@ class HttpClient(ResponseSide):
             if self.buf or self.head is not None:  # a request (or its start) was read
                 if not self.t_start:
                     self.t_start = self.entry.now()
+                if not self.bytes_in:  # nothing went on: what was read of the request
+                    self.bytes_in = len(self.buf)
+                self.error = error
                 self.entry.request_done(self, status)
         transport.close()
 
@@ -498,7 +503,7 @@ class HttpClient(ResponseSide):
         self._end_local()
         if self.state in (ROUTED, EXCHANGE) and not self.resp_sent:
             # the home or its application stayed silent: say so, as a gateway does
-            self._finish(504)
+            self._finish(504, "no response within idle_timeout")
             return
         # a response cut in its middle must look broken (a FIN ends a close-delimited one)
         self._close(clean=self.state not in (ROUTED, EXCHANGE) or self.rstate == R_DONE)

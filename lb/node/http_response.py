@@ -39,6 +39,17 @@ from lb.wire.frames import ResetReason
 from lb.wire.http import empty_lines_before, parse_set_cookie
 
 
+def no_answer_text(what: str, reason: int) -> str:
+    """The access log's error text for a request no upstream answered: `what` and the
+    RESET reason (lb.wire.frames.ResetReason, lower case) or the upstream's close (0)."""
+    if reason == 0:
+        return f"{what}: the upstream closed"
+    try:
+        return f"{what}: {ResetReason(reason).name.lower()}"
+    except ValueError:
+        return f"{what}: reset reason {reason}"
+
+
 class ResponseSide(HttpClientState):
     """Response framing, the end of an exchange, and recovery from a failed upstream.
 
@@ -61,8 +72,8 @@ class ResponseSide(HttpClientState):
             assert framer is not None
             try:
                 end = framer.feed(data, 0)
-            except HttpError:
-                self._upstream_broke()
+            except HttpError as exc:
+                self._upstream_broke(0, exc.reason)
                 return
             if end == len(data):
                 self._to_client(data)
@@ -91,8 +102,8 @@ class ResponseSide(HttpClientState):
         while True:
             try:
                 head = response_head.parse_response_head(buf, pos, MAX_RESPONSE_HEAD)
-            except HttpError:
-                self._upstream_broke()
+            except HttpError as exc:
+                self._upstream_broke(0, exc.reason)
                 return
             if head is None:
                 rest = buf[pos:]
@@ -171,9 +182,9 @@ class ResponseSide(HttpClientState):
         framer = self.resp_framer = http1.BodyFramer(kind, length, status=502)
         try:
             stop = framer.feed(rest, 0)
-        except HttpError:
+        except HttpError as exc:
             self._to_client(out)
-            self._upstream_broke()
+            self._upstream_broke(0, exc.reason)
             return
         self.rstate = R_BODY
         self._to_client(out + bytes(rest[:stop]) if stop else out)
@@ -296,7 +307,7 @@ class ResponseSide(HttpClientState):
             if self.eof_in and self.state == HEAD:
                 # the client ended with a part of a head: no more will come
                 self.keep_alive = False
-                self._finish(400)
+                self._finish(400, "the client ended inside a request head")
 
     def upstream_eof(self) -> None:
         if self.rstate == R_HOLD:
@@ -341,8 +352,9 @@ class ResponseSide(HttpClientState):
             return
         self._upstream_broke(reason)
 
-    def _upstream_broke(self, reason: int = 0) -> None:
-        """The upstream ended or failed before the response was complete."""
+    def _upstream_broke(self, reason: int = 0, error: str = "") -> None:
+        """The upstream ended or failed (a RESET `reason`, or a bad response: `error`)
+        before the response was complete."""
         upstream, self.upstream = self.upstream, None
         self._end_local()
         if upstream is not None:
@@ -371,7 +383,7 @@ class ResponseSide(HttpClientState):
         if not self.resp_sent:
             if self._retry_new_session(reason):
                 return
-            self._finish(502)
+            self._finish(502, error or no_answer_text("no response", reason))
             return
         self._close(clean=False)  # a truncated response must look broken to the client
 
@@ -383,7 +395,7 @@ class ResponseSide(HttpClientState):
         if self._retry_new_session(reason):
             return
         status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
-        self._finish(status)
+        self._finish(status, no_answer_text("no upstream", reason))
 
     def _retry_new_session(self, reason: int) -> bool:
         """A new session's home could not be reached and no byte of an answer went out:

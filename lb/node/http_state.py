@@ -146,6 +146,7 @@ class HttpClientState(User):
         "decision",
         "entry",
         "eof_in",
+        "error",
         "forwarded",
         "front",
         "head",
@@ -221,6 +222,7 @@ class HttpClientState(User):
         # the current request, for metrics and the access log (times: the loop's clock)
         self.bytes_in = 0
         self.bytes_out = 0
+        self.error = ""  # why lb answered it with an error status, for the access log
         self.t_start = 0.0  # its first byte
         self.t_routed = 0.0  # its head read and routed
         self.t_attached = 0.0  # its upstream ready (0: never)
@@ -287,7 +289,7 @@ class HttpClientState(User):
     def resume_client(self, reason: int) -> None:
         raise NotImplementedError
 
-    def _finish(self, status: int) -> None:
+    def _finish(self, status: int, error: str = "") -> None:
         raise NotImplementedError
 
     def _close(self, clean: bool) -> None:

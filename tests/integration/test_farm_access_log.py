@@ -18,6 +18,8 @@ from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
+BAD = b"GET /acc/bad HTTP/1.1\r\nBad Header\r\n\r\n"
+
 
 async def test_one_access_line_per_request(farm: Farm) -> None:
     cookie_a, cookie_b = farm.cookie_header("a"), farm.cookie_header("b")
@@ -35,20 +37,28 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
         assert fresh.status == 200
         reader, writer = await open_conn(farm.addr("a"))
         try:
-            writer.write(b"GET /acc/bad HTTP/1.1\r\nBad Header\r\n\r\n")
+            writer.write(BAD)
             await writer.drain()
             assert (await read_response(reader)).status == 400
+        finally:
+            writer.close()
+        reader, writer = await open_conn(farm.addr("a"))
+        try:  # a head that never ends: 408 after head_timeout
+            writer.write(b"GET /acc/slow HTTP/1.1\r\nHost: x\r\n")
+            await writer.drain()
+            assert (await read_response(reader)).status == 408
         finally:
             writer.close()
 
     def lines() -> dict[str, dict[str, object]]:
         found = {
-            str(rec["path"]): rec
+            # an error answered before a head was parsed has no path ("-"): its status
+            str(rec["path"]) if rec.get("path") != "-" else str(rec["status"]): rec
             for rec in farm.events("a", "access")
-            if str(rec.get("path", "")).startswith("/acc/") or rec.get("status") == 400
+            if str(rec.get("path", "")).startswith("/acc/") or rec.get("status") in (400, 408)
         }
         assert {"/acc/own", "/acc/fwd", "/acc/new"} <= set(found), found
-        assert any(rec.get("status") == 400 for rec in found.values()), found
+        assert {rec.get("status") for rec in found.values()} >= {400, 408}, found
         return found
 
     found = eventually_passes(lines, timeout=5, what="access lines in a's log")
@@ -63,6 +73,14 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
         assert rec["id_kind"] == "home-cookie" and rec["new_session"] is False
     assert new["new_session"] is True and new["id_kind"] is None
     assert new["home"] in farm.nodes
+    # what lb answered itself says why, and counts the request bytes it read
+    (bad,) = [rec for rec in found.values() if rec["status"] == 400]
+    assert bad["error"] == "header line without ':'" and bad["bytes_in"] == len(BAD), bad
+    (slow,) = [rec for rec in found.values() if rec["status"] == 408]
+    assert slow["error"] == "request head not complete within head_timeout", slow
+    assert slow["bytes_in"] == len(b"GET /acc/slow HTTP/1.1\r\nHost: x\r\n"), slow
+    for rec in (own, fwd, new):
+        assert rec["error"] is None, rec  # answered by the application
     for rec in (own, fwd, new):
         assert rec["service"] == "web"
         assert isinstance(rec["bytes_in"], int) and rec["bytes_in"] > 0

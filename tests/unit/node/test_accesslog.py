@@ -44,6 +44,7 @@ def test_fields_of_a_forwarded_request() -> None:
         "method": "GET",
         "path": "/cart/7",
         "status": 200,
+        "error": None,
         "bytes_in": 120,
         "bytes_out": 4096,
         "t_head": 0.000123,
