@@ -114,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the address and token from this farm file (default: $LB_CONFIG)",
     )
     ctl.add_argument("--node", metavar="NAME", help="with --config: the node (default: $LB_NODE)")
-    ctl.add_argument("--token", metavar="T", help="the bearer token (admin_token)")
+    ctl.add_argument(
+        "--token",
+        metavar="T",
+        help="the bearer token (default: $LB_ADMIN_TOKEN, else with --config the node's "
+        "admin_token or admin_token_file)",
+    )
     ctl.add_argument(
         "action",
         choices=("status", "members", "drain", "undrain", "health", "metrics"),

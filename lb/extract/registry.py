@@ -8,6 +8,7 @@ importing the installed entry points.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import re
@@ -132,6 +133,9 @@ def build_chain(
             else:
                 installed = ", ".join(sorted(table)) or "none"
                 message = f"unknown extractor {kind!r}; installed: {installed}"
+                close = difflib.get_close_matches(kind, list(table), n=1)
+                if close:
+                    message += f" (did you mean {close[0]!r}?)"
             errors.append((f"{key}.kind", message))
             continue
         if not isinstance(options, Mapping):

@@ -230,3 +230,12 @@ def test_misbehaving_factories_are_reported_by_spec() -> None:
     assert errors["extractors[3].kind"] == (
         "unknown extractor 'uri-path'; installed: crashes, free-text, good, not-an-extractor"
     )
+
+
+def test_a_misspelt_kind_gets_the_closest_installed_one() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_chain([("uri-pth", {}), ("zzzz", {})], CTX, key_prefix="services.web.extractors")
+    (key, typo), (_, far) = info.value.errors
+    assert key == "services.web.extractors[0].kind"
+    assert typo.endswith("(did you mean 'uri-path'?)"), typo
+    assert "did you mean" not in far, far
