@@ -1,8 +1,9 @@
-"""The access log: one line per HTTP request, written through structlog (lb.logs).
+"""The access log: one line per HTTP request (and per tcp connection), through structlog.
 
 The per-request HTTP proxy calls `AccessLog.record` once a request's response
 is done (or failed). The line is the event "access" with a fixed set of
-fields (see `access_fields`); in json mode it is one JSON object per line on
+fields (see `access_fields`; a tcp or tls-passthrough connection's, written by the
+entry when it closes, `connection_fields`); in json mode it is one JSON object per line on
 the node's log stream, in console mode one console line.
 
 Costs: turned off, or not drawn by the sample, `record` returns before
@@ -24,8 +25,16 @@ from typing import Any
 
 from lb.config import FarmConfig
 from lb.logs import access_logger
+from lb.wire.frames import ResetReason
 
-__all__ = ["PATH_LIMIT", "AccessLog", "access_fields", "clean_path"]
+__all__ = [
+    "PATH_LIMIT",
+    "AccessLog",
+    "access_fields",
+    "clean_path",
+    "connection_fields",
+    "no_answer_text",
+]
 
 PATH_LIMIT = 256  # characters of the path kept (the query is never kept)
 METHOD_LIMIT = 32
@@ -57,6 +66,51 @@ def clean_path(target: str | bytes) -> str:
 
 def _secs(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def no_answer_text(what: str, reason: int) -> str:
+    """The error text for a request or connection no upstream served: `what` and the
+    RESET reason (lb.wire.frames.ResetReason, lower case), or the upstream's close (0)."""
+    if reason == 0:
+        return f"{what}: the upstream closed"
+    try:
+        return f"{what}: {ResetReason(reason).name.lower()}"
+    except ValueError:
+        return f"{what}: reset reason {reason}"
+
+
+def connection_fields(
+    service: str,
+    entry: str,
+    client: str,
+    client_port: int,
+    home: str | None,
+    error: str | None,
+    bytes_in: int,
+    bytes_out: int,
+    t_home: float | None,
+    t_total: float,
+    id_kind: str | None,
+    new_session: bool,
+) -> dict[str, Any]:
+    """The fields of one access line of a tcp or tls-passthrough connection (pure): as
+    a request's (access_fields) without method, path, status, t_head and t_first_byte;
+    `t_home` is when its splice to the home started, `bytes_in` / `bytes_out` what the
+    client sent and was sent over the whole connection."""
+    return {
+        "service": service,
+        "entry": entry,
+        "client": client,
+        "client_port": client_port,
+        "home": home,
+        "error": error,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "t_home": _secs(t_home),
+        "t_total": _secs(t_total),
+        "id_kind": id_kind,
+        "new_session": new_session,
+    }
 
 
 def access_fields(
@@ -241,3 +295,8 @@ class AccessLog:
                 error,
             ),
         )
+
+    def write_fields(self, fields: dict[str, Any]) -> None:
+        """Write a line of `fields` (connection_fields: a tcp or tls-passthrough
+        connection's) without drawing (after `wanted()` said yes)."""
+        self._emit("access", **fields)

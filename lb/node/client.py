@@ -13,12 +13,14 @@ Routing and admission are asked of the node's `Entry` (lb.node.entry).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from lb.clock import wall
 from lb.errors import HttpError, ProxyHeaderError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict
 from lb.extract.chain import run_chain
+from lb.node.accesslog import no_answer_text
 from lb.node.service import Service
 from lb.node.splice import PAUSE_WAIT, Endpoint, SocketEndpoint, silent_for
 from lb.wire.http import RequestHead, RequestHeadScanner, error_response
@@ -42,6 +44,8 @@ class EntrySide(Protocol):
 
     def count(self, name: str) -> None: ...
 
+    now: Callable[[], float]  # the loop's clock
+
     def extractor_failed(self, extractor: Extractor, exc: BaseException) -> None: ...
 
 
@@ -63,17 +67,24 @@ class ClientEndpoint(SocketEndpoint):
 
     __slots__ = (
         "buf",
+        "bytes_read",
         "client",
         "entry",
         "eof_seen",
+        "error",
         "front",
         "head",
+        "home",
+        "id_kind",
         "local",
+        "new_session",
         "quiet_since",
         "reserved",
         "scanner",
         "service",
         "state",
+        "t_home",
+        "t_start",
     )
 
     def __init__(self, entry: EntrySide, service: Service, reserved: bool = False) -> None:
@@ -90,10 +101,19 @@ class ClientEndpoint(SocketEndpoint):
         self.local = False  # spliced to the local application (counts in the node's load)
         self.quiet_since = 0.0  # set by the first idle sweep (lb.node.splice.silent_for)
         self.front: FrontProxy | None = None  # a PROXY v2 header still to read
+        # for the access line (lb.node.accesslog.connection_fields), set by the entry
+        self.bytes_read = 0  # bytes the client sent
+        self.home: str | None = None  # where it was routed (None: never routed)
+        self.id_kind: str | None = None
+        self.new_session = False
+        self.error = ""  # why it ended without a splice
+        self.t_start = 0.0  # accepted (the loop's clock)
+        self.t_home = 0.0  # its splice started (0: never)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         entry = self.entry
+        self.t_start = entry.now()
         peername = transport.get_extra_info("peername")
         if not peername:
             # the client reset before we got here: nothing to serve, nobody to answer
@@ -114,6 +134,7 @@ class ClientEndpoint(SocketEndpoint):
         self.try_route()
 
     def data_received(self, data: bytes) -> None:
+        self.bytes_read += len(data)
         if self.state == SPLICE:
             self.active = True
             peer = self.peer
@@ -137,6 +158,7 @@ class ClientEndpoint(SocketEndpoint):
             self.try_route()
             if self.state == HEAD:
                 # the client finished before anything could be routed
+                self.error = "the client ended before it was routed"
                 self.finish_with(400 if self.buf and self.front is None else 0)
         return True
 
@@ -189,6 +211,7 @@ class ClientEndpoint(SocketEndpoint):
             got = front.feed(self.buf)
         except ProxyHeaderError:
             self.entry.count("proxy_header_errors")
+            self.error = "bad PROXY v2 header from a front balancer"
             self.finish_with(0)
             return False
         if got is None:
@@ -207,6 +230,7 @@ class ClientEndpoint(SocketEndpoint):
             self.entry.route(self, None)
             return
         self.entry.count("head_timeouts")
+        self.error = "no identifier within head_timeout"
         self.finish_with(408 if self.service.http else 0)
 
     def finish_with(self, status: int) -> None:
@@ -226,6 +250,7 @@ class ClientEndpoint(SocketEndpoint):
         """The peer endpoint is ready: send what was read, then relay."""
         self.peer = peer
         self.state = SPLICE
+        self.t_home = self.entry.now()
         buf, self.buf = self.buf, bytearray()
         if buf:
             peer.send(bytes(buf))
@@ -250,6 +275,7 @@ class ClientEndpoint(SocketEndpoint):
         """The home or the application broke: 502 if nothing was sent yet, else a reset."""
         if self.transport is None or self.closed:
             return
+        self.error = no_answer_text("no upstream" if self.peer is None else "broken", reason)
         if not self.sent_any:
             # nothing relayed yet: a clean answer (502 on http, a plain close on tcp)
             if self.service.http:

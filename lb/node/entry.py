@@ -26,7 +26,7 @@ from lb.clock import Monotonic
 from lb.config import FarmConfig, Limits
 from lb.errors import LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
-from lb.node.accesslog import AccessLog
+from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, make_conn_ref
@@ -232,10 +232,37 @@ class Entry(HttpRouting):
         # recorded one by one (request_done)
         if self.metrics is not None and isinstance(client, ClientEndpoint):
             self.metrics.ended(client, client.service.name, self.name, self.loop.time())
+        if isinstance(client, ClientEndpoint) and self.access.enabled:
+            self._connection_line(client)
         if client in self.clients:
             self.clients.discard(client)
             if isinstance(client, ClientEndpoint) and client.local:
                 self.local_active -= 1
+
+    def _connection_line(self, client: ClientEndpoint) -> None:
+        """A tcp or tls-passthrough connection's access line, when it was routed or sent
+        a byte (a connection that sent nothing is not logged, as HAProxy's dontlognull)."""
+        if client.home is None and not client.bytes_read:
+            return
+        if not self.access.wanted():
+            return
+        start = client.t_start
+        self.access.write_fields(
+            connection_fields(
+                client.service.name,
+                self.name,
+                client.client[0],
+                client.client[1],
+                client.home,
+                client.error or None,
+                client.bytes_read,
+                client.bytes_sent,
+                client.t_home - start if client.t_home else None,
+                self.loop.time() - start,
+                client.id_kind,
+                client.new_session,
+            )
+        )
 
     def head_started(self, client: Client) -> None:
         self.wake_at(self.heads.add(client, self.loop.time() + self.limits.head_timeout))
@@ -317,6 +344,9 @@ class Entry(HttpRouting):
             self._route_after_lookup(client, identifier, registry)
             return
         self.count_reason(decision.reason)
+        client.home = decision.home
+        client.new_session = decision.new_session
+        client.id_kind = identifier.kind if identifier is not None else None
         if self.metrics is not None:  # METRICS: where the connection went (see release)
             self.metrics.routed(client, self.name, decision.home, self.loop.time())
         if decision.local:

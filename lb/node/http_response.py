@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from lb.errors import HttpError
 from lb.link.connection import PAUSE_LINK, PAUSE_PEER
+from lb.node.accesslog import no_answer_text
 from lb.node.http_state import (
     HEAD,
     HOME_LEAVING,
@@ -37,17 +38,6 @@ from lb.node.http_state import (
 from lb.wire import http1, response_head
 from lb.wire.frames import ResetReason
 from lb.wire.http import empty_lines_before, parse_set_cookie
-
-
-def no_answer_text(what: str, reason: int) -> str:
-    """The access log's error text for a request no upstream answered: `what` and the
-    RESET reason (lb.wire.frames.ResetReason, lower case) or the upstream's close (0)."""
-    if reason == 0:
-        return f"{what}: the upstream closed"
-    try:
-        return f"{what}: {ResetReason(reason).name.lower()}"
-    except ValueError:
-        return f"{what}: reset reason {reason}"
 
 
 class ResponseSide(HttpClientState):

@@ -92,7 +92,17 @@ class SocketEndpoint(Endpoint):
     It defines every protocol method the event loop calls (an asyncio protocol by
     its methods)."""
 
-    __slots__ = ("active", "closed", "eof_in", "eof_out", "paused", "peer", "sent_any", "transport")
+    __slots__ = (
+        "active",
+        "bytes_sent",
+        "closed",
+        "eof_in",
+        "eof_out",
+        "paused",
+        "peer",
+        "sent_any",
+        "transport",
+    )
 
     abort_reason = int(ResetReason.CLIENT_ABORT)  # the RESET reason when this socket breaks
 
@@ -104,6 +114,7 @@ class SocketEndpoint(Endpoint):
         self.closed = False
         self.paused = 0
         self.sent_any = False  # any byte written to this socket (decides 502 vs reset)
+        self.bytes_sent = 0  # bytes relayed to this socket (the access log of tcp services)
         self.active = True  # set on every read and write, and by the accept; cleared by sweeps
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -148,6 +159,7 @@ class SocketEndpoint(Endpoint):
     def send(self, data: bytes) -> None:
         self.sent_any = True
         self.active = True
+        self.bytes_sent += len(data)
         transport = self.transport
         if transport is not None and not self.closed:
             transport.write(data)

@@ -95,3 +95,47 @@ async def test_one_access_line_per_request(farm: Farm) -> None:
     text = farm.logs("a")
     for secret in ("SECRET1", "SECRET2", cookie_a.split(".")[-1], cookie_b.split(".")[-1]):
         assert secret not in text, f"{secret} leaked into the log"
+
+
+async def test_one_access_line_per_tcp_connection(farm: Farm) -> None:
+    """A tcp service (client-ip extractor, echo application): one line per connection
+    with where it went and the bytes of the whole connection, also for one that only
+    took the application's greeting (client-ip routes at accept)."""
+    sent = b"tcp-access-probe\n" * 3
+    async with asyncio.timeout(20):
+        silent_reader, silent = await open_conn(farm.addr("a", "raw"))
+        silent_port = silent.get_extra_info("sockname")[1]
+        silent.write_eof()
+        silent_got = await silent_reader.read()  # the greeting, then a's close
+        silent.close()
+        reader, writer = await open_conn(farm.addr("a", "raw"))
+        port = writer.get_extra_info("sockname")[1]
+        writer.write(sent)
+        await writer.drain()
+        greeting = await reader.readline()  # node=<home>
+        echoed = await reader.readexactly(len(sent))
+        assert echoed == sent
+        writer.write_eof()
+        assert await reader.read() == b""
+        writer.close()
+
+    def line(port: int) -> dict[str, object]:
+        mine = [r for r in farm.events("a", "access") if r.get("client_port") == port]
+        assert len(mine) == 1, mine
+        return mine[0]
+
+    rec = eventually_passes(lambda: line(port), timeout=5, what="the connection's line")
+    home = greeting.decode().strip().removeprefix("node=")
+    assert (rec["service"], rec["entry"], rec["client"], rec["home"]) == (
+        "raw",
+        "a",
+        "127.0.0.1",
+        home,
+    )
+    assert (rec["bytes_in"], rec["bytes_out"]) == (len(sent), len(greeting) + len(sent)), rec
+    assert rec["id_kind"] == "client-ip" and rec["error"] is None, rec
+    assert 0 <= rec["t_home"] <= rec["t_total"] < 10, rec  # type: ignore[operator]
+    assert "method" not in rec and "status" not in rec, rec
+    quiet = eventually_passes(lambda: line(silent_port), timeout=5, what="the silent one's")
+    assert (quiet["bytes_in"], quiet["bytes_out"]) == (0, len(silent_got)), quiet
+    assert silent_got.startswith(b"node="), silent_got

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from lb.node.accesslog import PATH_LIMIT, AccessLog, access_fields, clean_path
+from lb.node.accesslog import (
+    PATH_LIMIT,
+    AccessLog,
+    access_fields,
+    clean_path,
+    connection_fields,
+    no_answer_text,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -165,3 +172,36 @@ AccessLog.from_config(parse(data), "a").record(**{ARGS!r})
         "t_total": 0.25,
     }
     assert "SECRET" not in lines[0] and "token" not in lines[0]
+
+
+def test_connection_fields_of_a_tcp_connection() -> None:
+    fields = connection_fields(
+        "raw", "a", "192.0.2.7", 40000, "b", None, 17, 4096, 0.0012345678, 2.5, "client-ip", True
+    )
+    assert fields == {
+        "service": "raw",
+        "entry": "a",
+        "client": "192.0.2.7",
+        "client_port": 40000,
+        "home": "b",
+        "error": None,
+        "bytes_in": 17,
+        "bytes_out": 4096,
+        "t_home": 0.001235,
+        "t_total": 2.5,
+        "id_kind": "client-ip",
+        "new_session": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"),
+    [
+        (0, "no upstream: the upstream closed"),
+        (2, "no upstream: app_refused"),
+        (10, "no upstream: link_closed"),
+        (999, "no upstream: reset reason 999"),  # a reason code this version does not know
+    ],
+)
+def test_no_answer_text_names_the_reset_reason(reason: int, text: str) -> None:
+    assert no_answer_text("no upstream", reason) == text
