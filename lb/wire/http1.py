@@ -25,7 +25,7 @@ import re
 from typing import Final, NamedTuple
 
 from lb.errors import HttpError
-from lb.wire.http import RequestHead, c_pass_or, list_tokens
+from lb.wire.http import FIELD_VCHAR, TCHAR, RequestHead, c_pass_or, list_tokens
 from lb.wire.response_head import ResponseHead
 
 __all__ = [
@@ -78,7 +78,9 @@ def request_framing(head: RequestHead) -> RequestFraming:
 
     Body (RFC 9112 6.3): the head scanner already refused CL together with TE
     and differing lengths. A Transfer-Encoding whose last coding is not
-    ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); any coding
+    ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); nor one that names
+    ``chunked`` twice or comes on two lines (a server that reads one line, or
+    compares the value with ``chunked``, would read no body): 400. Any coding
     besides ``chunked`` (say ``gzip, chunked``) is passed on as is.
     Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1):
     400. Keep-alive and upgrade read the options of every Connection line, as
@@ -102,10 +104,18 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     # RFC 9112 6.1: faulty framing; an HTTP/1.0 application may ignore
                     # the coding and read the chunks as the next request
                     raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+                if chunked:
+                    # a server that takes one line only, or compares the value with
+                    # "chunked", reads no body and the chunks as the next request
+                    # (nginx refuses a second line too)
+                    raise HttpError(400, "more than one Transfer-Encoding field")
                 codings = list_tokens(value)
                 chunked = bool(codings) and codings[-1] == "chunked"
                 if not chunked:
                     raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+                if codings.count("chunked") > 1:
+                    # RFC 9112 6.1: chunked is applied once (HAProxy refuses it twice)
+                    raise HttpError(400, "chunked applied more than once")
         elif size == 7 and not upgrade_header:
             upgrade_header = name.lower() == "upgrade"
     tokens = list_tokens(connection) if connection is not None else []
@@ -187,6 +197,23 @@ def response_keeps_alive(head: ResponseHead) -> bool:
         return not head.close
     return head.keep_alive and not head.close
 
+
+# what may follow a chunk size (RFC 9112 7.1.1): BWS, then extensions, each
+# `;` name [`=` value], name a token, value a token or a quoted-string (possessive:
+# linear, never backtracks)
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*+"'
+_CHUNK_EXTENSIONS: Final = re.compile(
+    rb"[ \t]*+(?:;[ \t]*+"
+    + TCHAR
+    + rb"++(?:[ \t]*+=[ \t]*+(?:"
+    + TCHAR
+    + rb"++|"
+    + _QUOTED
+    + rb"))?+[ \t]*+)*+"
+)
+# a trailer line without its CRLF: a field name (a token), ':', a value of no control
+# byte but HT
+_TRAILER_FIELD: Final = re.compile(TCHAR + rb"++:" + FIELD_VCHAR + rb"*+")
 
 # BodyFramer states
 _DATA: Final = 0  # inside a Content-Length body or a chunk's data
@@ -299,7 +326,8 @@ class BodyFramer:
             self._trailer_bytes += len(line)
             if len(line) == 2:
                 self._state = _DONE
-            elif b"\r" in line[:-2] or line[0] in b" \t" or b":" not in line:
+            elif _TRAILER_FIELD.fullmatch(line, 0, len(line) - 2) is None:
+                # a field line as in a head: a token, ':', a value without control bytes
                 raise self._error("malformed trailer line")
         line.clear()
         return pos
@@ -310,6 +338,11 @@ class BodyFramer:
             raise self._error("invalid chunk size")
         if b"\r" in line or b"\n" in line:
             raise self._error("bare CR or LF in chunk-size line")
+        if len(digits) != len(line) and _CHUNK_EXTENSIONS.fullmatch(line, len(digits)) is None:
+            # RFC 9112 7.1.1: token names, token or quoted-string values; anything else
+            # (an unclosed quote, a control byte, a space inside) is where servers that
+            # skip or parse extensions differently disagree on where the line ends
+            raise self._error("malformed chunk extension")
         size = int(digits, 16)
         if size == 0:
             self._state = _TRAILER

@@ -34,3 +34,58 @@ def test_http10_request_with_transfer_encoding_is_400(raw: bytes) -> None:
 def test_http11_chunked_request_is_still_chunked() -> None:
     raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     assert http1.request_body(_head(raw)) == (http1.CHUNKED, 0)
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [
+        b"Transfer-Encoding: chunked, chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+    ],
+)
+def test_chunked_twice_or_on_two_lines_is_400(codings: bytes) -> None:
+    """A server that reads one Transfer-Encoding line, or takes a body as chunked only
+    when the value is `chunked`, reads no body here and the chunks as the next request:
+    refused (HAProxy refuses chunked twice, nginx a second line)."""
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\n" + codings + b"\r\n"
+    with pytest.raises(HttpError) as info:
+        http1.request_body(_head(raw))
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5;a\x00\r\nhello\r\n0\r\n\r\n",  # a control byte in an extension
+        b'5;a="b\r\nhello\r\n0\r\n\r\n',  # an unclosed quoted-string
+        b"A ;/x HTTP/1.1\r\nHost: abcd\r\n0\r\n\r\n",  # a request line as an extension
+        b"5;\r\nhello\r\n0\r\n\r\n",  # no name
+        b"5;a=\r\nhello\r\n0\r\n\r\n",  # no value after '='
+        b"0\r\nX-Pad : a\r\n\r\n",  # a trailer with a space before its colon
+        b"0\r\nX-Pad: a\x00b\r\n\r\n",  # a control byte in a trailer
+        b"0\r\nX\x80: a\r\n\r\n",  # a trailer name that is not a token
+    ],
+)
+def test_malformed_chunk_extension_or_trailer_is_400(body: bytes) -> None:
+    """RFC 9112 7.1.1 / 7.1.2: an extension is `;` token [`=` token / quoted-string], a
+    trailer a field line; a server that parses them otherwise ends the line or the body
+    elsewhere than lb, so they are refused as llhttp's strict mode refuses them."""
+    framer = http1.BodyFramer(http1.CHUNKED)
+    with pytest.raises(HttpError) as info:
+        framer.feed(body)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'5;a="x\\"y";b;c=d \r\nhello\r\n0\r\n\r\n',
+        b"5 ; a = b\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0;last\r\nX-Sum: 1\r\n\r\n",
+    ],
+)
+def test_well_formed_chunk_extensions_and_trailers_still_pass(body: bytes) -> None:
+    framer = http1.BodyFramer(http1.CHUNKED)
+    assert framer.feed(body) == len(body) and framer.done
