@@ -115,7 +115,18 @@ class ResponseSide(HttpClientState):
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
         self.status = head.status
+        if kind == http1.TUNNEL and not self.upgrade:
+            # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
+            # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
+            # as HAProxy answers); never sent again
+            self.retry_bytes = None
+            self._upstream_broke()
+            return
         if not http1.response_keeps_alive(head):
+            self.upstream_reusable = False
+        elif head.status == 204 and (head.content_length > 0 or head.chunked or head.other_coding):
+            # a 204 has no body (RFC 9110 15.3.5), yet this one announces one: its bytes,
+            # if they come, would be the answer to the connection's next request
             self.upstream_reusable = False
         learns = head.set_cookies and self.service.learn_cookies and self.held is not head
         if learns and self._learn(head, decision.home):
@@ -241,10 +252,16 @@ class ResponseSide(HttpClientState):
                 transport.write(data)
 
     def _interim_to_client(self, data: bytes) -> None:
-        """An interim (1xx) response: it goes out, but it is not the answer, so resp_sent
-        stays False: a final answer may still be lb's own (502, 504). The application
-        has the request now, so it is never sent again (no retry on a fresh upstream)."""
+        """An interim (1xx) response: it goes out (to an HTTP/1.1 client only), but it is
+        not the answer, so resp_sent stays False: a final answer may still be lb's own
+        (502, 504). The application has the request now, so it is never sent again (no
+        retry on a fresh upstream)."""
         self.retry_bytes = None
+        head = self.head
+        if head is not None and head.version == "HTTP/1.0":
+            # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, which takes the first status
+            # line it reads for its answer (then every later answer for the next one's)
+            return
         if not self.t_first_out:
             self.t_first_out = self.entry.now()
         self.bytes_out += len(data)

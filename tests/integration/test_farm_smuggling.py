@@ -16,6 +16,7 @@ every target it read, so a test sees a request that reached it behind lb's back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.farm import Farm, read_until_closed
-from tests.support.http11 import WEB_ONLY, Conn
+from tests.support.http11 import WEB_ONLY, Conn, read_reply
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,8 @@ async def _send_raw(farm: Farm, data: bytes) -> tuple[bytes, str]:
     try:
         writer.write(data)
         await writer.drain()
-        writer.write_eof()
+        with contextlib.suppress(OSError):  # lb may have answered and reset already
+            writer.write_eof()
         async with asyncio.timeout(10):
             return await read_until_closed(reader)
     finally:
@@ -240,4 +242,216 @@ async def test_ambiguous_request_framing_is_refused(farm: Farm, home: str, case:
     assert data.count(b"HTTP/1.1 ") == 1, data
     seen = await _seen(farm, home)
     assert not [t for t in seen if tag in t or after in t], seen
+    await _next_client_is_served_alone(farm, home)
+
+
+# ------------------------------------------------------- a hostile or buggy application
+
+
+async def _get(farm: Farm, home: str, path: str, *lines: str) -> tuple[bytes, str]:
+    """GET `path` at `home` on a new connection, then the client's FIN: all lb answered."""
+    head = f"GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header(home)}\r\n"
+    return await _send_raw(farm, (head + "".join(f"{x}\r\n" for x in lines) + "\r\n").encode())
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_response_with_length_and_chunked_is_a_502(farm: Farm, home: str) -> None:
+    """A response with both Content-Length and Transfer-Encoding whose two framings
+    disagree (by one the chunks end at once, by the other they hold another response):
+    502, no byte of it to the client, and its connection is not reused."""
+    await _warm(farm, home)
+    data, _ = await _get(farm, home, "/cl-te")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert b"EVIL" not in data and b"X-Smuggled" not in data, data
+    await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_204_that_announces_a_body_does_not_go_back_to_the_pool(
+    farm: Farm, home: str
+) -> None:
+    """A 204 with a Content-Length (RFC 9110 8.6: a server must not send one) whose body
+    comes a moment later: a 204 has no body, so those bytes would be the answer of
+    whichever request the connection carries next, another client's. The client gets
+    its 204; the application's connection is not reused (HAProxy and nginx ignore the
+    announced body too, and the bytes must never reach a client)."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            reply = await conn.request(
+                "GET", "/204-body", {"Cookie": farm.cookie_header(home), "X-Delay-Ms": "500"}
+            )
+            assert reply.status == 204 and reply.path == "/204-body", reply
+            # another client at once, and this one again: neither gets the late bytes
+            await _next_client_is_served_alone(farm, home)
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again" and again.header("X-Smuggled") is None, again
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("path", ["/extra", "/extra-later"])
+async def test_an_unsolicited_response_reaches_no_client(farm: Farm, home: str, path: str) -> None:
+    """The application writes a second response nobody asked for, in the same write as
+    the answer or a moment later (while its connection waits in the pool): the client
+    gets its answer only, and no later client gets the extra one."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            reply = await conn.request(
+                "GET", path, {"Cookie": farm.cookie_header(home), "X-Delay-Ms": "100"}
+            )
+            assert reply.status == 200 and reply.body == b"ok", reply
+            if path == "/extra-later":
+                await asyncio.sleep(0.5)  # the extra response reaches the idle upstream
+            await _next_client_is_served_alone(farm, home)
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again" and again.header("X-Smuggled") is None, again
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_storm_of_interim_responses_then_the_answer(farm: Farm, home: str) -> None:
+    """2000 `103 Early Hints` before the answer: each passes to an HTTP/1.1 client in
+    order, then the answer, and the next client is served alone."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(20):
+            reply = await conn.request("GET", "/interim/2000", {"Cookie": farm.cookie_header(home)})
+            assert reply.status == 200 and reply.body == b"ok", reply
+            assert reply.interim == [103] * 2000
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again", again
+    finally:
+        await conn.close()
+    await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_no_interim_response_goes_to_an_http10_client(farm: Farm, home: str) -> None:
+    """RFC 9110 15.2: a server must not send a 1xx response to an HTTP/1.0 client. Such a
+    client takes the first status line it reads for its answer: on a keep-alive
+    connection every later answer would then be read as the next request's."""
+    cookie = farm.cookie_header(home)
+    request = "GET {} HTTP/1.0\r\nHost: x\r\nCookie: {}\r\nConnection: keep-alive\r\n\r\n"
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(request.format("/interim/2", cookie).encode())
+            writer.write(request.format("/second", cookie).encode())
+            await writer.drain()
+            first = await reader.readuntil(b"\r\n\r\n")
+            assert first.startswith(b"HTTP/1.1 200 "), first
+            assert b"X-Path: /interim/2\r\n" in first, first
+            assert await reader.readexactly(2) == b"ok"
+            second = await read_reply(reader)
+            assert second.path == "/second" and second.interim == [], second
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_response_cut_in_its_body_looks_broken_and_ends_there(
+    farm: Farm, home: str
+) -> None:
+    """A pooled application connection closes after 10 of the 100 bytes it announced:
+    the client sees a broken answer (a reset, never a complete response), and the next
+    client gets nothing of it."""
+    await _warm(farm, home)
+    data, how = await _get(farm, home, "/close-mid")
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert data.endswith(b"0123456789") and how == "reset", (data, how)
+    await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_101_to_a_request_that_asked_no_upgrade_is_a_502(farm: Farm, home: str) -> None:
+    """A 101 answers only a request that asked to switch protocols (RFC 9110 15.2.2);
+    to any other, the application speaks no HTTP lb knows: 502, no tunnel (HAProxy
+    answers 502 too). The client's next bytes are never passed to it raw."""
+    data, _ = await _get(farm, home, "/upgrade-101")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert b"101" not in data.split(b"\r\n", 1)[0], data
+    # a request that asks gets its tunnel
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            conn.writer.write(
+                b"GET /upgrade-101 HTTP/1.1\r\nHost: x\r\nCookie: "
+                + farm.cookie_header(home).encode()
+                + b"\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n"
+            )
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 101, reply
+            conn.writer.write(b"ping")
+            assert await conn.reader.readexactly(4) == b"ping"
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------- mixed
+
+
+async def test_pipelined_requests_to_both_homes_with_a_bad_one_in_the_middle(farm: Farm) -> None:
+    """One keep-alive connection pipelines requests that alternate homes, the third one
+    malformed (Content-Length and Transfer-Encoding): the first two are answered in
+    order by their own homes, the third gets 400, then the close; the fourth never
+    reaches an application."""
+    tags = [_tag() for _ in range(4)]
+    homes = ["a", "b", "a", "b"]
+    parts = []
+    for i, (tag, home) in enumerate(zip(tags, homes, strict=True)):
+        extra = "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n" if i == 2 else ""
+        method = "POST" if i == 2 else "GET"
+        body = "0\r\n\r\n" if i == 2 else ""
+        parts.append(
+            f"{method} /{tag} HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header(home)}\r\n"
+            f"{extra}\r\n{body}"
+        )
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write("".join(parts).encode())
+            await writer.drain()
+            for tag, home in zip(tags[:2], homes[:2], strict=True):
+                reply = await read_reply(reader)
+                assert reply.status == 200 and reply.path == f"/{tag}", reply
+                assert reply.node == home, reply
+            data, _ = await read_until_closed(reader)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 400 ") and data.count(b"HTTP/1.1 ") == 1, data
+    for home in ("a", "b"):
+        seen = await _seen(farm, home)
+        assert not [t for t in seen if tags[2] in t or tags[3] in t], seen
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_pipelined_http10_keep_alive_requests_on_a_pooled_upstream(
+    farm: Farm, home: str
+) -> None:
+    """HTTP/1.0 requests that ask for keep-alive, pipelined behind an HTTP/1.1 one: each
+    answer is its own request's, in order, on the upstream the pool gives."""
+    await _warm(farm, home)
+    cookie = farm.cookie_header(home)
+    paths = ["/k1", "/k2", "/k3"]
+    data = "".join(
+        f"GET {p} HTTP/1.{0 if i else 1}\r\nHost: x\r\nCookie: {cookie}\r\n"
+        + ("Connection: keep-alive\r\n" if i else "")
+        + "\r\n"
+        for i, p in enumerate(paths)
+    )
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(data.encode())
+            await writer.drain()
+            for p in paths:
+                reply = await read_reply(reader)
+                assert reply.path == p and json.loads(reply.body)["path"] == p, reply
+    finally:
+        writer.close()
     await _next_client_is_served_alone(farm, home)
