@@ -22,7 +22,7 @@ in bytes.
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, NoReturn
 
 from lb.errors import HttpError
 from lb.wire.http import FIELD_VCHAR, TCHAR, RequestHead, c_pass_or, list_tokens
@@ -77,11 +77,13 @@ def request_framing(head: RequestHead) -> RequestFraming:
     """The body kind, keep-alive and upgrade of a request, in one pass over its headers.
 
     Body (RFC 9112 6.3): the head scanner already refused CL together with TE
-    and differing lengths. A Transfer-Encoding whose last coding is not
-    ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); nor one that names
-    ``chunked`` twice or comes on two lines (a server that reads one line, or
-    compares the value with ``chunked``, would read no body): 400. Any coding
-    besides ``chunked`` (say ``gzip, chunked``) is passed on as is.
+    and differing lengths. The one Transfer-Encoding passed on is one line whose
+    value is ``chunked`` (any case): a server that reads one line, or compares
+    the value with ``chunked``, reads every other spelling as no body and the
+    chunks as the next request. So a last coding that is not ``chunked`` is a 400
+    (RFC 9112 6.3 point 4), as are ``chunked`` twice, a second line or an empty
+    member (``, chunked``); another coding before it (``gzip, chunked``) is a 501
+    (RFC 9112 6.1, nginx's answer).
     Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1):
     400. Keep-alive and upgrade read the options of every Connection line, as
     ``upstream_hop_by_hop`` does.
@@ -109,13 +111,9 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     # "chunked", reads no body and the chunks as the next request
                     # (nginx refuses a second line too)
                     raise HttpError(400, "more than one Transfer-Encoding field")
-                codings = list_tokens(value)
-                chunked = bool(codings) and codings[-1] == "chunked"
-                if not chunked:
-                    raise HttpError(400, "Transfer-Encoding without a final chunked coding")
-                if codings.count("chunked") > 1:
-                    # RFC 9112 6.1: chunked is applied once (HAProxy refuses it twice)
-                    raise HttpError(400, "chunked applied more than once")
+                if value != "chunked" and value.lower() != "chunked":
+                    _refuse_coding(value)
+                chunked = True
         elif size == 7 and not upgrade_header:
             upgrade_header = name.lower() == "upgrade"
     tokens = list_tokens(connection) if connection is not None else []
@@ -138,6 +136,24 @@ _NO_BODY_KEEP: Final = RequestFraming(NO_BODY, 0, True, False)
 _NO_BODY_CLOSE: Final = RequestFraming(NO_BODY, 0, False, False)
 _NO_BODY_UPGRADE_KEEP: Final = RequestFraming(NO_BODY, 0, True, True)
 _NO_BODY_UPGRADE_CLOSE: Final = RequestFraming(NO_BODY, 0, False, True)
+
+
+def _refuse_coding(value: str) -> NoReturn:
+    """The error for a request's Transfer-Encoding value other than ``chunked`` (any
+    case): whatever it says, a server that compares the value with ``chunked`` (as
+    naive ones do) reads no body and takes the chunks for the next request."""
+    codings = list_tokens(value)
+    if not codings or codings[-1] != "chunked":
+        # RFC 9112 6.3 point 4: no final chunked, no way to frame the body
+        raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+    if codings.count("chunked") > 1:
+        # RFC 9112 6.1: chunked is applied once (HAProxy refuses it twice)
+        raise HttpError(400, "chunked applied more than once")
+    if len(codings) > 1:
+        # RFC 9112 6.1: a coding the server does not understand is a 501 (nginx's answer
+        # to any coding but chunked; h11 and Go's net/http answer the same)
+        raise HttpError(501, "a transfer coding other than chunked")
+    raise HttpError(400, "Transfer-Encoding spelled otherwise than chunked")  # ", chunked"
 
 
 def check_host(head: RequestHead) -> None:
@@ -450,9 +466,11 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     are dropped (nginx drops every underscore name by default):
     a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
     Equal Content-Length values (``5, 5`` or two lines) become one line: an application
-    that reads only the first, or refuses a list, frames the body as lb did.
+    that reads only the first, or refuses a list, frames the body as lb did; so does a
+    value with leading zeros (``010``), which a C server reading it with
+    ``strtol(value, NULL, 0)`` takes for octal (nginx sends its own decimal value too).
     """
-    if head.length_values > 1:
+    if head.length_values > 1 or head.length_padded:
         raw = with_one_content_length(raw, _request_length(head))
     if head.has_underscore_framing:
         raw = _without_lines(raw, _UNDERSCORE_LINE)

@@ -154,6 +154,8 @@ REFUSED: dict[str, tuple[tuple[str, ...], Callable[[str], bytes]]] = {
         ("Transfer-Encoding: chunked", "Transfer-Encoding: chunked"),
         _quoted_ext_smuggle,
     ),
+    "te-gzip-then-chunked": (("Transfer-Encoding: gzip, chunked",), _quoted_ext_smuggle),
+    "te-empty-member": (("Transfer-Encoding: , chunked",), _quoted_ext_smuggle),
     "te-space-before-colon": (
         ("Transfer-Encoding : chunked", "Content-Length: 5"),
         lambda t: b"0\r\n\r\n" + _smuggle(t),
@@ -223,12 +225,14 @@ REFUSED: dict[str, tuple[tuple[str, ...], Callable[[str], bytes]]] = {
     ),
 }
 
+STATUS = {"te-gzip-then-chunked": 501}  # RFC 9112 6.1, nginx: a coding lb does not know; else 400
+
 
 @pytest.mark.parametrize("home", HOMES)
 @pytest.mark.parametrize("case", sorted(REFUSED))
 async def test_ambiguous_request_framing_is_refused(farm: Farm, home: str, case: str) -> None:
-    """Each head or body above is refused with exactly one 400 and a close (what
-    HAProxy does): its bytes are never passed on where a server could frame them
+    """Each head or body above is refused with exactly one 400 (501) and a close (what
+    HAProxy or nginx does): its bytes are never passed on where a server could frame them
     otherwise, and nothing pipelined behind it (the smuggled request, then one
     more) reaches the application. Sent on a pooled upstream: an idle one waits."""
     lines, body = REFUSED[case]
@@ -238,11 +242,40 @@ async def test_ambiguous_request_framing_is_refused(farm: Farm, home: str, case:
         farm,
         _head("POST", farm.cookie_header(home), *lines) + body(tag) + _smuggle(after),
     )
-    assert data.startswith(b"HTTP/1.1 400 "), data[:300]
+    assert data.startswith(b"HTTP/1.1 %d " % STATUS.get(case, 400)), data[:300]
     assert data.count(b"HTTP/1.1 ") == 1, data
     seen = await _seen(farm, home)
     assert not [t for t in seen if tag in t or after in t], seen
     await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_content_length_with_a_leading_zero_reaches_the_application_in_decimal(
+    farm: Farm, home: str
+) -> None:
+    """`Content-Length: 0100` is a hundred bytes (RFC 9110 8.6: decimal digits), but
+    an application reading it as strtol(value, NULL, 0) does takes it for octal, 64,
+    and the other 36 bytes for a request. lb sends the length as `100`."""
+    tag = _tag()
+    smuggled = f"GET /{tag} HTTP/1.1\r\n\r\n"
+    smuggled = smuggled[:-2] + "X: " + "a" * (36 - len(smuggled) - 5) + "\r\n\r\n"
+    body = b"x" * 64 + smuggled.encode()
+    assert len(body) == 100
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            conn.writer.write(
+                _head("POST", farm.cookie_header(home), "Content-Length: 0100") + body
+            )
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 200 and reply.path == "/attack", reply
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again", again
+    finally:
+        await conn.close()
+    seen = await _seen(farm, home)
+    assert not [t for t in seen if tag in t], seen
 
 
 # ------------------------------------------------------- a hostile or buggy application

@@ -7,9 +7,10 @@ answers) and ``X-Conn`` (this process's serial number of the connection), so a
 test can tell an answer that belongs to another request or connection.
 
 It frames request bodies as naive servers do: a body is chunked only when its one
-Transfer-Encoding value is exactly ``chunked`` (any case); else Content-Length;
-else none. So a request whose framing lb read otherwise is read here as two, and
-the second one's target shows in ``/seen``.
+Transfer-Encoding value is exactly ``chunked`` (any case); else Content-Length, read
+as C's ``strtol(value, NULL, 0)`` reads it (a leading 0 makes it octal); else none.
+So a request whose framing lb read otherwise is read here as two, and the second
+one's target shows in ``/seen``.
 
 Endpoints (the query string is ignored, but recorded):
 
@@ -101,8 +102,9 @@ class Hostile:
         codings = req.values("transfer-encoding")
         if len(codings) == 1 and codings[0].lower() == "chunked":
             await _read_chunked(reader)
-        elif req.headers.get("content-length", "").isdigit():
-            await reader.readexactly(int(req.headers["content-length"]))
+        elif (length := req.headers.get("content-length", "")).isdigit():
+            # as C's strtol(value, NULL, 0): a leading 0 makes it octal
+            await reader.readexactly(int(length, 8 if length.startswith("0") else 10))
         path = req.path.split("?", 1)[0]
         delay = int(req.headers.get("x-delay-ms", "300")) / 1000
         if path == "/seen":

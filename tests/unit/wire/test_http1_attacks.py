@@ -41,7 +41,7 @@ def test_http11_chunked_request_is_still_chunked() -> None:
     [
         b"Transfer-Encoding: chunked, chunked\r\n",
         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
-        b"Transfer-Encoding: gzip, chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip, chunked\r\n",
         b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
     ],
 )
@@ -89,3 +89,37 @@ def test_malformed_chunk_extension_or_trailer_is_400(body: bytes) -> None:
 def test_well_formed_chunk_extensions_and_trailers_still_pass(body: bytes) -> None:
     framer = http1.BodyFramer(http1.CHUNKED)
     assert framer.feed(body) == len(body) and framer.done
+
+
+@pytest.mark.parametrize(
+    ("coding", "status"),
+    [
+        (b"gzip, chunked", 501),
+        (b"deflate,chunked", 501),
+        (b", chunked", 400),
+        (b"chunked,", 400),
+    ],
+)
+def test_a_coding_other_than_a_lone_chunked_is_refused(coding: bytes, status: int) -> None:
+    """A server that compares the value with `chunked` reads these as no body and the
+    chunks as the next request: another coding is a 501 (nginx's answer), an empty
+    member a 400. `chunked` in any case passes, as every parser reads it."""
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+    with pytest.raises(HttpError) as info:
+        http1.request_body(_head(raw))
+    assert info.value.status == status
+    upper = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
+    assert http1.request_body(_head(upper)) == (http1.CHUNKED, 0)
+
+
+@pytest.mark.parametrize("value", [b"010", b"00", b"0, 0", b"010, 10"])
+def test_a_content_length_with_leading_zeros_goes_on_as_one_decimal(value: bytes) -> None:
+    """`010` is ten bytes, but a server reading it with strtol(value, NULL, 0) takes it
+    for octal (eight) and the last two bytes for the next request: the value goes on
+    written as one decimal number, as nginx writes its own."""
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + value + b"\r\n\r\n"
+    head = _head(raw)
+    out = http1.upstream_hop_by_hop(raw, head, False)
+    number = int(value.split(b",")[0])
+    assert out.count(b"Content-Length") == 1
+    assert b"\r\nContent-Length: %d\r\n" % number in out
