@@ -166,6 +166,9 @@ class RequestHead:
     """How many Content-Length values are among ``headers``: its fields (any case), a
     comma list counting each member. The parse let more than one through only when all
     are equal; lb.wire.http1.upstream_hop_by_hop makes them one (RFC 9110 8.6)."""
+    h2c: bool
+    """An Upgrade field names ``h2c`` (lb.wire.http1.request_framing sets it): the
+    upgrade is not passed on."""
     length_padded: bool
     """A Content-Length value starts with a 0 and is not ``0`` (``010``, ``0, 0``):
     lb.wire.http1.upstream_hop_by_hop writes it as one decimal value."""
@@ -208,6 +211,7 @@ class RequestHead:
         self.length_values = lengths
         self.length_padded = padded
         self.connection_options = None
+        self.h2c = False
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

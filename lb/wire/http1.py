@@ -91,7 +91,7 @@ def request_framing(head: RequestHead) -> RequestFraming:
     length = -1
     chunked = False
     connection: str | None = None
-    upgrade_header = False
+    upgrade_header = h2c = False
     for name, value in head.headers:
         size = len(name)
         if size == 10:
@@ -114,13 +114,18 @@ def request_framing(head: RequestHead) -> RequestFraming:
                 if value != "chunked" and value.lower() != "chunked":
                     _refuse_coding(value)
                 chunked = True
-        elif size == 7 and not upgrade_header:
-            upgrade_header = name.lower() == "upgrade"
+        elif size == 7 and name.lower() == "upgrade":
+            upgrade_header = True
+            if "h2c" in value.lower() and "h2c" in list_tokens(value):
+                h2c = True
     tokens = list_tokens(connection) if connection is not None else []
     head.connection_options = tokens  # upstream_hop_by_hop reads them again
     # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
     keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
-    upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
+    # h2c: HTTP/2 on the connection would carry requests lb never reads (no routing, no
+    # forwarding headers): not passed on, as Envoy drops it (upstream_hop_by_hop)
+    head.h2c = h2c
+    upgrade = head.method == "CONNECT" or (upgrade_header and not h2c and "upgrade" in tokens)
     if chunked:
         return RequestFraming(CHUNKED, 0, keep_alive, upgrade)
     if length > 0:
@@ -426,6 +431,7 @@ def with_header(raw: bytes, line: bytes) -> bytes:
 # header names a server that maps "_" to "-" (CGI, older gunicorn) reads as framing
 _UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
 _LENGTH_LINE = re.compile(rb"content-length:", re.IGNORECASE)
+_UPGRADE_LINE = re.compile(rb"(?:upgrade|http2-settings):", re.IGNORECASE)
 
 
 def with_one_content_length(raw: bytes, length: int) -> bytes:
@@ -465,6 +471,9 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     nginx drops them too). Fields spelled ``Transfer_Encoding`` / ``Content_Length``
     are dropped (nginx drops every underscore name by default):
     a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
+    An ``Upgrade`` naming ``h2c`` goes with its ``HTTP2-Settings`` (request_framing
+    took it for no upgrade): HTTP/2 on the connection would carry requests lb never
+    reads ("h2c smuggling"; Envoy drops it too).
     Equal Content-Length values (``5, 5`` or two lines) become one line: an application
     that reads only the first, or refuses a list, frames the body as lb did; so does a
     value with leading zeros (``010``), which a C server reading it with
@@ -474,6 +483,8 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
         raw = with_one_content_length(raw, _request_length(head))
     if head.has_underscore_framing:
         raw = _without_lines(raw, _UNDERSCORE_LINE)
+    if head.h2c:
+        raw = _without_lines(raw, _UPGRADE_LINE)  # its Connection lines go below
     if not head.has_connection and not head.has_hop_fields:
         return raw
     # every Connection line: RFC 9110 5.3, the lines of one field are one list

@@ -488,3 +488,59 @@ async def test_pipelined_http10_keep_alive_requests_on_a_pooled_upstream(
     finally:
         writer.close()
     await _next_client_is_served_alone(farm, home)
+
+
+# -------------------------------------------------------------------- upgrades
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_declined_upgrade_leaves_the_next_request_to_lb(farm: Farm, home: str) -> None:
+    """The application answers an upgrade request with a 200 (no 101, as for a websocket
+    request it refuses): no tunnel. The request pipelined behind it is read and routed
+    by lb (here to the other home), not passed raw on the first one's connection."""
+    other = "b" if home == "a" else "a"
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(
+                (
+                    f"GET /ws HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header(home)}\r\n"
+                    "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                    "Sec-WebSocket-Version: 99\r\n"
+                    "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"
+                    f"GET /after HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header(other)}\r\n\r\n"
+                ).encode()
+            )
+            await writer.drain()
+            first = await read_reply(reader)
+            assert first.status == 200 and first.path == "/ws" and first.node == home, first
+            second = await read_reply(reader)
+            assert second.path == "/after" and second.node == other, second
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_h2c_upgrade_does_not_reach_the_application(farm: Farm, home: str) -> None:
+    """`Upgrade: h2c` asks the application to speak HTTP/2 on the connection: a tunnel
+    through which the client's requests reach it unread by lb (no forwarding headers,
+    no routing: "h2c smuggling"). The upgrade is not passed on (HAProxy, Envoy and
+    Traefik drop it): the application sees a plain request."""
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(
+                (
+                    "GET /raw-upgrade HTTP/1.1\r\nHost: x\r\n"
+                    f"Cookie: {farm.cookie_header(home)}\r\n"
+                    "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                    "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+                ).encode()
+            )
+            await writer.drain()
+            reply = await read_reply(reader)
+    finally:
+        writer.close()
+    assert reply.status == 200 and reply.path == "/raw-upgrade", reply
+    lowered = reply.body.lower()
+    assert b"upgrade: h2c" not in lowered and b"connection: upgrade" not in lowered, reply.body

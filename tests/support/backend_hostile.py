@@ -23,6 +23,7 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /extra-later``   a normal answer, then ``X-Delay-Ms`` (300) later an unsolicited one
 - ``GET /interim/N``     N ``103 Early Hints`` interim responses, then the final 200
 - ``GET /close-mid``     a 200 announcing 100 bytes, 10 of them, then a close
+- ``GET /raw-upgrade``    200, the request head as received for its body
 - ``GET /upgrade-101``   ``101 Switching Protocols`` whatever the request asked, then an echo
 - anything else: 200, JSON ``{"node", "path", "conn", "served"}``
 """
@@ -137,6 +138,8 @@ class Hostile:
             writer.write(self.head("200 OK", path, conn, 100) + b"0123456789")
             await writer.drain()
             return False
+        elif path == "/raw-upgrade":
+            writer.write(self.head("200 OK", path, conn, len(raw)) + raw)
         elif path == "/upgrade-101":
             writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Path: /upgrade-101\r\n\r\n")
             await writer.drain()

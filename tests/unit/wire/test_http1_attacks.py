@@ -123,3 +123,20 @@ def test_a_content_length_with_leading_zeros_goes_on_as_one_decimal(value: bytes
     number = int(value.split(b",")[0])
     assert out.count(b"Content-Length") == 1
     assert b"\r\nContent-Length: %d\r\n" % number in out
+
+
+@pytest.mark.parametrize("upgrade", [b"h2c", b"websocket, H2C"])
+def test_an_h2c_upgrade_is_no_upgrade_and_does_not_go_on(upgrade: bytes) -> None:
+    """HTTP/2 on the connection would carry requests lb never reads ("h2c smuggling"):
+    the request is a plain one, its Upgrade, HTTP2-Settings and Connection lines stay
+    behind (as Envoy drops them); other fields starting alike stay."""
+    raw = (
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: " + upgrade + b"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+        b"Upgrade-Insecure-Requests: 1\r\n\r\n"
+    )
+    head = _head(raw)
+    assert not http1.request_framing(head).upgrade
+    out = http1.upstream_hop_by_hop(raw, head, False).lower()
+    assert b"\r\nupgrade:" not in out and b"http2-settings" not in out
+    assert b"connection" not in out and b"upgrade-insecure-requests: 1\r\n" in out
