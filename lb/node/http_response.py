@@ -124,10 +124,22 @@ class ResponseSide(HttpClientState):
             return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
-        elif head.status == 204 and (head.content_length > 0 or head.chunked or head.other_coding):
-            # a 204 has no body (RFC 9110 15.3.5), yet this one announces one: its bytes,
-            # if they come, would be the answer to the connection's next request
+        elif (
+            kind == http1.NO_BODY
+            and (head.content_length > 0 or head.chunked or head.other_coding)
+            and head.status != 304
+        ):
+            # a HEAD answer or a 204 has no body (RFC 9110 9.3.2, 15.3.5), yet this one
+            # announces one: a server that wrote it as a GET's, or a 204 with a body,
+            # sends the bytes later, and they would be the answer to the next request
+            # the connection carries, another client's (a 304's length is the
+            # representation's: it announces no body)
             self.upstream_reusable = False
+        if head.minor == 0 and head.chunked:
+            # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+            # framing; its recipient closes the connection after it (both sides)
+            self.upstream_reusable = False
+            self.keep_alive = False
         learns = head.set_cookies and self.service.learn_cookies and self.held is not head
         if learns and self._learn(head, decision.home):
             # the session this response names must be known to its directory owners

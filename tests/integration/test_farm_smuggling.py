@@ -324,6 +324,52 @@ async def test_a_204_that_announces_a_body_does_not_go_back_to_the_pool(
 
 
 @pytest.mark.parametrize("home", HOMES)
+async def test_a_head_answer_whose_body_comes_later_does_not_go_back_to_the_pool(
+    farm: Farm, home: str
+) -> None:
+    """A server that answers HEAD as GET writes the body after the head (a later read
+    for lb): a HEAD answer has no body, so those bytes would be the answer to the next
+    request the pooled connection carries, another client's. A HEAD answer that
+    announces a body (a length, or chunked) leaves its connection out of the pool."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            reply = await conn.request(
+                "HEAD", "/head-body", {"Cookie": farm.cookie_header(home), "X-Delay-Ms": "500"}
+            )
+            assert reply.status == 200 and reply.path == "/head-body", reply
+            await _next_client_is_served_alone(farm, home)
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again" and again.header("X-Smuggled") is None, again
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_http10_response_with_transfer_encoding_ends_its_connections(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing, and
+    its recipient closes the connection after it: the application's connection is
+    not reused (the next request gets another one), and the client is told close."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            reply = await conn.request("GET", "/te10", {"Cookie": farm.cookie_header(home)})
+            assert reply.status == 200 and reply.body == b"ok", reply
+            assert reply.header("Connection") == "close", reply
+    finally:
+        await conn.close()
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            after = await conn.request("GET", "/after", {"Cookie": farm.cookie_header(home)})
+            assert after.path == "/after" and after.header("X-Conn") != reply.header("X-Conn")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("home", HOMES)
 @pytest.mark.parametrize("path", ["/extra", "/extra-later"])
 async def test_an_unsolicited_response_reaches_no_client(farm: Farm, home: str, path: str) -> None:
     """The application writes a second response nobody asked for, in the same write as

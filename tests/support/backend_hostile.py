@@ -17,6 +17,10 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /seen``          JSON: every request target this process read, in order
 - ``GET /204-body``      ``204`` with ``Content-Length`` of a body that comes ``X-Delay-Ms``
   (300) later: a whole other response (``X-Smuggled: yes``, body ``EVIL!``)
+- ``HEAD /head-body``     a head announcing ``len(FAKE)`` bytes, and ``X-Delay-Ms`` (300)
+  later those bytes (a whole other response), as a server that answers HEAD as GET
+- ``GET /te10``          an ``HTTP/1.0`` response with ``Transfer-Encoding: chunked`` and
+  ``Connection: keep-alive`` (RFC 9112 6.1: faulty framing)
 - ``GET /cl-te``         a response with both Content-Length and Transfer-Encoding: chunked,
   whose two framings disagree (by Content-Length the chunks hold another response)
 - ``GET /extra``         a normal answer and, in the same write, an unsolicited second one
@@ -116,6 +120,17 @@ class Hostile:
             await writer.drain()
             await asyncio.sleep(delay)
             writer.write(FAKE)
+        elif path == "/head-body":
+            # the HEAD answered as a GET: its body comes in a later write
+            writer.write(self.head("200 OK", path, conn, len(FAKE)))
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.write(FAKE)
+        elif path == "/te10":
+            writer.write(
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n"
+                + f"X-Path: {path}\r\nX-Conn: {conn}\r\n\r\n2\r\nok\r\n0\r\n\r\n".encode()
+            )
         elif path == "/cl-te":
             inner = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\n\r\nEVIL!"
             chunked = b"0\r\n\r\n" + inner
