@@ -474,18 +474,27 @@ async def test_a_101_to_a_request_that_asked_no_upgrade_is_a_502(farm: Farm, hom
 # ---------------------------------------------------------------------------- mixed
 
 
-async def test_pipelined_requests_to_both_homes_with_a_bad_one_in_the_middle(farm: Farm) -> None:
+# the third request of the mixed pipeline: (its framing lines, its body)
+BAD_THIRD = {
+    "head": ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+    "chunk": ("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\nZZ\r\n0\r\n\r\n"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_THIRD))
+async def test_pipelined_requests_to_both_homes_with_a_bad_one_in_the_middle(
+    farm: Farm, bad: str
+) -> None:
     """One keep-alive connection pipelines requests that alternate homes, the third one
-    malformed (Content-Length and Transfer-Encoding): the first two are answered in
-    order by their own homes, the third gets 400, then the close; the fourth never
-    reaches an application."""
+    malformed (its head: Content-Length and Transfer-Encoding; or its body: a bad chunk
+    after a good one): the first two are answered in order by their own homes, the
+    third gets 400, then the close; the fourth never reaches an application."""
     tags = [_tag() for _ in range(4)]
     homes = ["a", "b", "a", "b"]
     parts = []
     for i, (tag, home) in enumerate(zip(tags, homes, strict=True)):
-        extra = "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n" if i == 2 else ""
+        extra, body = BAD_THIRD[bad] if i == 2 else ("", "")
         method = "POST" if i == 2 else "GET"
-        body = "0\r\n\r\n" if i == 2 else ""
         parts.append(
             f"{method} /{tag} HTTP/1.1\r\nHost: x\r\nCookie: {farm.cookie_header(home)}\r\n"
             f"{extra}\r\n{body}"
@@ -505,7 +514,9 @@ async def test_pipelined_requests_to_both_homes_with_a_bad_one_in_the_middle(far
     assert data.startswith(b"HTTP/1.1 400 ") and data.count(b"HTTP/1.1 ") == 1, data
     for home in ("a", "b"):
         seen = await _seen(farm, home)
-        assert not [t for t in seen if tags[2] in t or tags[3] in t], seen
+        assert not [t for t in seen if tags[3] in t], seen
+        if bad == "head":
+            assert not [t for t in seen if tags[2] in t], seen
 
 
 @pytest.mark.parametrize("home", HOMES)
@@ -590,3 +601,62 @@ async def test_an_h2c_upgrade_does_not_reach_the_application(farm: Farm, home: s
     assert reply.status == 200 and reply.path == "/raw-upgrade", reply
     lowered = reply.body.lower()
     assert b"upgrade: h2c" not in lowered and b"connection: upgrade" not in lowered, reply.body
+
+
+# -------------------------------------------------------------- many clients at once
+
+HOSTILE = [
+    ("GET", "/extra"),
+    ("GET", "/204-body"),
+    ("HEAD", "/head-body"),
+    ("GET", "/cl-te"),
+    ("GET", "/close-mid"),
+    ("GET", "/te10"),
+]
+
+
+async def test_concurrent_clients_each_get_only_their_own_answers(farm: Farm) -> None:
+    """Eight keep-alive clients at once, each alternating homes (the local application
+    and the pooled flows to b), each with a hostile request every third one (an
+    unsolicited response, a late body after a 204 or a HEAD answer, CL with chunked, a
+    cut body, HTTP/1.0 chunked): every plain request's answer is its own, whatever
+    pooled upstream it got; a client whose connection a hostile answer ended opens
+    another. (An unsolicited response written a moment after a complete one is left
+    out: under load the connection is reused before it comes, and no HTTP/1.1 proxy
+    can tell it from the next answer.)"""
+    mistakes: list[str] = []
+
+    async def client(n: int) -> None:
+        conn = await Conn.open(farm.addr(ENTRY))
+        try:
+            for i in range(30):
+                home = HOMES[(n + i) % 2]
+                headers = {"Cookie": farm.cookie_header(home), "X-Delay-Ms": "30"}
+                if i % 3 == 2:
+                    method, path = HOSTILE[(n + i) % len(HOSTILE)]
+                    try:
+                        reply = await conn.request(method, path, headers)
+                        if reply.header("X-Smuggled") is not None:
+                            mistakes.append(f"{path}: {reply}")
+                        if reply.status in (200, 204) and reply.header("Connection") != "close":
+                            continue
+                    except (asyncio.IncompleteReadError, ConnectionError):
+                        pass
+                    await conn.close()  # broken or closing: another connection
+                    conn = await Conn.open(farm.addr(ENTRY))
+                    continue
+                path = f"/c{n}-{i}"
+                reply = await conn.request("GET", path, headers)
+                if (
+                    reply.status != 200
+                    or reply.path != path
+                    or reply.node != home
+                    or json.loads(reply.body)["path"] != path
+                ):
+                    mistakes.append(f"{path} at {home}: {reply}")
+        finally:
+            await conn.close()
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(client(n) for n in range(8)))
+    assert mistakes == []
