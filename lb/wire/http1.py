@@ -164,13 +164,52 @@ def _refuse_coding(value: str) -> NoReturn:
 def check_host(head: RequestHead) -> None:
     """RFC 9112 3.2: HttpError(400) for an HTTP/1.1 request without a Host field, and for
     any request with more than one (hops that pick different ones route, cache or
-    authorise it differently). nginx refuses both too."""
+    authorise it differently). nginx refuses both too. A target not in origin-form is
+    checked too (`_check_target_form`)."""
     hosts = head.host_lines
     if hosts != 1:
         if hosts > 1:
             raise HttpError(400, "more than one Host field")
         if head.version == "HTTP/1.1":
             raise HttpError(400, "an HTTP/1.1 request without a Host field")
+    if head.target[0] != "/":
+        _check_target_form(head)
+
+
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+
+
+def _check_target_form(head: RequestHead) -> None:
+    """A target that is not origin-form (RFC 9112 3.2): ``*`` for OPTIONS only, an
+    authority alone for CONNECT only (HAProxy refuses both otherwise); an absolute-form
+    target's authority must be the Host field's value (RFC 9112 3.2: a client sends
+    them identical; HAProxy refuses them differing since 2.1): an application that
+    reads the target's authority and one that reads Host must not see two hosts."""
+    target = head.target
+    if target == "*":
+        if head.method != "OPTIONS":
+            raise HttpError(400, "an asterisk-form target for a method other than OPTIONS")
+        return
+    scheme_end = target.find("://")
+    if scheme_end <= 0:
+        if head.method != "CONNECT":
+            raise HttpError(400, "an authority-form target for a method other than CONNECT")
+        return
+    rest = target[scheme_end + 3 :]
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    authority = rest[:end].rpartition("@")[2].lower()  # userinfo is no part of Host
+    host = head.header("host")
+    if host is None:
+        return  # HTTP/1.0 without Host: the target's authority is the only host
+    host = host.lower()
+    if host != authority:
+        port = _DEFAULT_PORTS.get(target[:scheme_end].lower())
+        if port is None or host.removesuffix(port) != authority.removesuffix(port):
+            raise HttpError(400, "the Host field differs from the target's authority")
 
 
 def request_body(head: RequestHead) -> tuple[int, int]:

@@ -278,6 +278,29 @@ async def test_a_content_length_with_a_leading_zero_reaches_the_application_in_d
     assert not [t for t in seen if tag in t], seen
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_absolute_target_naming_another_host_than_host_is_refused(
+    farm: Farm, home: str
+) -> None:
+    """`GET http://evil.example/... ` with `Host: x`: an application that takes the host
+    from the target (as RFC 9112 3.2.2 says a server must) and lb's operator, who
+    reads Host, see two hosts; HAProxy answers 400, and so does lb. The same target
+    naming the Host's own host is served."""
+    tag = _tag()
+    cookie = farm.cookie_header(home)
+    data, _ = await _send_raw(
+        farm,
+        f"GET http://evil.example/{tag} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode(),
+    )
+    assert data.startswith(b"HTTP/1.1 400 ") and data.count(b"HTTP/1.1 ") == 1, data
+    data, _ = await _send_raw(
+        farm, f"GET http://x/{tag}-ok HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode()
+    )
+    assert data.startswith(b"HTTP/1.1 200 ") and f"/{tag}-ok".encode() in data, data
+    seen = await _seen(farm, home)
+    assert [t for t in seen if tag in t] == [f"http://x/{tag}-ok"], seen
+
+
 # ------------------------------------------------------- a hostile or buggy application
 
 

@@ -140,3 +140,36 @@ def test_an_h2c_upgrade_is_no_upgrade_and_does_not_go_on(upgrade: bytes) -> None
     out = http1.upstream_hop_by_hop(raw, head, False).lower()
     assert b"\r\nupgrade:" not in out and b"http2-settings" not in out
     assert b"connection" not in out and b"upgrade-insecure-requests: 1\r\n" in out
+
+
+@pytest.mark.parametrize(
+    ("line", "host", "refused"),
+    [
+        (b"GET http://x/a HTTP/1.1", b"x", False),
+        (b"GET http://X:80/a?q HTTP/1.1", b"x", False),  # case and the default port
+        (b"GET https://u:p@x:443 HTTP/1.1", b"x", False),  # userinfo is no part of Host
+        (b"GET http://x?a HTTP/1.1", b"x", False),
+        (b"OPTIONS * HTTP/1.1", b"x", False),
+        (b"CONNECT x:443 HTTP/1.1", b"x:443", False),
+        (b"GET http://evil/a HTTP/1.1", b"x", True),
+        (b"GET http://x:8080/a HTTP/1.1", b"x", True),
+        (b"GET http://x@evil/a HTTP/1.1", b"x", True),
+        (b"GET * HTTP/1.1", b"x", True),
+        (b"GET x:80 HTTP/1.1", b"x:80", True),
+        (b"GET x/a HTTP/1.1", b"x", True),
+    ],
+)
+def test_a_target_not_in_origin_form_must_agree_with_host(
+    line: bytes, host: bytes, refused: bool
+) -> None:
+    """RFC 9112 3.2: an absolute-form target's authority and Host are identical (HAProxy
+    refuses them differing); `*` is OPTIONS', an authority alone CONNECT's. An
+    application that reads the target's host and one that reads Host would otherwise
+    see two hosts in one request."""
+    head = _head(line + b"\r\nHost: " + host + b"\r\n\r\n")
+    if not refused:
+        http1.check_host(head)
+        return
+    with pytest.raises(HttpError) as info:
+        http1.check_host(head)
+    assert info.value.status == 400
