@@ -289,9 +289,16 @@ class ResponseSide(HttpClientState):
         if self.req_done:
             self._exchange_done()
         else:
-            # the application answered before the whole request body came: the exchange
-            # ends with the body (`_request_body`); the upstream's state is unknown
+            # the application answered, completely, before the whole request body came:
+            # the exchange ends with the body (`_request_body`), which lb frames and
+            # drops. The application's connection goes now: a server that does not read
+            # the rest of a body it answered would take it for its next request, one lb
+            # never read (no forwarding headers rewritten, no routing)
             self.upstream_reusable = False
+            upstream, self.upstream = self.upstream, None
+            self._end_local()
+            if upstream is not None:
+                upstream.close(clean=True)
 
     def _exchange_done(self) -> None:
         entry = self.entry

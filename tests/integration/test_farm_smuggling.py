@@ -301,6 +301,44 @@ async def test_an_absolute_target_naming_another_host_than_host_is_refused(
     assert [t for t in seen if tag in t] == [f"http://x/{tag}-ok"], seen
 
 
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("expect", [True, False], ids=["expect-100", "plain"])
+async def test_a_body_sent_after_a_complete_early_answer_does_not_reach_the_application(
+    farm: Farm, home: str, expect: bool
+) -> None:
+    """The application answers 401 to the head alone, never reads the body, and keeps
+    its connection (a careless server): it reads whatever comes next on it as a
+    request. The client sends its body only after that answer (it asked for
+    100-continue, or it waits for an early answer): lb has not passed a byte of it on
+    yet, so it must not: the body would reach the application as a request lb never
+    read (no forwarding headers rewritten, no routing). lb frames the body and drops
+    it; the client's connection goes on."""
+    tag = _tag()
+    smuggled = f"GET /{tag} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n".encode()
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            conn.writer.write(
+                _head(
+                    "POST",
+                    farm.cookie_header(home),
+                    f"Content-Length: {len(smuggled)}",
+                    *(["Expect: 100-continue"] if expect else []),
+                ).replace(b"/attack", b"/early-401")
+            )
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader, "POST")
+            assert reply.status == 401 and reply.path == "/early-401", reply
+            conn.writer.write(smuggled)
+            await conn.writer.drain()
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again", again
+    finally:
+        await conn.close()
+    seen = await _seen(farm, home)
+    assert not [t for t in seen if tag in t], seen
+
+
 # ------------------------------------------------------- a hostile or buggy application
 
 

@@ -15,6 +15,8 @@ one's target shows in ``/seen``.
 Endpoints (the query string is ignored, but recorded):
 
 - ``GET /seen``          JSON: every request target this process read, in order
+- ``POST /early-401``    401 at once, the body never read, the connection kept (what is
+  left of the body is read as the next request, as a careless server does)
 - ``GET /204-body``      ``204`` with ``Content-Length`` of a body that comes ``X-Delay-Ms``
   (300) later: a whole other response (``X-Smuggled: yes``, body ``EVIL!``)
 - ``HEAD /head-body``     a head announcing ``len(FAKE)`` bytes, and ``X-Delay-Ms`` (300)
@@ -104,6 +106,11 @@ class Hostile:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             return False
         self.seen.append(req.path)
+        path = req.path.split("?", 1)[0]
+        if path == "/early-401":
+            # answers at once, never reads the body, keeps the connection: careless
+            writer.write(self.head("401 Unauthorized", path, conn, 2) + b"no")
+            return True
         codings = req.values("transfer-encoding")
         if len(codings) == 1 and codings[0].lower() == "chunked":
             await _read_chunked(reader)
