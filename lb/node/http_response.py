@@ -116,8 +116,31 @@ class ResponseSide(HttpClientState):
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
         self.status = head.status
+        if kind == http1.TUNNEL and not self.upgrade:
+            # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
+            # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
+            # as HAProxy answers); never sent again
+            self.retry_bytes = None
+            self._upstream_broke()
+            return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
+        elif (
+            kind == http1.NO_BODY
+            and (head.content_length > 0 or head.chunked or head.other_coding)
+            and head.status != 304
+        ):
+            # a HEAD answer or a 204 has no body (RFC 9110 9.3.2, 15.3.5), yet this one
+            # announces one: a server that wrote it as a GET's, or a 204 with a body,
+            # sends the bytes later, and they would be the answer to the next request
+            # the connection carries, another client's (a 304's length is the
+            # representation's: it announces no body)
+            self.upstream_reusable = False
+        if head.minor == 0 and head.chunked:
+            # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+            # framing; its recipient closes the connection after it (both sides)
+            self.upstream_reusable = False
+            self.keep_alive = False
         learns = head.set_cookies and self.service.learn_cookies and self.held is not head
         if learns and self._learn(head, decision.home):
             # the session this response names must be known to its directory owners
@@ -242,10 +265,16 @@ class ResponseSide(HttpClientState):
                 transport.write(data)
 
     def _interim_to_client(self, data: bytes) -> None:
-        """An interim (1xx) response: it goes out, but it is not the answer, so resp_sent
-        stays False: a final answer may still be lb's own (502, 504). The application
-        has the request now, so it is never sent again (no retry on a fresh upstream)."""
+        """An interim (1xx) response: it goes out (to an HTTP/1.1 client only), but it is
+        not the answer, so resp_sent stays False: a final answer may still be lb's own
+        (502, 504). The application has the request now, so it is never sent again (no
+        retry on a fresh upstream)."""
         self.retry_bytes = None
+        head = self.head
+        if head is not None and head.version == "HTTP/1.0":
+            # RFC 9110 15.2: no 1xx to an HTTP/1.0 client, which takes the first status
+            # line it reads for its answer (then every later answer for the next one's)
+            return
         if not self.t_first_out:
             self.t_first_out = self.entry.now()
         self.bytes_out += len(data)
@@ -261,9 +290,16 @@ class ResponseSide(HttpClientState):
         if self.req_done:
             self._exchange_done()
         else:
-            # the application answered before the whole request body came: the exchange
-            # ends with the body (`_request_body`); the upstream's state is unknown
+            # the application answered, completely, before the whole request body came:
+            # the exchange ends with the body (`_request_body`), which lb frames and
+            # drops. The application's connection goes now: a server that does not read
+            # the rest of a body it answered would take it for its next request, one lb
+            # never read (no forwarding headers rewritten, no routing)
             self.upstream_reusable = False
+            upstream, self.upstream = self.upstream, None
+            self._end_local()
+            if upstream is not None:
+                upstream.close(clean=True)
 
     def _exchange_done(self) -> None:
         entry = self.entry

@@ -166,6 +166,12 @@ class RequestHead:
     """How many Content-Length values are among ``headers``: its fields (any case), a
     comma list counting each member. The parse let more than one through only when all
     are equal; lb.wire.http1.upstream_hop_by_hop makes them one (RFC 9110 8.6)."""
+    h2c: bool
+    """An Upgrade field names ``h2c`` (lb.wire.http1.request_framing sets it): the
+    upgrade is not passed on."""
+    length_padded: bool
+    """A Content-Length value starts with a 0 and is not ``0`` (``010``, ``0, 0``):
+    lb.wire.http1.upstream_hop_by_hop writes it as one decimal value."""
 
     def __init__(
         self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
@@ -176,7 +182,7 @@ class RequestHead:
         self.headers = headers
         self.length = length
         # one look at each name here saves a search of the head's bytes per step later
-        connection = forwarded = underscore_framing = hop = False
+        connection = forwarded = underscore_framing = hop = padded = False
         hosts = lengths = 0
         for name, value in headers:
             size = len(name)
@@ -195,13 +201,17 @@ class RequestHead:
                     hop = True
                 elif kind == _LENGTH_FIELD:
                     lengths += 1 + value.count(",")
+                    if len(value) > 1 and value[0] == "0":
+                        padded = True
         self.has_connection = connection
         self.has_forwarded_fields = forwarded
         self.has_underscore_framing = underscore_framing
         self.has_hop_fields = hop
         self.host_lines = hosts
         self.length_values = lengths
+        self.length_padded = padded
         self.connection_options = None
+        self.h2c = False
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""
@@ -690,6 +700,7 @@ _REASONS = {
     413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
@@ -713,7 +724,7 @@ _ERROR_RESPONSES = {status: _build_error_response(status, r) for status, r in _R
 
 def error_response(status: int) -> bytes:
     """The complete response lb sends itself for ``status`` (400, 408, 413, 431,
-    500, 502, 503, 504); ValueError for any other status."""
+    500, 501, 502, 503, 504); ValueError for any other status."""
     try:
         return _ERROR_RESPONSES[status]
     except KeyError:

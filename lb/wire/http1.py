@@ -22,10 +22,10 @@ in bytes.
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, NoReturn
 
 from lb.errors import HttpError
-from lb.wire.http import RequestHead, c_pass_or, list_tokens
+from lb.wire.http import FIELD_VCHAR, TCHAR, RequestHead, c_pass_or, list_tokens
 from lb.wire.response_head import ResponseHead
 
 __all__ = [
@@ -77,9 +77,13 @@ def request_framing(head: RequestHead) -> RequestFraming:
     """The body kind, keep-alive and upgrade of a request, in one pass over its headers.
 
     Body (RFC 9112 6.3): the head scanner already refused CL together with TE
-    and differing lengths. A Transfer-Encoding whose last coding is not
-    ``chunked`` cannot be framed: 400 (RFC 9112 6.3 point 4); any coding
-    besides ``chunked`` (say ``gzip, chunked``) is passed on as is.
+    and differing lengths. The one Transfer-Encoding passed on is one line whose
+    value is ``chunked`` (any case): a server that reads one line, or compares
+    the value with ``chunked``, reads every other spelling as no body and the
+    chunks as the next request. So a last coding that is not ``chunked`` is a 400
+    (RFC 9112 6.3 point 4), as are ``chunked`` twice, a second line or an empty
+    member (``, chunked``); another coding before it (``gzip, chunked``) is a 501
+    (RFC 9112 6.1, nginx's answer).
     Transfer-Encoding in an HTTP/1.0 request is faulty framing (RFC 9112 6.1):
     400. Keep-alive and upgrade read the options of every Connection line, as
     ``upstream_hop_by_hop`` does.
@@ -87,7 +91,7 @@ def request_framing(head: RequestHead) -> RequestFraming:
     length = -1
     chunked = False
     connection: str | None = None
-    upgrade_header = False
+    upgrade_header = h2c = False
     for name, value in head.headers:
         size = len(name)
         if size == 10:
@@ -102,17 +106,26 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     # RFC 9112 6.1: faulty framing; an HTTP/1.0 application may ignore
                     # the coding and read the chunks as the next request
                     raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
-                codings = list_tokens(value)
-                chunked = bool(codings) and codings[-1] == "chunked"
-                if not chunked:
-                    raise HttpError(400, "Transfer-Encoding without a final chunked coding")
-        elif size == 7 and not upgrade_header:
-            upgrade_header = name.lower() == "upgrade"
+                if chunked:
+                    # a server that takes one line only, or compares the value with
+                    # "chunked", reads no body and the chunks as the next request
+                    # (nginx refuses a second line too)
+                    raise HttpError(400, "more than one Transfer-Encoding field")
+                if value != "chunked" and value.lower() != "chunked":
+                    _refuse_coding(value)
+                chunked = True
+        elif size == 7 and name.lower() == "upgrade":
+            upgrade_header = True
+            if "h2c" in value.lower() and "h2c" in list_tokens(value):
+                h2c = True
     tokens = list_tokens(connection) if connection is not None else []
     head.connection_options = tokens  # upstream_hop_by_hop reads them again
     # HTTP/1.1 keeps unless told to close; HTTP/1.0 closes unless asked to keep
     keep_alive = "close" not in tokens if head.version == "HTTP/1.1" else "keep-alive" in tokens
-    upgrade = head.method == "CONNECT" or (upgrade_header and "upgrade" in tokens)
+    # h2c: HTTP/2 on the connection would carry requests lb never reads (no routing, no
+    # forwarding headers): not passed on, as Envoy drops it (upstream_hop_by_hop)
+    head.h2c = h2c
+    upgrade = head.method == "CONNECT" or (upgrade_header and not h2c and "upgrade" in tokens)
     if chunked:
         return RequestFraming(CHUNKED, 0, keep_alive, upgrade)
     if length > 0:
@@ -130,16 +143,73 @@ _NO_BODY_UPGRADE_KEEP: Final = RequestFraming(NO_BODY, 0, True, True)
 _NO_BODY_UPGRADE_CLOSE: Final = RequestFraming(NO_BODY, 0, False, True)
 
 
+def _refuse_coding(value: str) -> NoReturn:
+    """The error for a request's Transfer-Encoding value other than ``chunked`` (any
+    case): whatever it says, a server that compares the value with ``chunked`` (as
+    naive ones do) reads no body and takes the chunks for the next request."""
+    codings = list_tokens(value)
+    if not codings or codings[-1] != "chunked":
+        # RFC 9112 6.3 point 4: no final chunked, no way to frame the body
+        raise HttpError(400, "Transfer-Encoding without a final chunked coding")
+    if codings.count("chunked") > 1:
+        # RFC 9112 6.1: chunked is applied once (HAProxy refuses it twice)
+        raise HttpError(400, "chunked applied more than once")
+    if len(codings) > 1:
+        # RFC 9112 6.1: a coding the server does not understand is a 501 (nginx's answer
+        # to any coding but chunked; h11 and Go's net/http answer the same)
+        raise HttpError(501, "a transfer coding other than chunked")
+    raise HttpError(400, "Transfer-Encoding spelled otherwise than chunked")  # ", chunked"
+
+
 def check_host(head: RequestHead) -> None:
     """RFC 9112 3.2: HttpError(400) for an HTTP/1.1 request without a Host field, and for
     any request with more than one (hops that pick different ones route, cache or
-    authorise it differently). nginx refuses both too."""
+    authorise it differently). nginx refuses both too. A target not in origin-form is
+    checked too (`_check_target_form`)."""
     hosts = head.host_lines
     if hosts != 1:
         if hosts > 1:
             raise HttpError(400, "more than one Host field")
         if head.version == "HTTP/1.1":
             raise HttpError(400, "an HTTP/1.1 request without a Host field")
+    if head.target[0] != "/":
+        _check_target_form(head)
+
+
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+
+
+def _check_target_form(head: RequestHead) -> None:
+    """A target that is not origin-form (RFC 9112 3.2): ``*`` for OPTIONS only, an
+    authority alone for CONNECT only (HAProxy refuses both otherwise); an absolute-form
+    target's authority must be the Host field's value (RFC 9112 3.2: a client sends
+    them identical; HAProxy refuses them differing since 2.1): an application that
+    reads the target's authority and one that reads Host must not see two hosts."""
+    target = head.target
+    if target == "*":
+        if head.method != "OPTIONS":
+            raise HttpError(400, "an asterisk-form target for a method other than OPTIONS")
+        return
+    scheme_end = target.find("://")
+    if scheme_end <= 0:
+        if head.method != "CONNECT":
+            raise HttpError(400, "an authority-form target for a method other than CONNECT")
+        return
+    rest = target[scheme_end + 3 :]
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    authority = rest[:end].rpartition("@")[2].lower()  # userinfo is no part of Host
+    host = head.header("host")
+    if host is None:
+        return  # HTTP/1.0 without Host: the target's authority is the only host
+    host = host.lower()
+    if host != authority:
+        port = _DEFAULT_PORTS.get(target[:scheme_end].lower())
+        if port is None or host.removesuffix(port) != authority.removesuffix(port):
+            raise HttpError(400, "the Host field differs from the target's authority")
 
 
 def request_body(head: RequestHead) -> tuple[int, int]:
@@ -187,6 +257,23 @@ def response_keeps_alive(head: ResponseHead) -> bool:
         return not head.close
     return head.keep_alive and not head.close
 
+
+# what may follow a chunk size (RFC 9112 7.1.1): BWS, then extensions, each
+# `;` name [`=` value], name a token, value a token or a quoted-string (possessive:
+# linear, never backtracks)
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*+"'
+_CHUNK_EXTENSIONS: Final = re.compile(
+    rb"[ \t]*+(?:;[ \t]*+"
+    + TCHAR
+    + rb"++(?:[ \t]*+=[ \t]*+(?:"
+    + TCHAR
+    + rb"++|"
+    + _QUOTED
+    + rb"))?+[ \t]*+)*+"
+)
+# a trailer line without its CRLF: a field name (a token), ':', a value of no control
+# byte but HT
+_TRAILER_FIELD: Final = re.compile(TCHAR + rb"++:" + FIELD_VCHAR + rb"*+")
 
 # BodyFramer states
 _DATA: Final = 0  # inside a Content-Length body or a chunk's data
@@ -299,7 +386,8 @@ class BodyFramer:
             self._trailer_bytes += len(line)
             if len(line) == 2:
                 self._state = _DONE
-            elif b"\r" in line[:-2] or line[0] in b" \t" or b":" not in line:
+            elif _TRAILER_FIELD.fullmatch(line, 0, len(line) - 2) is None:
+                # a field line as in a head: a token, ':', a value without control bytes
                 raise self._error("malformed trailer line")
         line.clear()
         return pos
@@ -310,6 +398,11 @@ class BodyFramer:
             raise self._error("invalid chunk size")
         if b"\r" in line or b"\n" in line:
             raise self._error("bare CR or LF in chunk-size line")
+        if len(digits) != len(line) and _CHUNK_EXTENSIONS.fullmatch(line, len(digits)) is None:
+            # RFC 9112 7.1.1: token names, token or quoted-string values; anything else
+            # (an unclosed quote, a control byte, a space inside) is where servers that
+            # skip or parse extensions differently disagree on where the line ends
+            raise self._error("malformed chunk extension")
         size = int(digits, 16)
         if size == 0:
             self._state = _TRAILER
@@ -377,6 +470,7 @@ def with_header(raw: bytes, line: bytes) -> bytes:
 # header names a server that maps "_" to "-" (CGI, older gunicorn) reads as framing
 _UNDERSCORE_LINE = re.compile(rb"(?:transfer_encoding|content_length)[ \t]*:", re.IGNORECASE)
 _LENGTH_LINE = re.compile(rb"content-length:", re.IGNORECASE)
+_UPGRADE_LINE = re.compile(rb"(?:upgrade|http2-settings):", re.IGNORECASE)
 
 
 def with_one_content_length(raw: bytes, length: int) -> bytes:
@@ -416,13 +510,20 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     nginx drops them too). Fields spelled ``Transfer_Encoding`` / ``Content_Length``
     are dropped (nginx drops every underscore name by default):
     a server that maps ``_`` to ``-`` would frame the body otherwise than lb did.
+    An ``Upgrade`` naming ``h2c`` goes with its ``HTTP2-Settings`` (request_framing
+    took it for no upgrade): HTTP/2 on the connection would carry requests lb never
+    reads ("h2c smuggling"; Envoy drops it too).
     Equal Content-Length values (``5, 5`` or two lines) become one line: an application
-    that reads only the first, or refuses a list, frames the body as lb did.
+    that reads only the first, or refuses a list, frames the body as lb did; so does a
+    value with leading zeros (``010``), which a C server reading it with
+    ``strtol(value, NULL, 0)`` takes for octal (nginx sends its own decimal value too).
     """
-    if head.length_values > 1:
+    if head.length_values > 1 or head.length_padded:
         raw = with_one_content_length(raw, _request_length(head))
     if head.has_underscore_framing:
         raw = _without_lines(raw, _UNDERSCORE_LINE)
+    if head.h2c:
+        raw = _without_lines(raw, _UPGRADE_LINE)  # its Connection lines go below
     if not head.has_connection and not head.has_hop_fields:
         return raw
     # every Connection line: RFC 9110 5.3, the lines of one field are one list

@@ -1,0 +1,199 @@
+"""A hostile or buggy application for the request smuggling and response desync tests.
+
+It plays "the application" behind each lb node when a test starts its farm with
+``Farm(backend=BACKEND_HOSTILE)``, byte by byte on raw sockets, free of lb imports
+and of any framework. Every answer carries ``X-Node``, ``X-Path`` (the target it
+answers) and ``X-Conn`` (this process's serial number of the connection), so a
+test can tell an answer that belongs to another request or connection.
+
+It frames request bodies as naive servers do: a body is chunked only when its one
+Transfer-Encoding value is exactly ``chunked`` (any case); else Content-Length, read
+as C's ``strtol(value, NULL, 0)`` reads it (a leading 0 makes it octal); else none.
+So a request whose framing lb read otherwise is read here as two, and the second
+one's target shows in ``/seen``.
+
+Endpoints (the query string is ignored, but recorded):
+
+- ``GET /seen``          JSON: every request target this process read, in order
+- ``POST /early-401``    401 at once, the body never read, the connection kept (what is
+  left of the body is read as the next request, as a careless server does)
+- ``GET /204-body``      ``204`` with ``Content-Length`` of a body that comes ``X-Delay-Ms``
+  (300) later: a whole other response (``X-Smuggled: yes``, body ``EVIL!``)
+- ``HEAD /head-body``     a head announcing ``len(FAKE)`` bytes, and ``X-Delay-Ms`` (300)
+  later those bytes (a whole other response), as a server that answers HEAD as GET
+- ``GET /te10``          an ``HTTP/1.0`` response with ``Transfer-Encoding: chunked`` and
+  ``Connection: keep-alive`` (RFC 9112 6.1: faulty framing)
+- ``GET /cl-te``         a response with both Content-Length and Transfer-Encoding: chunked,
+  whose two framings disagree (by Content-Length the chunks hold another response)
+- ``GET /extra``         a normal answer and, in the same write, an unsolicited second one
+- ``GET /extra-later``   a normal answer, then ``X-Delay-Ms`` (300) later an unsolicited one
+- ``GET /interim/N``     N ``103 Early Hints`` interim responses, then the final 200
+- ``GET /close-mid``     a 200 announcing 100 bytes, 10 of them, then a close
+- ``GET /raw-upgrade``    200, the request head as received for its body
+- ``GET /upgrade-101``   ``101 Switching Protocols`` whatever the request asked, then an echo
+- anything else: 200, JSON ``{"node", "path", "conn", "served"}``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `tests.support` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.request_reader import (
+    BadRequest,
+    client_connection,
+    parse_head,
+    read_head,
+    serve_until_signalled,
+)
+
+MAX_HEAD = 64 * 1024
+FAKE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\nX-Path: /fake\r\n\r\nEVIL!"
+_conns = itertools.count(1)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> None:
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass
+            return
+        await reader.readexactly(size + 2)
+
+
+class Hostile:
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.seen: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = next(_conns)
+        served = 0
+        async with client_connection(writer):
+            while (raw := await read_head(reader)) is not None:
+                served += 1
+                if not await self.serve(raw, conn, served, reader, writer):
+                    break
+                await writer.drain()
+
+    def head(self, status: str, path: str, conn: int, length: int, extra: str = "") -> bytes:
+        return (
+            f"HTTP/1.1 {status}\r\nContent-Length: {length}\r\nX-Node: {self.node}\r\n"
+            f"X-Path: {path}\r\nX-Conn: {conn}\r\n{extra}\r\n"
+        ).encode("latin-1")
+
+    async def serve(
+        self,
+        raw: bytes,
+        conn: int,
+        served: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        try:
+            req = parse_head(raw, lenient=True)
+        except BadRequest:
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return False
+        self.seen.append(req.path)
+        path = req.path.split("?", 1)[0]
+        if path == "/early-401":
+            # answers at once, never reads the body, keeps the connection: careless
+            writer.write(self.head("401 Unauthorized", path, conn, 2) + b"no")
+            return True
+        codings = req.values("transfer-encoding")
+        if len(codings) == 1 and codings[0].lower() == "chunked":
+            await _read_chunked(reader)
+        elif (length := req.headers.get("content-length", "")).isdigit():
+            # as C's strtol(value, NULL, 0): a leading 0 makes it octal
+            await reader.readexactly(int(length, 8 if length.startswith("0") else 10))
+        path = req.path.split("?", 1)[0]
+        delay = int(req.headers.get("x-delay-ms", "300")) / 1000
+        if path == "/seen":
+            body = json.dumps(self.seen).encode()
+            writer.write(self.head("200 OK", path, conn, len(body)) + body)
+        elif path == "/204-body":
+            writer.write(self.head("204 No Content", path, conn, len(FAKE)))
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.write(FAKE)
+        elif path == "/head-body":
+            # the HEAD answered as a GET: its body comes in a later write
+            writer.write(self.head("200 OK", path, conn, len(FAKE)))
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.write(FAKE)
+        elif path == "/te10":
+            writer.write(
+                b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n"
+                + f"X-Path: {path}\r\nX-Conn: {conn}\r\n\r\n2\r\nok\r\n0\r\n\r\n".encode()
+            )
+        elif path == "/cl-te":
+            inner = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\n\r\nEVIL!"
+            chunked = b"0\r\n\r\n" + inner
+            writer.write(
+                self.head("200 OK", path, conn, len(chunked), "Transfer-Encoding: chunked\r\n")
+                + chunked
+            )
+        elif path == "/extra":
+            writer.write(self.head("200 OK", path, conn, 2) + b"ok" + FAKE)
+        elif path == "/extra-later":
+            writer.write(self.head("200 OK", path, conn, 2) + b"ok")
+            await writer.drain()
+            await asyncio.sleep(delay)
+            writer.write(FAKE)
+        elif path.startswith("/interim/"):
+            count = int(path.split("/")[2])
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n" * count)
+            writer.write(self.head("200 OK", path, conn, 2) + b"ok")
+        elif path == "/close-mid":
+            writer.write(self.head("200 OK", path, conn, 100) + b"0123456789")
+            await writer.drain()
+            return False
+        elif path == "/raw-upgrade":
+            writer.write(self.head("200 OK", path, conn, len(raw)) + raw)
+        elif path == "/upgrade-101":
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Path: /upgrade-101\r\n\r\n")
+            await writer.drain()
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            return False
+        else:
+            body = json.dumps(
+                {"node": self.node, "path": path, "conn": conn, "served": served}
+            ).encode()
+            writer.write(self.head("200 OK", path, conn, len(body)) + body)
+        return "close" not in req.headers.get("connection", "").lower()
+
+
+async def serve(node: str, host: str, port: int) -> None:
+    app = Hostile(node)
+    server = await asyncio.start_server(app.handle, host, port, limit=MAX_HEAD, backlog=1024)
+    await serve_until_signalled(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--mode", default="http")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.node, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
