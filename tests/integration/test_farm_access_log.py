@@ -139,3 +139,37 @@ async def test_one_access_line_per_tcp_connection(farm: Farm) -> None:
     quiet = eventually_passes(lambda: line(silent_port), timeout=5, what="the silent one's")
     assert (quiet["bytes_in"], quiet["bytes_out"]) == (0, len(silent_got)), quiet
     assert silent_got.startswith(b"node="), silent_got
+
+
+async def test_error_line_after_a_served_request_is_its_own(farm: Farm) -> None:
+    """A 400 for the second request of a keep-alive connection: its line counts the
+    bytes of that request and the 400 only, and no upstream time (the first request's
+    upstream is not its)."""
+    cookie = farm.cookie_header("a")
+    first = request_bytes("POST", "/acc2/first", {"Cookie": cookie}, b"x" * 1000)
+    async with asyncio.timeout(20):
+        reader, writer = await open_conn(farm.addr("a"))
+        client_port = writer.get_extra_info("sockname")[1]
+        try:
+            writer.write(first)
+            await writer.drain()
+            assert (await read_response(reader)).status == 200
+            writer.write(BAD)
+            await writer.drain()
+            assert (await read_response(reader)).status == 400
+        finally:
+            writer.close()
+
+    def line() -> dict[str, object]:
+        mine = [
+            r
+            for r in farm.events("a", "access")
+            if r.get("client_port") == client_port and r.get("status") == 400
+        ]
+        assert len(mine) == 1, mine
+        return mine[0]
+
+    rec = eventually_passes(line, timeout=5, what="the 400's line")
+    assert rec["bytes_in"] == len(BAD), rec
+    assert rec["bytes_out"] < 200, rec  # lb's 400 alone, not the first answer's bytes too
+    assert rec["t_home"] is None and rec["t_first_byte"] is None, rec
