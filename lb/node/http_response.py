@@ -300,6 +300,9 @@ class ResponseSide(HttpClientState):
             self._end_local()
             if upstream is not None:
                 upstream.close(clean=True)
+            # its back-pressure ends with it (a closed upstream never says resume): the
+            # client is read again, else the rest of the body never comes
+            self.resume_client(PAUSE_PEER | PAUSE_LINK)
 
     def _exchange_done(self) -> None:
         entry = self.entry

@@ -339,6 +339,45 @@ async def test_a_body_sent_after_a_complete_early_answer_does_not_reach_the_appl
     assert not [t for t in seen if tag in t], seen
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_large_body_after_an_early_answer_is_read_to_its_end(farm: Farm, home: str) -> None:
+    """The application leaves a large body unread, so lb stops reading the client
+    (back-pressure), then answers 401 early. lb drops the application's connection and
+    the rest of the body: it must read the client again, else the body never ends and
+    the connection hangs until idle_timeout instead of serving its next request."""
+    size = 64 * 1024 * 1024
+    conn = await Conn.open(farm.addr(ENTRY))
+    sender: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(20):
+            conn.writer.write(
+                _head(
+                    "POST",
+                    farm.cookie_header(home),
+                    f"Content-Length: {size}",
+                    "X-Delay-Ms: 500",
+                ).replace(b"/attack", b"/early-401-late")
+            )
+
+            async def send_body() -> None:
+                piece = b"x" * (1024 * 1024)
+                for _ in range(size // len(piece)):
+                    conn.writer.write(piece)
+                    await conn.writer.drain()
+
+            sender = asyncio.create_task(send_body())
+            reply = await read_reply(conn.reader, "POST")
+            assert reply.status == 401 and reply.path == "/early-401-late", reply
+            await sender  # lb reads (and drops) the whole body
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.status == 200 and again.path == "/again", again
+    finally:
+        if sender is not None and (not sender.done() or sender.cancelled()):
+            sender.cancel()
+            conn.writer.transport.abort()  # a close would wait for the unsent body
+        await conn.close()
+
+
 # ------------------------------------------------------- a hostile or buggy application
 
 

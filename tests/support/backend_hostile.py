@@ -17,6 +17,8 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /seen``          JSON: every request target this process read, in order
 - ``POST /early-401``    401 at once, the body never read, the connection kept (what is
   left of the body is read as the next request, as a careless server does)
+- ``POST /early-401-late`` the same, ``X-Delay-Ms`` (300) after the head (the body
+  meanwhile unread: lb's writes to it back up)
 - ``GET /204-body``      ``204`` with ``Content-Length`` of a body that comes ``X-Delay-Ms``
   (300) later: a whole other response (``X-Smuggled: yes``, body ``EVIL!``)
 - ``HEAD /head-body``     a head announcing ``len(FAKE)`` bytes, and ``X-Delay-Ms`` (300)
@@ -109,6 +111,11 @@ class Hostile:
         path = req.path.split("?", 1)[0]
         if path == "/early-401":
             # answers at once, never reads the body, keeps the connection: careless
+            writer.write(self.head("401 Unauthorized", path, conn, 2) + b"no")
+            return True
+        if path == "/early-401-late":
+            # the same, X-Delay-Ms (300) after the head: the body waits unread meanwhile
+            await asyncio.sleep(int(req.headers.get("x-delay-ms", "300")) / 1000)
             writer.write(self.head("401 Unauthorized", path, conn, 2) + b"no")
             return True
         codings = req.values("transfer-encoding")
