@@ -121,7 +121,7 @@ class ResponseSide(HttpClientState):
             # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
             # as HAProxy answers); never sent again
             self.retry_bytes = None
-            self._upstream_broke()
+            self._upstream_broke(0, "a 101 to a request that asked no upgrade")
             return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False

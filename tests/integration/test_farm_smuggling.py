@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.farm import Farm, read_until_closed
 from tests.support.http11 import WEB_ONLY, Conn, read_reply
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -569,6 +570,25 @@ async def test_a_101_to_a_request_that_asked_no_upgrade_is_a_502(farm: Farm, hom
             assert await conn.reader.readexactly(4) == b"ping"
     finally:
         await conn.close()
+
+
+async def test_the_502_for_an_unasked_101_says_why_in_the_access_log(farm: Farm) -> None:
+    """The access line of that 502 names the 101, not an upstream that closed (it had
+    not: it answered)."""
+    data, _ = await _get(farm, "a", "/upgrade-101")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+
+    def lines() -> list[dict[str, object]]:
+        found = [
+            r
+            for r in farm.events(ENTRY, "access")
+            if r.get("path") == "/upgrade-101" and r.get("status") == 502
+        ]
+        assert found
+        return found
+
+    found = eventually_passes(lines, timeout=5, what="the 502's access line")
+    assert {r["error"] for r in found} == {"a 101 to a request that asked no upgrade"}, found
 
 
 # ---------------------------------------------------------------------------- mixed
