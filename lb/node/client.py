@@ -275,7 +275,8 @@ class ClientEndpoint(SocketEndpoint):
         """The home or the application broke: 502 if nothing was sent yet, else a reset."""
         if self.transport is None or self.closed:
             return
-        self.error = no_answer_text("no upstream" if self.peer is None else "broken", reason)
+        # peer_closed has cleared `peer` already: the splice's start says it had one
+        self.error = no_answer_text("broken" if self.t_home else "no upstream", reason)
         if not self.sent_any:
             # nothing relayed yet: a clean answer (502 on http, a plain close on tcp)
             if self.service.http:

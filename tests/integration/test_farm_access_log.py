@@ -10,6 +10,7 @@ cookie) never appear in the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -173,3 +174,25 @@ async def test_error_line_after_a_served_request_is_its_own(farm: Farm) -> None:
     assert rec["bytes_in"] == len(BAD), rec
     assert rec["bytes_out"] < 200, rec  # lb's 400 alone, not the first answer's bytes too
     assert rec["t_home"] is None and rec["t_first_byte"] is None, rec
+
+
+async def test_a_tcp_connection_its_application_reset_is_logged_as_broken(farm: Farm) -> None:
+    """The application resets a tcp connection it served: the line says it broke, not
+    that it never had an upstream."""
+    async with asyncio.timeout(20):
+        reader, writer = await open_conn(farm.addr("a", "raw"))
+        port = writer.get_extra_info("sockname")[1]
+        await reader.readline()  # node=<home>: spliced
+        writer.write(b"RESET-NOW\n")
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        writer.close()
+
+    def line() -> dict[str, object]:
+        mine = [r for r in farm.events("a", "access") if r.get("client_port") == port]
+        assert len(mine) == 1, mine
+        return mine[0]
+
+    rec = eventually_passes(line, timeout=5, what="the connection's line")
+    assert str(rec["error"]).startswith("broken: "), rec

@@ -18,7 +18,8 @@ HTTP endpoints (keep-alive, Content-Length or chunked request bodies):
 - any other ``GET`` JSON ``{"node", "path", "session_hits"}`` where the session is
   the cookie ``sid`` (a fresh one is set with ``Set-Cookie`` when absent)
 
-TCP mode: on connect write ``node=<name>\\n``, echo everything until EOF, close.
+TCP mode: on connect write ``node=<name>\\n``, echo everything until EOF, close
+(a read that starts with ``RESET-NOW``: a reset instead).
 HTTPS mode (``--cert``/``--key``): the HTTP endpoints over TLS, with this process's
 own TLS session cache and ticket keys.
 """
@@ -31,6 +32,8 @@ import contextlib
 import hashlib
 import json
 import secrets
+import socket
+import struct
 import sys
 from pathlib import Path
 
@@ -256,6 +259,11 @@ async def tcp_echo(node: str, reader: asyncio.StreamReader, writer: asyncio.Stre
             data = await reader.read(CHUNK)
             if not data:
                 break
+            if data.startswith(b"RESET-NOW"):  # an application that breaks mid-connection
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
             writer.write(data)
             await writer.drain()
     except ConnectionError:
