@@ -280,6 +280,31 @@ async def test_a_content_length_with_a_leading_zero_reaches_the_application_in_d
 
 
 @pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("spelling", ["Chunked", "CHUNKED"])
+async def test_transfer_encoding_in_another_case_reaches_the_application_as_chunked(
+    farm: Farm, home: str, spelling: str
+) -> None:
+    """`Transfer-Encoding: CHUNKED` is chunked (RFC 9112 7: codings are case-insensitive),
+    but an application that compares the value as written reads no body and the chunks
+    for a request. lb passes it on as `chunked`: one request, its body whole."""
+    tag = _tag()
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            head = _head("POST", farm.cookie_header(home), f"Transfer-Encoding: {spelling}")
+            conn.writer.write(head + _quoted_ext_smuggle(tag))
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 200 and reply.path == "/attack", reply
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again" and again.header("X-Smuggled") is None, again
+    finally:
+        await conn.close()
+    seen = await _seen(farm, home)
+    assert not [t for t in seen if tag in t], seen
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_an_absolute_target_naming_another_host_than_host_is_refused(
     farm: Farm, home: str
 ) -> None:

@@ -7,8 +7,9 @@ answers) and ``X-Conn`` (this process's serial number of the connection), so a
 test can tell an answer that belongs to another request or connection.
 
 It frames request bodies as naive servers do: a body is chunked only when its one
-Transfer-Encoding value is exactly ``chunked`` (any case); else Content-Length, read
-as C's ``strtol(value, NULL, 0)`` reads it (a leading 0 makes it octal); else none.
+Transfer-Encoding value is exactly ``chunked`` (as written: ``Chunked`` is no body);
+else Content-Length, read as C's ``strtol(value, NULL, 0)`` reads it (a leading 0
+makes it octal); else none.
 So a request whose framing lb read otherwise is read here as two, and the second
 one's target shows in ``/seen``.
 
@@ -119,7 +120,7 @@ class Hostile:
             writer.write(self.head("401 Unauthorized", path, conn, 2) + b"no")
             return True
         codings = req.values("transfer-encoding")
-        if len(codings) == 1 and codings[0].lower() == "chunked":
+        if codings == ["chunked"]:  # as written: a naive server's strcmp
             await _read_chunked(reader)
         elif (length := req.headers.get("content-length", "")).isdigit():
             # as C's strtol(value, NULL, 0): a leading 0 makes it octal

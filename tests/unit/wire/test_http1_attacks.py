@@ -173,3 +173,22 @@ def test_a_target_not_in_origin_form_must_agree_with_host(
     with pytest.raises(HttpError) as info:
         http1.check_host(head)
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("spelling", ["Chunked", "CHUNKED", "cHuNkEd"])
+def test_transfer_encoding_in_another_case_goes_on_as_chunked(spelling: str) -> None:
+    raw = f"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {spelling}\r\n\r\n".encode()
+    head = parse_request_head(raw, 16384)
+    assert head is not None
+    assert http1.request_framing(head).kind == http1.CHUNKED
+    out = http1.upstream_hop_by_hop(raw, head, False)
+    assert out.count(b"Transfer-Encoding") == 1 and b"Transfer-Encoding: chunked\r\n" in out
+    assert spelling.encode() not in out
+
+
+def test_transfer_encoding_chunked_as_written_goes_on_untouched() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = parse_request_head(raw, 16384)
+    assert head is not None
+    http1.request_framing(head)
+    assert http1.upstream_hop_by_hop(raw, head, False) == raw
