@@ -39,9 +39,7 @@ Endpoints (the query string is ignored, but recorded):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import sys
@@ -55,10 +53,9 @@ from tests.support.request_reader import (
     client_connection,
     parse_head,
     read_head,
-    serve_until_signalled,
+    run_app,
 )
 
-MAX_HEAD = 64 * 1024
 FAKE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\nX-Path: /fake\r\n\r\nEVIL!"
 _conns = itertools.count(1)
 
@@ -185,22 +182,8 @@ class Hostile:
         return "close" not in req.headers.get("connection", "").lower()
 
 
-async def serve(node: str, host: str, port: int) -> None:
-    app = Hostile(node)
-    server = await asyncio.start_server(app.handle, host, port, limit=MAX_HEAD, backlog=1024)
-    await serve_until_signalled(server)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--node", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--mode", default="http")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.node, args.host, args.port))
-    return 0
+    return run_app(__doc__.splitlines()[0], lambda node: Hostile(node).handle, argv)
 
 
 if __name__ == "__main__":

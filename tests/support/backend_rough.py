@@ -40,9 +40,7 @@ Endpoints:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import sys
@@ -56,10 +54,9 @@ from tests.support.request_reader import (
     client_connection,
     parse_head,
     read_head,
-    serve_until_signalled,
+    run_app,
 )
 
-MAX_HEAD = 64 * 1024
 _conns = itertools.count(1)
 
 
@@ -177,22 +174,8 @@ class Rough:
         return keep
 
 
-async def serve(node: str, host: str, port: int) -> None:
-    app = Rough(node)
-    server = await asyncio.start_server(app.handle, host, port, limit=MAX_HEAD, backlog=1024)
-    await serve_until_signalled(server)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--node", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--mode", default="http")
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.node, args.host, args.port))
-    return 0
+    return run_app(__doc__.splitlines()[0], lambda node: Rough(node).handle, argv)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,11 @@ what lb talks to, not part of lb, and it must cost next to nothing per request.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 class BadRequest(Exception):
@@ -132,11 +133,38 @@ async def serve_until_signalled(server: asyncio.Server) -> None:
         await stop.wait()
 
 
+MAX_APP_HEAD = 64 * 1024  # a test application's StreamReader limit (one head line, at most)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def run_app(description: str, handler_of: Callable[[str], Handler], argv: list[str] | None) -> int:
+    """The command line of a one-class test application (``--node --port [--host]
+    [--mode http]``): serve ``handler_of(node)`` until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--mode", default="http")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        server = await asyncio.start_server(
+            handler_of(args.node), args.host, args.port, limit=MAX_APP_HEAD, backlog=1024
+        )
+        await serve_until_signalled(server)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
+
+
 __all__ = [
     "BadRequest",
     "Request",
     "client_connection",
     "parse_head",
     "read_head",
+    "run_app",
     "serve_until_signalled",
 ]
