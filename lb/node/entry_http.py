@@ -341,7 +341,7 @@ class HttpRouting(HttpEntrySide):
             raw = http1.with_header(raw if raw is not None else bytes(buf[start:end]), line)
         return raw
 
-    def request_done(self, client: HttpClientState, status: int) -> None:
+    def request_done(self, client: HttpClientState, status: int, error: str = "") -> None:
         """One request ended with `status` (its response's, or the error lb answered)."""
         metrics = self.metrics
         access = self.access
@@ -383,7 +383,7 @@ class HttpRouting(HttpEntrySide):
                 decision.new_session if decision is not None else False,
                 client.client[0],
                 client.client[1],
-                client.error or None,
+                error or None,
             )
 
     def learn(

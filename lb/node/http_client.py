@@ -281,9 +281,6 @@ class HttpClient(ResponseSide):
         self.state = ROUTED
         self.retries = 0
         self.t_routed = self.t_read or self.entry.now()
-        self.t_attached = self.t_first_out = 0.0
-        self.bytes_in = self.bytes_out = self.status = 0
-        self.error = ""
         self._send_to(entry.decide(self, identifier, False, now))
 
     def decided(self, decision: Decision | None) -> None:
@@ -477,8 +474,7 @@ class HttpClient(ResponseSide):
                     self.t_start = self.entry.now()
                 if not self.bytes_in:  # nothing went on: what was read of the request
                     self.bytes_in = len(self.buf)
-                self.error = error
-                self.entry.request_done(self, status)
+                self.entry.request_done(self, status, error)
         transport.close()
 
     def _close(self, clean: bool) -> None:

@@ -316,7 +316,7 @@ class ResponseSide(HttpClientState):
         # the next request's line is its own: an error lb answers before routing it
         # (a bad head, a head timeout) must not count this one's bytes and times
         self.t_routed = self.t_attached = self.t_first_out = 0.0
-        self.bytes_in = self.bytes_out = 0
+        self.bytes_in = self.bytes_out = self.status = 0
         self.served += 1
         self.head = None
         self.decision = None

@@ -129,7 +129,7 @@ class HttpEntrySide:
     ) -> bool:
         raise NotImplementedError
 
-    def request_done(self, client: HttpClientState, status: int) -> None:
+    def request_done(self, client: HttpClientState, status: int, error: str = "") -> None:
         raise NotImplementedError
 
 
@@ -146,7 +146,6 @@ class HttpClientState(User):
         "decision",
         "entry",
         "eof_in",
-        "error",
         "forwarded",
         "front",
         "head",
@@ -222,7 +221,6 @@ class HttpClientState(User):
         # the current request, for metrics and the access log (times: the loop's clock)
         self.bytes_in = 0
         self.bytes_out = 0
-        self.error = ""  # why lb answered it with an error status, for the access log
         self.t_start = 0.0  # its first byte
         self.t_routed = 0.0  # its head read and routed
         self.t_attached = 0.0  # its upstream ready (0: never)
