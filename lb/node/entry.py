@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 from collections import Counter
 from collections.abc import Callable
 from typing import cast
@@ -30,6 +29,7 @@ from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, make_conn_ref
+from lb.node.handshake_slots import HandshakeSlots
 from lb.node.home import Home
 from lb.node.http_client import HttpClient
 from lb.node.http_state import HttpClientState
@@ -57,6 +57,19 @@ log = structlog.get_logger("lb.entry")
 
 MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
 MAX_TLS_HANDSHAKES_PER_SOURCE = 32  # ... of them from one IPv4 address or IPv6 /64
+# (connections over either wait for a slot, within head_timeout from accept)
+
+
+class WaitingHandshake:
+    """A TLS client connection accepted and counted, before or during its handshake."""
+
+    __slots__ = ("conn", "deadline", "service", "timer")
+
+    def __init__(self, conn: socket.socket, service: Service, deadline: float) -> None:
+        self.conn = conn
+        self.service = service
+        self.deadline = deadline  # head_timeout after accept: the handshake's end at the latest
+        self.timer: asyncio.TimerHandle | None = None  # while it waits for a slot
 
 
 def proxy_v2_header(client: ClientEndpoint) -> bytes:
@@ -115,9 +128,12 @@ class Entry(HttpRouting):
         self.last_extractor_log = 0.0
         self.last_accept_log = 0.0
         self.max_connections = config.limits.max_connections
-        self.max_handshakes = MAX_TLS_HANDSHAKES
-        self.handshaking = 0  # TLS clients accepted, handshake not done: they count too
-        self.handshakes_by_source: Counter[str] = Counter()
+        # TLS clients accepted whose handshake is not done (running or waiting for a slot):
+        # they count against max_connections too
+        self.handshaking = 0
+        self.handshake_slots: HandshakeSlots[WaitingHandshake] = HandshakeSlots(
+            MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE
+        )
         self.handshakes: set[asyncio.Task[None]] = set()
         self.metrics: Metrics | None = None  # set by the node when its admin listener is on
         self.access = AccessLog.from_config(config, name)
@@ -138,32 +154,14 @@ class Entry(HttpRouting):
         self.clients.add(client)
         return True
 
-    def reserve_tls(self, source: str) -> bool:
-        """Accept time of a TLS client: count it before its handshake, within the caps.
-
-        Handshakes are capped per process and per source (an IPv4 address, an
-        IPv6 /64), so one source cannot hold every handshake slot.
-        """
+    def reserve_tls(self) -> bool:
+        """Accept time of a TLS client: count it against max_connections before its
+        handshake (or its wait for a handshake slot)."""
         if len(self.clients) + self.handshaking >= self.max_connections:
             self.counters["clients_refused"] += 1
             return False
-        if (
-            self.handshaking >= self.max_handshakes
-            or self.handshakes_by_source[source] >= MAX_TLS_HANDSHAKES_PER_SOURCE
-        ):
-            self.counters["tls_handshakes_refused"] += 1
-            return False
         self.handshaking += 1
-        self.handshakes_by_source[source] += 1
         return True
-
-    def handshake_ended(self, source: str) -> None:
-        """The handshake of a client from `source` finished, either way."""
-        left = self.handshakes_by_source[source] - 1
-        if left > 0:
-            self.handshakes_by_source[source] = left
-        else:
-            del self.handshakes_by_source[source]
 
     def handshake_failed(self) -> None:
         self.handshaking -= 1
@@ -172,9 +170,10 @@ class Entry(HttpRouting):
     async def serve_tls(self, sock: socket.socket, service: Service) -> None:
         """Accept loop of a tls-terminate listener: admission before the TLS handshake.
 
-        Every socket counts against max_connections from accept on, handshakes
-        are capped (max_handshakes) and bounded by head_timeout; a socket over a
-        cap is closed at once, before any byte of it is read.
+        Every socket counts against max_connections from accept on (over it, it is
+        closed at once, before any byte of it is read); handshakes are capped per
+        process and per source, a socket over a cap waits for a slot, and the wait
+        and the handshake together are bounded by head_timeout.
         """
         assert service.server_ssl is not None
 
@@ -185,27 +184,45 @@ class Entry(HttpRouting):
 
     def tls_accepted(self, conn: socket.socket, address: str, service: Service) -> None:
         """A socket accepted on a tls-terminate listener (by serve_tls, or by the listener
-        taking its queue as it closes): reserved, then its handshake starts, or closed."""
-        ssl_ctx = service.server_ssl
-        assert ssl_ctx is not None
-        source = source_key(address)
-        if not self.reserve_tls(source):
+        taking its queue as it closes): counted, then its handshake starts or waits for a
+        slot (lb.node.handshake_slots), or it is closed (over max_connections)."""
+        if not self.reserve_tls():
             conn.close()
             return
-        task = self.loop.create_task(self._handshake(conn, service, ssl_ctx, source))
+        source = source_key(address)
+        waiting = WaitingHandshake(conn, service, self.loop.time() + self.limits.head_timeout)
+        if self.handshake_slots.offer(source, waiting):
+            self._start_handshake(source, waiting)
+        else:
+            self.counters["tls_handshakes_queued"] += 1
+            waiting.timer = self.loop.call_at(
+                waiting.deadline, self._handshake_wait_expired, source, waiting
+            )
+
+    def _start_handshake(self, source: str, waiting: WaitingHandshake) -> None:
+        task = self.loop.create_task(self._handshake(source, waiting))
         self.handshakes.add(task)
         task.add_done_callback(self.handshakes.discard)
 
-    async def _handshake(
-        self, conn: socket.socket, service: Service, ctx: ssl.SSLContext, source: str
-    ) -> None:
-        client = HttpClient(self, service, reserved=True)
+    def _handshake_wait_expired(self, source: str, waiting: WaitingHandshake) -> None:
+        """head_timeout passed while the connection waited for a handshake slot."""
+        if self.handshake_slots.withdraw(source, waiting):
+            waiting.conn.close()
+            self.handshaking -= 1
+            self.counters["tls_handshakes_expired"] += 1
+
+    async def _handshake(self, source: str, waiting: WaitingHandshake) -> None:
+        client = HttpClient(self, waiting.service, reserved=True)
+        conn = waiting.conn
+        ssl_ctx = waiting.service.server_ssl
+        assert ssl_ctx is not None
         try:
             await self.loop.connect_accepted_socket(
                 lambda: cast(asyncio.BaseProtocol, client),
                 conn,
-                ssl=ctx,
-                ssl_handshake_timeout=self.limits.head_timeout,
+                ssl=ssl_ctx,
+                # head_timeout counts from accept, the wait for a slot included
+                ssl_handshake_timeout=max(waiting.deadline - self.loop.time(), 0.001),
             )
         except (OSError, TimeoutError, ConnectionError):
             conn.close()
@@ -213,7 +230,11 @@ class Entry(HttpRouting):
                 client.reserved = False
                 self.handshake_failed()
         finally:
-            self.handshake_ended(source)
+            for next_source, next_waiting in self.handshake_slots.ended(source):
+                if next_waiting.timer is not None:
+                    next_waiting.timer.cancel()
+                    next_waiting.timer = None
+                self._start_handshake(next_source, next_waiting)
 
     def accept_failed(self, exc: OSError) -> None:
         self.counters["accept_errors"] += 1

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
+from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE
 from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
 
 pytestmark = pytest.mark.integration
@@ -83,3 +84,62 @@ def test_silent_tls_sockets_count_against_max_connections(
         timeout=20,
     )
     assert out.stdout == "200", out
+
+
+def _curl_status(url: str, source: str = HOST, timeout: float = 20.0) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["curl", "-sk", "--interface", source, "-o", "/dev/null", "-w", "%{http_code}", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_handshakes_over_the_per_source_cap_wait_for_a_slot_instead_of_being_closed(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One source (a NAT, a browser, a load generator) opens more TLS connections at once
+    than it may handshake at once: the extra ones wait for a slot of that source, they are
+    not closed; another source is not held up meanwhile; a wait counts against head_timeout.
+
+    The source's slots are taken by silent sockets (a slow client's handshakes); a real
+    client from the same address queued behind them is served once some of them go."""
+    cert, key = make_cert(tmp_path_factory.mktemp("tlswait"))
+    farm = make_farm(
+        nodes=("a",),
+        services={
+            "web": DEFAULT_SERVICES["web"],  # the farm's readiness probe
+            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+        },
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        limits={"head_timeout": 8.0},
+    )
+    port = farm.ports["a"].listen["secure"]
+    url = f"https://{HOST}:{port}/"
+    silent = [socket.create_connection((HOST, port)) for _ in range(MAX_TLS_HANDSHAKES_PER_SOURCE)]
+    try:
+        time.sleep(0.5)  # every silent socket is accepted and handshaking
+        assert _still_open(silent) == MAX_TLS_HANDSHAKES_PER_SOURCE
+        queued = _curl_status(url)
+        # another address is not behind the first one's queue
+        other = _curl_status(url, source="127.0.0.2")
+        assert other.communicate(timeout=10)[0] == "200"
+        time.sleep(1.0)
+        assert queued.poll() is None, "the client over the source's cap was not kept waiting"
+        for s in silent[:4]:
+            s.close()  # their handshakes fail at once: slots free
+        out, err = queued.communicate(timeout=10)
+        assert out == "200", (out, err)
+        # a socket that waits, then handshakes nothing, is closed head_timeout after accept
+        extra = [socket.create_connection((HOST, port)) for _ in range(8)]
+        started = time.monotonic()
+        extra[-1].settimeout(15)
+        assert extra[-1].recv(1) == b""  # queued behind the 28 silent + the 7 before it
+        waited = time.monotonic() - started
+        assert 6.0 < waited < 10.0, waited
+        for s in extra:
+            s.close()
+    finally:
+        for s in silent:
+            s.close()
+    assert farm.unexpected_exits() == []
