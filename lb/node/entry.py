@@ -29,7 +29,7 @@ from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
 from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, make_conn_ref
-from lb.node.handshake_slots import HandshakeSlots
+from lb.node.handshake_slots import HandshakeSlots, Offer
 from lb.node.home import Home
 from lb.node.http_client import HttpClient
 from lb.node.http_state import HttpClientState
@@ -57,7 +57,9 @@ log = structlog.get_logger("lb.entry")
 
 MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
 MAX_TLS_HANDSHAKES_PER_SOURCE = 32  # ... of them from one IPv4 address or IPv6 /64
-# (connections over either wait for a slot, within head_timeout from accept)
+# connections over either wait for a slot, within head_timeout from accept; this many of
+# one source may wait, more are closed at once
+MAX_TLS_WAITING_PER_SOURCE = 1024
 
 
 class WaitingHandshake:
@@ -132,7 +134,7 @@ class Entry(HttpRouting):
         # they count against max_connections too
         self.handshaking = 0
         self.handshake_slots: HandshakeSlots[WaitingHandshake] = HandshakeSlots(
-            MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE
+            MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
         )
         self.handshakes: set[asyncio.Task[None]] = set()
         self.metrics: Metrics | None = None  # set by the node when its admin listener is on
@@ -191,13 +193,18 @@ class Entry(HttpRouting):
             return
         source = source_key(address)
         waiting = WaitingHandshake(conn, service, self.loop.time() + self.limits.head_timeout)
-        if self.handshake_slots.offer(source, waiting):
+        offer = self.handshake_slots.offer(source, waiting)
+        if offer is Offer.START:
             self._start_handshake(source, waiting)
-        else:
+        elif offer is Offer.WAIT:
             self.counters["tls_handshakes_queued"] += 1
             waiting.timer = self.loop.call_at(
                 waiting.deadline, self._handshake_wait_expired, source, waiting
             )
+        else:
+            conn.close()
+            self.handshaking -= 1
+            self.counters["tls_handshakes_refused"] += 1
 
     def _start_handshake(self, source: str, waiting: WaitingHandshake) -> None:
         task = self.loop.create_task(self._handshake(source, waiting))

@@ -7,6 +7,10 @@ handshake at once, and closing the extra ones fails clients that did nothing
 wrong. Slots free up in turn across the sources that wait (round robin), and in
 arrival order within one source, so one busy source delays only itself.
 
+One source may have only so many connections waiting (`max_waiting`); more are
+refused, so sockets that never handshake from one address cannot take every
+connection slot of the process.
+
 Pure bookkeeping: it never touches a socket, a task or the clock. lb.node.entry
 starts the handshakes it hands out and withdraws the waiting connections whose
 head_timeout passes.
@@ -15,21 +19,41 @@ head_timeout passes.
 from __future__ import annotations
 
 from collections import deque
+from enum import Enum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
+class Offer(Enum):
+    """What becomes of a connection that asks for a handshake slot."""
+
+    START = "start"  # its slots are taken: handshake now
+    WAIT = "wait"  # queued: `ended` hands it out later, or `withdraw` removes it
+    REFUSE = "refuse"  # its source already has max_waiting connections waiting: close it
+
+
 class HandshakeSlots(Generic[T]):
     """Handshakes running (per process and per source) and connections waiting for one."""
 
-    __slots__ = ("by_source", "per_process", "per_source", "ready", "running", "waiting")
+    __slots__ = (
+        "by_source",
+        "max_waiting",
+        "per_process",
+        "per_source",
+        "ready",
+        "running",
+        "waiting",
+    )
 
-    def __init__(self, per_process: int, per_source: int) -> None:
-        if per_process < 1 or per_source < 1:
-            raise ValueError("handshake caps must be at least 1")
+    def __init__(self, per_process: int, per_source: int, max_waiting: int) -> None:
+        if per_process < 1 or per_source < 1 or max_waiting < 0:
+            raise ValueError("handshake caps must be at least 1, the waiting cap at least 0")
         self.per_process = per_process
         self.per_source = per_source
+        # connections of one source that may wait: one address cannot hold every
+        # connection slot of the process with sockets that never handshake
+        self.max_waiting = max_waiting
         self.running = 0
         self.by_source: dict[str, int] = {}  # source -> handshakes running
         self.waiting: dict[str, deque[T]] = {}  # source -> connections waiting, oldest first
@@ -37,21 +61,25 @@ class HandshakeSlots(Generic[T]):
         # they wait only for a slot of the process
         self.ready: dict[str, None] = {}
 
-    def offer(self, source: str, item: T) -> bool:
-        """A connection from `source` wants to handshake. True: it may start now (its slots
-        are taken). False: it waits until `ended` hands it out or `withdraw` removes it."""
+    def offer(self, source: str, item: T) -> Offer:
+        """A connection from `source` wants to handshake: it starts now (its slots are
+        taken), waits, or is refused (its source's queue is full)."""
         queue = self.waiting.get(source)
         running = self.by_source.get(source, 0)
         if queue is None and running < self.per_source and self.running < self.per_process:
             self.by_source[source] = running + 1
             self.running += 1
-            return True
+            return Offer.START
         if queue is None:
+            if self.max_waiting == 0:
+                return Offer.REFUSE
             queue = self.waiting[source] = deque()
             if running < self.per_source:
                 self.ready[source] = None
+        elif len(queue) >= self.max_waiting:
+            return Offer.REFUSE
         queue.append(item)
-        return False
+        return Offer.WAIT
 
     def ended(self, source: str) -> list[tuple[str, T]]:
         """A handshake of `source` finished, either way: its slots are free. Returns the

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE
+from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
 from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
 
 pytestmark = pytest.mark.integration
@@ -143,3 +143,40 @@ def test_handshakes_over_the_per_source_cap_wait_for_a_slot_instead_of_being_clo
         for s in silent:
             s.close()
     assert farm.unexpected_exits() == []
+
+
+def test_one_source_cannot_hold_every_connection_slot_with_sockets_that_never_handshake(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The wait for a handshake slot is bounded per source: past its running handshakes
+    and MAX_TLS_WAITING_PER_SOURCE waiting ones, one address's sockets are closed at once,
+    and a client from another address is still served."""
+    held_at_most = MAX_TLS_HANDSHAKES_PER_SOURCE + MAX_TLS_WAITING_PER_SOURCE
+    over = 40
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < held_at_most + over + 200:
+        pytest.skip(f"descriptor limit {hard} too low")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    cert, key = make_cert(tmp_path_factory.mktemp("tlsflood"))
+    farm = make_farm(
+        nodes=("a",),
+        services={
+            "web": DEFAULT_SERVICES["web"],
+            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+        },
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        limits={"head_timeout": 20.0},
+    )
+    port = farm.ports["a"].listen["secure"]
+    socks = []
+    try:
+        for _ in range(held_at_most + over):
+            socks.append(socket.create_connection((HOST, port)))
+        time.sleep(1.0)
+        held = _still_open(socks)
+        assert held == held_at_most, f"{held} silent sockets of one address held"
+        other = _curl_status(f"https://{HOST}:{port}/", source="127.0.0.2")
+        assert other.communicate(timeout=10)[0] == "200"
+    finally:
+        for s in socks:
+            s.close()

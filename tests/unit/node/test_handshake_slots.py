@@ -6,22 +6,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lb.node.handshake_slots import HandshakeSlots
+from lb.node.handshake_slots import HandshakeSlots, Offer
+
+START, WAIT, REFUSE = Offer.START, Offer.WAIT, Offer.REFUSE
 
 
 def test_under_both_caps_a_handshake_starts_at_once() -> None:
-    slots: HandshakeSlots[str] = HandshakeSlots(per_process=4, per_source=2)
-    assert slots.offer("x", "x1") and slots.offer("x", "x2")
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=4, per_source=2, max_waiting=10)
+    assert slots.offer("x", "x1") is START and slots.offer("x", "x2") is START
     assert slots.running == 2 and slots.by_source == {"x": 2}
 
 
 def test_over_the_source_cap_a_connection_waits_and_starts_when_its_source_frees_a_slot() -> None:
-    slots: HandshakeSlots[str] = HandshakeSlots(per_process=4, per_source=2)
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=4, per_source=2, max_waiting=10)
     slots.offer("x", "x1")
     slots.offer("x", "x2")
-    assert not slots.offer("x", "x3")
-    assert not slots.offer("x", "x4")
-    assert slots.offer("y", "y1"), "another source has its own slots"
+    assert slots.offer("x", "x3") is WAIT
+    assert slots.offer("x", "x4") is WAIT
+    assert slots.offer("y", "y1") is START, "another source has its own slots"
     assert slots.ended("y") == [], "a slot of another source is not x's"
     assert slots.ended("x") == [("x", "x3")]  # in arrival order
     assert slots.ended("x") == [("x", "x4")]
@@ -30,29 +32,29 @@ def test_over_the_source_cap_a_connection_waits_and_starts_when_its_source_frees
 
 def test_a_source_with_waiting_connections_keeps_its_order_even_when_a_slot_is_free() -> None:
     """A newcomer of a source does not overtake that source's older waiting connections."""
-    slots: HandshakeSlots[str] = HandshakeSlots(per_process=1, per_source=2)
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=1, per_source=2, max_waiting=10)
     slots.offer("x", "x1")
-    assert not slots.offer("x", "x2")  # the process cap
+    assert slots.offer("x", "x2") is WAIT  # the process cap
     assert slots.ended("x") == [("x", "x2")]
-    assert not slots.offer("y", "y1")
-    assert not slots.offer("x", "x3")
+    assert slots.offer("y", "y1") is WAIT
+    assert slots.offer("x", "x3") is WAIT
     assert slots.ended("x") == [("y", "y1")]  # y has waited longer
 
 
 def test_process_slots_go_round_robin_over_the_waiting_sources() -> None:
-    slots: HandshakeSlots[str] = HandshakeSlots(per_process=2, per_source=2)
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=2, per_source=2, max_waiting=10)
     slots.offer("x", "x0")
     slots.offer("x", "x1")
     for item in ("x2", "x3", "x4"):
-        assert not slots.offer("x", item)
+        assert slots.offer("x", item) is WAIT
     for item in ("y1", "y2"):
-        assert not slots.offer("y", item)
+        assert slots.offer("y", item) is WAIT
     order = [slots.ended(src)[0] for src in ("x", "x", "y", "x", "y")]
     assert order == [("y", "y1"), ("x", "x2"), ("y", "y2"), ("x", "x3"), ("x", "x4")]
 
 
 def test_withdraw_takes_a_waiting_connection_out_wherever_it_is() -> None:
-    slots: HandshakeSlots[str] = HandshakeSlots(per_process=1, per_source=1)
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=1, per_source=1, max_waiting=10)
     slots.offer("x", "x1")
     for item in ("x2", "x3", "x4"):
         slots.offer("x", item)
@@ -66,9 +68,22 @@ def test_withdraw_takes_a_waiting_connection_out_wherever_it_is() -> None:
     assert slots.waiting == {} and slots.ready == {}
 
 
+def test_a_source_with_max_waiting_connections_waiting_gets_the_next_one_refused() -> None:
+    """Silent sockets of one address cannot take every connection slot of the process."""
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=8, per_source=1, max_waiting=2)
+    assert [slots.offer("x", f"x{i}") for i in range(4)] == [START, WAIT, WAIT, REFUSE]
+    assert slots.offer("y", "y1") is START, "other sources are not refused"
+    assert slots.ended("x") == [("x", "x1")]
+    assert slots.offer("x", "x4") is WAIT, "a freed place in the queue is taken again"
+    none_wait: HandshakeSlots[str] = HandshakeSlots(per_process=8, per_source=1, max_waiting=0)
+    assert [none_wait.offer("x", "a"), none_wait.offer("x", "b")] == [START, REFUSE]
+
+
 def test_caps_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        HandshakeSlots(per_process=0, per_source=1)
+        HandshakeSlots(per_process=0, per_source=1, max_waiting=1)
+    with pytest.raises(ValueError):
+        HandshakeSlots(per_process=1, per_source=1, max_waiting=-1)
 
 
 # offer(source), end the handshake of a running item, or withdraw a waiting one
@@ -79,11 +94,11 @@ ACTIONS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(ACTIONS, st.integers(1, 5), st.integers(1, 3))
+@given(ACTIONS, st.integers(1, 5), st.integers(1, 3), st.integers(0, 6))
 def test_any_sequence_keeps_the_caps_and_loses_no_connection(
-    actions: list[tuple[str, int, int]], per_process: int, per_source: int
+    actions: list[tuple[str, int, int]], per_process: int, per_source: int, max_waiting: int
 ) -> None:
-    slots: HandshakeSlots[int] = HandshakeSlots(per_process, per_source)
+    slots: HandshakeSlots[int] = HandshakeSlots(per_process, per_source, max_waiting)
     running: list[tuple[str, int]] = []
     waiting: dict[int, str] = {}
     serial = 0
@@ -91,10 +106,15 @@ def test_any_sequence_keeps_the_caps_and_loses_no_connection(
         source = f"s{src}"
         if action == "offer":
             serial += 1
-            if slots.offer(source, serial):
+            offer = slots.offer(source, serial)
+            mine = sum(1 for s in waiting.values() if s == source)
+            if offer is START:
                 running.append((source, serial))
-            else:
+            elif offer is WAIT:
                 waiting[serial] = source
+            else:
+                assert mine == max_waiting, "refused with room in the source's queue"
+            assert mine <= max_waiting
         elif action == "end" and running:
             done_source, _ = running.pop(pick % len(running))
             for started_source, item in slots.ended(done_source):
