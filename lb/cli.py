@@ -184,6 +184,12 @@ def _run(
         config, node = _load(path, node_name)
     except ConfigError as exc:
         _print_errors(path, exc, sys.stderr)
+        if worker is not None:
+            # a worker re-reads the file its supervisor read: a failure here holds for
+            # every restart, so it is a failed start, which stops the node
+            from lb.node.workers import EXIT_START_FAILED
+
+            return EXIT_START_FAILED
         return EXIT_USAGE
     from lb.node.runner import run_node
 

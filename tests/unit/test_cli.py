@@ -163,6 +163,19 @@ def test_run_with_bad_config_exits_2(bad_file: Path, capsys: pytest.CaptureFixtu
     assert sorted(error_keys(capsys.readouterr().err)) == sorted(BAD_KEYS)
 
 
+def test_a_worker_that_cannot_read_the_farm_file_says_it_could_not_start(
+    bad_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker reads the farm file again; if that fails (the file changed since the
+    supervisor read it), its exit code is the one its supervisor does not restart on a
+    first start, not a usage error it would restart every second."""
+    from lb.node.workers import EXIT_START_FAILED
+
+    argv = ["run", "--config", str(bad_file), "--node", "a", "--worker", "1"]
+    assert main(argv) == EXIT_START_FAILED
+    assert sorted(error_keys(capsys.readouterr().err)) == sorted(BAD_KEYS)
+
+
 def test_run_needs_a_node_choice(
     example: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
