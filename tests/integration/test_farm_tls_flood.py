@@ -1,9 +1,10 @@
 """One source address with ~300 silent sockets does not deny a tls-terminate listener to others.
 
 Handshakes are capped at 256 per process and 32 per source (an IPv4 address, an
-IPv6 /64); each slot lasts head_timeout. A stranger who keeps 300 silent sockets
-open from one address (and reopens each the moment it is closed) holds at most 32:
-real clients from other addresses are served.
+IPv6 /64); each slot lasts head_timeout, and the source's other sockets wait for
+one of its slots. A stranger who keeps 300 silent sockets open from one address
+(and reopens each the moment it is closed) holds 32 handshake slots and queues
+the rest behind them: real clients from other addresses are served.
 """
 
 from __future__ import annotations
