@@ -169,6 +169,16 @@ class Entry(HttpRouting):
         self.handshaking -= 1
         self.counters["tls_handshakes_failed"] += 1
 
+    def tls_handshakes(self) -> dict[str, int]:
+        """TLS clients accepted whose handshake is not done, for inspection: all of them
+        (`accepted`, counted against max_connections), those handshaking (`running`) and
+        those waiting for a slot (`waiting`); `accepted` is the sum of the other two."""
+        return {
+            "accepted": self.handshaking,
+            "running": self.handshake_slots.running,
+            "waiting": self.handshake_slots.waiting_count(),
+        }
+
     async def serve_tls(self, sock: socket.socket, service: Service) -> None:
         """Accept loop of a tls-terminate listener: admission before the TLS handshake.
 

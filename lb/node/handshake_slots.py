@@ -111,6 +111,10 @@ class HandshakeSlots(Generic[T]):
             self.ready.pop(source, None)
         return True
 
+    def waiting_count(self) -> int:
+        """Connections waiting for a slot, every source together."""
+        return sum(len(queue) for queue in self.waiting.values())
+
     def _hand_out(self) -> list[tuple[str, T]]:
         started: list[tuple[str, T]] = []
         while self.ready and self.running < self.per_process:

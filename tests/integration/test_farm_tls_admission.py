@@ -18,6 +18,7 @@ import pytest
 
 from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
 from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
+from tests.support.wait import eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,17 @@ def _still_open(socks: list[socket.socket]) -> int:
         except OSError:
             continue
     return n
+
+
+def _wait_tls_handshakes(farm: Farm, **expected: int) -> dict[str, int]:
+    """Poll node a's tables record until its TLS handshake counts are `expected`."""
+
+    def counts() -> dict[str, int]:
+        found: dict[str, int] = farm.tables("a")["tls_handshakes"]
+        assert {k: found[k] for k in expected} == expected, found
+        return found
+
+    return eventually_passes(counts, timeout=10, interval=0.2, what="TLS handshake counts")
 
 
 def test_silent_tls_sockets_count_against_max_connections(
@@ -76,6 +88,8 @@ def test_silent_tls_sockets_count_against_max_connections(
     finally:
         for s in socks:
             s.close()
+    # nothing is left counted: not a handshake running, not a connection waiting
+    _wait_tls_handshakes(farm, accepted=0, running=0, waiting=0)
     # a real client is served afterwards
     out = subprocess.run(
         ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://{HOST}:{port}/"],

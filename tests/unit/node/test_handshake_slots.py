@@ -25,9 +25,11 @@ def test_over_the_source_cap_a_connection_waits_and_starts_when_its_source_frees
     assert slots.offer("x", "x4") is WAIT
     assert slots.offer("y", "y1") is START, "another source has its own slots"
     assert slots.ended("y") == [], "a slot of another source is not x's"
+    assert slots.waiting_count() == 2
     assert slots.ended("x") == [("x", "x3")]  # in arrival order
     assert slots.ended("x") == [("x", "x4")]
     assert slots.by_source == {"x": 2} and slots.waiting == {}
+    assert slots.waiting_count() == 0
 
 
 def test_a_source_with_waiting_connections_keeps_its_order_even_when_a_slot_is_free() -> None:
@@ -130,6 +132,7 @@ def test_any_sequence_keeps_the_caps_and_loses_no_connection(
         # every connection is running or waiting, none twice
         queued = [item for q in slots.waiting.values() for item in q]
         assert sorted(queued) == sorted(waiting)
+        assert slots.waiting_count() == len(waiting)
         # no slot idles while a connection could use it
         for s, q in slots.waiting.items():
             assert q, s
