@@ -9,6 +9,7 @@ is served.
 from __future__ import annotations
 
 import resource
+import signal
 import socket
 import subprocess
 import time
@@ -18,7 +19,7 @@ import pytest
 
 from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
 from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
-from tests.support.wait import eventually_passes
+from tests.support.wait import eventually, eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +195,44 @@ def test_one_source_cannot_hold_every_connection_slot_with_sockets_that_never_ha
     finally:
         for s in socks:
             s.close()
+
+
+def _tls_farm(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory, **limits: float
+) -> Farm:
+    cert, key = make_cert(tmp_path_factory.mktemp("tlscert"))
+    return make_farm(
+        nodes=("a",),
+        services={
+            "web": DEFAULT_SERVICES["web"],  # the farm's readiness probe
+            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+        },
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        limits=limits,
+    )
+
+
+def test_a_drain_serves_the_clients_waiting_for_a_handshake_slot(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM drains: a TLS client accepted before it, still waiting for a handshake slot
+    (or handshaking), is served like any connection open at the drain, not reset when the
+    node finds no client connection left and stops."""
+    farm = _tls_farm(make_farm, tmp_path_factory, head_timeout=8.0, drain_timeout=20.0)
+    port = farm.ports["a"].listen["secure"]
+    silent = [socket.create_connection((HOST, port)) for _ in range(MAX_TLS_HANDSHAKES_PER_SOURCE)]
+    try:
+        _wait_tls_handshakes(farm, running=MAX_TLS_HANDSHAKES_PER_SOURCE, waiting=0)
+        queued = _curl_status(f"https://{HOST}:{port}/")
+        _wait_tls_handshakes(farm, waiting=1)
+        farm.kill("a", signal.SIGTERM)
+        eventually(lambda: farm.events("a", "draining"), timeout=5, what="the drain")
+        time.sleep(1.0)  # a node that does not wait for the queued client has stopped now
+        for s in silent[:4]:
+            s.close()  # their handshakes fail: slots free, the queued client's starts
+        out, err = queued.communicate(timeout=15)
+        assert out == "200", (out, err, farm.log_tail("a"))
+    finally:
+        for s in silent:
+            s.close()
+    assert farm.lb_procs["a"].popen.wait(timeout=30) == 0
