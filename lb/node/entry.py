@@ -486,6 +486,18 @@ class Entry(HttpRouting):
         client.start_splice(app)
 
     def abort_all(self) -> None:
+        """The node stops: every client connection is closed, TLS ones before or during
+        their handshake included. The connections waiting for a handshake slot go first,
+        so the handshakes that end meanwhile hand no slot out (a handshake started on a
+        closing event loop is destroyed pending, or fails: "Event loop is closed")."""
+        for waiting in self.handshake_slots.clear():
+            if waiting.timer is not None:
+                waiting.timer.cancel()
+                waiting.timer = None
+            waiting.conn.close()
+            self.handshaking -= 1
+        for task in list(self.handshakes):
+            task.cancel()
         for client in list(self.clients):
             client.abort()
         self.pool.close_all()

@@ -111,6 +111,14 @@ class HandshakeSlots(Generic[T]):
             self.ready.pop(source, None)
         return True
 
+    def clear(self) -> list[T]:
+        """Take every waiting connection out (the process stops): none is handed a slot.
+        Returns them."""
+        items = [item for queue in self.waiting.values() for item in queue]
+        self.waiting.clear()
+        self.ready.clear()
+        return items
+
     def waiting_count(self) -> int:
         """Connections waiting for a slot, every source together."""
         return sum(len(queue) for queue in self.waiting.values())

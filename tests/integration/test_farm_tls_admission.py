@@ -236,3 +236,33 @@ def test_a_drain_serves_the_clients_waiting_for_a_handshake_slot(
         for s in silent:
             s.close()
     assert farm.lb_procs["a"].popen.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_node_stopping_with_clients_waiting_for_a_handshake_slot_stops_cleanly(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory, sig: int
+) -> None:
+    """A node that stops (SIGINT, or SIGTERM past drain_timeout) while TLS clients handshake
+    and others wait for a slot closes them all; none is handed a slot as the stop cancels
+    the handshakes (a handshake started on a closing event loop is an error: "Task was
+    destroyed but it is pending", "Event loop is closed")."""
+    farm = _tls_farm(make_farm, tmp_path_factory, head_timeout=8.0, drain_timeout=0.5)
+    port = farm.ports["a"].listen["secure"]
+    waiting = 40
+    socks = [
+        socket.create_connection((HOST, port))
+        for _ in range(MAX_TLS_HANDSHAKES_PER_SOURCE + waiting)
+    ]
+    try:
+        _wait_tls_handshakes(farm, running=MAX_TLS_HANDSHAKES_PER_SOURCE, waiting=waiting)
+        farm.kill("a", sig)
+        assert farm.lb_procs["a"].popen.wait(timeout=30) == 0
+        for s in socks:
+            s.settimeout(5)
+            assert s.recv(1) == b"", "a socket the stopped node did not close"
+    finally:
+        for s in socks:
+            s.close()
+    errors = [r for r in farm.events("a") if r.get("level") in ("error", "critical", "exception")]
+    assert errors == [], errors
+    assert "Traceback" not in farm.logs("a"), farm.log_tail("a")

@@ -81,6 +81,20 @@ def test_a_source_with_max_waiting_connections_waiting_gets_the_next_one_refused
     assert [none_wait.offer("x", "a"), none_wait.offer("x", "b")] == [START, REFUSE]
 
 
+def test_clear_takes_every_waiting_connection_out_and_none_is_handed_a_slot_after() -> None:
+    """The process stops: the waiting connections are closed, the handshakes that end
+    meanwhile start none of them."""
+    slots: HandshakeSlots[str] = HandshakeSlots(per_process=2, per_source=1, max_waiting=10)
+    slots.offer("x", "x1")
+    slots.offer("y", "y1")
+    for item in ("x2", "x3", "y2", "z1"):
+        assert slots.offer(item[0], item) is WAIT
+    assert sorted(slots.clear()) == ["x2", "x3", "y2", "z1"]
+    assert slots.waiting_count() == 0 and slots.ready == {}
+    assert slots.ended("x") == [] and slots.ended("y") == []
+    assert slots.running == 0 and slots.by_source == {}
+
+
 def test_caps_must_be_positive() -> None:
     with pytest.raises(ValueError):
         HandshakeSlots(per_process=0, per_source=1, max_waiting=1)
