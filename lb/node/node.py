@@ -205,8 +205,8 @@ class Node:
         share = max(1, -(-self.limits.max_connections // me.workers))
         # a limit set explicitly above what the descriptors allow deserves a warning
         explicit = self.limits.max_connections != Limits().max_connections
-        self.entry.max_connections = fit_to_descriptors(
-            self.name, share, explicit, me.workers, self.limits.max_connections
+        self.entry.set_max_connections(
+            fit_to_descriptors(self.name, share, explicit, me.workers, self.limits.max_connections)
         )
 
     # -- wiring helpers ------------------------------------------------------------

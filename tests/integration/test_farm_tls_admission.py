@@ -8,12 +8,14 @@ is served.
 
 from __future__ import annotations
 
+import http.client
 import resource
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -266,3 +268,39 @@ def test_a_node_stopping_with_clients_waiting_for_a_handshake_slot_stops_cleanly
     errors = [r for r in farm.events("a") if r.get("level") in ("error", "critical", "exception")]
     assert errors == [], errors
     assert "Traceback" not in farm.logs("a"), farm.log_tail("a")
+
+
+def test_connections_waiting_for_a_handshake_slot_leave_half_the_connection_slots(
+    make_farm: Callable[..., Farm], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Sockets that never handshake may wait for a slot, but the waiting ones take at most
+    half of max_connections: with a small max_connections (as a low descriptor limit makes
+    it) one address's silent sockets do not take every connection slot of the node, and
+    its plain http service still answers."""
+    limit = 300
+    farm = _tls_farm(make_farm, tmp_path_factory, head_timeout=20.0, max_connections=limit)
+    port = farm.ports["a"].listen["secure"]
+    socks = []
+    total = limit + 30
+    try:
+        for _ in range(total):
+            socks.append(socket.create_connection((HOST, port)))
+
+        def every_socket_accepted() -> dict[str, Any]:
+            tables = farm.tables("a")
+            counters = tables["counters"]
+            closed = counters.get("tls_handshakes_refused", 0) + counters.get("clients_refused", 0)
+            assert tables["tls_handshakes"]["accepted"] + closed == total, tables
+            return tables
+
+        tables = eventually_passes(every_socket_accepted, timeout=10, what="every socket accepted")
+        conn = http.client.HTTPConnection(*farm.addr("a"), timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200, tables["tls_handshakes"]  # not 503
+        conn.close()
+        counts = tables["tls_handshakes"]
+        assert counts["running"] == MAX_TLS_HANDSHAKES_PER_SOURCE, counts
+        assert counts["waiting"] == limit // 2, counts
+    finally:
+        for s in socks:
+            s.close()
