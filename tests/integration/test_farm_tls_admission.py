@@ -15,11 +15,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
+from tests.support.admin import AdminFarm, scrape_value
 from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
 from tests.support.wait import eventually, eventually_passes
 
@@ -304,3 +306,69 @@ def test_connections_waiting_for_a_handshake_slot_leave_half_the_connection_slot
     finally:
         for s in socks:
             s.close()
+
+
+def test_two_workers_drain_serving_the_clients_waiting_for_a_handshake_slot(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each worker of a node drains on SIGTERM and serves the TLS clients waiting for a slot
+    of its own: one address's silent sockets fill that address's slots in both workers
+    (SO_REUSEPORT spreads them), its real clients wait, and when the silent ones are closed
+    at head_timeout every real one is served before the node exits. The waiting clients
+    are seen in /metrics, every worker summed."""
+    cert, key = make_cert(tmp_path_factory.mktemp("tlsworkers"))
+    farm = AdminFarm(
+        tmp_path / "farm",
+        nodes=("a",),
+        workers=2,
+        services={
+            "web": DEFAULT_SERVICES["web"],
+            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+        },
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        limits={"head_timeout": 5.0, "drain_timeout": 20.0},
+    )
+    clients = 6
+    try:
+        farm.start()
+        port = farm.ports["a"].listen["secure"]
+        # both workers run (each reports to worker 0): both accept
+        eventually(
+            lambda: farm.get_json("a", "/api/status")["workers_reporting"] == 2,
+            timeout=20,
+            what="both workers reporting",
+            retry_on=(OSError,),  # the admin listener opens after the farm answers
+        )
+        # enough that each worker gets its 32 (SO_REUSEPORT picks a worker per connection)
+        silent = [socket.create_connection((HOST, port)) for _ in range(160)]
+        running = 2 * MAX_TLS_HANDSHAKES_PER_SOURCE
+        waiting = len(silent) - running
+        try:
+
+            def gauges() -> tuple[float, float]:
+                text = farm.get("a", "/metrics").decode()
+                return (
+                    scrape_value(text, "lb_tls_handshakes"),
+                    scrape_value(text, "lb_tls_handshakes_waiting"),
+                )
+
+            eventually(
+                lambda: gauges() == (running, waiting),
+                timeout=10,
+                what="both workers' slots of the address taken",
+            )
+            queued = [_curl_status(f"https://{HOST}:{port}/") for _ in range(clients)]
+            eventually(
+                lambda: gauges() == (running, waiting + clients),
+                timeout=10,
+                what="the real clients waiting",
+            )
+            farm.kill("a", signal.SIGTERM)
+            outs = [q.communicate(timeout=30) for q in queued]
+            assert [out for out, _ in outs] == ["200"] * clients, (outs, farm.log_tail("a"))
+        finally:
+            for s in silent:
+                s.close()
+        assert farm.lb_procs["a"].popen.wait(timeout=30) == 0
+    finally:
+        farm.close()
