@@ -3,7 +3,10 @@
 500 silent sockets against max_connections = 50: the node holds at most 50 of
 them (the rest are closed at once, before a byte is read), its memory barely
 moves, the silent ones are closed after head_timeout, and then a real TLS client
-is served.
+is served. Connections over the handshake caps wait for a slot (bounded per
+source and in all, within head_timeout); a drain serves the waiting ones, a
+stop closes them cleanly, with one worker or two. The counts are read from the
+tables record (SIGUSR1) and /metrics.
 """
 
 from __future__ import annotations
