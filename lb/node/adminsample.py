@@ -111,6 +111,8 @@ def process_sample(node: Node, accounts: LinkAccounts) -> Sample:
         counters=node.entry.counter_values(),
         gauges={
             "clients": len(node.entry.clients),
+            "tls_handshakes": node.entry.handshake_slots.running,
+            "tls_handshakes_waiting": node.entry.handshake_slots.waiting_count(),
             "local": node.entry.local_active,
             "home_flows": node.peers.home_flows(),
             "pending": sum(ln.conn.tables.pending_count for ln in links),

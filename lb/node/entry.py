@@ -58,7 +58,7 @@ log = structlog.get_logger("lb.entry")
 MAX_TLS_HANDSHAKES = 256  # concurrent TLS handshakes of client connections, per process
 MAX_TLS_HANDSHAKES_PER_SOURCE = 32  # ... of them from one IPv4 address or IPv6 /64
 # connections over either wait for a slot, within head_timeout from accept; this many of
-# one source may wait, more are closed at once
+# one source may wait (and half of max_connections in all), more are closed at once
 MAX_TLS_WAITING_PER_SOURCE = 1024
 
 
@@ -129,13 +129,14 @@ class Entry(HttpRouting):
         self.salt = 0
         self.last_extractor_log = 0.0
         self.last_accept_log = 0.0
-        self.max_connections = config.limits.max_connections
         # TLS clients accepted whose handshake is not done (running or waiting for a slot):
         # they count against max_connections too
         self.handshaking = 0
         self.handshake_slots: HandshakeSlots[WaitingHandshake] = HandshakeSlots(
-            MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
+            MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE, 0
         )
+        self.max_connections = 0
+        self.set_max_connections(config.limits.max_connections)
         self.handshakes: set[asyncio.Task[None]] = set()
         self.metrics: Metrics | None = None  # set by the node when its admin listener is on
         self.access = AccessLog.from_config(config, name)
@@ -156,6 +157,13 @@ class Entry(HttpRouting):
         self.clients.add(client)
         return True
 
+    def set_max_connections(self, limit: int) -> None:
+        """The client connections this process admits (its share of the node's). TLS
+        connections waiting for a handshake slot take at most half of them: sockets that
+        never handshake do not hold every connection slot (other services' included)."""
+        self.max_connections = limit
+        self.handshake_slots.max_waiting_total = limit // 2
+
     def reserve_tls(self) -> bool:
         """Accept time of a TLS client: count it against max_connections before its
         handshake (or its wait for a handshake slot)."""
@@ -168,6 +176,16 @@ class Entry(HttpRouting):
     def handshake_failed(self) -> None:
         self.handshaking -= 1
         self.counters["tls_handshakes_failed"] += 1
+
+    def tls_handshakes(self) -> dict[str, int]:
+        """TLS clients accepted whose handshake is not done, for inspection: all of them
+        (`accepted`, counted against max_connections), those handshaking (`running`) and
+        those waiting for a slot (`waiting`); `accepted` is the sum of the other two."""
+        return {
+            "accepted": self.handshaking,
+            "running": self.handshake_slots.running,
+            "waiting": self.handshake_slots.waiting_count(),
+        }
 
     async def serve_tls(self, sock: socket.socket, service: Service) -> None:
         """Accept loop of a tls-terminate listener: admission before the TLS handshake.
@@ -476,6 +494,18 @@ class Entry(HttpRouting):
         client.start_splice(app)
 
     def abort_all(self) -> None:
+        """The node stops: every client connection is closed, TLS ones before or during
+        their handshake included. The connections waiting for a handshake slot go first,
+        so the handshakes that end meanwhile hand no slot out (a handshake started on a
+        closing event loop is destroyed pending, or fails: "Event loop is closed")."""
+        for waiting in self.handshake_slots.clear():
+            if waiting.timer is not None:
+                waiting.timer.cancel()
+                waiting.timer = None
+            waiting.conn.close()
+            self.handshaking -= 1
+        for task in list(self.handshakes):
+            task.cancel()
         for client in list(self.clients):
             client.abort()
         self.pool.close_all()

@@ -174,6 +174,16 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
     )
     for name, key, help_text in (
         ("lb_client_connections", "clients", "Client connections open."),
+        (
+            "lb_tls_handshakes",
+            "tls_handshakes",
+            "TLS handshakes of client connections running (tls-terminate).",
+        ),
+        (
+            "lb_tls_handshakes_waiting",
+            "tls_handshakes_waiting",
+            "TLS client connections waiting for a handshake slot.",
+        ),
         ("lb_local_splices", "local", "Client connections spliced to the local application."),
         ("lb_home_flows", "home_flows", "Flows from peers this node is home for."),
         ("lb_pending_flows", "pending", "Flows in the pending tables of the links."),

@@ -1,10 +1,10 @@
 """What a node process shows of its state: the tables record (SIGUSR1, /api/tables).
 
 `tables(node)` gathers, for a person or a test looking in: the pending and
-forward tables of every link end, the client connections and pooled
-upstreams, the live set and each member's state and incarnation, the health
-of the applications, a sample of the directory (keys are keyed hashes, never
-the tokens) and the node's counters.
+forward tables of every link end, the client connections (and the TLS ones
+whose handshake is not done) and pooled upstreams, the live set and each
+member's state and incarnation, the health of the applications, a sample of
+the directory (keys are keyed hashes, never the tokens) and the node's counters.
 
 It must not change anything it reads.
 """
@@ -49,6 +49,8 @@ def tables(node: Inspected) -> dict[str, Any]:
         "forward": sum(len(v["forward"]) for v in links.values()),
         "local": node.entry.local_active,
         "clients": len(node.entry.clients),
+        # TLS clients accepted, handshake not done: handshaking or waiting for a slot
+        "tls_handshakes": node.entry.tls_handshakes(),
         # idle pooled upstreams: flows (by id) to each home, connections to the local app
         "pooled": node.entry.pool.describe(),
         "live": sorted(node.peers.view.live),

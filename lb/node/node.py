@@ -205,8 +205,8 @@ class Node:
         share = max(1, -(-self.limits.max_connections // me.workers))
         # a limit set explicitly above what the descriptors allow deserves a warning
         explicit = self.limits.max_connections != Limits().max_connections
-        self.entry.max_connections = fit_to_descriptors(
-            self.name, share, explicit, me.workers, self.limits.max_connections
+        self.entry.set_max_connections(
+            fit_to_descriptors(self.name, share, explicit, me.workers, self.limits.max_connections)
         )
 
     # -- wiring helpers ------------------------------------------------------------
@@ -386,8 +386,11 @@ class Node:
             await asyncio.sleep(REOPEN_RETRY)
 
     def busy(self) -> bool:
-        """Whether any client connection or home flow is still open."""
-        return bool(self.entry.clients) or self.peers.home_flows() > 0
+        """Whether any client connection or home flow is still open; a TLS client whose
+        handshake is not done (running, or waiting for a slot) is a client connection too:
+        it was accepted before the drain, and is served like one."""
+        entry = self.entry
+        return bool(entry.clients) or entry.handshaking > 0 or self.peers.home_flows() > 0
 
     async def drain_and_stop(self) -> None:
         """Drain, wait until the last flow ends or the drain deadline, then stop."""
@@ -408,6 +411,7 @@ class Node:
                 "drain_deadline",
                 node=self.name,
                 clients=len(self.entry.clients),
+                tls_handshakes=self.entry.handshaking,
                 load=self.load(),
             )
         await self.stop()

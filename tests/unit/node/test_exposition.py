@@ -29,7 +29,15 @@ def _text() -> str:
     sample.update(
         worker=0,
         counters={"directory": 4, "directory-miss": 1, "extractor_failures": 2, "http_400": 9},
-        gauges={"clients": 5, "pending": 1, "forward": 2, "local": 1, "home_flows": 0},
+        gauges={
+            "clients": 5,
+            "pending": 1,
+            "forward": 2,
+            "local": 1,
+            "home_flows": 0,
+            "tls_handshakes": 6,
+            "tls_handshakes_waiting": 8,
+        },
         links=[{"peer": "b", "direction": "out", "up": 1, "rtt": 0.002, "sent": 3, "received": 4}],
     )
     return render(VIEW, merge([sample]))
@@ -72,6 +80,8 @@ def test_values() -> None:
     assert _value(text, "lb_extractor_failures_total") == "2"
     assert _value(text, 'lb_events_total{event="http_400"}') == "9"
     assert _value(text, "lb_client_connections") == "5"
+    assert _value(text, "lb_tls_handshakes") == "6"
+    assert _value(text, "lb_tls_handshakes_waiting") == "8"
     assert _value(text, 'lb_link_rtt_seconds{peer="b",worker="0"}') == "0.002"
     assert _value(text, 'lb_member_state{member="b",state="dead"}') == "1"
     assert _value(text, 'lb_member_state{member="b",state="alive"}') == "0"
