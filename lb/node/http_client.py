@@ -322,9 +322,13 @@ class HttpClient(ResponseSide):
         self.local = upstream.home == self.entry.name
         if self.local:
             self.entry.local_active += 1
-        if self.resend is not None:
-            upstream.write(self.resend)
+        resend = self.resend
+        if resend is not None:
+            upstream.write(resend)
             self.resend = None
+            # still the request as sent, and still unanswered: should this upstream fail
+            # before any answer too (a new session's home refusing it), it may go elsewhere
+            self.retry_bytes = resend
             if self.eof_in and not self.buf:
                 self.keep_alive = False  # the last request before the client's FIN: say close
             return

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from lb.routing.cookie import CookieKeyring
+from tests.integration.test_farm_http_attacks import BACKEND_ROUGH
 from tests.support.farm import (
     COOKIE_NAME,
     Farm,
@@ -26,6 +27,7 @@ from tests.support.farm import (
     read_response,
     request_bytes,
 )
+from tests.support.http11 import WEB_ONLY
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +71,36 @@ async def test_new_sessions_are_retried_away_from_a_refusing_application(
             farm.addr("a"), "GET", "/old", {"Cookie": farm.cookie_header("b")}
         )
         assert resp.status == 502
+
+
+async def test_a_new_session_on_a_pooled_flow_to_a_home_whose_application_dies_goes_elsewhere(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """a keeps a flow to b pooled; b's application dies when the next request comes on that
+    connection (and takes its listener with it). The request of a new session placed on b
+    goes out on the pooled flow, which breaks before any answer; it is sent once more on a
+    fresh flow to b, which b answers RESET APP_REFUSED. No byte of it reached an application,
+    so the new session must still be placed on another node, as on a first fresh flow."""
+    farm = make_farm(
+        services=dict(WEB_ONLY), backend=BACKEND_ROUGH, limits={"health_interval": 30.0}
+    )
+    resp = await http_request(
+        farm.addr("a"), "GET", "/exit-on-next", {"Cookie": farm.cookie_header("b")}
+    )
+    assert resp.status == 200 and resp.json()["node"] == "b"
+    pooled = Farm.pooled_flows({"a": farm.tables("a")}).get(("a", "b"), set())
+    assert len(pooled) == 1, f"flows pooled from a to b: {pooled} (one, the armed one)"
+    farm.backend_procs[("b", "web")].expected_exit = True  # it dies on the next request
+    statuses: Counter[int] = Counter()
+    async with asyncio.timeout(60):
+        for i in range(30):
+            resp = await get_from(farm.addr("a"), f"/new/{i}", f"127.0.4.{i + 1}")
+            statuses[resp.status] += 1
+            if resp.status == 200:
+                assert resp.json()["node"] in ("a", "c")
+    counters = farm.tables("a")["counters"]
+    assert counters.get("http_retried_on_fresh_upstream", 0) > 0, (
+        "no new session went out on the pooled flow to b: the test proves nothing",
+        counters,
+    )
+    assert statuses == Counter({200: 30}), statuses

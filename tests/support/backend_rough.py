@@ -25,6 +25,9 @@ Endpoints:
   (what is left of the body is read as the next request, as a careless server does)
 - ``POST|PUT /continue-then-close`` answers ``100 Continue``, reads the body, then closes
   with no final answer (an application that dies in the middle of an exchange)
+- ``GET /exit-on-next``  a normal answer; the next request read on this connection makes
+  the process exit at once, unanswered (an application that dies between two requests of a
+  kept connection: its listener goes with it, so a fresh connection is refused)
 - ``GET /dup-cl``        200 with ``Content-Length: 2, 2`` (a list of equal values) and ``ok``
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
@@ -43,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -67,11 +71,15 @@ class Rough:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = next(_conns)
         served = 0
+        armed = False
         async with client_connection(writer):
             while (raw := await read_head(reader)) is not None:
+                if armed:
+                    os._exit(0)
                 served += 1
                 keep = await self.serve(raw, conn, served, reader, writer)
                 await writer.drain()
+                armed = raw.split(b" ", 2)[1:2] == [b"/exit-on-next"]
                 if not keep:
                     break
 
