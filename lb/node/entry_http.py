@@ -293,7 +293,7 @@ class HttpRouting(HttpEntrySide):
             fwd = client.forwarded
             if fwd is None:
                 ip = client.client[0]
-                proto = "https" if service.server_ssl is not None else "http"
+                proto = "https" if service.server_tls is not None else "http"
                 # shared by the connections of one address (an idle one holds no copy)
                 fwd = client.forwarded = forwarded_headers(
                     ip, proto, service.trusted_proxies.contains(ip)
