@@ -195,7 +195,7 @@ class Entry(HttpRouting):
         process and per source, a socket over a cap waits for a slot, and the wait
         and the handshake together are bounded by head_timeout.
         """
-        assert service.server_ssl is not None
+        assert service.server_tls is not None
 
         def on_socket(conn: socket.socket, address: str) -> None:
             self.tls_accepted(conn, address, service)
@@ -239,8 +239,8 @@ class Entry(HttpRouting):
     async def _handshake(self, source: str, waiting: WaitingHandshake) -> None:
         client = HttpClient(self, waiting.service, reserved=True)
         conn = waiting.conn
-        ssl_ctx = waiting.service.server_ssl
-        assert ssl_ctx is not None
+        assert waiting.service.server_tls is not None
+        ssl_ctx = waiting.service.server_tls.context
         try:
             await self.loop.connect_accepted_socket(
                 lambda: cast(asyncio.BaseProtocol, client),

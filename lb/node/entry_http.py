@@ -293,7 +293,7 @@ class HttpRouting(HttpEntrySide):
             fwd = client.forwarded
             if fwd is None:
                 ip = client.client[0]
-                proto = "https" if service.server_ssl is not None else "http"
+                proto = "https" if service.server_tls is not None else "http"
                 # shared by the connections of one address (an idle one holds no copy)
                 fwd = client.forwarded = forwarded_headers(
                     ip, proto, service.trusted_proxies.contains(ip)
@@ -315,7 +315,8 @@ class HttpRouting(HttpEntrySide):
         """The response head `buf[start:end]` as it goes to the client, or None when it
         goes unchanged: the home cookie of a new session, and the client side's own
         Connection header (RFC 9112 9.6: a connection about to be closed says
-        `Connection: close`; an application's close is not the client's), and equal
+        `Connection: close`; an application's close is not the client's, and an HTTP/1.0
+        answer to a client lb keeps says `Connection: keep-alive`), and equal
         Content-Length values made one (RFC 9110 8.6)."""
         raw: bytes | None = None
         if head.length_list:
@@ -324,7 +325,10 @@ class HttpRouting(HttpEntrySide):
             if self.draining:
                 client.keep_alive = False
             if client.keep_alive:
-                if head.close:  # the application closes its side, not the client's
+                # the application closes its side, not the client's: by Connection:
+                # close, or as an HTTP/1.0 answer without keep-alive (RFC 9112 9.3), which
+                # relayed as it came would tell the client its connection ends too
+                if head.close or (head.minor == 0 and not head.keep_alive):
                     raw = http1.without_connection_headers(
                         raw if raw is not None else bytes(buf[start:end])
                     )

@@ -117,7 +117,7 @@ class HttpClient(ResponseSide):
         # True: the socket stays open for the answers, and lb closes after the last one.
         # Over TLS the layer ends the session at the client's close_notify whatever the
         # answer, and warns for each True: a log line per client that closes first.
-        return self.service.server_ssl is None
+        return self.service.server_tls is None
 
     def _client_ended(self) -> None:
         """The client's FIN (or close_notify): what it sent is all there is."""

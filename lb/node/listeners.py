@@ -113,7 +113,7 @@ class ClientListeners:
             ) from None
 
     async def _bind(self, service: Service, host: str, port: int) -> None:
-        if service.server_ssl is not None:
+        if service.server_tls is not None:
             sock = listening_socket(host, port, self.reuse_port, BACKLOG)
             self.tls_sockets.append((sock, service))
             self.tls_tasks.append(self.loop.create_task(self.entry.serve_tls(sock, service)))

@@ -2,7 +2,9 @@
 
 Nodes joining or leaving the farm (Peers.reload), `previous_secrets` (new
 logins, cookies and directory keys; the directory is re-keyed when the oldest
-secret left the file) and the link certificates apply live. A file that
+secret left the file), the link certificates and the certificate files of
+tls-terminate services (read again from the paths the node started with, so a
+certificate renewed in place is served to new handshakes) apply live. A file that
 changes the farm name or secret, or drops this node, is refused; changes to
 services, limits or this node's own addresses are reported and wait for a
 restart.
@@ -25,6 +27,7 @@ from lb.node.home import Home
 from lb.node.linktls import LinkTls
 from lb.node.peers import Peers
 from lb.node.replication import Replication
+from lb.node.service import Service
 from lb.routing.cookie import CookieKeyring
 from lb.routing.directory import Directory, DirectoryKeys, directory_secret
 from lb.routing.keyring_slot import KeyringSlot
@@ -73,6 +76,7 @@ class Reloadable(Protocol):
     keyring_slot: KeyringSlot
     entry: Entry
     home: Home
+    services: dict[str, Service]
 
 
 def reload(node: Reloadable, config: FarmConfig) -> None:
@@ -91,8 +95,9 @@ def reload(node: Reloadable, config: FarmConfig) -> None:
             "reload_partial",
             node=node.name,
             restart_for=waiting,
-            reason="nodes joining or leaving, previous_secrets and link certificates apply "
-            "live; restart for the other changes (services, limits, this node's addresses)",
+            reason="nodes joining or leaving, previous_secrets, link certificates and the "
+            "certificate files of tls-terminate services apply live; restart for the other "
+            "changes (services, limits, this node's addresses)",
         )
     if node.link_tls is not None:
         try:
@@ -101,11 +106,26 @@ def reload(node: Reloadable, config: FarmConfig) -> None:
         except ConfigError as exc:
             for key, message in exc.errors:
                 log.error("reload_config_error", node=node.name, key=key, error=message)
+    _reload_server_certs(node)
     if config.previous_secrets != node.config.previous_secrets:
         _renew_secrets(node, config)
     added, removed = node.peers.reload(config)
     node.config = dataclasses.replace(node.peers.config, previous_secrets=config.previous_secrets)
     log.info("farm_reloaded", node=node.name, joined=sorted(added), left=sorted(removed))
+
+
+def _reload_server_certs(node: Reloadable) -> None:
+    """Each tls-terminate service reads its certificate and key files again (as it
+    started with them): new handshakes present what the files hold now."""
+    for service in node.services.values():
+        if service.server_tls is None:
+            continue
+        try:
+            service.server_tls.reload()
+            log.info("tls_certs_reloaded", node=node.name, service=service.name)
+        except ConfigError as exc:
+            for key, message in exc.errors:
+                log.error("reload_config_error", node=node.name, key=key, error=message)
 
 
 def _renew_secrets(node: Reloadable, config: FarmConfig) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lb.config import Address, NodeConfig, ServiceConfig
-from lb.config.build import app_context, extractor_chain, server_context
+from lb.config.build import app_context, extractor_chain
 from lb.extract.api import Extractor, HomeCookieVerifier
+from lb.node.servertls import ServerTls
 from lb.wire.forwarded import TrustedProxies
 
 
@@ -27,7 +28,7 @@ class Service:
     chain: tuple[Extractor, ...]
     listen: tuple[Address, ...]  # one listener per address; the first is the primary
     app: Address
-    server_ssl: ssl.SSLContext | None  # tls-terminate: lb ends the client's TLS
+    server_tls: ServerTls | None  # tls-terminate: lb ends the client's TLS (SIGHUP renews it)
     app_ssl: ssl.SSLContext | None  # TLS towards the local application
     app_server_hostname: str | None
     secure_cookie: bool  # the home cookie gets Secure (the client spoke TLS)
@@ -52,10 +53,10 @@ def build_service(
     chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors", keyring)
     terminate = cfg.protocol == "tls-terminate"
     app_ssl = app_context(cfg.app_tls_ca) if terminate and cfg.app_tls else None
-    server_ssl = None
+    server_tls = None
     if terminate:
         assert cfg.tls_cert is not None and cfg.tls_key is not None
-        server_ssl = server_context(cfg.tls_cert, cfg.tls_key)
+        server_tls = ServerTls(cfg.name, cfg.tls_cert, cfg.tls_key)
     app = me.apps[cfg.name]
     learn = tuple(
         str(spec.options["name"])
@@ -69,7 +70,7 @@ def build_service(
         chain=tuple(chain),
         listen=me.listen[cfg.name],
         app=app,
-        server_ssl=server_ssl,
+        server_tls=server_tls,
         app_ssl=app_ssl,
         app_server_hostname=app.host if app_ssl is not None and cfg.app_tls_ca else None,
         secure_cookie=terminate,

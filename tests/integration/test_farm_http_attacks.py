@@ -508,6 +508,45 @@ async def test_retry_on_a_fresh_upstream_drops_the_dead_ones_partial_head(
     assert reply.header("X-Partial") is None, reply.headers
 
 
+def _client_keeps(head: bytes) -> bool:
+    """Whether an HTTP/1.1 client keeps its connection after a response with this head
+    (RFC 9112 9.3: an HTTP/1.0 response persists only with the keep-alive option, an
+    HTTP/1.1 one unless it says close)."""
+    lines = head.decode("latin-1").split("\r\n")
+    options = {
+        token.strip().lower()
+        for line in lines[1:]
+        if line.lower().startswith("connection:")
+        for token in line.split(":", 1)[1].split(",")
+    }
+    if lines[0].startswith("HTTP/1.0 "):
+        return "keep-alive" in options
+    return "close" not in options
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_http10_answer_keeps_the_clients_connection_and_says_so(
+    farm: Farm, home: str
+) -> None:
+    """An HTTP/1.0 application (Python's http.server) answers every request with
+    `HTTP/1.0 200` and a Content-Length, no Connection header, and closes. lb keeps the
+    client's keep-alive connection, so its answer must say so: relayed as it came, an
+    HTTP/1.0 answer without `Connection: keep-alive` tells the client the connection
+    ends (RFC 9112 9.3), and curl or a browser close it and pay a new connection (a TLS
+    handshake on tls-terminate) for every request."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        for n in range(2):
+            conn.writer.write(
+                f"GET /http10 HTTP/1.1\r\nHost: x\r\n{_cookie(farm, home)}\r\n".encode()
+            )
+            head = await conn.reader.readuntil(b"\r\n\r\n")
+            assert b"\r\nX-Path: /http10\r\n" in head, head
+            assert await conn.reader.readexactly(2) == b"ok"
+            assert _client_keeps(head), (n, head)
+        await conn.close()
+
+
 @pytest.mark.parametrize("home", HOMES)
 async def test_http10_request_does_not_leave_its_upstream_in_the_pool(
     farm: Farm, home: str

@@ -34,6 +34,8 @@ Endpoints:
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
   ``partial`` of its body, then nothing more for 60 s (an application stuck mid-answer)
 - ``GET /pad/N``         N bytes (``p``, N up to 60000), head and body in one write (one segment)
+- ``GET /http10``        an ``HTTP/1.0`` answer (``Content-Length``, no ``Connection``
+  header) whatever the request's version, then a close (as Python's ``http.server`` answers)
 - any request of HTTP/1.0 without ``Connection: keep-alive``: answered like others but
   without a ``Connection`` header, and the connection is closed 300 ms later (as an
   HTTP/1.0 server that lingers before its close)
@@ -145,6 +147,10 @@ class Rough:
             await writer.drain()
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
             return False  # the application dies before its final answer
+        elif path == "/http10":
+            head = self.head("200 OK", path, conn, served, 2, False)
+            writer.write(head.replace(b"HTTP/1.1 ", b"HTTP/1.0 ", 1) + b"ok")
+            return False
         elif path == "/dup-cl":
             head = self.head("200 OK", path, conn, served, 2, close_header)
             writer.write(
