@@ -112,7 +112,7 @@ def process_sample(node: Node, accounts: LinkAccounts) -> Sample:
         gauges={
             "clients": len(node.entry.clients),
             "tls_handshakes": node.entry.handshake_slots.running,
-            "tls_handshakes_waiting": node.entry.handshake_slots.waiting_count(),
+            "tls_handshakes_waiting": node.entry.handshake_slots.queued,
             "local": node.entry.local_active,
             "home_flows": node.peers.home_flows(),
             "pending": sum(ln.conn.tables.pending_count for ln in links),

@@ -73,6 +73,11 @@ class WaitingHandshake:
         self.deadline = deadline  # head_timeout after accept: the handshake's end at the latest
         self.timer: asyncio.TimerHandle | None = None  # while it waits for a slot
 
+    def stop_waiting(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
 
 def proxy_v2_header(client: ClientEndpoint) -> bytes:
     """The PROXY v2 header of a local splice: the client, and the address it connected to
@@ -184,7 +189,7 @@ class Entry(HttpRouting):
         return {
             "accepted": self.handshaking,
             "running": self.handshake_slots.running,
-            "waiting": self.handshake_slots.waiting_count(),
+            "waiting": self.handshake_slots.queued,
         }
 
     async def serve_tls(self, sock: socket.socket, service: Service) -> None:
@@ -220,9 +225,7 @@ class Entry(HttpRouting):
                 waiting.deadline, self._handshake_wait_expired, source, waiting
             )
         else:
-            conn.close()
-            self.handshaking -= 1
-            self.counters["tls_handshakes_refused"] += 1
+            self._drop_unstarted(waiting, "tls_handshakes_refused")
 
     def _start_handshake(self, source: str, waiting: WaitingHandshake) -> None:
         task = self.loop.create_task(self._handshake(source, waiting))
@@ -232,9 +235,15 @@ class Entry(HttpRouting):
     def _handshake_wait_expired(self, source: str, waiting: WaitingHandshake) -> None:
         """head_timeout passed while the connection waited for a handshake slot."""
         if self.handshake_slots.withdraw(source, waiting):
-            waiting.conn.close()
-            self.handshaking -= 1
-            self.counters["tls_handshakes_expired"] += 1
+            self._drop_unstarted(waiting, "tls_handshakes_expired")
+
+    def _drop_unstarted(self, waiting: WaitingHandshake, counter: str | None) -> None:
+        """Close a counted TLS connection whose handshake never started."""
+        waiting.stop_waiting()
+        waiting.conn.close()
+        self.handshaking -= 1
+        if counter is not None:
+            self.counters[counter] += 1
 
     async def _handshake(self, source: str, waiting: WaitingHandshake) -> None:
         client = HttpClient(self, waiting.service, reserved=True)
@@ -256,9 +265,7 @@ class Entry(HttpRouting):
                 self.handshake_failed()
         finally:
             for next_source, next_waiting in self.handshake_slots.ended(source):
-                if next_waiting.timer is not None:
-                    next_waiting.timer.cancel()
-                    next_waiting.timer = None
+                next_waiting.stop_waiting()
                 self._start_handshake(next_source, next_waiting)
 
     def accept_failed(self, exc: OSError) -> None:
@@ -499,11 +506,7 @@ class Entry(HttpRouting):
         so the handshakes that end meanwhile hand no slot out (a handshake started on a
         closing event loop is destroyed pending, or fails: "Event loop is closed")."""
         for waiting in self.handshake_slots.clear():
-            if waiting.timer is not None:
-                waiting.timer.cancel()
-                waiting.timer = None
-            waiting.conn.close()
-            self.handshaking -= 1
+            self._drop_unstarted(waiting, None)
         for task in list(self.handshakes):
             task.cancel()
         for client in list(self.clients):

@@ -328,7 +328,7 @@ class HttpRouting(HttpEntrySide):
                 # the application closes its side, not the client's: by Connection:
                 # close, or as an HTTP/1.0 answer without keep-alive (RFC 9112 9.3), which
                 # relayed as it came would tell the client its connection ends too
-                if head.close or (head.minor == 0 and not head.keep_alive):
+                if not http1.response_keeps_alive(head):
                     raw = http1.without_connection_headers(
                         raw if raw is not None else bytes(buf[start:end])
                     )

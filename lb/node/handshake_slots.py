@@ -131,10 +131,6 @@ class HandshakeSlots(Generic[T]):
         self.queued = 0
         return items
 
-    def waiting_count(self) -> int:
-        """Connections waiting for a slot, every source together."""
-        return self.queued
-
     def _hand_out(self) -> list[tuple[str, T]]:
         started: list[tuple[str, T]] = []
         while self.ready and self.running < self.per_process:

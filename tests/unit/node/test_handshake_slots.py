@@ -29,11 +29,11 @@ def test_over_the_source_cap_a_connection_waits_and_starts_when_its_source_frees
     assert slots.offer("x", "x4") is WAIT
     assert slots.offer("y", "y1") is START, "another source has its own slots"
     assert slots.ended("y") == [], "a slot of another source is not x's"
-    assert slots.waiting_count() == 2
+    assert slots.queued == 2
     assert slots.ended("x") == [("x", "x3")]  # in arrival order
     assert slots.ended("x") == [("x", "x4")]
     assert slots.by_source == {"x": 2} and slots.waiting == {}
-    assert slots.waiting_count() == 0
+    assert slots.queued == 0
 
 
 def test_a_source_with_waiting_connections_keeps_its_order_even_when_a_slot_is_free() -> None:
@@ -106,7 +106,7 @@ def test_clear_takes_every_waiting_connection_out_and_none_is_handed_a_slot_afte
     for item in ("x2", "x3", "y2", "z1"):
         assert slots.offer(item[0], item) is WAIT
     assert sorted(slots.clear()) == ["x2", "x3", "y2", "z1"]
-    assert slots.waiting_count() == 0 and slots.ready == {}
+    assert slots.queued == 0 and slots.ready == {}
     assert slots.ended("x") == [] and slots.ended("y") == []
     assert slots.running == 0 and slots.by_source == {}
 
@@ -123,7 +123,7 @@ def test_the_process_has_a_cap_on_waiting_connections_of_every_source_together()
     assert slots.ended("x") == [("x", "x1")]
     assert slots.offer("z", "z1") is WAIT, "a freed place in the process's queue is taken"
     assert slots.withdraw("x", "x2") and slots.offer("y", "y2") is WAIT
-    assert slots.waiting_count() == 3
+    assert slots.queued == 3
 
 
 def test_caps_must_be_positive() -> None:
@@ -186,7 +186,7 @@ def test_any_sequence_keeps_the_caps_and_loses_no_connection(
         # every connection is running or waiting, none twice
         queued = [item for q in slots.waiting.values() for item in q]
         assert sorted(queued) == sorted(waiting)
-        assert slots.waiting_count() == len(waiting)
+        assert slots.queued == len(waiting)
         # no slot idles while a connection could use it
         for s, q in slots.waiting.items():
             assert q, s
