@@ -25,7 +25,7 @@ import pytest
 
 from lb.node.entry import MAX_TLS_HANDSHAKES_PER_SOURCE, MAX_TLS_WAITING_PER_SOURCE
 from tests.support.admin import AdminFarm, scrape_value
-from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
+from tests.support.farm import DEFAULT_SERVICES, HOST, TLS_TERMINATE_SERVICE, Farm, make_cert
 from tests.support.wait import eventually, eventually_passes
 
 pytestmark = pytest.mark.integration
@@ -72,7 +72,7 @@ def test_silent_tls_sockets_count_against_max_connections(
         nodes=("a", "b"),
         services={
             "web": DEFAULT_SERVICES["web"],
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
         limits={"max_connections": LIMIT, "head_timeout": 3.0},
@@ -131,7 +131,7 @@ def test_handshakes_over_the_per_source_cap_wait_for_a_slot_instead_of_being_clo
         nodes=("a",),
         services={
             "web": DEFAULT_SERVICES["web"],  # the farm's readiness probe
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
         limits={"head_timeout": 8.0},
@@ -184,7 +184,7 @@ def test_one_source_cannot_hold_every_connection_slot_with_sockets_that_never_ha
         nodes=("a",),
         services={
             "web": DEFAULT_SERVICES["web"],
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
         limits={"head_timeout": 20.0},
@@ -212,7 +212,7 @@ def _tls_farm(
         nodes=("a",),
         services={
             "web": DEFAULT_SERVICES["web"],  # the farm's readiness probe
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
         limits=limits,
@@ -326,7 +326,7 @@ def test_two_workers_drain_serving_the_clients_waiting_for_a_handshake_slot(
         workers=2,
         services={
             "web": DEFAULT_SERVICES["web"],
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
         limits={"head_timeout": 5.0, "drain_timeout": 20.0},

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.farm import DEFAULT_SERVICES, HOST, Farm, make_cert
+from tests.support.farm import DEFAULT_SERVICES, HOST, TLS_TERMINATE_SERVICE, Farm, make_cert
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ async def test_one_source_with_silent_sockets_denies_tls_clients(
         nodes=("a", "b"),
         services={
             "web": DEFAULT_SERVICES["web"],
-            "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+            "secure": TLS_TERMINATE_SERVICE,
         },
         service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
     )

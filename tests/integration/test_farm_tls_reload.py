@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.farm import DEFAULT_SERVICES, Farm, make_cert
+from tests.support.farm import DEFAULT_SERVICES, TLS_TERMINATE_SERVICE, Farm, make_cert
 from tests.support.wait import eventually
 
 pytestmark = [
@@ -30,7 +30,7 @@ pytestmark = [
 
 SERVICES = {
     "web": DEFAULT_SERVICES["web"],
-    "secure": ("tls-terminate", '[ { kind = "home-cookie" } ]'),
+    "secure": TLS_TERMINATE_SERVICE,
 }
 
 

@@ -56,6 +56,9 @@ DEFAULT_SERVICES: dict[str, tuple[str, str]] = {
     "raw": ("tcp", '[ { kind = "client-ip" } ]'),
 }
 
+#: a tls-terminate service routed by the home cookie (the tests give it `tls = {...}`)
+TLS_TERMINATE_SERVICE: tuple[str, str] = ("tls-terminate", '[ { kind = "home-cookie" } ]')
+
 #: service protocol -> the test backend's mode that plays its application
 BACKEND_MODES = {"http": "http", "tcp": "tcp", "tls-terminate": "http", "tls-passthrough": "https"}
 
