@@ -313,14 +313,19 @@ class HttpRouting(HttpEntrySide):
         decision: Decision,
     ) -> bytes | None:
         """The response head `buf[start:end]` as it goes to the client, or None when it
-        goes unchanged: the home cookie of a new session, and the client side's own
-        Connection header (RFC 9112 9.6: a connection about to be closed says
-        `Connection: close`; an application's close is not the client's, and an HTTP/1.0
-        answer to a client lb keeps says `Connection: keep-alive`), and equal
-        Content-Length values made one (RFC 9110 8.6)."""
+        goes unchanged: lb's own HTTP version (RFC 9110 6.2), the home cookie of a new
+        session, the client side's own Connection header (RFC 9112 9.6: a connection
+        about to be closed says `Connection: close`; an application's close is not the
+        client's, and an HTTP/1.0 answer to a client lb keeps says `Connection:
+        keep-alive`), and equal Content-Length values made one (RFC 9110 8.6)."""
         raw: bytes | None = None
         if head.length_list:
             raw = http1.with_one_content_length(bytes(buf[start:end]), head.content_length)
+        if head.minor == 0:
+            # RFC 9110 6.2: an intermediary sends its own HTTP-version; relayed as it came,
+            # an application's HTTP/1.0 makes an HTTP/1.1 client step down for its next
+            # requests (curl, browsers); the framing stays (close-delimited or not)
+            raw = b"HTTP/1.1" + (raw[8:] if raw is not None else bytes(buf[start + 8 : end]))
         if head.status != 101:
             if self.draining:
                 client.keep_alive = False

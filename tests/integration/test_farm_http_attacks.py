@@ -573,6 +573,29 @@ async def test_http10_request_does_not_leave_its_upstream_in_the_pool(
     assert reply.status == 200 and reply.path == "/after-http10", (reply.status, reply.headers)
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_answers_carry_lbs_own_http_version(farm: Farm, home: str) -> None:
+    """RFC 9110 6.2: an intermediary sends its own HTTP-version. An HTTP/1.0 application's
+    `HTTP/1.0 200` relayed as it came makes curl send its next requests as HTTP/1.0 on the
+    kept connection. To an HTTP/1.1 client lb says HTTP/1.1 and keeps the connection; to
+    an HTTP/1.0 client that asked no keep-alive it says HTTP/1.1 with `Connection: close`
+    and closes after the body (the body's framing unchanged)."""
+    request = f"GET /http10 HTTP/1.{{}}\r\nHost: x\r\n{_cookie(farm, home)}\r\n"
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(request.format(1).encode())
+        head = await conn.reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert await conn.reader.readexactly(2) == b"ok"
+        conn.writer.write(request.format(0).encode())
+        await conn.writer.drain()
+        data, _ = await read_until_closed(conn.reader)
+        await conn.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nX-Path: /http10\r\n" in head, head
+    assert not _client_keeps(head + b"\r\n\r\n") and body == b"ok", data
+
+
 # ------------------------------------------------------------------ forwarding headers
 
 
