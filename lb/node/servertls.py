@@ -5,7 +5,10 @@ and the certificate and key files it was made from. `reload()` makes a fresh
 context from the same files (a renewed certificate written over the old one, as
 certbot and other ACME clients do): handshakes that start after it present the
 new certificate, connections already up keep theirs. A file that cannot be
-loaded raises ConfigError, naming the service's key, and the old context stays.
+loaded raises ConfigError keyed `services.<name>.tls.cert` / `.tls.key` with
+what is wrong with it (lb.config.tlsfiles), and the old context stays. An
+expired certificate is served, as nginx and HAProxy serve one, and logged as
+the warning `tls_cert_expired` with its notAfter, at start and at each reload.
 TLS sessions of the old context (its session cache and ticket keys) are not
 carried over: a client resuming one after a reload gets a full handshake.
 
@@ -17,8 +20,14 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from lb.config.build import server_context
+import structlog
+
+from lb.clock import wall
+from lb.config.build import checked_server_context
+from lb.config.tlsfiles import certificate_not_after, expiry_warning
 from lb.errors import ConfigError
+
+log = structlog.get_logger("lb.node")
 
 __all__ = ["ServerTls"]
 
@@ -32,20 +41,35 @@ class ServerTls:
         self.service = service
         self.cert = cert
         self.key = key
-        self.context: ssl.SSLContext = server_context(cert, key)
+        self.context: ssl.SSLContext = checked_server_context(cert, key, self.key_prefix)
+        self.warn_if_expired()
+
+    @property
+    def key_prefix(self) -> str:
+        return f"services.{self.service}.tls"
 
     def reload(self) -> None:
         """A fresh context from the files; raises ConfigError and keeps the old one."""
         try:
-            self.context = server_context(self.cert, self.key)
-        except (OSError, ssl.SSLError) as exc:
+            self.context = checked_server_context(self.cert, self.key, self.key_prefix)
+        except ConfigError as exc:
             raise ConfigError(
                 [
-                    (
-                        f"services.{self.service}.tls",
-                        f"cannot load the certificate and key ({str(self.cert)!r}, "
-                        f"{str(self.key)!r}): {exc}; the listener keeps the certificate "
-                        "it had",
-                    )
+                    (key, f"{message}; the listener keeps the certificate it had")
+                    for key, message in exc.errors
                 ]
             ) from None
+        self.warn_if_expired()
+
+    def warn_if_expired(self) -> None:
+        """Log `tls_cert_expired` when the certificate's notAfter has passed."""
+        warning = expiry_warning(self.cert, wall())
+        if warning is not None:
+            not_after = certificate_not_after(self.cert)
+            log.warning(
+                "tls_cert_expired",
+                service=self.service,
+                key=f"{self.key_prefix}.cert",
+                not_after=not_after.isoformat() if not_after is not None else None,
+                warning=warning,
+            )
