@@ -212,3 +212,40 @@ def test_access_lines_of_tls_terminate_requests_carry_the_connections_tls(
     assert (nosni["tls_version"], nosni["tls_sni"]) == ("TLSv1.2", None), nosni
     assert nosni["tls_cipher"] == cipher.group(1), nosni  # as OpenSSL names it
     assert not [key for key in found["/tlslog/plain"] if key.startswith("tls_")]
+
+
+def terminate_s_client(farm: Farm, entry: str, cookie: str, *args: str) -> tuple[str, str]:
+    """One request with `cookie` through `entry`'s tls-terminate listener, by openssl
+    s_client: (handshake kind, the node whose application answered)."""
+    host, port = farm.addr(entry, "secure")
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args],
+        input=f"GET /resume HTTP/1.0\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    kind = re.search(r"^(New|Reused), TLSv1\.[23]", r.stdout, re.M)
+    node = re.search(r'\{"node": "([a-z]+)"', r.stdout)
+    assert kind and node, r.stdout[-3000:] + r.stderr[-2000:]
+    return kind.group(1), node.group(1)
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_a_tls_session_resumes_on_its_node_only_and_the_home_cookie_holds(
+    tls_farm: Farm, tmp_path: Path, version: str
+) -> None:
+    """docs/tls.md: nodes share no ticket key, so a session resumes only with the node
+    (here: its one process) that issued it; a client sent to another entry makes a
+    full handshake, and its home cookie still takes its request to its home."""
+    sess = tmp_path / "sess.pem"
+    cookie = tls_farm.cookie_header("c")
+    assert terminate_s_client(tls_farm, "a", cookie, version, "-sess_out", str(sess)) == (
+        "New",
+        "c",
+    )
+    for entry, kind in (("a", "Reused"), ("b", "New"), ("c", "New"), ("a", "Reused")):
+        assert terminate_s_client(tls_farm, entry, cookie, version, "-sess_in", str(sess)) == (
+            kind,
+            "c",
+        ), entry
