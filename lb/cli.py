@@ -12,6 +12,7 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -200,6 +201,20 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def certificate_warnings(config: FarmConfig, now: float) -> list[tuple[str, str]]:
+    """The tls-terminate certificates expired at `now` (seconds since the epoch), keyed
+    as the farm file names them (lb.config.tlsfiles.expiry_warning)."""
+    from lb.config.tlsfiles import expiry_warning
+
+    found: list[tuple[str, str]] = []
+    for i, service in enumerate(config.services.values()):
+        if service.tls_cert is not None:
+            warning = expiry_warning(service.tls_cert, now)
+            if warning is not None:
+                found.append((f"services[{i}].tls.cert", warning))
+    return found
+
+
 def _check_config(path: str, node_name: str | None) -> int:
     try:
         config = load_config(path)
@@ -213,6 +228,8 @@ def _check_config(path: str, node_name: str | None) -> int:
     except ConfigError as exc:
         _print_errors(path, exc, sys.stderr)
         return EXIT_CHECK_FAILED
+    for key, message in certificate_warnings(config, time.time()):
+        print(f"warning: {key}: {message}", file=sys.stderr)
     line = (
         f"ok: farm {config.name!r}, "
         f"{_plural(len(config.nodes), 'node')} ({', '.join(config.nodes)}), "

@@ -9,7 +9,9 @@ The package: `model` (the dataclasses lb.node reads, Limits with its ranges),
 `spec` (key tables and the one walker that checks a TOML table against one),
 `schema` (the farm file's sections and the rules across keys), `build` (the
 extractor chain and TLS contexts, built the same way for checking and for
-serving), `cpus` (what `workers = "auto"` means on this machine).
+serving), `tlsfiles` (what is wrong with a certificate or key file, said per
+file, and a certificate's notAfter), `cpus` (what `workers = "auto"` means on
+this machine).
 
 This package reads the config file (and the secret and PEM files it names),
 a few files under /proc and /sys (CPU quota) and the LB_NODE environment

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from lb.config.model import ExtractorSpec
 from lb.config.spec import did_you_mean
+from lb.config.tlsfiles import pem_problems
 from lb.errors import ConfigError
 from lb.extract.api import Extractor, ExtractorContext, HomeCookieVerifier
 from lb.extract.registry import build_chain
 
-__all__ = ["app_context", "extractor_chain", "server_context"]
+__all__ = ["app_context", "checked_server_context", "extractor_chain", "server_context"]
 
 _UNKNOWN_OPTION = re.compile(r"unknown option \(known options: ([^)]*)\)")
 
@@ -63,13 +64,40 @@ def _suggest(key_prefix: str, key: str, message: str) -> tuple[str, str]:
     return key, f"{message}; did you mean {close!r}?"
 
 
+class EncryptedKeyError(ssl.SSLError):
+    """The key file is encrypted: lb does not ask for a passphrase (no prompt on a tty)."""
+
+
+def _no_passphrase() -> str:
+    raise EncryptedKeyError("the private key is encrypted and lb has no passphrase for it")
+
+
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """The listener context of a tls-terminate service: TLS 1.2+, ALPN http/1.1."""
+    """The listener context of a tls-terminate service: TLS 1.2+, ALPN http/1.1.
+
+    Raises OSError or ssl.SSLError as ssl says them (`checked_server_context` says
+    which file is wrong and why); an encrypted key is an ssl.SSLError, never a prompt.
+    """
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(cert, key, password=_no_passphrase)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+def checked_server_context(cert: Path, key: Path, key_prefix: str) -> ssl.SSLContext:
+    """`server_context`, or a ConfigError keyed `<key_prefix>.cert` / `<key_prefix>.key`
+    saying what is wrong with each file (lb.config.tlsfiles); `<key_prefix>` with ssl's
+    own words when the files look right to cryptography but not to ssl."""
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        problems = pem_problems(cert, key)
+        if not problems:
+            raise ConfigError(
+                [(key_prefix, f"cannot load the certificate and key: {exc}")]
+            ) from None
+        raise ConfigError([(f"{key_prefix}.{which}", why) for which, why in problems]) from None
 
 
 def app_context(ca: Path | None) -> ssl.SSLContext:

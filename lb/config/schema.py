@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lb.config.binds import Bound, check_binds, listen_binds
-from lb.config.build import app_context, extractor_chain, server_context
+from lb.config.build import app_context, checked_server_context, extractor_chain
 from lb.config.cpus import read_usable_cpus
 from lb.config.model import (
     Address,
@@ -296,9 +296,11 @@ def _tls(value: Any, ctx: Ctx) -> tuple[Path, Path] | Mark:
     if row is None or not complete(row):
         return INVALID
     try:
-        server_context(row["cert"], row["key"])
-    except (ssl.SSLError, OSError) as exc:
-        raise Invalid(f"cannot load the certificate and key: {exc}") from None
+        checked_server_context(row["cert"], row["key"], ctx.key)
+    except ConfigError as exc:
+        for key, message in exc.errors:
+            ctx.walker.error(key, message)
+        return INVALID
     return row["cert"], row["key"]
 
 

@@ -20,7 +20,7 @@ one line), read sockets, parse HTTP, or read the clock (timings are passed in).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lb.config import FarmConfig
@@ -34,6 +34,7 @@ __all__ = [
     "clean_path",
     "connection_fields",
     "no_answer_text",
+    "tls_fields",
 ]
 
 PATH_LIMIT = 256  # characters of the path kept (the query is never kept)
@@ -77,6 +78,21 @@ def no_answer_text(what: str, reason: int) -> str:
         return f"{what}: {ResetReason(reason).name.lower()}"
     except ValueError:
         return f"{what}: reset reason {reason}"
+
+
+SNI_LIMIT = 255  # characters of a client-sent server name kept (a DNS name's most)
+
+
+def tls_fields(version: str | None, cipher: str | None, sni: str | None) -> dict[str, str | None]:
+    """The TLS fields of a tls-terminate connection's access lines (pure): the protocol
+    version ("TLSv1.3"), the cipher suite as OpenSSL names it, and the server name the
+    client sent (SNI: cut at SNI_LIMIT characters, control characters escaped), None
+    for one it did not send (nginx's $ssl_protocol, $ssl_cipher, $ssl_server_name)."""
+    return {
+        "tls_version": version,
+        "tls_cipher": cipher,
+        "tls_sni": None if sni is None else _printable(sni[:SNI_LIMIT]),
+    }
 
 
 def connection_fields(
@@ -131,6 +147,7 @@ def access_fields(
     client: str,
     client_port: int,
     error: str | None = None,
+    tls: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The fields of one access line (pure).
 
@@ -148,9 +165,11 @@ def access_fields(
     proxy sent is passed to the application, not logged here). `error` says why lb
     answered `status` itself (a bad request, a head timeout, no upstream, a bad
     response): fixed text, never bytes of the request; None for an answer that came
-    from the application.
+    from the application. `tls` (a tls-terminate connection's: `tls_version`,
+    `tls_cipher`, `tls_sni`, read once per connection) is added as it is; a plain
+    http line has no such fields.
     """
-    return {
+    fields = {
         "service": service,
         "entry": entry,
         "client": client,
@@ -169,6 +188,9 @@ def access_fields(
         "id_kind": id_kind,
         "new_session": new_session,
     }
+    if tls is not None:
+        fields.update(tls)
+    return fields
 
 
 class AccessLog:
@@ -229,6 +251,7 @@ class AccessLog:
         client: str,
         client_port: int,
         error: str | None = None,
+        tls: Mapping[str, str | None] | None = None,
     ) -> None:
         """Write the request's line if the log is on and the request is drawn."""
         if self.wanted():
@@ -250,6 +273,7 @@ class AccessLog:
                 client,
                 client_port,
                 error,
+                tls,
             )
 
     def write(
@@ -271,6 +295,7 @@ class AccessLog:
         client: str,
         client_port: int,
         error: str | None = None,
+        tls: Mapping[str, str | None] | None = None,
     ) -> None:
         """Write the line without drawing (after `wanted()` said yes)."""
         self._emit(
@@ -293,6 +318,7 @@ class AccessLog:
                 client,
                 client_port,
                 error,
+                tls,
             ),
         )
 

@@ -393,6 +393,7 @@ class HttpRouting(HttpEntrySide):
                 client.client[0],
                 client.client[1],
                 error or None,
+                client.tls,
             )
 
     def learn(

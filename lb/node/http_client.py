@@ -44,6 +44,7 @@ from lb.node.http_state import (
     ROUTED,
     TUNNEL,
 )
+from lb.node.servertls import connection_tls
 from lb.node.splice import abort_with_reset, silent_for
 from lb.node.upstream import Upstream
 from lb.routing.route import Decision
@@ -78,6 +79,8 @@ class HttpClient(ResponseSide):
             transport.abort()  # type: ignore[attr-defined]
             return
         self.client = (peername[0], peername[1])
+        if self.service.server_tls is not None:  # the handshake is done: read it once
+            self.tls = connection_tls(transport)
         if service_front(self.service, peername[0]):
             self.front = FrontProxy(self.client)  # its PROXY v2 header names the client
         if not self.entry.admit(self):

@@ -179,6 +179,7 @@ class HttpClientState(User):
         "t_read",
         "t_routed",
         "t_start",
+        "tls",
         "transport",
         "upgrade",
         "upstream",
@@ -199,6 +200,9 @@ class HttpClientState(User):
         self.head: RequestHead | None = None
         self.head_timed = False  # the head deadline is armed
         self.front: FrontProxy | None = None  # a listed front balancer's PROXY v2 header
+        # tls-terminate: the access-log fields of the connection's TLS, read once at
+        # handshake end (lb.node.servertls.connection_tls); None for plain http
+        self.tls: dict[str, str | None] | None = None
         self.forwarded: ForwardedHeaders | None = None  # this client's forwarding headers
         self.identifier: Identifier | None = None
         self.decision: Decision | None = None

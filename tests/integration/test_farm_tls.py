@@ -154,3 +154,98 @@ def test_tls12_resumption_through_any_entry_lands_on_the_session_holder(
     for entry in ("b", "c", "a", "b", "c"):
         kind, node = s_client(tls_farm, entry, "-sess_in", str(sess), *extra)
         assert (kind, node) == ("Reused", home), (mode, entry)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_access_lines_of_tls_terminate_requests_carry_the_connections_tls(
+    tls_farm: Farm,
+) -> None:
+    """Each access line of a tls-terminate request names its connection's TLS version,
+    cipher and the server name (SNI) the client sent, or null (nginx's $ssl_protocol,
+    $ssl_cipher, $ssl_server_name; HAProxy's %sslv, %sslc); a plain http line has none."""
+    host, port = tls_farm.addr("a", "secure")
+    # curl sends SNI for a name, not for an address; two URLs: one keep-alive connection
+    r = curl(
+        "--tlsv1.3",
+        "--resolve",
+        f"sni.example.test:{port}:{host}",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_connects}\n",
+        f"https://sni.example.test:{port}/tlslog/one",
+        f"https://sni.example.test:{port}/tlslog/two",
+    )
+    assert r.stdout.split("\n")[:2] == ["200 1", "200 0"], r.stdout + r.stderr
+    s = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-tls1_2", "-noservername",
+         "-ign_eof"],
+        input="GET /tlslog/nosni HTTP/1.0\r\nHost: localhost\r\n\r\n",
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    cipher = re.search(r"Cipher is (\S+)", s.stdout)
+    assert cipher and "HTTP/1.1 200" in s.stdout, s.stdout[-3000:]
+    web_host, web_port = tls_farm.addr("a", "web")
+    plain = curl(
+        "-o", "/dev/null", "-w", "%{http_code}", f"http://{web_host}:{web_port}/tlslog/plain"
+    )
+    assert plain.stdout == "200", plain
+
+    def lines() -> dict[str, dict[str, object]]:
+        found = {
+            str(rec["path"]): rec
+            for rec in tls_farm.events("a", "access")
+            if str(rec.get("path", "")).startswith("/tlslog/")
+        }
+        assert set(found) == {"/tlslog/one", "/tlslog/two", "/tlslog/nosni", "/tlslog/plain"}
+        return found
+
+    found = eventually_passes(lines, timeout=5, what="the access lines of the TLS requests")
+    for path in ("/tlslog/one", "/tlslog/two"):
+        rec = found[path]
+        assert rec["service"] == "secure" and rec["status"] == 200, rec
+        assert (rec["tls_version"], rec["tls_sni"]) == ("TLSv1.3", "sni.example.test"), rec
+        assert str(rec["tls_cipher"]).startswith("TLS_"), rec  # a TLS 1.3 suite's name
+    nosni = found["/tlslog/nosni"]
+    assert (nosni["tls_version"], nosni["tls_sni"]) == ("TLSv1.2", None), nosni
+    assert nosni["tls_cipher"] == cipher.group(1), nosni  # as OpenSSL names it
+    assert not [key for key in found["/tlslog/plain"] if key.startswith("tls_")]
+
+
+def terminate_s_client(farm: Farm, entry: str, cookie: str, *args: str) -> tuple[str, str]:
+    """One request with `cookie` through `entry`'s tls-terminate listener, by openssl
+    s_client: (handshake kind, the node whose application answered)."""
+    host, port = farm.addr(entry, "secure")
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args],
+        input=f"GET /resume HTTP/1.0\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    kind = re.search(r"^(New|Reused), TLSv1\.[23]", r.stdout, re.M)
+    node = re.search(r'\{"node": "([a-z]+)"', r.stdout)
+    assert kind and node, r.stdout[-3000:] + r.stderr[-2000:]
+    return kind.group(1), node.group(1)
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_a_tls_session_resumes_on_its_node_only_and_the_home_cookie_holds(
+    tls_farm: Farm, tmp_path: Path, version: str
+) -> None:
+    """docs/tls.md: nodes share no ticket key, so a session resumes only with the node
+    (here: its one process) that issued it; a client sent to another entry makes a
+    full handshake, and its home cookie still takes its request to its home."""
+    sess = tmp_path / "sess.pem"
+    cookie = tls_farm.cookie_header("c")
+    assert terminate_s_client(tls_farm, "a", cookie, version, "-sess_out", str(sess)) == (
+        "New",
+        "c",
+    )
+    for entry, kind in (("a", "Reused"), ("b", "New"), ("c", "New"), ("a", "Reused")):
+        assert terminate_s_client(tls_farm, entry, cookie, version, "-sess_in", str(sess)) == (
+            kind,
+            "c",
+        ), entry

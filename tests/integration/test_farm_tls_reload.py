@@ -10,6 +10,7 @@ the certificate it had.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import signal
@@ -19,6 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support.farm import DEFAULT_SERVICES, TLS_TERMINATE_SERVICE, Farm, make_cert
 from tests.support.wait import eventually
@@ -124,7 +129,9 @@ def test_sighup_serves_a_certificate_renewed_in_place(
         os.kill(farm.pid("a"), signal.SIGHUP)
         eventually(
             lambda: [
-                e for e in farm.events("a", "reload_config_error") if e["key"] == "services[1].tls"
+                e
+                for e in farm.events("a", "reload_config_error")
+                if e["key"] == "services[1].tls.cert"
             ],
             timeout=10.0,
             what="a logged the bad certificate file by key",
@@ -133,3 +140,97 @@ def test_sighup_serves_a_certificate_renewed_in_place(
         assert get(held) == b"HTTP/1.1 200 OK"
     finally:
         held.close()
+
+
+def test_sighup_to_a_key_of_another_certificate_keeps_the_old_one(
+    make_farm: Callable[..., Farm], tmp_path: Path
+) -> None:
+    """The operator wrote a new key but not its certificate (or the other way round):
+    the reload says which file and why, and the listener goes on with the pair it had."""
+    certdir = tmp_path / "live"
+    certdir.mkdir()
+    cert, key = make_cert(certdir)
+    farm = make_farm(
+        nodes=("a",),
+        services=SERVICES,
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+    )
+    old = der_of(cert)
+    assert served_cert(farm, "a") == old
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_key = make_cert(other)
+    shutil.copyfile(other_key, key)
+    os.kill(farm.pid("a"), signal.SIGHUP)
+    errors = eventually(
+        lambda: [
+            e for e in farm.events("a", "reload_config_error") if e["key"] == "services[1].tls.key"
+        ],
+        timeout=10.0,
+        what="a logged the key that does not match its certificate, by key",
+    )
+    assert "does not match the certificate" in errors[0]["error"]
+    assert not farm.events("a", "farm_reloaded")
+    assert {served_cert(farm, "a") for _ in range(4)} == {old}
+
+
+def write_expired_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed localhost certificate whose notAfter is 2021-01-01 (an expired one,
+    which the openssl CLI of some systems cannot make)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+        .not_valid_after(datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_an_expired_certificate_is_served_with_a_warning(
+    make_farm: Callable[..., Farm], tmp_path: Path
+) -> None:
+    """As nginx and HAProxy do: a lapsed renewal does not take the service down (a
+    client that checks the certificate refuses it); the node warns at start and at
+    each reload until the certificate is renewed."""
+    certdir = tmp_path / "live"
+    certdir.mkdir()
+    cert, key = write_expired_cert(certdir)
+    farm = make_farm(
+        nodes=("a",),
+        services=SERVICES,
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+    )
+    assert served_cert(farm, "a") == der_of(cert)
+    [warning] = farm.events("a", "tls_cert_expired")
+    assert warning["level"] == "warning"
+    assert warning["key"] == "services.secure.tls.cert"
+    assert warning["not_after"].startswith("2021-01-01")
+
+    renewed = tmp_path / "renewed"
+    renewed.mkdir()
+    new_cert, new_key = make_cert(renewed)
+    shutil.copyfile(new_cert, cert)
+    shutil.copyfile(new_key, key)
+    os.kill(farm.pid("a"), signal.SIGHUP)
+    eventually(
+        lambda: farm.events("a", "tls_certs_reloaded"),
+        timeout=10.0,
+        what="a reloaded the renewed certificate",
+    )
+    assert served_cert(farm, "a") == der_of(cert)
+    assert len(farm.events("a", "tls_cert_expired")) == 1  # none for the renewed one

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.farm import Farm
+from tests.support.farm import TLS_TERMINATE_SERVICE, Farm, make_cert
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +48,25 @@ def test_a_listen_host_that_does_not_resolve_is_named(tmp_path: Path) -> None:
     code, out = run_node(farm.config_path)
     assert code == 1, (code, out[-1500:])
     assert "node_start_failed" in out and f"listen web {NO_SUCH_HOST}:{port}" in out, out[-1500:]
+
+
+def test_a_key_of_another_certificate_is_named_by_key(tmp_path: Path) -> None:
+    """`lb run` checks the farm file as `lb check-config` does: which file, and why."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl CLI")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    cert, _ = make_cert(tmp_path / "one")
+    _, other_key = make_cert(tmp_path / "two")
+    farm = Farm(
+        tmp_path / "farm",
+        nodes=("a",),
+        link_security="plaintext",
+        services={"secure": TLS_TERMINATE_SERVICE},
+        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{other_key}" }}',)},
+    )
+    code, out = run_node(farm.config_path)
+    assert code == 2, (code, out[-1500:])
+    assert f"{farm.config_path}: 1 error(s)" in out, out[-1500:]
+    line = next(line for line in out.splitlines() if "services[0].tls.key: " in line)
+    assert "does not match the certificate" in line, out[-1500:]

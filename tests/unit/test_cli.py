@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shlex
 import shutil
 import subprocess
 import sys
@@ -261,6 +262,37 @@ def test_console_script_check_config_ok(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok: farm 'example', 3 nodes")
+
+
+TLS_EXAMPLE = ROOT / "examples" / "tls-terminate-farm.toml"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_tls_terminate_example_checks_after_its_documented_steps(tmp_path: Path) -> None:
+    """The commands the example's comments give, run as written from a copy of the
+    repository's top directory, make every file it names: check-config passes."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy(TLS_EXAMPLE, tmp_path / "examples" / TLS_EXAMPLE.name)
+    steps = [
+        shlex.split(line.removeprefix("#").strip())
+        for line in TLS_EXAMPLE.read_text().splitlines()
+        if line.startswith(("#   lb certs ", "#   openssl "))
+    ]
+    assert [step[:2] for step in steps] == [["lb", "certs"], ["openssl", "req"]]
+    for step in steps:
+        command = [str(LB), *step[1:]] if step[0] == "lb" else step
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (step, done.stderr)
+    proc = subprocess.run(
+        [str(LB), "check-config", f"examples/{TLS_EXAMPLE.name}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok: farm 'tls-example', 3 nodes (a, b, c), 1 service (web)\n"
+    assert proc.stderr == ""  # no warning either
 
 
 def test_console_script_check_config_bad(bad_file: Path) -> None:

@@ -77,7 +77,8 @@ def test_bad_certificate_files_are_clear_errors(pem: Path) -> None:
     garbage = errors(
         with_service(protocol="tls-terminate", tls={"cert": "garbage.pem", "key": "key.pem"}), pem
     )
-    assert "cannot load the certificate" in garbage["services[0].tls"]
+    assert set(garbage) == {"services[0].tls.cert"}
+    assert "cannot be read as a certificate" in garbage["services[0].tls.cert"]
     absent = errors(with_service(protocol="tls-terminate"), pem)
     assert "required for tls-terminate" in absent["services[0].tls"]
 

@@ -17,6 +17,7 @@ from lb.node.accesslog import (
     clean_path,
     connection_fields,
     no_answer_text,
+    tls_fields,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,6 +62,23 @@ def test_fields_of_a_forwarded_request() -> None:
         "id_kind": "home-cookie",
         "new_session": False,
     }
+
+
+def test_a_tls_terminate_line_adds_its_connections_tls() -> None:
+    tls = tls_fields("TLSv1.3", "TLS_AES_256_GCM_SHA384", "shop.example")
+    fields = access_fields(**ARGS, tls=tls)
+    assert {k: v for k, v in fields.items() if k.startswith("tls_")} == {
+        "tls_version": "TLSv1.3",
+        "tls_cipher": "TLS_AES_256_GCM_SHA384",
+        "tls_sni": "shop.example",
+    }
+    assert {k: v for k, v in fields.items() if not k.startswith("tls_")} == access_fields(**ARGS)
+    assert tls_fields("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", None)["tls_sni"] is None
+
+
+def test_a_client_sent_server_name_is_bounded_and_escaped() -> None:
+    assert tls_fields("TLSv1.3", "x", "a\nb\x1bc")["tls_sni"] == "a\\nb\\x1bc"
+    assert tls_fields("TLSv1.3", "x", "n" * 1000)["tls_sni"] == "n" * 255
 
 
 def test_an_error_answered_by_the_entry_has_no_home_and_no_steps() -> None:
