@@ -297,6 +297,7 @@ class ServiceConfig:
     client_affinity: bool = True
     app_proxy_protocol: str = "off"  # tcp, tls-passthrough: "v2" writes a PROXY v2 header
     accept_proxy_from: tuple[str, ...] = ()  # CIDRs whose connections start with PROXY v2
+    tls_tickets: str = "farm"  # tls-terminate: "farm" (shared key), "worker", "off"
 
     @property
     def speaks_http(self) -> bool:

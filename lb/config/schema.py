@@ -281,15 +281,20 @@ def _terminate_only(value: Any, ctx: Ctx) -> bool:
     return bool(terminate)
 
 
+TICKET_MODES = ("farm", "worker", "off")  # a tls-terminate service's session ticket keys
+
 TLS: tuple[Key, ...] = (
     Key("cert", file_path, doc="certificate chain (PEM)", required=(
         "required: a file path (relative to the config file)")),
     Key("key", file_path, doc="private key (PEM)", required=(
         "required: a file path (relative to the config file)")),
+    Key("tickets", choice(TICKET_MODES), "farm", doc=(
+        'session tickets: "farm" (a key every node and worker derives from the farm '
+        'secret, renewed hourly), "worker" (OpenSSL\'s own key per process), "off"')),
 )  # fmt: skip
 
 
-def _tls(value: Any, ctx: Ctx) -> tuple[Path, Path] | Mark:
+def _tls(value: Any, ctx: Ctx) -> tuple[Path, Path, str] | Mark:
     if not _terminate_only(value, ctx):
         return INVALID
     row = ctx.walker.walk(value, TLS, ctx.key)
@@ -301,7 +306,7 @@ def _tls(value: Any, ctx: Ctx) -> tuple[Path, Path] | Mark:
         for key, message in exc.errors:
             ctx.walker.error(key, message)
         return INVALID
-    return row["cert"], row["key"]
+    return row["cert"], row["key"], row["tickets"]
 
 
 def _no_tls(ctx: Ctx) -> None:
@@ -479,7 +484,7 @@ def _services(value: Any, ctx: Ctx) -> dict[str, ServiceConfig] | Mark:
     out: dict[str, ServiceConfig] = {}
     for _, row in rows:
         if complete(row):
-            cert, key = row["tls"] or (None, None)
+            cert, key, tickets = row["tls"] or (None, None, "farm")
             out[row["name"]] = ServiceConfig(
                 row["name"],
                 row["protocol"],
@@ -492,6 +497,7 @@ def _services(value: Any, ctx: Ctx) -> dict[str, ServiceConfig] | Mark:
                 client_affinity=row["client_affinity"],
                 app_proxy_protocol=row["app_proxy_protocol"],
                 accept_proxy_from=row["accept_proxy_from"],
+                tls_tickets=tickets,
             )
     return out if len(out) == len(value) else INVALID
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from lb.clock import Monotonic
+from lb.clock import Monotonic, wall
 from lb.cluster.membership import Membership
 from lb.config import FarmConfig, Limits, NodeConfig
 from lb.node.admin import Admin
@@ -104,7 +104,12 @@ class Node:
         self.keyring_slot = verifier = KeyringSlot(keyring)
         self.services: dict[str, Service] = {
             svc.name: build_service(  # trusted_proxies: the client's address (issue 10)
-                svc, me, config.cookie_name, verifier, config.trusted_proxies
+                svc,
+                me,
+                config.cookie_name,
+                verifier,
+                config.trusted_proxies,
+                (config.name, config.secret),
             )
             for svc in config.services.values()
         }
@@ -457,6 +462,7 @@ class Node:
                 self.siblings.heartbeat(self.own_load())
                 self.replication.expire()
                 self.peers.refresh_view()
+                self._refresh_ticket_keys()
             if now >= self.next_idle:
                 self.next_idle = now + self.entry.idle_interval
                 self.entry.sweep_idle(now)
@@ -468,6 +474,13 @@ class Node:
         # never sooner than one resolution step: a deadline a machine leaves unmoved must
         # not spin the loop
         return max(min(t for t in upcoming if t is not None), now + RESOLUTION)
+
+    def _refresh_ticket_keys(self) -> None:
+        """tls-terminate services with farm ticket keys take the new hour's key."""
+        now = wall()
+        for service in self.services.values():
+            if service.server_tls is not None:
+                service.server_tls.refresh_ticket_key(now)
 
     # -- load and inspection --------------------------------------------------------------
     def own_load(self) -> int:

@@ -9,8 +9,17 @@ loaded raises ConfigError keyed `services.<name>.tls.cert` / `.tls.key` with
 what is wrong with it (lb.config.tlsfiles), and the old context stays. An
 expired certificate is served, as nginx and HAProxy serve one, and logged as
 the warning `tls_cert_expired` with its notAfter, at start and at each reload.
-TLS sessions of the old context (its session cache and ticket keys) are not
-carried over: a client resuming one after a reload gets a full handshake.
+
+Session tickets (`tls = { tickets = ... }`): "farm", the default, seals them
+with the key every node and worker derives from the farm secret for the hour
+(lb.node.ticketkeys), so a client resumes its TLS session on any node of the
+farm and any worker; `refresh_ticket_key(now)` installs the next hour's key
+when the hour turns, and a reload's fresh context gets the hour's key too, so
+tickets survive a certificate renewal. "worker" leaves OpenSSL's own random
+key per process (resumption only on the worker that sealed the ticket), "off"
+sends no stateless tickets (OpenSSL then resumes from the worker's own session
+cache). Where the key cannot be handed to OpenSSL, `tls_ticket_key_unshared`
+is logged once and the service works as "worker".
 
 The context remembers the server name each client sent (its `sni_callback`
 keeps it on the connection's ssl.SSLObject: under uvloop's SSL transport as
@@ -34,6 +43,7 @@ from lb.config.build import checked_server_context
 from lb.config.tlsfiles import certificate_not_after, expiry_warning
 from lb.errors import ConfigError
 from lb.node.accesslog import tls_fields
+from lb.node.ticketkeys import install_ticket_key, ticket_epoch, ticket_key
 
 log = structlog.get_logger("lb.node")
 
@@ -72,14 +82,53 @@ def _context(cert: Path, key: Path, key_prefix: str) -> ssl.SSLContext:
 class ServerTls:
     """The context a tls-terminate service's listeners hand to new handshakes."""
 
-    __slots__ = ("cert", "context", "key", "service")
+    __slots__ = ("cert", "context", "epoch", "farm", "key", "secret", "service", "tickets")
 
-    def __init__(self, service: str, cert: Path, key: Path) -> None:
+    def __init__(
+        self,
+        service: str,
+        cert: Path,
+        key: Path,
+        tickets: str = "worker",
+        farm: str = "",
+        secret: bytes = b"",
+    ) -> None:
         self.service = service
         self.cert = cert
         self.key = key
-        self.context: ssl.SSLContext = _context(cert, key, self.key_prefix)
+        self.tickets = tickets
+        self.farm = farm
+        self.secret = secret
+        self.epoch: int | None = None  # the hour whose farm key the context holds
+        self.context: ssl.SSLContext = self._fresh_context()
         self.warn_if_expired()
+
+    def _fresh_context(self) -> ssl.SSLContext:
+        context = _context(self.cert, self.key, self.key_prefix)
+        if self.tickets == "off":
+            context.options |= ssl.OP_NO_TICKET
+        elif self.tickets == "farm":
+            self.epoch = None
+            self._install_farm_key(context, wall())
+        return context
+
+    def _install_farm_key(self, context: ssl.SSLContext, now: float) -> None:
+        epoch = ticket_epoch(now)
+        if install_ticket_key(context, ticket_key(self.secret, self.farm, self.service, epoch)):
+            self.epoch = epoch
+            return
+        self.tickets = "worker"
+        log.warning(
+            "tls_ticket_key_unshared",
+            service=self.service,
+            reason="this Python's ssl context does not take a ticket key: each worker "
+            "keeps OpenSSL's own, and a TLS session resumes only on the worker that made it",
+        )
+
+    def refresh_ticket_key(self, now: float) -> None:
+        """A farm-keyed context takes the key of the hour Unix time `now` is in."""
+        if self.tickets == "farm" and self.epoch != ticket_epoch(now):
+            self._install_farm_key(self.context, now)
 
     @property
     def key_prefix(self) -> str:
@@ -88,7 +137,7 @@ class ServerTls:
     def reload(self) -> None:
         """A fresh context from the files; raises ConfigError and keeps the old one."""
         try:
-            self.context = _context(self.cert, self.key, self.key_prefix)
+            self.context = self._fresh_context()
         except ConfigError as exc:
             raise ConfigError(
                 [

@@ -48,6 +48,7 @@ def build_service(
     cookie_name: str,
     keyring: HomeCookieVerifier | None = None,
     trusted_proxies: Sequence[str] = (),
+    farm: tuple[str, bytes] = ("", b""),
 ) -> Service:
     """Everything one node needs to serve `cfg`: extractor chain, addresses, TLS contexts."""
     chain = extractor_chain(cfg.extractors, cookie_name, f"services.{cfg.name}.extractors", keyring)
@@ -56,7 +57,8 @@ def build_service(
     server_tls = None
     if terminate:
         assert cfg.tls_cert is not None and cfg.tls_key is not None
-        server_tls = ServerTls(cfg.name, cfg.tls_cert, cfg.tls_key)
+        # farm: the farm's name and secret, from which a "farm" ticket key is derived
+        server_tls = ServerTls(cfg.name, cfg.tls_cert, cfg.tls_key, cfg.tls_tickets, *farm)
     app = me.apps[cfg.name]
     learn = tuple(
         str(spec.options["name"])

@@ -31,6 +31,7 @@ pytestmark = [
 SERVICES = {
     "web": DEFAULT_SERVICES["web"],
     "secure": TLS_TERMINATE_SERVICE,
+    "own-keys": TLS_TERMINATE_SERVICE,  # tls.tickets = "worker": OpenSSL's key per process
     "pt": ("tls-passthrough", '[ { kind = "tls-ticket" }, { kind = "tls-session-id" } ]'),
 }
 
@@ -42,7 +43,10 @@ def tls_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     farm = Farm(
         workdir,
         services=SERVICES,
-        service_extra={"secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',)},
+        service_extra={
+            "secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',),
+            "own-keys": (f'tls = {{ cert = "{cert}", key = "{key}", tickets = "worker" }}',),
+        },
         tls_files=(cert, key),
     )
     try:
@@ -214,10 +218,12 @@ def test_access_lines_of_tls_terminate_requests_carry_the_connections_tls(
     assert not [key for key in found["/tlslog/plain"] if key.startswith("tls_")]
 
 
-def terminate_s_client(farm: Farm, entry: str, cookie: str, *args: str) -> tuple[str, str]:
+def terminate_s_client(
+    farm: Farm, entry: str, cookie: str, *args: str, service: str = "secure"
+) -> tuple[str, str]:
     """One request with `cookie` through `entry`'s tls-terminate listener, by openssl
     s_client: (handshake kind, the node whose application answered)."""
-    host, port = farm.addr(entry, "secure")
+    host, port = farm.addr(entry, service)
     r = subprocess.run(
         ["openssl", "s_client", "-connect", f"{host}:{port}", "-ign_eof", *args],
         input=f"GET /resume HTTP/1.0\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n",
@@ -232,20 +238,81 @@ def terminate_s_client(farm: Farm, entry: str, cookie: str, *args: str) -> tuple
 
 
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
-def test_a_tls_session_resumes_on_its_node_only_and_the_home_cookie_holds(
+def test_a_tls_session_resumes_on_any_node_of_the_farm(
     tls_farm: Farm, tmp_path: Path, version: str
 ) -> None:
-    """docs/tls.md: nodes share no ticket key, so a session resumes only with the node
-    (here: its one process) that issued it; a client sent to another entry makes a
-    full handshake, and its home cookie still takes its request to its home."""
+    """docs/tls.md: every node seals session tickets with the key it derives from the
+    farm secret (tls.tickets = "farm", the default), so a client sent to another entry
+    resumes its TLS session there instead of a full handshake (OpenSSL's own key per
+    process made it "New" on b and c), and its home cookie still takes its request to
+    its home."""
     sess = tmp_path / "sess.pem"
     cookie = tls_farm.cookie_header("c")
     assert terminate_s_client(tls_farm, "a", cookie, version, "-sess_out", str(sess)) == (
         "New",
         "c",
     )
-    for entry, kind in (("a", "Reused"), ("b", "New"), ("c", "New"), ("a", "Reused")):
+    for entry in ("a", "b", "c", "a"):
         assert terminate_s_client(tls_farm, entry, cookie, version, "-sess_in", str(sess)) == (
-            kind,
+            "Reused",
             "c",
         ), entry
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_with_worker_ticket_keys_a_session_resumes_on_its_node_only(
+    tls_farm: Farm, tmp_path: Path, version: str
+) -> None:
+    """tls.tickets = "worker": OpenSSL's own random key per process, as before farm
+    keys: a session resumes only with the node (here: its one process) that issued
+    it; another entry makes a full handshake, and the home cookie holds."""
+    sess = tmp_path / "sess.pem"
+    cookie = tls_farm.cookie_header("c")
+    first = terminate_s_client(
+        tls_farm, "a", cookie, version, "-sess_out", str(sess), service="own-keys"
+    )
+    assert first == ("New", "c")
+    for entry, kind in (("a", "Reused"), ("b", "New"), ("c", "New"), ("a", "Reused")):
+        got = terminate_s_client(
+            tls_farm, entry, cookie, version, "-sess_in", str(sess), service="own-keys"
+        )
+        assert got == (kind, "c"), entry
+
+
+def test_farm_ticket_keys_resume_sessions_on_every_worker_of_a_node(tmp_path: Path) -> None:
+    """Two workers share a node's port (SO_REUSEPORT): the kernel gives each new
+    connection to either. With OpenSSL's own key per process ("worker", the control
+    here) a reconnect that lands on the other worker makes a full handshake; with the
+    farm's key every reconnect resumes (TLS 1.3, 12 reconnects each)."""
+    cert, key = make_cert(tmp_path)
+    farm = Farm(
+        tmp_path,
+        nodes=("a", "b"),
+        services={"secure": SERVICES["secure"], "own-keys": SERVICES["own-keys"]},
+        service_extra={
+            "secure": (f'tls = {{ cert = "{cert}", key = "{key}" }}',),
+            "own-keys": (f'tls = {{ cert = "{cert}", key = "{key}", tickets = "worker" }}',),
+        },
+        tls_files=(cert, key),
+        workers=2,
+    )
+    try:
+        farm.start()
+        cookie = farm.cookie_header("a")
+        kinds: dict[str, list[str]] = {}
+        for service in ("secure", "own-keys"):
+            sess = tmp_path / f"{service}.pem"
+            first = terminate_s_client(
+                farm, "a", cookie, "-tls1_3", "-sess_out", str(sess), service=service
+            )
+            assert first == ("New", "a")
+            kinds[service] = [
+                terminate_s_client(
+                    farm, "a", cookie, "-tls1_3", "-sess_in", str(sess), service=service
+                )[0]
+                for _ in range(12)
+            ]
+    finally:
+        farm.close()
+    assert "New" in kinds["own-keys"], kinds  # the reconnects reached both workers
+    assert kinds["secure"] == ["Reused"] * 12, kinds

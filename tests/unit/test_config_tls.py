@@ -107,6 +107,19 @@ def test_tls_table_keys(pem: Path) -> None:
     assert "required" in found["services[0].tls.key"]
 
 
+def test_session_tickets_are_farm_keyed_unless_told(pem: Path) -> None:
+    files = {"cert": "cert.pem", "key": "key.pem"}
+    cfg = parse_config(with_service(protocol="tls-terminate", tls=files), base_dir=pem)
+    assert cfg.services["web"].tls_tickets == "farm"
+    for mode in ("worker", "off"):
+        tls = {**files, "tickets": mode}
+        cfg = parse_config(with_service(protocol="tls-terminate", tls=tls), base_dir=pem)
+        assert cfg.services["web"].tls_tickets == mode
+    found = errors(with_service(protocol="tls-terminate", tls={**files, "tickets": "on"}), pem)
+    assert set(found) == {"services[0].tls.tickets"}
+    assert "farm, worker, off" in found["services[0].tls.tickets"], found
+
+
 def test_app_tls_ca_is_loaded(pem: Path) -> None:
     cfg = parse_config(
         with_service(
