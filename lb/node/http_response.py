@@ -25,6 +25,7 @@ from lb.node.http_state import (
     HOME_UNREACHABLE,
     MAX_RESPONSE_HEAD,
     MAX_RETRIES,
+    PAUSE_ANSWERS,
     PAUSE_BACKLOG,
     R_BODY,
     R_DONE,
@@ -330,16 +331,26 @@ class ResponseSide(HttpClientState):
         if not self.keep_alive or (self.eof_in and not buf):
             self._close(clean=True)
             return
+        if self.write_paused:
+            # the client reads none of its answers: its next request waits until it does
+            # (resume_writing). Pausing the upstream holds back nothing of an answer that
+            # fits in a flow's credit window; without this, every pipelined request's
+            # answer would pile up in the client's write buffer
+            self.pause_client(PAUSE_ANSWERS)
         if self.paused:
             # the upstream's pauses end with it (a window it may still reopen is not ours)
             self.resume_client(PAUSE_BACKLOG | PAUSE_PEER | PAUSE_LINK)
-        if self.buf:
-            self.t_start = self.entry.now()
-            self._read_head()  # a pipelined request, already here
-            if self.eof_in and self.state == HEAD:
-                # the client ended with a part of a head: no more will come
-                self.keep_alive = False
-                self._finish(400, "the client ended inside a request head")
+        if self.buf and not self.write_paused:
+            self.next_request()
+
+    def next_request(self) -> None:
+        """The pipelined request already in `buf`, now that the one before it is done."""
+        self.t_start = self.entry.now()
+        self._read_head()
+        if self.eof_in and self.state == HEAD:
+            # the client ended with a part of a head: no more will come
+            self.keep_alive = False
+            self._finish(400, "the client ended inside a request head")
 
     def upstream_eof(self) -> None:
         if self.rstate == R_HOLD:
