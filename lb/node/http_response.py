@@ -117,13 +117,24 @@ class ResponseSide(HttpClientState):
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
         self.status = head.status
-        if kind == http1.TUNNEL and not self.upgrade:
-            # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
-            # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
-            # as HAProxy answers); never sent again
-            self.retry_bytes = None
-            self._upstream_broke(0, "a 101 to a request that asked no upgrade")
-            return
+        if kind == http1.TUNNEL:
+            if not self.upgrade:
+                # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
+                # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
+                # as HAProxy answers); never sent again
+                self.retry_bytes = None
+                self._upstream_broke(0, "a 101 to a request that asked no upgrade")
+                return
+            if head.status != 101 and (
+                head.content_length >= 0 or head.chunked or head.other_coding
+            ):
+                # a 2xx to CONNECT has no Content-Length nor Transfer-Encoding (RFC 9110
+                # 9.3.6): one that frames a body is an application that took CONNECT for
+                # one more method and reads what follows as requests, which a tunnel
+                # would pass it raw (no forwarding headers, no routing)
+                self.retry_bytes = None
+                self._upstream_broke(0, "a 2xx to CONNECT that frames a body")
+                return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
         elif (
