@@ -305,6 +305,42 @@ async def test_transfer_encoding_in_another_case_reaches_the_application_as_chun
 
 
 @pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Transfer-Encoding:\tchunked",
+        "Transfer-Encoding: chunked ",
+        "Transfer-Encoding: chunked\t",
+        "Transfer-Encoding:  chunked",
+        "Transfer-Encoding:chunked",
+    ],
+    ids=["tab-before", "space-after", "tab-after", "two-spaces", "no-space"],
+)
+async def test_a_chunked_line_in_another_spacing_reaches_the_application_as_lb_writes_it(
+    farm: Farm, home: str, line: str
+) -> None:
+    """RFC 9112 5: the spaces and tabs around a field value are no part of it, so
+    `Transfer-Encoding:<TAB>chunked` is chunked for lb; but a server that skips only a
+    space after the colon, or compares the rest of the line with `chunked`, reads no
+    body and the chunks as the next request (a classic obfuscation of the header, next
+    to `Chunked`). The application gets lb's own line, `Transfer-Encoding: chunked`."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            head = _head("POST", farm.cookie_header(home), line).replace(
+                b"/attack", b"/raw-upgrade"
+            )
+            conn.writer.write(head + _chunk(b"hello") + b"0\r\n\r\n")
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader, "POST")
+    finally:
+        await conn.close()
+    assert reply.status == 200 and reply.path == "/raw-upgrade", reply
+    coding = [x for x in reply.body.split(b"\r\n") if x.lower().startswith(b"transfer-encoding")]
+    assert coding == [b"Transfer-Encoding: chunked"], reply.body
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_an_absolute_target_naming_another_host_than_host_is_refused(
     farm: Farm, home: str
 ) -> None:
