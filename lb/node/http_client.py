@@ -38,6 +38,7 @@ from lb.node.http_state import (
     DONE,
     EXCHANGE,
     HEAD,
+    PAUSE_ANSWERS,
     PAUSE_BACKLOG,
     R_DONE,
     R_HEAD,
@@ -177,6 +178,11 @@ class HttpClient(ResponseSide):
         self.write_paused = False
         if self.upstream is not None:
             self.upstream.resume_response()
+        if self.paused & PAUSE_ANSWERS:
+            # the client read its answers: its next request (ResponseSide._exchange_done)
+            self.resume_client(PAUSE_ANSWERS)
+            if self.state == HEAD and self.buf and not self.closed:
+                self.next_request()
 
     # -- reading a request head ----------------------------------------------------------
     def _read_head(self) -> None:

@@ -25,6 +25,7 @@ from lb.node.http_state import (
     HOME_UNREACHABLE,
     MAX_RESPONSE_HEAD,
     MAX_RETRIES,
+    PAUSE_ANSWERS,
     PAUSE_BACKLOG,
     R_BODY,
     R_DONE,
@@ -116,13 +117,24 @@ class ResponseSide(HttpClientState):
         assert decision is not None
         kind, length = http1.response_body(head, self.method)
         self.status = head.status
-        if kind == http1.TUNNEL and not self.upgrade:
-            # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
-            # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
-            # as HAProxy answers); never sent again
-            self.retry_bytes = None
-            self._upstream_broke(0, "a 101 to a request that asked no upgrade")
-            return
+        if kind == http1.TUNNEL:
+            if not self.upgrade:
+                # a 101 to a request that asked no upgrade (RFC 9110 15.2.2): what follows
+                # is no HTTP lb knows, and the client's next bytes must not pass raw (502,
+                # as HAProxy answers); never sent again
+                self.retry_bytes = None
+                self._upstream_broke(0, "a 101 to a request that asked no upgrade")
+                return
+            if head.status != 101 and (
+                head.content_length >= 0 or head.chunked or head.other_coding
+            ):
+                # a 2xx to CONNECT has no Content-Length nor Transfer-Encoding (RFC 9110
+                # 9.3.6): one that frames a body is an application that took CONNECT for
+                # one more method and reads what follows as requests, which a tunnel
+                # would pass it raw (no forwarding headers, no routing)
+                self.retry_bytes = None
+                self._upstream_broke(0, "a 2xx to CONNECT that frames a body")
+                return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
         elif (
@@ -330,16 +342,26 @@ class ResponseSide(HttpClientState):
         if not self.keep_alive or (self.eof_in and not buf):
             self._close(clean=True)
             return
+        if self.write_paused:
+            # the client reads none of its answers: its next request waits until it does
+            # (resume_writing). Pausing the upstream holds back nothing of an answer that
+            # fits in a flow's credit window; without this, every pipelined request's
+            # answer would pile up in the client's write buffer
+            self.pause_client(PAUSE_ANSWERS)
         if self.paused:
             # the upstream's pauses end with it (a window it may still reopen is not ours)
             self.resume_client(PAUSE_BACKLOG | PAUSE_PEER | PAUSE_LINK)
-        if self.buf:
-            self.t_start = self.entry.now()
-            self._read_head()  # a pipelined request, already here
-            if self.eof_in and self.state == HEAD:
-                # the client ended with a part of a head: no more will come
-                self.keep_alive = False
-                self._finish(400, "the client ended inside a request head")
+        if self.buf and not self.write_paused:
+            self.next_request()
+
+    def next_request(self) -> None:
+        """The pipelined request already in `buf`, now that the one before it is done."""
+        self.t_start = self.entry.now()
+        self._read_head()
+        if self.eof_in and self.state == HEAD:
+            # the client ended with a part of a head: no more will come
+            self.keep_alive = False
+            self._finish(400, "the client ended inside a request head")
 
     def upstream_eof(self) -> None:
         if self.rstate == R_HOLD:

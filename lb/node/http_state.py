@@ -55,6 +55,9 @@ HOME_LEAVING = frozenset((int(ResetReason.LINK_CLOSED), int(ResetReason.SHUTTING
 MAX_RETRIES: Final = 2  # sends of one request again on a fresh upstream
 MAX_RESPONSE_HEAD: Final = 65536
 PAUSE_BACKLOG: Final = 8  # pipelined bytes beyond the head limit wait for their turn
+# the client reads none of its answers (its transport is above its high-water mark): no
+# next request is read or sent on until it does (resume_writing)
+PAUSE_ANSWERS: Final = 16
 
 
 class HttpEntrySide:

@@ -172,9 +172,10 @@ class RequestHead:
     length_padded: bool
     """A Content-Length value starts with a 0 and is not ``0`` (``010``, ``0, 0``):
     lb.wire.http1.upstream_hop_by_hop writes it as one decimal value."""
-    chunked_respelled: bool
-    """The Transfer-Encoding value is ``chunked`` in another case (``Chunked``;
-    lb.wire.http1.request_framing sets it): upstream_hop_by_hop writes ``chunked``."""
+    chunked: bool
+    """The body is chunked (lb.wire.http1.request_framing sets it): upstream_hop_by_hop
+    writes the Transfer-Encoding line as ``Transfer-Encoding: chunked`` unless it came
+    so."""
 
     def __init__(
         self, method: str, target: str, version: str, headers: list[tuple[str, str]], length: int
@@ -215,7 +216,7 @@ class RequestHead:
         self.length_padded = padded
         self.connection_options = None
         self.h2c = False
-        self.chunked_respelled = False
+        self.chunked = False
 
     def header(self, name: str) -> str | None:
         """The value of the first header called ``name`` (case-insensitive), or None."""

@@ -111,13 +111,12 @@ def request_framing(head: RequestHead) -> RequestFraming:
                     # "chunked", reads no body and the chunks as the next request
                     # (nginx refuses a second line too)
                     raise HttpError(400, "more than one Transfer-Encoding field")
-                if value != "chunked":
-                    if value.lower() != "chunked":
-                        _refuse_coding(value)
-                    # a server that compares the value with "chunked" as written reads
-                    # no body and the chunks as the next request: passed on in lower case
-                    head.chunked_respelled = True
-                chunked = True
+                if value != "chunked" and value.lower() != "chunked":
+                    _refuse_coding(value)
+                # a server that compares the value with "chunked" as written (its case,
+                # the spaces or a tab around it) reads no body and the chunks as the next
+                # request: upstream_hop_by_hop writes the line lb's way
+                head.chunked = chunked = True
         elif size == 7 and name.lower() == "upgrade":
             upgrade_header = True
             if "h2c" in value.lower() and "h2c" in list_tokens(value):
@@ -522,9 +521,10 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
     that reads only the first, or refuses a list, frames the body as lb did; so does a
     value with leading zeros (``010``), which a C server reading it with
     ``strtol(value, NULL, 0)`` takes for octal (nginx sends its own decimal value too).
-    A Transfer-Encoding spelled ``Chunked`` or ``CHUNKED`` goes as ``chunked``: a
-    server that compares it as written would read no body (HAProxy and nginx write
-    their own ``chunked`` too).
+    A Transfer-Encoding line other than ``Transfer-Encoding: chunked`` as written
+    (``Chunked``, ``CHUNKED``, a tab before the value, a space after it) goes as that:
+    a server that compares the value as written, or skips only one space after the
+    colon, would read no body (HAProxy and nginx write their own ``chunked`` too).
     """
     if head.length_values > 1 or head.length_padded:
         raw = with_one_content_length(raw, _request_length(head))
@@ -532,7 +532,7 @@ def upstream_hop_by_hop(raw: bytes, head: RequestHead, upgrade: bool) -> bytes:
         raw = _without_lines(raw, _UNDERSCORE_LINE)
     if head.h2c:
         raw = _without_lines(raw, _UPGRADE_LINE)  # its Connection lines go below
-    if head.chunked_respelled:
+    if head.chunked and b"\r\nTransfer-Encoding: chunked\r\n" not in raw:
         raw = with_header(_without_lines(raw, _TE_LINE), b"Transfer-Encoding: chunked\r\n")
     if not head.has_connection and not head.has_hop_fields:
         return raw

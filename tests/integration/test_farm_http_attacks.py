@@ -897,6 +897,66 @@ def test_client_that_does_not_read_cannot_make_lb_buffer_a_whole_response(farm: 
     assert peak - rss_before < 60, f"entry's RSS grew {peak - rss_before:.0f} MiB"
 
 
+@pytest.mark.parametrize("home", HOMES)
+def test_a_client_that_reads_no_answer_stops_its_pipelined_requests(farm: Farm, home: str) -> None:
+    """A client pipelines 3000 GETs of 60 kB answers and reads nothing. On a flow to
+    another home each answer fits in the flow's credit window, so pausing the flow
+    holds nothing back: the exchange ends, the next pipelined request goes out, and
+    every answer lands in the client's write buffer (180 MB). Once the client's
+    socket is full, lb must take no further request of it until it reads (as nginx
+    waits for a response to be sent before it reads the next request): the entry's
+    resident memory stays far below the sum of the answers."""
+    cookie = farm.cookie_header(home)
+    request = f"GET /pad/60000 HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(farm.addr(ENTRY))
+        sock.setblocking(False)
+        rss_before = farm.rss_mib(ENTRY)
+        data = memoryview(request * 3000)
+        peak = rss_before
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            # lb stops reading the requests (as it must): send what it takes
+            if data and select.select([], [sock], [], 0.25)[1]:
+                with contextlib.suppress(BlockingIOError):
+                    data = data[sock.send(data[:262144]) :]
+            else:
+                time.sleep(0.25)
+            peak = max(peak, farm.rss_mib(ENTRY))
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+    assert peak - rss_before < 60, f"entry's RSS grew {peak - rss_before:.0f} MiB"
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_pipelined_answers_a_client_reads_late_all_come(farm: Farm, home: str) -> None:
+    """200 pipelined GETs of 60 kB answers (12 MB, more than the sockets hold), then a
+    pause before the client reads: lb stops taking its requests meanwhile, and takes
+    them again as the client reads; every answer comes, whole, and the connection goes on."""
+    paths = [f"/pad/60000?n={i}" for i in range(200)]
+    conn = await _open(farm)
+    try:
+        async with asyncio.timeout(30):
+            conn.writer.write(
+                "".join(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\n{_cookie(farm, home)}\r\n" for path in paths
+                ).encode()
+            )
+            await conn.writer.drain()
+            await asyncio.sleep(1)
+            for _ in paths:
+                reply = await read_reply(conn.reader)
+                assert reply.status == 200 and reply.node == home, reply
+                assert reply.path == "/pad/60000" and len(reply.body) == 60000, reply
+            again = await conn.request("GET", "/again", {"Cookie": farm.cookie_header(home)})
+            assert again.path == "/again", again
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(autouse=True)
 def _settle() -> Iterator[None]:
     """Each test starts with empty pools: an upstream a test left (some of lb's bugs

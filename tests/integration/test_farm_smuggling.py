@@ -305,6 +305,42 @@ async def test_transfer_encoding_in_another_case_reaches_the_application_as_chun
 
 
 @pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Transfer-Encoding:\tchunked",
+        "Transfer-Encoding: chunked ",
+        "Transfer-Encoding: chunked\t",
+        "Transfer-Encoding:  chunked",
+        "Transfer-Encoding:chunked",
+    ],
+    ids=["tab-before", "space-after", "tab-after", "two-spaces", "no-space"],
+)
+async def test_a_chunked_line_in_another_spacing_reaches_the_application_as_lb_writes_it(
+    farm: Farm, home: str, line: str
+) -> None:
+    """RFC 9112 5: the spaces and tabs around a field value are no part of it, so
+    `Transfer-Encoding:<TAB>chunked` is chunked for lb; but a server that skips only a
+    space after the colon, or compares the rest of the line with `chunked`, reads no
+    body and the chunks as the next request (a classic obfuscation of the header, next
+    to `Chunked`). The application gets lb's own line, `Transfer-Encoding: chunked`."""
+    conn = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            head = _head("POST", farm.cookie_header(home), line).replace(
+                b"/attack", b"/raw-upgrade"
+            )
+            conn.writer.write(head + _chunk(b"hello") + b"0\r\n\r\n")
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader, "POST")
+    finally:
+        await conn.close()
+    assert reply.status == 200 and reply.path == "/raw-upgrade", reply
+    coding = [x for x in reply.body.split(b"\r\n") if x.lower().startswith(b"transfer-encoding")]
+    assert coding == [b"Transfer-Encoding: chunked"], reply.body
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_an_absolute_target_naming_another_host_than_host_is_refused(
     farm: Farm, home: str
 ) -> None:
@@ -596,6 +632,52 @@ async def test_the_502_for_an_unasked_101_says_why_in_the_access_log(farm: Farm)
 
     found = eventually_passes(lines, timeout=5, what="the 502's access line")
     assert {r["error"] for r in found} == {"a 101 to a request that asked no upgrade"}, found
+
+
+@pytest.mark.parametrize("home", HOMES)
+async def test_a_2xx_to_connect_that_frames_a_body_opens_no_tunnel(farm: Farm, home: str) -> None:
+    """An application that takes CONNECT for one more method answers it as any request:
+    200 with a Content-Length. RFC 9110 9.3.6: a 2xx to CONNECT has neither
+    Content-Length nor Transfer-Encoding, and its client ignores them. Taken for a
+    tunnel, the client's next bytes would reach the application raw, read there as
+    requests lb never read (no forwarding headers rewritten, no routing), as an h2c
+    upgrade would. 502, as for a 101 nobody asked for; the bytes after it reach no
+    application."""
+    tag = _tag()
+    cookie = farm.cookie_header(home)
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(
+                f"CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\nCookie: {cookie}\r\n\r\n".encode()
+            )
+            await writer.drain()
+            first = await reader.readuntil(b"\r\n\r\n")
+            assert first.startswith(b"HTTP/1.1 502 "), first
+            writer.write(
+                _smuggle(tag).replace(b"\r\n\r\n", b"\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+            )
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            await read_until_closed(reader)
+    finally:
+        writer.close()
+    seen = await _seen(farm, home)
+    assert not [t for t in seen if tag in t], seen
+    # an application that opens a tunnel (a 2xx without a body's framing) gets one
+    reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(
+                f"CONNECT echo:1 HTTP/1.1\r\nHost: echo:1\r\nCookie: {cookie}\r\n\r\n".encode()
+            )
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+    finally:
+        writer.close()
 
 
 # ---------------------------------------------------------------------------- mixed

@@ -34,6 +34,9 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /close-mid``     a 200 announcing 100 bytes, 10 of them, then a close
 - ``GET /raw-upgrade``    200, the request head as received for its body
 - ``GET /upgrade-101``   ``101 Switching Protocols`` whatever the request asked, then an echo
+- ``CONNECT echo:1``     ``200 Connection Established`` (no Content-Length: a tunnel), then an
+  echo; ``CONNECT`` to any other target is answered as any request (a catch-all
+  application that takes CONNECT for one more method)
 - anything else: 200, JSON ``{"node", "path", "conn", "served"}``
 """
 
@@ -167,6 +170,13 @@ class Hostile:
             return False
         elif path == "/raw-upgrade":
             writer.write(self.head("200 OK", path, conn, len(raw)) + raw)
+        elif req.method == "CONNECT" and path == "echo:1":
+            writer.write(b"HTTP/1.1 200 Connection Established\r\nX-Path: echo:1\r\n\r\n")
+            await writer.drain()
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            return False
         elif path == "/upgrade-101":
             writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Path: /upgrade-101\r\n\r\n")
             await writer.drain()

@@ -538,3 +538,35 @@ def test_with_one_content_length_keeps_a_responses_other_lines() -> None:
         http1.with_one_content_length(raw, 2)
         == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\n"
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"Transfer-Encoding: Chunked",
+        b"Transfer-Encoding:\tchunked",
+        b"Transfer-Encoding: chunked ",
+        b"Transfer-Encoding: chunked\t",
+        b"Transfer-Encoding:  chunked",
+        b"Transfer-Encoding:chunked",
+        b"transfer-encoding: chunked",
+    ],
+)
+def test_a_chunked_line_goes_on_as_lb_writes_it(line: bytes) -> None:
+    """A server that compares the value as written, or skips one space after the colon,
+    reads no body for any of these spellings: the application gets lb's own line."""
+    raw = b"POST / HTTP/1.1\r\nHost: h\r\n" + line + b"\r\nX-A: 1\r\n\r\n"
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.request_framing(head).kind == http1.CHUNKED
+    assert http1.upstream_hop_by_hop(raw, head, False) == (
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: h\r\nX-A: 1\r\n\r\n"
+    )
+
+
+def test_a_chunked_line_as_lb_writes_it_goes_on_unchanged() -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+    head = parse_request_head(raw, 65536)
+    assert head is not None
+    assert http1.request_framing(head).kind == http1.CHUNKED
+    assert http1.upstream_hop_by_hop(raw, head, False) is raw
