@@ -148,6 +148,13 @@ class ResponseSide(HttpClientState):
             # the connection carries, another client's (a 304's length is the
             # representation's: it announces no body)
             self.upstream_reusable = False
+        elif self.req_body and head.status >= 300:
+            # a request with a body, answered by a redirect or an error: the answer of an
+            # application that may not have read the body (an early 401, 404, 405, a
+            # redirect of a path it does not serve), which it would then read as the
+            # start of its next request, another client's (CL.0 desync): its connection
+            # is not reused (a 2xx, the usual answer to a body it read, keeps it)
+            self.upstream_reusable = False
         if head.minor == 0 and head.chunked:
             # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
             # framing; its recipient closes the connection after it (both sides)

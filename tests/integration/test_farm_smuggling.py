@@ -402,6 +402,45 @@ async def test_a_body_sent_after_a_complete_early_answer_does_not_reach_the_appl
 
 
 @pytest.mark.parametrize("home", HOMES)
+async def test_a_body_the_application_ignored_does_not_take_the_next_clients_request(
+    farm: Farm, home: str
+) -> None:
+    """CL.0: the application answers 401 without reading the body, which came with the
+    head in one write and so reached it whole, and keeps its connection. The body is
+    the start of a request whose last header line is left open; on a reused
+    connection the next client's request completes it, and that client gets the answer
+    to the attacker's request (its own request, cookies and all, swallowed into a
+    header). An answer of 300 or more to a request with a body does not give its
+    application connection back to the pool."""
+    tag = _tag()
+    prefix = f"GET /{tag} HTTP/1.1\r\nHost: x\r\nX-Ignore: ".encode()
+    attacker = await Conn.open(farm.addr(ENTRY))
+    try:
+        async with asyncio.timeout(10):
+            attacker.writer.write(
+                _head("POST", farm.cookie_header(home), f"Content-Length: {len(prefix)}").replace(
+                    b"/attack", b"/early-401"
+                )
+                + prefix
+            )
+            await attacker.writer.drain()
+            reply = await read_reply(attacker.reader, "POST")
+            assert reply.status == 401 and reply.path == "/early-401", reply
+    finally:
+        await attacker.close()
+    for n in range(3):
+        victim = await Conn.open(farm.addr(ENTRY))
+        try:
+            async with asyncio.timeout(10):
+                answer = await victim.request(
+                    "GET", f"/victim-{n}", {"Cookie": farm.cookie_header(home)}
+                )
+        finally:
+            await victim.close()
+        assert answer.path == f"/victim-{n}", (n, answer.status, answer.path)
+
+
+@pytest.mark.parametrize("home", HOMES)
 async def test_a_large_body_after_an_early_answer_is_read_to_its_end(farm: Farm, home: str) -> None:
     """The application leaves a large body unread, so lb stops reading the client
     (back-pressure), then answers 401 early. lb drops the application's connection and
