@@ -68,6 +68,7 @@ async def test_an_isolated_restarted_node_does_not_take_a_live_peers_sessions(
         # the operator is told why: a started hearing nobody, and holds b's and c's sessions
         started = farm.events("a", "started_without_all_peers")
         assert started and started[-1]["held"] == ["b", "c"], started
+        assert farm.tables("a")["held"] == ["b", "c"]  # and SIGUSR1 says it too
         # and b, alive, still serves it
         at_b = await http_request(
             farm.addr("b"), "GET", "/mine", {"Cookie": farm.cookie_header("b")}
