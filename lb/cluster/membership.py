@@ -75,7 +75,10 @@ class Timing:
     helper vouching for ``dead_after`` it is DEAD. DEAD and UNKNOWN members are
     re-checked through helpers every ``recheck_interval``. When this node's
     application has been down for ``app_down_rehome_after``, it gives its
-    sessions up (it says LEFT until the application is up again).
+    sessions up (it says LEFT until the application is up again). A node that
+    hears none of its peers (in a farm of three or more) keeps the peers it lost,
+    or never heard since it started, as homes of their sessions for
+    ``isolated_rehome_after`` (it cannot tell their death from its own isolation).
     """
 
     ping_interval: float = 0.5
@@ -85,6 +88,7 @@ class Timing:
     recheck_interval: float = 2.0
     helpers: int = 2
     app_down_rehome_after: float = 30.0
+    isolated_rehome_after: float = 30.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -94,6 +98,7 @@ class Timing:
             "probe_interval",
             "recheck_interval",
             "app_down_rehome_after",
+            "isolated_rehome_after",
         ):
             value = getattr(self, name)
             if (
@@ -186,6 +191,7 @@ class _Member:
     __slots__ = (
         "dead_inc",
         "heard",
+        "held_from",
         "inc",
         "mode",
         "name",
@@ -197,7 +203,7 @@ class _Member:
         "voucher",
     )
 
-    def __init__(self, name: str, now: float, recheck: float) -> None:
+    def __init__(self, name: str, now: float, recheck: float, held_from: float | None) -> None:
         self.name = name
         self.inc = 0  # highest incarnation known
         self.mode = ALIVE  # the node's own declaration at ``inc``: ALIVE, DRAINING or LEFT
@@ -209,6 +215,9 @@ class _Member:
         self.next_probe = now + recheck  # next probe round (SUSPECT) or re-check (DEAD, UNKNOWN)
         self.dead_inc = -1  # incarnation at which the member was declared DEAD
         self.relayed_inc = -1  # highest incarnation of a DEAD claim relayed to the member
+        # since when its sessions wait for it while this node hears no peer (None: they
+        # do not): a peer of this node's start, or one declared DEAD while isolated
+        self.held_from = held_from
 
     def public(self) -> MemberState:
         if self.mode is LEFT:
@@ -302,7 +311,9 @@ class Membership:
         self._pending: dict[int, _Probe] = {}
         recheck = self._timing.recheck_interval
         self._members: dict[str, _Member] = {
-            name: _Member(name, now, recheck) for name in sorted(set(peers)) if name != self_name
+            name: _Member(name, now, recheck, now)
+            for name in sorted(set(peers))
+            if name != self_name
         }
 
     # -- properties ------------------------------------------------------------------------
@@ -411,9 +422,49 @@ class Membership:
 
         ``draining`` is every live node that takes no new sessions: DRAINING
         nodes and SUSPECT ones, so ``live - draining == placeable_nodes(now)``.
+        ``live`` also holds ``held_nodes(now)``: their sessions wait for them.
         """
-        live = self.live_nodes(now)
+        live = self.live_nodes(now) | self.held_nodes(now)
         return live, live - self.placeable_nodes(now)
+
+    def isolated(self, now: float) -> bool:
+        """Whether this node hears none of its peers, in a farm of three or more nodes
+        that have not left (with one peer, its death and a cut look the same to both)."""
+        peers = [m for m in self._members.values() if m.mode is not LEFT]
+        return len(peers) >= 2 and all(self._due_status(m, now) is not ALIVE for m in peers)
+
+    def held_nodes(self, now: float) -> frozenset[str]:
+        """Peers that are not live but keep their sessions: this node hears no peer.
+
+        An isolated node (``isolated(now)``) cannot tell its peers' death from its
+        own isolation, and a node that started cut off never heard them at all: the
+        sessions of a peer that was a member when this node started (UNKNOWN since),
+        or that it declared DEAD while isolated, stay that peer's (not placeable:
+        the entry fails their requests) instead of being re-homed here,
+        for ``isolated_rehome_after``. A peer a third node declared dead, one that
+        left, or one added later is not held; hearing any peer ends every hold.
+        """
+        if not self.isolated(now):
+            return frozenset()
+        limit = self._timing.isolated_rehome_after
+        out = set()
+        for member in self._members.values():
+            if member.mode is LEFT:
+                continue
+            status = self._due_status(member, now)
+            if status is DEAD and member.status is SUSPECT:
+                # its death is due, not yet ticked: held from when tick would declare it
+                since: float | None = max(
+                    self._evidence(member) + self._timing.dead_after,
+                    member.suspect_since + self._timing.probe_interval,
+                )
+            elif status in (UNKNOWN, DEAD):
+                since = member.held_from
+            else:
+                continue
+            if since is not None and now < since + limit:
+                out.add(member.name)
+        return frozenset(out)
 
     # -- inputs: links and heartbeats ------------------------------------------------------
     def heard(self, peer: str, now: float) -> None:
@@ -427,6 +478,13 @@ class Membership:
             return
         before, inc = member.public(), member.inc
         was_dead = member.status is DEAD
+        # the hold ends with this: the peers this node declared dead while it heard
+        # nobody are checked again (a node of its start it never heard stays UNKNOWN)
+        held = [
+            name
+            for name in sorted(self.held_nodes(now))
+            if name != peer and self._members[name].status is not UNKNOWN
+        ]
         member.status = ALIVE
         member.voucher = None
         self._drop_probes(peer)
@@ -434,6 +492,8 @@ class Membership:
             # Other nodes may still hold it DEAD: make it refute with a new incarnation.
             self._actions.append(SendTo(peer, (NodeState(peer, DEAD, member.dead_inc),)))
         self._after(member, before, inc)
+        for name in held:
+            self._recheck_held(self._members[name], now)
 
     def link_up(self, peer: str, now: float) -> None:
         """A link to or from ``peer`` was authenticated: send it the full state, count as heard."""
@@ -463,6 +523,7 @@ class Membership:
                 if self._dead_due(member, now):
                     before, inc = member.public(), member.inc
                     member.status = DEAD
+                    member.held_from = now if self.isolated(now) else None
                     member.dead_inc = member.inc
                     member.next_probe = now + t.recheck_interval
                     self._drop_probes(member.name)
@@ -639,7 +700,7 @@ class Membership:
         """A new member (config reload, DNS): UNKNOWN, not live until heard."""
         if name == self._name or name in self._members:
             return
-        self._members[name] = _Member(name, now, self._timing.recheck_interval)
+        self._members[name] = _Member(name, now, self._timing.recheck_interval, None)
         self._actions.append(StateChanged(name, None, UNKNOWN))
 
     def remove_node(self, name: str, now: float) -> None:
@@ -690,6 +751,17 @@ class Membership:
             self._actions.append(Broadcast(NodeState(member.name, now_state, member.inc)))
 
     def _suspect(self, member: _Member, now: float) -> None:
+        before, inc = member.public(), member.inc
+        member.status = SUSPECT
+        member.suspect_since = now
+        self._after(member, before, inc)
+        self._probe_round(member, now, self._timing.probe_interval)
+
+    def _recheck_held(self, member: _Member, now: float) -> None:
+        """This node hears a peer again after it heard nobody: a peer it declared dead
+        meanwhile and held for its sessions stays live (SUSPECT, probed at once through
+        the peers heard now) until they vouch for it or it is declared dead, instead of
+        being re-homed at once (a healed cut brings its links back a moment apart)."""
         before, inc = member.public(), member.inc
         member.status = SUSPECT
         member.suspect_since = now
@@ -773,9 +845,11 @@ class Membership:
             return  # a helper vouched for it lately
         if member.status is DEAD:
             member.dead_inc = max(member.dead_inc, inc)
+            member.held_from = None  # another node saw it die: not this node's isolation
             return
         before = member.public()
         member.status = DEAD
+        member.held_from = None  # another node saw it die: not this node's isolation
         member.dead_inc = inc
         member.next_probe = now + t.recheck_interval
         self._drop_probes(member.name)

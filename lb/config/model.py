@@ -243,6 +243,15 @@ class Limits:
             "they are re-homed (until then they wait for it)",
         ),
     )
+    isolated_rehome_after: float = field(
+        default=30.0,
+        metadata=_secs(
+            86400.0,
+            "a node that hears none of its peers (3 or more nodes) re-homes the sessions "
+            "of the peers it lost, or never heard since it started, only after this long "
+            "(until then they wait for them)",
+        ),
+    )
     placement_hold: float = field(
         default=10.0,
         metadata=_secs(
@@ -270,6 +279,7 @@ class Limits:
             probe_interval=self.ping_interval,
             recheck_interval=max(self.dead_after, 2 * self.ping_interval),
             app_down_rehome_after=self.app_down_rehome_after,
+            isolated_rehome_after=self.isolated_rehome_after,
         )
 
 

@@ -446,6 +446,8 @@ class Entry(HttpRouting):
                 # declared dead while we waited: route again (the session is re-homed)
                 self.route(client, identifier)
                 return
+            if home in self.peers.held:
+                break  # this node hears no peer: the home keeps its sessions, no link comes
             await asyncio.sleep(LINK_WAIT_POLL)
         self.counters["link_waits_failed"] += 1
         client.fail(int(ResetReason.LINK_CLOSED))

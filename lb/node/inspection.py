@@ -54,6 +54,8 @@ def tables(node: Inspected) -> dict[str, Any]:
         # idle pooled upstreams: flows (by id) to each home, connections to the local app
         "pooled": node.entry.pool.describe(),
         "live": sorted(node.peers.view.live),
+        # peers kept as homes of their sessions while this node hears none (in "live")
+        "held": sorted(node.peers.held),
         "members": {
             peer: state.name.lower() if state is not None else None
             for peer in node.peers.peers

@@ -280,8 +280,11 @@ class Node:
                 "started_without_all_peers",
                 node=self.name,
                 worker=self.worker,
-                live=sorted(self.peers.view.live),
+                live=sorted(self.peers.membership.live_nodes(self.loop.time())),
+                # peers this node never heard and does not re-home: it hears nobody
+                held=sorted(self.peers.held),
             )
+            self.peers.held_told = bool(self.peers.held)
         self.listeners = ClientListeners(loop, self.entry, self.reuse_port)
         if not self.draining:  # else opened by an undrain (stop_draining)
             await self.listeners.open(self.services.values())

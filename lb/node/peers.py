@@ -93,6 +93,9 @@ class Peers:
         self.limits: Limits = config.limits
         self.loop = loop
         self.membership = membership
+        # peers held as homes of their sessions while this node hears none (lb.cluster)
+        self.held: frozenset[str] = frozenset()
+        self.held_told = False  # a warning named held peers (their end is told too)
         self.home = home
         self.replication = replication
         self.counters = counters
@@ -368,6 +371,34 @@ class Peers:
         self.view = self._build_view()
         if self.view.live != old and not quiet:
             log.info("farm_view", node=self.name, live=sorted(self.view.live))
+        held = self.membership.held_nodes(self.loop.time())
+        if held != self.held:
+            self.held = held
+            # the operator must learn why sessions of unreachable peers fail here (a
+            # start holds every peer until its links are up: node.py says it if they
+            # are not, started_without_all_peers)
+            if quiet:
+                pass
+            elif held:
+                self.held_told = True
+                log.warning(
+                    "isolated_sessions_held",
+                    node=self.name,
+                    worker=self.worker,
+                    held=sorted(held),
+                    rehome_after=self.limits.isolated_rehome_after,
+                    reason="this node hears none of its peers: the sessions of these wait "
+                    "for them, they are not re-homed here",
+                )
+            elif self.held_told:
+                self.held_told = False
+                log.info(
+                    "isolated_sessions_held",
+                    node=self.name,
+                    worker=self.worker,
+                    held=[],
+                    reason="the hold ended: a peer is heard, or the bound passed",
+                )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def reload(self, config: FarmConfig) -> tuple[set[str], set[str]]:
@@ -422,7 +453,8 @@ class Peers:
         live and re-home their sessions (a worker restarted beside a running
         sibling did exactly that)."""
         deadline = self.loop.time() + timeout
-        while not all(p in self.view.live for p in self.peers):
+        # live by what it heard: a peer held for its sessions (isolated) is not linked
+        while not set(self.peers) <= self.membership.live_nodes(self.loop.time()):
             if self.loop.time() >= deadline:
                 return False
             await asyncio.sleep(LINKED_POLL)

@@ -401,7 +401,10 @@ def test_queries_apply_due_timeouts_without_tick() -> None:
     m.tick(1.5)
     assert m.live_nodes(2.49) == {"a", "b", "c"}
     assert m.live_nodes(2.5) == {"a"}
-    assert m.view_sets(2.5) == (frozenset("a"), frozenset())
+    # a, hearing neither, keeps their sessions theirs (held: live, not placeable) ...
+    assert m.view_sets(2.5) == (frozenset("abc"), frozenset("bc"))
+    # ... until the bound
+    assert m.view_sets(2.5 + T.isolated_rehome_after) == (frozenset("a"), frozenset())
 
 
 # --- probes answered by this node ------------------------------------------------------------
@@ -830,7 +833,9 @@ def test_random_inputs_keep_the_books_straight(script: list[tuple[Any, ...]]) ->
         assert "a" in live
         assert draining <= live
         assert live - draining == placeable
-        assert live == m.live_nodes(now)
+        held = m.held_nodes(now)
+        assert live == m.live_nodes(now) | held
+        assert not held & (m.live_nodes(now) | placeable)
 
 
 # --- a simulated farm --------------------------------------------------------------------------
