@@ -25,7 +25,11 @@ The context remembers the server name each client sent (its `sni_callback`
 keeps it on the connection's ssl.SSLObject: under uvloop's SSL transport as
 under asyncio's, the server side's `server_hostname` is None whatever the
 client sent), and `connection_tls` reads a connection's version, cipher and
-server name once, when its handshake is done, for its access lines.
+server name once, when its handshake is done, for its access lines. A server
+name that is not ASCII (RFC 6066 wants an ASCII host name) fails the handshake
+in Python's ssl before the callback runs, and ssl writes its UnicodeDecodeError
+to sys.unraisablehook; `_quiet_bad_server_names` keeps that one error out of
+stderr (one traceback per ClientHello anyone can send, amid the log lines).
 
 It must not touch connections beyond reading their TLS; it only configures TLS.
 """
@@ -34,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -59,6 +65,36 @@ def _remember_server_name(
     setattr(ssl_object, SNI_ATTRIBUTE, server_name)
 
 
+# the hook `_quiet_bad_server_names` passes the other unraisable errors to
+_default_unraisablehook: Callable[[sys.UnraisableHookArgs], object] | None = None
+
+
+def _bad_server_name(unraisable: sys.UnraisableHookArgs) -> bool:
+    """ssl's error for a ClientHello server name that is not ASCII (it decodes the
+    name's bytes as ASCII before calling the sni_callback, and fails the handshake)."""
+    exc = unraisable.exc_value
+    return (
+        isinstance(exc, UnicodeDecodeError)
+        and exc.encoding == "ascii"
+        and isinstance(unraisable.object, bytes)
+        and unraisable.object == exc.object
+    )
+
+
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    if not _bad_server_name(unraisable):
+        assert _default_unraisablehook is not None
+        _default_unraisablehook(unraisable)
+
+
+def _quiet_bad_server_names() -> None:
+    """Install `_quiet_unraisable` once, in front of the hook there was."""
+    global _default_unraisablehook
+    if _default_unraisablehook is None:
+        _default_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _quiet_unraisable
+
+
 def connection_tls(transport: asyncio.BaseTransport) -> dict[str, str | None]:
     """The access-log fields of a tls-terminate connection whose handshake is done
     (lb.node.accesslog.tls_fields): its version, cipher and the server name sent."""
@@ -76,6 +112,7 @@ def connection_tls(transport: asyncio.BaseTransport) -> dict[str, str | None]:
 def _context(cert: Path, key: Path, key_prefix: str) -> ssl.SSLContext:
     context = checked_server_context(cert, key, key_prefix)
     context.sni_callback = _remember_server_name
+    _quiet_bad_server_names()
     return context
 
 

@@ -218,6 +218,29 @@ def test_access_lines_of_tls_terminate_requests_carry_the_connections_tls(
     assert not [key for key in found["/tlslog/plain"] if key.startswith("tls_")]
 
 
+def test_a_server_name_that_is_not_ascii_fails_its_handshake_without_a_traceback(
+    tls_farm: Farm,
+) -> None:
+    """A ClientHello whose server name is not ASCII (RFC 6066 wants an ASCII host name):
+    Python's ssl refuses the handshake before the context's sni_callback runs and writes
+    the UnicodeDecodeError to stderr as "Exception ignored", one traceback per
+    handshake anyone can send, in the middle of the JSON log lines. The handshake is
+    refused, the log stays clean, and the listener serves the next client."""
+    host, port = tls_farm.addr("a", "secure")
+    before = tls_farm.logs("a")
+    for _ in range(3):
+        r = subprocess.run(
+            [b"openssl", b"s_client", b"-connect", f"{host}:{port}".encode(),
+             b"-servername", b"bad\xffname.test"],
+            input=b"", capture_output=True, timeout=20,
+        )  # fmt: skip
+        assert b"Reused" not in r.stdout and b"New, TLSv1" not in r.stdout, r.stdout
+    ok = curl("-o", "/dev/null", "-w", "%{http_code}", tls_url(tls_farm, "a", "/after-bad-sni"))
+    assert ok.stdout == "200", ok
+    added = tls_farm.logs("a")[len(before) :]
+    assert "Traceback" not in added and "Exception ignored" not in added, added[-3000:]
+
+
 def terminate_s_client(
     farm: Farm, entry: str, cookie: str, *args: str, service: str = "secure"
 ) -> tuple[str, str]:
