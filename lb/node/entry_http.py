@@ -78,6 +78,12 @@ def make_conn_ref(client: tuple[str, int], home: Address, service: str) -> ConnR
     return ConnRef(client_ip, client[1], home_ip, home.port, service)
 
 
+def _http10_client(client: HttpClientState) -> bool:
+    """The request being answered is an HTTP/1.0 one."""
+    head = client.head
+    return head is not None and head.version != "HTTP/1.1"
+
+
 class HttpRouting(HttpEntrySide):
     """Per-request routing of HTTP services (a base class of Entry)."""
 
@@ -341,6 +347,13 @@ class HttpRouting(HttpEntrySide):
                     )
                     if head.minor == 0:
                         raw = http1.with_header(raw, b"Connection: keep-alive\r\n")
+                elif not head.keep_alive and _http10_client(client):
+                    # an HTTP/1.0 client keeps its connection only when told (RFC 9112
+                    # 9.3; ab -k looks for it), which an HTTP/1.1 application does not say
+                    raw = http1.with_header(
+                        raw if raw is not None else bytes(buf[start:end]),
+                        b"Connection: keep-alive\r\n",
+                    )
             elif not head.close:
                 if raw is None:
                     raw = bytes(buf[start:end])

@@ -596,6 +596,28 @@ async def test_answers_carry_lbs_own_http_version(farm: Farm, home: str) -> None
     assert not _client_keeps(head + b"\r\n\r\n") and body == b"ok", data
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_an_http10_client_that_asks_keep_alive_is_told_it_is_kept(
+    farm: Farm, home: str
+) -> None:
+    """RFC 9112 9.3 / RFC 7230 A.1.2: an HTTP/1.0 client keeps its connection only when
+    the answer says `Connection: keep-alive` (ApacheBench's `ab -k` looks for it). lb
+    keeps such a client's connection, so its answers must say so, also when the
+    application is an HTTP/1.1 server that sends no Connection header."""
+    request = (
+        f"GET /raw-head HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n{_cookie(farm, home)}\r\n"
+    )
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        for n in range(2):
+            conn.writer.write(request.encode())
+            await conn.writer.drain()
+            reply = await read_reply(conn.reader)
+            assert reply.status == 200 and reply.node == home, (n, reply.status)
+            assert (reply.header("Connection") or "").lower() == "keep-alive", (n, reply.headers)
+        await conn.close()
+
+
 # ------------------------------------------------------------------ forwarding headers
 
 
