@@ -20,12 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.farm import DEFAULT_SERVICES, TLS_TERMINATE_SERVICE, Farm, make_cert
+from tests.support.pem import write_self_signed
 from tests.support.wait import eventually
 
 pytestmark = [
@@ -177,28 +174,11 @@ def test_sighup_to_a_key_of_another_certificate_keeps_the_old_one(
 def write_expired_cert(workdir: Path) -> tuple[Path, Path]:
     """A self-signed localhost certificate whose notAfter is 2021-01-01 (an expired one,
     which the openssl CLI of some systems cannot make)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
-        .not_valid_after(datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC))
-        .sign(key, hashes.SHA256())
+    return write_self_signed(
+        workdir,
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC),
     )
-    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def test_an_expired_certificate_is_served_with_a_warning(

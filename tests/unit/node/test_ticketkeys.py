@@ -12,10 +12,6 @@ import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from lb.config.build import server_context
 from lb.node.servertls import ServerTls
@@ -26,6 +22,7 @@ from lb.node.ticketkeys import (
     ticket_epoch,
     ticket_key,
 )
+from tests.support.pem import write_self_signed
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -33,30 +30,10 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    workdir = tmp_path_factory.mktemp("ticketkeys")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=3))
-        .sign(key, hashes.SHA256())
+    return write_self_signed(
+        tmp_path_factory.mktemp("ticketkeys"), start, start + datetime.timedelta(days=3)
     )
-    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 _CLIENTS: dict[ssl.TLSVersion, ssl.SSLContext] = {}
