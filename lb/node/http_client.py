@@ -286,7 +286,6 @@ class HttpClient(ResponseSide):
         self.identifier = identifier
         self.req_framer = None if kind == http1.NO_BODY else http1.BodyFramer(kind, length)
         self.req_done = kind == http1.NO_BODY
-        self.req_body = not self.req_done
         self.scanner = None
         self.state = ROUTED
         self.retries = 0

@@ -148,7 +148,7 @@ class ResponseSide(HttpClientState):
             # the connection carries, another client's (a 304's length is the
             # representation's: it announces no body)
             self.upstream_reusable = False
-        elif self.req_body and head.status >= 300:
+        elif self.req_framer is not None and head.status >= 300:
             # a request with a body, answered by a redirect or an error: the answer of an
             # application that may not have read the body (an early 401, 404, 405, a
             # redirect of a path it does not serve), which it would then read as the

@@ -162,7 +162,6 @@ class HttpClientState(User):
         "paused",
         "quiet_since",
         "rbuf",
-        "req_body",
         "req_done",
         "req_framer",
         "resend",
@@ -215,7 +214,6 @@ class HttpClientState(User):
         self.keep_alive = True
         self.upgrade = False
         self.req_framer: http1.BodyFramer | None = None
-        self.req_body = False  # the request has a body (Content-Length > 0 or chunked)
         self.req_done = False
         self.sent_any = False  # a byte of any response went to the client
         self.served = 0  # exchanges completed on this connection
