@@ -79,6 +79,8 @@ class Timing:
     hears none of its peers (in a farm of three or more) keeps the peers it lost,
     or never heard since it started, as homes of their sessions for
     ``isolated_rehome_after`` (it cannot tell their death from its own isolation).
+    A peer declared DEAD keeps its sessions for ``dead_rehome_after`` from its death
+    (0, the default: not at all), so a node restarted without leaving finds them.
     """
 
     ping_interval: float = 0.5
@@ -89,6 +91,7 @@ class Timing:
     helpers: int = 2
     app_down_rehome_after: float = 30.0
     isolated_rehome_after: float = 30.0
+    dead_rehome_after: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -107,6 +110,13 @@ class Timing:
                 or not 0 < value < float("inf")
             ):
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+        rehome = self.dead_rehome_after
+        if (
+            isinstance(rehome, bool)
+            or not isinstance(rehome, int | float)
+            or not 0 <= rehome < float("inf")
+        ):
+            raise ValueError(f"dead_rehome_after must be a number of seconds >= 0, got {rehome!r}")
         if not self.suspect_after > self.ping_interval:
             raise ValueError(
                 f"suspect_after ({self.suspect_after:g}) must exceed ping_interval "
@@ -190,6 +200,7 @@ class _Member:
 
     __slots__ = (
         "dead_inc",
+        "dead_since",
         "heard",
         "held_from",
         "inc",
@@ -214,6 +225,7 @@ class _Member:
         self.suspect_since = _NEVER
         self.next_probe = now + recheck  # next probe round (SUSPECT) or re-check (DEAD, UNKNOWN)
         self.dead_inc = -1  # incarnation at which the member was declared DEAD
+        self.dead_since = _NEVER  # when it was last declared DEAD
         self.relayed_inc = -1  # highest incarnation of a DEAD claim relayed to the member
         # since when its sessions wait for it while this node hears no peer (None: they
         # do not): a peer of this node's start, or one declared DEAD while isolated
@@ -422,9 +434,10 @@ class Membership:
 
         ``draining`` is every live node that takes no new sessions: DRAINING
         nodes and SUSPECT ones, so ``live - draining == placeable_nodes(now)``.
-        ``live`` also holds ``held_nodes(now)``: their sessions wait for them.
+        ``live`` also holds ``held_nodes(now)`` and ``dead_held_nodes(now)``: their
+        sessions wait for them.
         """
-        live = self.live_nodes(now) | self.held_nodes(now)
+        live = self.live_nodes(now) | self.held_nodes(now) | self.dead_held_nodes(now)
         return live, live - self.placeable_nodes(now)
 
     def isolated(self, now: float) -> bool:
@@ -454,15 +467,31 @@ class Membership:
             status = self._due_status(member, now)
             if status is DEAD and member.status is SUSPECT:
                 # its death is due, not yet ticked: held from when tick would declare it
-                since: float | None = max(
-                    self._evidence(member) + self._timing.dead_after,
-                    member.suspect_since + self._timing.probe_interval,
-                )
+                since: float | None = self._death_due_at(member)
             elif status in (UNKNOWN, DEAD):
                 since = member.held_from
             else:
                 continue
             if since is not None and now < since + limit:
+                out.add(member.name)
+        return frozenset(out)
+
+    def dead_held_nodes(self, now: float) -> frozenset[str]:
+        """Peers declared DEAD (not LEFT) whose sessions still wait for them: for
+        ``dead_rehome_after`` from their death (0: none). A node restarted without
+        leaving (lb.node stops without LEFT when that limit is above 0) finds its
+        sessions when it is back; until then their requests wait for its link, and
+        new sessions go elsewhere. A death due at ``now`` counts from when ``tick``
+        would declare it. Whoever declared it, this node or another."""
+        limit = self._timing.dead_rehome_after
+        if limit <= 0:
+            return frozenset()
+        out = set()
+        for member in self._members.values():
+            if member.mode is LEFT or self._due_status(member, now) is not DEAD:
+                continue
+            since = member.dead_since if member.status is DEAD else self._death_due_at(member)
+            if now < since + limit:
                 out.add(member.name)
         return frozenset(out)
 
@@ -523,6 +552,7 @@ class Membership:
                 if self._dead_due(member, now):
                     before, inc = member.public(), member.inc
                     member.status = DEAD
+                    member.dead_since = now
                     member.held_from = now if self.isolated(now) else None
                     member.dead_inc = member.inc
                     member.next_probe = now + t.recheck_interval
@@ -721,6 +751,11 @@ class Membership:
         """Latest time the member is known to have been up (direct or through a vouch)."""
         return max(member.heard, member.vouched - self._timing.suspect_after)
 
+    def _death_due_at(self, member: _Member) -> float:
+        """When ``tick`` declares a SUSPECT member DEAD, evidence staying as it is."""
+        t = self._timing
+        return max(self._evidence(member) + t.dead_after, member.suspect_since + t.probe_interval)
+
     def _dead_due(self, member: _Member, now: float) -> bool:
         t = self._timing
         return (
@@ -849,6 +884,7 @@ class Membership:
             return
         before = member.public()
         member.status = DEAD
+        member.dead_since = now
         member.held_from = None  # another node saw it die: not this node's isolation
         member.dead_inc = inc
         member.next_probe = now + t.recheck_interval

@@ -82,10 +82,14 @@ def _secs(
     above: str | None = None,
     below: str | None = None,
     why: str = "",
+    zero: bool = False,
 ) -> dict[str, Key]:
-    """Metadata of a limit in seconds, > 0 and <= hi, maybe ordered against others."""
+    """Metadata of a limit in seconds, > 0 (>= 0 with ``zero``) and <= hi, maybe ordered
+    against others."""
     default = Derived(derive) if derive is not None else REQUIRED
-    key = Key("", seconds(hi), default, doc, above=above, below=below, why=why, unit=" s")
+    key = Key(
+        "", seconds(hi, zero=zero), default, doc, above=above, below=below, why=why, unit=" s"
+    )
     return {LIMIT_KEY: key}
 
 
@@ -252,6 +256,17 @@ class Limits:
             "(until then they wait for them)",
         ),
     )
+    dead_rehome_after: float = field(
+        default=0.0,
+        metadata=_secs(
+            86400.0,
+            "the sessions of a peer that stops without leaving (it died, or was "
+            "restarted: a node stopped with this above 0 does not say LEFT) wait for it "
+            "this long before they are re-homed; their requests wait for its link "
+            "meanwhile (0: re-homed as soon as it is declared dead)",
+            zero=True,
+        ),
+    )
     placement_hold: float = field(
         default=10.0,
         metadata=_secs(
@@ -280,6 +295,7 @@ class Limits:
             recheck_interval=max(self.dead_after, 2 * self.ping_interval),
             app_down_rehome_after=self.app_down_rehome_after,
             isolated_rehome_after=self.isolated_rehome_after,
+            dead_rehome_after=self.dead_rehome_after,
         )
 
 

@@ -283,15 +283,18 @@ def integer(lo: int, hi: int) -> Check:
     return check
 
 
-def seconds(hi: float) -> Check:
-    """A finite number of seconds, > 0 and <= hi, as a float."""
+def seconds(hi: float, *, zero: bool = False) -> Check:
+    """A finite number of seconds, > 0 (>= 0 with ``zero``: 0 turns a feature off) and
+    <= hi, as a float."""
 
     def check(value: Any, ctx: Ctx) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(f"must be a number of seconds, not {type_name(value)}")
         number = float(value)
-        if not math.isfinite(number) or not 0 < number <= hi:
-            raise Invalid(f"{value} seconds is out of range: must be > 0 and <= {hi:g}")
+        above_low = number >= 0 if zero else number > 0
+        if not math.isfinite(number) or not above_low or not number <= hi:
+            low = ">= 0" if zero else "> 0"
+            raise Invalid(f"{value} seconds is out of range: must be {low} and <= {hi:g}")
         return number
 
     return check

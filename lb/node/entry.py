@@ -28,7 +28,7 @@ from lb.extract.api import Extractor, Identifier
 from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
 from lb.node.client import WAIT, ClientEndpoint
-from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, make_conn_ref
+from lb.node.entry_http import LINK_WAIT_POLL, HttpRouting, link_wait, make_conn_ref
 from lb.node.handshake_slots import HandshakeSlots, Offer
 from lb.node.home import Home
 from lb.node.http_client import HttpClient
@@ -434,9 +434,10 @@ class Entry(HttpRouting):
     async def _forward_when_linked(
         self, client: ClientEndpoint, home: str, identifier: Identifier | None
     ) -> None:
-        # wait for the link, or for the membership verdict on a suspect home (dead_after)
+        # wait for the link, or for the membership verdict on a suspect home (dead_after),
+        # or for a restarting one (dead_rehome_after)
         limits = self.limits
-        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
+        deadline = self.loop.time() + link_wait(limits)
         while self.loop.time() < deadline and not client.closed:
             link = self.links_out.get(home)
             if link is not None and link.authenticated and not link.closed:

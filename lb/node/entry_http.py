@@ -50,6 +50,16 @@ log = structlog.get_logger("lb.entry")
 LINK_WAIT_POLL = 0.05  # seconds between looks at a link a held client waits for
 
 
+def link_wait(limits: Limits) -> float:
+    """How long a client waits for the link of its home (a suspect one: until the
+    membership verdict, dead_after). With dead_rehome_after a home may be restarting:
+    its clients wait up to pending_timeout too, as for a home's VERIFIED."""
+    wait = max(limits.connect_timeout, limits.dead_after)
+    if limits.dead_rehome_after > 0:
+        wait = max(wait, limits.pending_timeout)
+    return wait
+
+
 def _ip_or_unspecified(host: str, like: str) -> str:
     try:
         return str(ipaddress.ip_address(host))
@@ -272,7 +282,7 @@ class HttpRouting(HttpEntrySide):
 
     async def _upstream_when_linked(self, client: HttpClientState, decision: Decision) -> None:
         limits = self.limits
-        deadline = self.loop.time() + max(limits.connect_timeout, limits.dead_after)
+        deadline = self.loop.time() + link_wait(limits)
         home = decision.home
         while self.loop.time() < deadline and not client.closed:
             link = self.links_out.get(home)
@@ -429,4 +439,4 @@ class HttpRouting(HttpEntrySide):
         return registry.register(kind, value, ttl, home, release, source=source)
 
 
-__all__ = ["LINK_WAIT_POLL", "HttpRouting", "affinity_source", "make_conn_ref"]
+__all__ = ["LINK_WAIT_POLL", "HttpRouting", "affinity_source", "link_wait", "make_conn_ref"]

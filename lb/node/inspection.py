@@ -56,6 +56,8 @@ def tables(node: Inspected) -> dict[str, Any]:
         "live": sorted(node.peers.view.live),
         # peers kept as homes of their sessions while this node hears none (in "live")
         "held": sorted(node.peers.held),
+        # peers declared dead whose sessions wait for them (dead_rehome_after; in "live")
+        "dead_held": sorted(node.peers.dead_held),
         "members": {
             peer: state.name.lower() if state is not None else None
             for peer in node.peers.peers

@@ -408,9 +408,19 @@ class Node:
         while self.busy() and self.loop.time() < deadline:
             await asyncio.sleep(DRAIN_POLL)
         # say goodbye: peers mark this node LEFT at once instead of detecting a failure;
-        # then linger a little, serving flows a peer routed here before LEFT reached it
-        self.membership.leave(self.loop.time())
-        self.peers.run_membership()
+        # then linger a little, serving flows a peer routed here before LEFT reached it.
+        # With dead_rehome_after, a stop is taken for a restart: no LEFT, so the peers
+        # hold this node's sessions for it (lb.cluster dead_held_nodes) until it is back
+        if self.limits.dead_rehome_after > 0:
+            log.info(
+                "stopping_without_leave",
+                node=self.name,
+                rehome_after=self.limits.dead_rehome_after,
+                reason="dead_rehome_after: peers hold this node's sessions until it is back",
+            )
+        else:
+            self.membership.leave(self.loop.time())
+            self.peers.run_membership()
         linger_until = min(deadline, self.loop.time() + max(0.2, 2 * self.limits.ping_interval))
         while self.loop.time() < deadline and (self.loop.time() < linger_until or self.busy()):
             await asyncio.sleep(DRAIN_POLL)

@@ -95,6 +95,8 @@ class Peers:
         self.membership = membership
         # peers held as homes of their sessions while this node hears none (lb.cluster)
         self.held: frozenset[str] = frozenset()
+        # peers declared dead whose sessions wait for them (dead_rehome_after, lb.cluster)
+        self.dead_held: frozenset[str] = frozenset()
         self.held_told = False  # a warning named held peers (their end is told too)
         self.home = home
         self.replication = replication
@@ -371,7 +373,21 @@ class Peers:
         self.view = self._build_view()
         if self.view.live != old and not quiet:
             log.info("farm_view", node=self.name, live=sorted(self.view.live))
-        held = self.membership.held_nodes(self.loop.time())
+        now = self.loop.time()
+        dead_held = self.membership.dead_held_nodes(now)
+        if dead_held != self.dead_held:
+            if dead_held - self.dead_held and not quiet:
+                log.warning(
+                    "dead_sessions_held",
+                    node=self.name,
+                    worker=self.worker,
+                    held=sorted(dead_held),
+                    rehome_after=self.limits.dead_rehome_after,
+                    reason="dead_rehome_after: the sessions of these wait for them to come "
+                    "back; their requests wait for the link, new sessions go elsewhere",
+                )
+            self.dead_held = dead_held
+        held = self.membership.held_nodes(now)
         if held != self.held:
             self.held = held
             # the operator must learn why sessions of unreachable peers fail here (a

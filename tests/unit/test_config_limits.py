@@ -50,6 +50,8 @@ def errors(data: dict[str, Any], base_dir: Path) -> dict[str, str]:
         ("flow_window", 16777217),
         ("max_connections", True),
         ("ping_interval", 0.0),
+        ("dead_rehome_after", -1),
+        ("dead_rehome_after", 86401),
     ],
 )
 def test_bad_limit(key: str, value: Any) -> None:
@@ -63,6 +65,19 @@ def test_limit_bounds_accepted() -> None:
     data["limits"] = {"head_bytes": 1024, "flow_window": 16777216, "head_timeout": 300}
     limits = parse(data).limits
     assert (limits.head_bytes, limits.flow_window, limits.head_timeout) == (1024, 16777216, 300.0)
+
+
+def test_dead_rehome_after_takes_zero_and_says_so_when_negative() -> None:
+    data = base()
+    data["limits"] = {"dead_rehome_after": 0}
+    assert parse(data).limits.dead_rehome_after == 0.0
+    data["limits"] = {"dead_rehome_after": 45}
+    limits = parse(data).limits
+    assert limits.membership_timing().dead_rehome_after == 45.0
+    data["limits"] = {"dead_rehome_after": -0.5}
+    assert message_for(errors_of(data), "limits.dead_rehome_after") == (
+        "-0.5 seconds is out of range: must be >= 0 and <= 86400"
+    )
 
 
 def test_every_limit_field_is_a_checked_key_with_its_default() -> None:

@@ -1,0 +1,122 @@
+"""A node restarted with dead_rehome_after keeps its sessions (limits.dead_rehome_after).
+
+An operator upgrading lb restarts each node in turn (SIGTERM, start again). By
+default a stopped node says LEFT and every entry re-homes its sessions at once:
+an application that keeps sessions in memory loses every one of them at each
+restart, though the application itself never stopped. With `dead_rehome_after`
+above 0 a stopped node leaves without LEFT; its peers declare it dead and hold
+its sessions for it (not placeable, live for its sessions): a request for one
+waits for the node's link (up to pending_timeout) and is answered by the node
+once it is back, with no new cookie. The control farm (the default, 0) shows
+the re-homing the limit turns off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from tests.support.farm import COOKIE_NAME, Farm, http_request
+from tests.support.wait import eventually_passes, eventually_passes_async
+
+pytestmark = pytest.mark.integration
+
+WAIT = 10.0  # pending_timeout: how long a request waits for its restarting home
+
+
+def stopped(farm: Farm, node: str) -> None:
+    farm.kill(node, signal.SIGTERM)
+
+    def exited() -> None:
+        assert farm.lb_procs[node].popen.poll() is not None, f"{node} still runs"
+
+    eventually_passes(exited, timeout=20.0, what=f"{node} did not stop on SIGTERM")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_restarted_node_finds_its_sessions_and_waiting_requests_reach_it(
+    make_farm: Callable[..., Farm], workers: int
+) -> None:
+    farm = make_farm(limits={"dead_rehome_after": 60, "pending_timeout": WAIT}, workers=workers)
+    cookie = {"Cookie": farm.cookie_header("b")}
+    before = await http_request(farm.addr("a"), "GET", "/s", cookie)
+    assert before.status == 200 and before.json()["node"] == "b"
+
+    stopped(farm, "b")
+    left = farm.events("b", "stopping_without_leave")
+    assert left and left[-1]["rehome_after"] == 60, left
+
+    def b_is_held() -> None:
+        tables = farm.tables("a")
+        assert tables["members"]["b"] == "dead", tables["members"]
+        assert tables["dead_held"] == ["b"] and "b" in tables["live"], tables
+
+    await eventually_passes_async(b_is_held, timeout=10.0, what="a did not hold b's sessions")
+    held = farm.events("a", "dead_sessions_held")
+    assert held and held[-1]["held"] == ["b"], held
+
+    async with asyncio.timeout(60):
+        # a request for b's session while b is down waits for b's link; b comes back
+        waiting = asyncio.create_task(http_request(farm.addr("c"), "GET", "/during", cookie))
+        # past connect_timeout and dead_after (2 s and 1 s here): a suspect home's wait
+        await asyncio.sleep(3.0)
+        assert not waiting.done(), "the request did not wait for its home"
+        farm._start_node("b")
+        during = await waiting
+        assert during.status == 200, (during.status, during.body[:200])
+        assert during.json()["node"] == "b"
+        assert during.cookie_value(COOKIE_NAME) is None  # not re-homed: no new cookie
+        farm.wait_ready()
+        for entry in ("a", "b", "c") * workers:  # new connections: each worker in turn, likely
+            after = await http_request(farm.addr(entry), "GET", "/after", cookie)
+            assert after.status == 200 and after.json()["node"] == "b", (entry, after.status)
+            assert after.cookie_value(COOKIE_NAME) is None
+        # and new sessions go to b again
+        assert farm.tables("a")["dead_held"] == []
+
+
+async def test_a_home_that_stays_down_fails_its_requests_then_is_re_homed(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(limits={"dead_rehome_after": 4, "pending_timeout": 2})
+    cookie = {"Cookie": farm.cookie_header("b")}
+    stopped(farm, "b")
+
+    def b_is_held() -> None:
+        assert farm.tables("a")["dead_held"] == ["b"]
+
+    await eventually_passes_async(b_is_held, timeout=10.0, what="a did not hold b's sessions")
+    async with asyncio.timeout(30):
+        # held: not re-homed, the request fails after its wait (no cookie naming another)
+        resp = await http_request(farm.addr("a"), "GET", "/held", cookie)
+        assert resp.status in (502, 503), resp.status
+        assert resp.cookie_value(COOKIE_NAME) is None
+
+        async def re_homed() -> None:
+            moved = await http_request(farm.addr("a"), "GET", "/moved", cookie)
+            assert moved.status == 200 and moved.json()["node"] in ("a", "c"), moved.status
+            assert moved.cookie_value(COOKIE_NAME) is not None
+
+        # past the bound the session is re-homed, as a dead home's always was
+        await eventually_passes_async(re_homed, timeout=15.0, what="b's session not re-homed")
+
+
+async def test_by_default_a_stopped_node_leaves_and_its_sessions_move_at_once(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm()
+    cookie = {"Cookie": farm.cookie_header("b")}
+    stopped(farm, "b")
+    assert not farm.events("b", "stopping_without_leave")
+
+    def b_left() -> None:
+        assert farm.tables("a")["members"]["b"] == "left"
+
+    await eventually_passes_async(b_left, timeout=10.0, what="b did not leave")
+    async with asyncio.timeout(30):
+        moved = await http_request(farm.addr("a"), "GET", "/moved", cookie)
+        assert moved.status == 200 and moved.json()["node"] in ("a", "c")
+        assert moved.cookie_value(COOKIE_NAME) is not None
