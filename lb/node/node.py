@@ -189,7 +189,7 @@ class Node:
             self.replication,
             self.loop,
             self.counters,
-            live=lambda: self.peers.view.live,
+            live=lambda: self.peers.reachable,
             send=self.peers.send_control,
             wake_at=self.timer.at,
             register_timeout=self.limits.register_timeout,

@@ -97,6 +97,8 @@ class Peers:
         self.held: frozenset[str] = frozenset()
         # peers declared dead whose sessions wait for them (dead_rehome_after, lb.cluster)
         self.dead_held: frozenset[str] = frozenset()
+        # live nodes without the held ones: those that can answer (directory owners)
+        self.reachable: frozenset[str] = frozenset((name,))
         self.held_told = False  # a warning named held peers (their end is told too)
         self.home = home
         self.replication = replication
@@ -415,6 +417,9 @@ class Peers:
                     held=[],
                     reason="the hold ended: a peer is heard, or the bound passed",
                 )
+        # a held peer stays live for its sessions but answers nothing: the directory's
+        # owners are chosen among the others, or each registration would wait its bound
+        self.reachable = self.view.live - self.held - self.dead_held
 
     # -- lifecycle ----------------------------------------------------------------------------
     def reload(self, config: FarmConfig) -> tuple[set[str], set[str]]:

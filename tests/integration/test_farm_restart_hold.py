@@ -120,3 +120,32 @@ async def test_by_default_a_stopped_node_leaves_and_its_sessions_move_at_once(
         moved = await http_request(farm.addr("a"), "GET", "/moved", cookie)
         assert moved.status == 200 and moved.json()["node"] in ("a", "c")
         assert moved.cookie_value(COOKIE_NAME) is not None
+
+
+async def test_a_held_home_is_not_asked_as_a_directory_owner(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """A held node is live for its sessions but answers nothing: the application
+    cookies learned meanwhile are registered with owners among the other nodes, not
+    left to wait register_timeout for an answer from the held one."""
+    farm = make_farm(
+        limits={"dead_rehome_after": 60, "register_timeout": 0.5},
+        services={
+            "web": ("http", '[ { kind = "cookie", name = "sid" }, { kind = "home-cookie" } ]')
+        },
+    )
+    stopped(farm, "b")
+
+    def b_is_held() -> None:
+        for entry in ("a", "c"):
+            assert farm.tables(entry)["dead_held"] == ["b"], entry
+
+    await eventually_passes_async(b_is_held, timeout=10.0, what="b's sessions not held")
+    before = {e: farm.tables(e)["counters"].get("directory_register_timeouts", 0) for e in "ac"}
+    async with asyncio.timeout(60):
+        for i in range(24):  # new application sessions: with three owners' ranks, most name b
+            resp = await http_request(farm.addr("ac"[i % 2]), "GET", f"/new{i}")
+            assert resp.status == 200 and resp.json()["node"] in ("a", "c")
+            assert resp.cookie_value("sid") is not None
+    after = {e: farm.tables(e)["counters"].get("directory_register_timeouts", 0) for e in "ac"}
+    assert after == before, (before, after)
