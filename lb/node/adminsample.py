@@ -166,6 +166,8 @@ def node_view(node: Node) -> dict[str, Any]:
         "loads": loads,
         "members": members,
         "live": sorted(node.peers.view.live),
+        # live for their sessions, though unreachable: isolated or dead_rehome_after
+        "held": sorted(node.peers.held | node.peers.dead_held),
         "directory": {"entries": len(node.directory)},
     }
 

@@ -245,6 +245,14 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
             for s in _STATES
         ],
     )
+    held = set(view.get("held", ()))
+    t.family(
+        "lb_member_sessions_held",
+        "gauge",
+        "Whether a member's sessions wait for it while it cannot be reached (this node "
+        "hears no peer, or it died within dead_rehome_after): 1, else 0.",
+        [({"member": m}, 1 if m in held else 0) for m in sorted(members)],
+    )
     t.family(
         "lb_app_up",
         "gauge",

@@ -15,6 +15,7 @@ VIEW: dict[str, Any] = {
     "load": 3,
     "apps": {"web": "up", "raw": "down"},
     "members": {"a": "alive", "b": "dead", "c": None},
+    "held": ["b"],
     "directory": {"entries": 7},
 }
 
@@ -48,6 +49,13 @@ def _value(text: str, series: str) -> str:
         if line.startswith(series + " "):
             return line.rsplit(" ", 1)[1]
     raise AssertionError(f"no sample {series} in:\n{text}")
+
+
+def test_held_members_are_one_and_the_others_zero() -> None:
+    text = _text()
+    assert _value(text, 'lb_member_sessions_held{member="b"}') == "1"
+    assert _value(text, 'lb_member_sessions_held{member="a"}') == "0"
+    assert _value(text, 'lb_member_sessions_held{member="c"}') == "0"
 
 
 def test_every_line_is_a_comment_or_a_sample() -> None:
