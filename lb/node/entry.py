@@ -284,7 +284,14 @@ class Entry(HttpRouting):
         # a tcp connection counts as one request (status unread); http requests are
         # recorded one by one (request_done)
         if self.metrics is not None and isinstance(client, ClientEndpoint):
-            self.metrics.ended(client, client.service.name, self.name, self.loop.time())
+            self.metrics.ended(
+                client,
+                client.service.name,
+                self.name,
+                self.loop.time(),
+                client.bytes_read,
+                client.bytes_sent,
+            )
         if isinstance(client, ClientEndpoint) and self.access.enabled:
             self._connection_line(client)
         if client in self.clients:
