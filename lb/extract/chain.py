@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from lb.errors import ExtractorError
+from lb.errors import ExtractorAnswerError
 from lb.extract.api import Extractor, Identifier, Seen, Verdict
 from lb.extract.builtin import HomeCookieExtractor
 
@@ -27,7 +27,7 @@ def run_chain(
     answer NEED_MORE, unless ``seen.eof`` (then it counts as NO_MATCH). An
     extractor that raises an Exception, or returns something that is neither an
     Identifier nor a Verdict, is reported to ``on_error`` (the latter as an
-    ExtractorError) and counts as NO_MATCH. Exceptions raised by ``on_error``
+    ExtractorAnswerError) and counts as NO_MATCH. Exceptions raised by ``on_error``
     itself propagate.
     """
     for extractor in chain:
@@ -50,7 +50,7 @@ def run_chain(
             name = getattr(extractor, "name", type(extractor).__name__)
             on_error(
                 extractor,
-                ExtractorError(
+                ExtractorAnswerError(
                     f"extractor {name!r} returned {type(result).__name__}, "
                     "not an Identifier or a Verdict"
                 ),

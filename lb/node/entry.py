@@ -23,7 +23,7 @@ import structlog
 
 from lb.clock import Monotonic
 from lb.config import FarmConfig, Limits
-from lb.errors import LinkError, TableFull
+from lb.errors import ExtractorAnswerError, LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
@@ -384,9 +384,12 @@ class Entry(HttpRouting):
             self.last_extractor_log = now
             log.warning(
                 "extractor_failed",
+                node=self.name,
                 extractor=getattr(extractor, "name", type(extractor).__name__),
-                # the type only: an exception's text may quote the request (a session token)
+                # the type only: an exception's text may quote the request (a session token);
+                # lb's own text for an answer of the wrong type holds none of it
                 error=type(exc).__name__,
+                reason=str(exc) if isinstance(exc, ExtractorAnswerError) else None,
                 failures=self.counters["extractor_failures"],
             )
 

@@ -41,7 +41,35 @@ def test_a_plugin_that_raises_does_not_take_the_node_down(
         assert (status, body["node"]) == (200, "b")
     tables = farm.tables("a")
     assert tables["counters"]["extractor_failures"] >= 2
-    assert any(e.get("extractor") == "test-raise" for e in farm.events("a", "extractor_failed"))
+    assert any(
+        e.get("extractor") == "test-raise" and e.get("node") == "a" and e.get("reason") is None
+        for e in farm.events("a", "extractor_failed")
+    )
+    assert not farm.unexpected_exits()
+
+
+def test_a_plugin_answer_of_the_wrong_type_is_logged_with_what_it_was(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(
+        services={
+            "web": ("http", '[ { kind = "test-raise", answer = "b" }, { kind = "home-cookie" } ]')
+        },
+    )
+    status, body = get(farm, "a", farm.cookie_header("c"))
+    assert (status, body["node"]) == (200, "c")  # no match: the home cookie decides
+
+    def logged() -> None:
+        events = farm.events("a", "extractor_failed")
+        assert events
+        for event in events:  # one a second at most: the farm's start probes may log one
+            assert event["node"] == "a"
+            assert event["error"] == "ExtractorAnswerError"
+            assert event["reason"] == (
+                "extractor 'test-raise' returned str, not an Identifier or a Verdict"
+            )
+
+    eventually_passes(logged, timeout=10, what="the wrong answer is logged")
     assert not farm.unexpected_exits()
 
 
