@@ -264,6 +264,11 @@ class HttpClient(ResponseSide):
             self._route(None)  # complete head, an extractor still waits for the body
             return
         self.entry.count("head_timeouts")
+        if self.front is not None:
+            # a listed front balancer sent part of its PROXY v2 header: no answer, as for a
+            # bad header (the balancer speaks no HTTP here)
+            self._finish(0, "PROXY v2 header not complete within head_timeout")
+            return
         self._finish(408 if self.buf else 0, "request head not complete within head_timeout")
 
     def _route(self, identifier: Identifier | None, now: float = 0.0) -> None:
