@@ -116,3 +116,42 @@ def test_a_worker_busy_past_its_peers_deadline_does_not_suspect_them(
     ]
     assert suspected_by_a == [], suspected_by_a
     assert not farm.unexpected_exits()
+
+
+def test_need_more_on_a_request_without_a_body_lets_the_rest_of_the_chain_decide(
+    make_farm: Callable[..., Farm],
+) -> None:
+    # no byte more can come for a GET: an extractor still answering need-more counts as no
+    # match and the next one decides (it used to hold the request for head_timeout, then
+    # route it as a new session, the home cookie unread)
+    farm = make_farm(
+        services={
+            "web": (
+                "http",
+                '[ { kind = "test-raise", answer = "need-more" }, { kind = "home-cookie" } ]',
+            )
+        },
+    )
+    for entry in ("a", "b", "c"):
+        host, port = farm.addr(entry)
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", "/need-more", headers={"Cookie": farm.cookie_header("b")})
+            resp = conn.getresponse()
+            assert (resp.status, json.loads(resp.read())["node"]) == (200, "b")
+        finally:
+            conn.close()
+
+    def routed_by_the_cookie() -> None:
+        lines = [
+            e
+            for n in ("a", "b", "c")
+            for e in farm.events(n, "access")
+            if e["path"] == "/need-more"
+        ]
+        assert sorted(e["entry"] for e in lines) == ["a", "b", "c"]
+        for e in lines:
+            assert (e["id_kind"], e["new_session"], e["home"]) == ("home-cookie", False, "b")
+
+    eventually_passes(routed_by_the_cookie, timeout=10, what="the access lines")
+    assert not farm.unexpected_exits()
