@@ -45,6 +45,10 @@ def build_kind() -> str:
     return "pure Python" if origin is None or origin.endswith(".py") else "compiled with mypyc"
 
 
+CTL_ACTIONS = ("status", "members", "drain", "undrain", "health", "metrics")
+"""What `lb ctl` does; `lb --help` lists them all from here."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lb",
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl = sub.add_parser(
         "ctl",
-        help="ask a running node's admin listener: status, members, drain, undrain, health",
+        help="ask a running node's admin listener: " + ", ".join(CTL_ACTIONS),
         description="Talks to the admin listener of a node (nodes.<name>.admin in the farm "
         "file). The token is --token, else $LB_ADMIN_TOKEN, else the farm file's admin_token.",
     )
@@ -123,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl.add_argument(
         "action",
-        choices=("status", "members", "drain", "undrain", "health", "metrics"),
+        choices=CTL_ACTIONS,
         help="status, members, drain, undrain, health (exit 0 when the node serves), metrics",
     )
     return parser

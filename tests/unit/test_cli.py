@@ -317,3 +317,10 @@ def test_python_dash_m(bad_file: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"{bad_file}: {len(BAD_KEYS)} error(s)\n")
     assert sorted(error_keys(proc.stderr)) == sorted(BAD_KEYS)
+
+
+def test_the_help_lists_every_ctl_action(capsys: pytest.CaptureFixture[str]) -> None:
+    # `lb --help` said "status, members, drain, undrain, health": metrics was missing
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "admin listener: status, members, drain, undrain, health, metrics" in text
