@@ -219,6 +219,36 @@ def certificate_warnings(config: FarmConfig, now: float) -> list[tuple[str, str]
     return found
 
 
+HTTP_KINDS = frozenset(("home-cookie", "uri-path", "query-param", "cookie", "uri-regex", "header"))
+"""Built-in kinds that read the parsed request head: no match on a tcp or
+tls-passthrough service, where there is none."""
+CLIENT_HELLO_KINDS = frozenset(("tls-ticket", "tls-session-id", "tls-psk", "sni"))
+"""Built-in kinds that read a ClientHello: no match on an http or tls-terminate
+service (lb ends the TLS of the latter; its chain sees the requests)."""
+
+
+def extractor_warnings(config: FarmConfig) -> list[tuple[str, str]]:
+    """Built-in extractors a service's protocol never gives anything to read: they
+    never match, so the chain goes on without them (a kind that is valid, in the
+    wrong service)."""
+    found: list[tuple[str, str]] = []
+    for i, service in enumerate(config.services.values()):
+        http = service.protocol in ("http", "tls-terminate")
+        for j, spec in enumerate(service.extractors):
+            if spec.kind in HTTP_KINDS and not http:
+                why = f"reads an HTTP request; protocol {service.protocol!r} has none to read"
+            elif spec.kind in CLIENT_HELLO_KINDS and http:
+                why = (
+                    f"reads a TLS ClientHello; the chain of protocol {service.protocol!r} sees none"
+                )
+            else:
+                continue
+            found.append(
+                (f"services[{i}].extractors[{j}].kind", f"{spec.kind!r} {why}, so it never matches")
+            )
+    return found
+
+
 def _check_config(path: str, node_name: str | None) -> int:
     try:
         config = load_config(path)
@@ -232,7 +262,7 @@ def _check_config(path: str, node_name: str | None) -> int:
     except ConfigError as exc:
         _print_errors(path, exc, sys.stderr)
         return EXIT_CHECK_FAILED
-    for key, message in certificate_warnings(config, time.time()):
+    for key, message in certificate_warnings(config, time.time()) + extractor_warnings(config):
         print(f"warning: {key}: {message}", file=sys.stderr)
     line = (
         f"ok: farm {config.name!r}, "
