@@ -45,6 +45,10 @@ def build_kind() -> str:
     return "pure Python" if origin is None or origin.endswith(".py") else "compiled with mypyc"
 
 
+CTL_ACTIONS = ("status", "members", "drain", "undrain", "health", "metrics")
+"""What `lb ctl` does; `lb --help` lists them all from here."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lb",
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl = sub.add_parser(
         "ctl",
-        help="ask a running node's admin listener: status, members, drain, undrain, health",
+        help="ask a running node's admin listener: " + ", ".join(CTL_ACTIONS),
         description="Talks to the admin listener of a node (nodes.<name>.admin in the farm "
         "file). The token is --token, else $LB_ADMIN_TOKEN, else the farm file's admin_token.",
     )
@@ -123,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctl.add_argument(
         "action",
-        choices=("status", "members", "drain", "undrain", "health", "metrics"),
+        choices=CTL_ACTIONS,
         help="status, members, drain, undrain, health (exit 0 when the node serves), metrics",
     )
     return parser
@@ -215,6 +219,36 @@ def certificate_warnings(config: FarmConfig, now: float) -> list[tuple[str, str]
     return found
 
 
+HTTP_KINDS = frozenset(("home-cookie", "uri-path", "query-param", "cookie", "uri-regex", "header"))
+"""Built-in kinds that read the parsed request head: no match on a tcp or
+tls-passthrough service, where there is none."""
+CLIENT_HELLO_KINDS = frozenset(("tls-ticket", "tls-session-id", "tls-psk", "sni"))
+"""Built-in kinds that read a ClientHello: no match on an http or tls-terminate
+service (lb ends the TLS of the latter; its chain sees the requests)."""
+
+
+def extractor_warnings(config: FarmConfig) -> list[tuple[str, str]]:
+    """Built-in extractors a service's protocol never gives anything to read: they
+    never match, so the chain goes on without them (a kind that is valid, in the
+    wrong service)."""
+    found: list[tuple[str, str]] = []
+    for i, service in enumerate(config.services.values()):
+        http = service.protocol in ("http", "tls-terminate")
+        for j, spec in enumerate(service.extractors):
+            if spec.kind in HTTP_KINDS and not http:
+                why = f"reads an HTTP request; protocol {service.protocol!r} has none to read"
+            elif spec.kind in CLIENT_HELLO_KINDS and http:
+                why = (
+                    f"reads a TLS ClientHello; the chain of protocol {service.protocol!r} sees none"
+                )
+            else:
+                continue
+            found.append(
+                (f"services[{i}].extractors[{j}].kind", f"{spec.kind!r} {why}, so it never matches")
+            )
+    return found
+
+
 def _check_config(path: str, node_name: str | None) -> int:
     try:
         config = load_config(path)
@@ -228,7 +262,7 @@ def _check_config(path: str, node_name: str | None) -> int:
     except ConfigError as exc:
         _print_errors(path, exc, sys.stderr)
         return EXIT_CHECK_FAILED
-    for key, message in certificate_warnings(config, time.time()):
+    for key, message in certificate_warnings(config, time.time()) + extractor_warnings(config):
         print(f"warning: {key}: {message}", file=sys.stderr)
     line = (
         f"ok: farm {config.name!r}, "

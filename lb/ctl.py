@@ -1,4 +1,5 @@
-"""`lb ctl`: talk to a running node's admin listener (status, members, drain, undrain, health).
+"""`lb ctl`: talk to a running node's admin listener (status, members, drain, undrain, health,
+metrics).
 
 The address is `--admin HOST:PORT`, or the node's `admin` in a farm file
 (`--config FILE [--node NAME]`, else the file $LB_CONFIG names, as in the

@@ -41,6 +41,14 @@ class ExtractorError(LbError):
     """An extractor failed (bad options at build time, or a plugin raised at run time)."""
 
 
+class ExtractorAnswerError(ExtractorError):
+    """An extractor returned something that is neither an Identifier nor a Verdict.
+
+    Its message is lb's own (the extractor's name and the type it returned, never a
+    byte of the request), so a node may log it where it logs only the type of an
+    exception an extractor raised."""
+
+
 class TableFull(LbError):
     """The pending/forward tables hold their maximum number of flows."""
 

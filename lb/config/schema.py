@@ -419,8 +419,24 @@ def _extractors(value: Any, ctx: Ctx) -> tuple[ExtractorSpec, ...] | Mark:
         )
     specs = [_extractor_spec(entry, f"{ctx.key}[{j}]", ctx) for j, entry in enumerate(value)]
     if None in specs:
+        # the entries that are well-formed are still built, each reported at its own index
+        # (every problem at once: a typo in one option is not hidden by another entry)
+        for j, spec in enumerate(specs):
+            if spec is not None:
+                _prove_entry(spec, j, ctx)
         return INVALID
     return _prove_chain(tuple(s for s in specs if s is not None), ctx)
+
+
+def _prove_entry(spec: ExtractorSpec, index: int, ctx: Ctx) -> None:
+    """Build one extractor of a chain alone; its errors keyed at `index` in the chain."""
+    try:
+        extractor_chain((spec,), ctx.walker.cookie_name, ctx.key)
+    except ConfigError as exc:
+        alone = f"{ctx.key}[0]"
+        ctx.walker.errors.extend(
+            (f"{ctx.key}[{index}]{key[len(alone) :]}", message) for key, message in exc.errors
+        )
 
 
 def _default_extractors(ctx: Ctx) -> tuple[ExtractorSpec, ...] | Mark:

@@ -36,7 +36,9 @@ class Identifier:
     """What was read (a home cookie is the raw signed value, verified by the extractor
     when it has the farm's keyring; routing checks it again from the keyring's cache)."""
     placement: str
-    """``"home-cookie"`` (the value names the home) or ``"hash"`` (consistent hash)."""
+    """``"home-cookie"`` (the value names the home), ``"hash"`` (consistent hash) or
+    ``"directory"`` (learned sessions); another is reported as a failure of the
+    extractor and counts as no match (lb.extract.chain.PLACEMENTS)."""
 
 
 class Verdict(enum.Enum):

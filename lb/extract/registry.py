@@ -20,6 +20,7 @@ from lb.errors import ConfigError, ExtractorError
 from lb.extract.api import Extractor, ExtractorContext
 
 __all__ = [
+    "BUILTIN_DISTRIBUTION",
     "ENTRY_POINT_GROUP",
     "ExtractorFactory",
     "FactoryInfo",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "lb.extractors"
+BUILTIN_DISTRIBUTION = "lb"
+"""The distribution whose entry points are the built-in kinds: they win a name clash."""
 
 ExtractorFactory: TypeAlias = Callable[[Mapping[str, Any], ExtractorContext], Extractor]
 """``(options, ctx) -> Extractor``; raises ExtractorError("option 'x': message") lines."""
@@ -54,13 +57,17 @@ def scan_entry_points(
     """Load ``entry_points``: (name -> FactoryInfo, name -> load error).
 
     An entry point that fails to import or is not callable is skipped and its
-    error recorded; when two distributions register one name, the first wins
+    error recorded; when two distributions register one name, lb's own built-in
+    wins over a plugin's (a plugin cannot replace ``client-ip`` or ``home-cookie``
+    for every farm on the machine by being found first), else the first one found,
     and the clash is recorded.
     """
     factories: dict[str, FactoryInfo] = {}
     errors: dict[str, str] = {}
-    for entry_point in entry_points:
-        dist = entry_point.dist.name if entry_point.dist is not None else None
+    # lb's built-ins first, then the plugins in the order found (a stable sort)
+    ordered = sorted(entry_points, key=lambda ep: _dist_name(ep) != BUILTIN_DISTRIBUTION)
+    for entry_point in ordered:
+        dist = _dist_name(entry_point)
         name = entry_point.name
         if name in factories:
             first = factories[name]
@@ -80,6 +87,10 @@ def scan_entry_points(
         errors.pop(name, None)
         factories[name] = FactoryInfo(name, factory, dist)
     return factories, errors
+
+
+def _dist_name(entry_point: importlib.metadata.EntryPoint) -> str | None:
+    return entry_point.dist.name if entry_point.dist is not None else None
 
 
 @functools.cache

@@ -230,6 +230,11 @@ class ClientEndpoint(SocketEndpoint):
             self.entry.route(self, None)
             return
         self.entry.count("head_timeouts")
+        if self.front is not None:
+            # a listed front balancer sent part of its PROXY v2 header: it speaks no HTTP
+            self.error = "PROXY v2 header not complete within head_timeout"
+            self.finish_with(0)
+            return
         self.error = "no identifier within head_timeout"
         self.finish_with(408 if self.service.http else 0)
 

@@ -23,7 +23,7 @@ import structlog
 
 from lb.clock import Monotonic
 from lb.config import FarmConfig, Limits
-from lb.errors import LinkError, TableFull
+from lb.errors import ExtractorAnswerError, LinkError, TableFull
 from lb.extract.api import Extractor, Identifier
 from lb.node.accesslog import AccessLog, connection_fields
 from lb.node.app import AppConnector
@@ -284,7 +284,14 @@ class Entry(HttpRouting):
         # a tcp connection counts as one request (status unread); http requests are
         # recorded one by one (request_done)
         if self.metrics is not None and isinstance(client, ClientEndpoint):
-            self.metrics.ended(client, client.service.name, self.name, self.loop.time())
+            self.metrics.ended(
+                client,
+                client.service.name,
+                self.name,
+                self.loop.time(),
+                client.bytes_read,
+                client.bytes_sent,
+            )
         if isinstance(client, ClientEndpoint) and self.access.enabled:
             self._connection_line(client)
         if client in self.clients:
@@ -377,9 +384,12 @@ class Entry(HttpRouting):
             self.last_extractor_log = now
             log.warning(
                 "extractor_failed",
+                node=self.name,
                 extractor=getattr(extractor, "name", type(extractor).__name__),
-                # the type only: an exception's text may quote the request (a session token)
+                # the type only: an exception's text may quote the request (a session token);
+                # lb's own text for an answer of the wrong type holds none of it
                 error=type(exc).__name__,
+                reason=str(exc) if isinstance(exc, ExtractorAnswerError) else None,
                 failures=self.counters["extractor_failures"],
             )
 

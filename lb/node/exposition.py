@@ -151,7 +151,7 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
     t.family(
         "lb_extractor_failures_total",
         "counter",
-        "Extractor calls that raised.",
+        "Extractor calls that raised, or answered neither an identifier nor a verdict.",
         [({}, counters.get("extractor_failures", 0))],
     )
     t.family(
@@ -219,7 +219,7 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
         (
             "lb_link_flow_received_bytes_total",
             "received",
-            "Flow bytes received on links (payload, no framing).",
+            "Flow bytes received on links (payload, no framing), by peer, direction and worker.",
         ),
     ):
         t.family(
@@ -260,7 +260,13 @@ def render(view: Mapping[str, Any], merged: Sample) -> str:
         [({"service": s}, state == "up") for s, state in sorted(view["apps"].items())],
     )
     t.family("lb_draining", "gauge", "Whether this node drains.", [({}, view["draining"])])
-    t.family("lb_node_load", "gauge", "Sessions this node is home for.", [({}, view["load"])])
+    t.family(
+        "lb_node_load",
+        "gauge",
+        "Requests, tcp connections and tunnels in progress whose home is this node "
+        "(the load new-session placement compares).",
+        [({}, view["load"])],
+    )
     return "\n".join(t.lines) + "\n"
 
 

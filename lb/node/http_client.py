@@ -51,6 +51,7 @@ from lb.node.upstream import Upstream
 from lb.routing.route import Decision
 from lb.wire import http1
 from lb.wire.http import (
+    RequestHead,
     RequestHeadScanner,
     empty_lines_before,
     error_response,
@@ -60,6 +61,16 @@ from lb.wire.proxy import FrontProxy
 
 RETRY_BUFFER: Final = 65536  # a request up to this size is kept to be resent on a fresh upstream
 _NEED_MORE: Final = Verdict.NEED_MORE  # a module constant: no class attribute lookup per head
+
+
+def _has_body(head: RequestHead) -> bool:
+    """Whether the request announces a body (a Content-Length or chunked), so that an
+    extractor answering need-more may get more bytes; a framing lb refuses counts as
+    none (routing the head answers its error)."""
+    try:
+        return http1.request_framing(head)[0] != http1.NO_BODY
+    except HttpError:
+        return False
 
 
 class HttpClient(ResponseSide):
@@ -224,10 +235,17 @@ class HttpClient(ResponseSide):
         seen = Seen(http1.span_joined(buf, 0, len(buf), b""), self.eof_in, self.client, head, now)
         result = run_chain(self.service.chain, seen, entry.on_extractor_error)
         if result is _NEED_MORE:
-            if len(self.buf) < entry.head_bytes and not self.eof_in:
+            if not _has_body(head):
+                # no byte more can come for this request: need-more counts as no match
+                # and the rest of the chain decides (as at a tcp client's end), instead
+                # of holding a GET for the whole head_timeout
+                seen.eof = True
+                result = run_chain(self.service.chain, seen, entry.on_extractor_error)
+            elif len(self.buf) < entry.head_bytes and not self.eof_in:
                 self._start_head_deadline()  # an extractor reads the body: wait, bounded
                 return
-            result = Verdict.NO_MATCH
+            else:
+                result = Verdict.NO_MATCH
         self._route(result if isinstance(result, Identifier) else None, now)
 
     def _take_front_header(self) -> bool:
@@ -264,6 +282,11 @@ class HttpClient(ResponseSide):
             self._route(None)  # complete head, an extractor still waits for the body
             return
         self.entry.count("head_timeouts")
+        if self.front is not None:
+            # a listed front balancer sent part of its PROXY v2 header: no answer, as for a
+            # bad header (the balancer speaks no HTTP here)
+            self._finish(0, "PROXY v2 header not complete within head_timeout")
+            return
         self._finish(408 if self.buf else 0, "request head not complete within head_timeout")
 
     def _route(self, identifier: Identifier | None, now: float = 0.0) -> None:

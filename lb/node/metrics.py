@@ -110,12 +110,21 @@ class Metrics:
         if home != entry:
             self.forwarded[home] += 1
 
-    def ended(self, connection: object, service: str, entry: str, now: float) -> None:
-        """A routed client connection closed: one request of unread status, no byte count."""
+    def ended(
+        self,
+        connection: object,
+        service: str,
+        entry: str,
+        now: float,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+    ) -> None:
+        """A routed client connection closed: one request of unread status, with the
+        bytes the client sent (`bytes_in`) and was sent (`bytes_out`) over its life."""
         opened = self._open.pop(id(connection), None)
         if opened is not None:
             home, start = opened
-            self.request(service, entry, home, STATUS_UNREAD, 0, 0, now - start)
+            self.request(service, entry, home, STATUS_UNREAD, bytes_in, bytes_out, now - start)
 
     def snapshot(self) -> Sample:
         """This process's request numbers as plain data (lists and dicts)."""
@@ -204,9 +213,9 @@ def _row_ok(row: Any, n: int) -> bool:
 def matrix(merged: Sample, entry: str) -> dict[str, dict[str, int]]:
     """This node's row of the forwarding matrix: home -> requests and bytes (cumulative).
 
-    Bytes are what the request metrics carry; off the diagonal, when the
-    requests carry none (the connection-level splice counts bytes only on
-    links), the flow bytes of this node's links to the home both ways.
+    Bytes are what the request metrics carry (a connection-level splice's once it
+    ended); off the diagonal, when the requests carry none yet, the flow bytes of
+    this node's links to the home both ways.
     """
     row: dict[str, dict[str, int]] = {}
     for service_, e, home, _status, n in merged["requests"]:

@@ -182,6 +182,47 @@ def test_promtool_accepts_a_scrape_with_traffic(farm: AdminFarm) -> None:
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
+def _raw_echo(farm: AdminFarm, entry: str, data: bytes) -> int:
+    """One connection to the tcp service `raw`: the application's hello line, then `data`
+    echoed; the bytes the client received."""
+    with socket.create_connection(farm.addr(entry, "raw"), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        got = 0
+        while chunk := sock.recv(65536):
+            got += len(chunk)
+    return got
+
+
+def test_tcp_connections_count_their_bytes(farm: AdminFarm) -> None:
+    # a tcp connection is one request of status 0; its bytes are in the byte counters too
+    # (they used to stay out: lb_request_*_bytes_total had no tcp or tls-passthrough series)
+    def raw_bytes() -> tuple[float, float]:
+        text = farm.get("a", "/metrics").decode()
+        return (
+            scrape_value(text, "lb_request_received_bytes_total", service="raw", entry="a"),
+            scrape_value(text, "lb_request_sent_bytes_total", service="raw", entry="a"),
+        )
+
+    def settled() -> tuple[float, float]:
+        first = raw_bytes()
+        time.sleep(1.5)  # longer than a worker's shipping interval
+        assert raw_bytes() == first
+        return first
+
+    # the farm's start probed the service through every entry: count from here on
+    before_in, before_out = eventually_passes(settled, timeout=15, what="the bytes settle")
+    data = b"x" * 5000
+    received = sum(_raw_echo(farm, "a", data) for _ in range(3))
+    assert received > 3 * len(data)  # the echo and each connection's hello line
+
+    def counted() -> None:
+        got_in, got_out = raw_bytes()
+        assert (got_in - before_in, got_out - before_out) == (3 * len(data), received)
+
+    eventually_passes(counted, timeout=15, what="the tcp bytes reach /metrics")
+
+
 def test_link_and_membership_metrics(farm: AdminFarm) -> None:
     text = farm.get("a", "/metrics").decode()
     assert scrape_value(text, "lb_member_state", member="b", state="alive") == 1

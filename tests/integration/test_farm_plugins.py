@@ -41,7 +41,35 @@ def test_a_plugin_that_raises_does_not_take_the_node_down(
         assert (status, body["node"]) == (200, "b")
     tables = farm.tables("a")
     assert tables["counters"]["extractor_failures"] >= 2
-    assert any(e.get("extractor") == "test-raise" for e in farm.events("a", "extractor_failed"))
+    assert any(
+        e.get("extractor") == "test-raise" and e.get("node") == "a" and e.get("reason") is None
+        for e in farm.events("a", "extractor_failed")
+    )
+    assert not farm.unexpected_exits()
+
+
+def test_a_plugin_answer_of_the_wrong_type_is_logged_with_what_it_was(
+    make_farm: Callable[..., Farm],
+) -> None:
+    farm = make_farm(
+        services={
+            "web": ("http", '[ { kind = "test-raise", answer = "b" }, { kind = "home-cookie" } ]')
+        },
+    )
+    status, body = get(farm, "a", farm.cookie_header("c"))
+    assert (status, body["node"]) == (200, "c")  # no match: the home cookie decides
+
+    def logged() -> None:
+        events = farm.events("a", "extractor_failed")
+        assert events
+        for event in events:  # one a second at most: the farm's start probes may log one
+            assert event["node"] == "a"
+            assert event["error"] == "ExtractorAnswerError"
+            assert event["reason"] == (
+                "extractor 'test-raise' returned str, not an Identifier or a Verdict"
+            )
+
+    eventually_passes(logged, timeout=10, what="the wrong answer is logged")
     assert not farm.unexpected_exits()
 
 
@@ -87,4 +115,43 @@ def test_a_worker_busy_past_its_peers_deadline_does_not_suspect_them(
         r for r in farm.events("a", "node_state") if r.get("new") in ("suspect", "dead")
     ]
     assert suspected_by_a == [], suspected_by_a
+    assert not farm.unexpected_exits()
+
+
+def test_need_more_on_a_request_without_a_body_lets_the_rest_of_the_chain_decide(
+    make_farm: Callable[..., Farm],
+) -> None:
+    # no byte more can come for a GET: an extractor still answering need-more counts as no
+    # match and the next one decides (it used to hold the request for head_timeout, then
+    # route it as a new session, the home cookie unread)
+    farm = make_farm(
+        services={
+            "web": (
+                "http",
+                '[ { kind = "test-raise", answer = "need-more" }, { kind = "home-cookie" } ]',
+            )
+        },
+    )
+    for entry in ("a", "b", "c"):
+        host, port = farm.addr(entry)
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request("GET", "/need-more", headers={"Cookie": farm.cookie_header("b")})
+            resp = conn.getresponse()
+            assert (resp.status, json.loads(resp.read())["node"]) == (200, "b")
+        finally:
+            conn.close()
+
+    def routed_by_the_cookie() -> None:
+        lines = [
+            e
+            for n in ("a", "b", "c")
+            for e in farm.events(n, "access")
+            if e["path"] == "/need-more"
+        ]
+        assert sorted(e["entry"] for e in lines) == ["a", "b", "c"]
+        for e in lines:
+            assert (e["id_kind"], e["new_session"], e["home"]) == ("home-cookie", False, "b")
+
+    eventually_passes(routed_by_the_cookie, timeout=10, what="the access lines")
     assert not farm.unexpected_exits()

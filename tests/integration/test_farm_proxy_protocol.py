@@ -188,6 +188,39 @@ def test_a_front_balancer_without_a_header_is_closed(pp_farm: Farm) -> None:
     assert time.monotonic() - start < 2.0  # at once, not at the head timeout
 
 
+def _half_header_from_the_front(farm: Farm, service: str) -> bytes:
+    """Half a PROXY v2 header from the listed front balancer, then silence: what lb sends
+    back before it closes (the farm's head_timeout)."""
+    header = encode_proxy_v2(("203.0.113.77", 7777), (HOST, 80))
+    with socket.create_connection(
+        farm.addr("a", service), timeout=15, source_address=(FRONT, 0)
+    ) as sock:
+        sock.sendall(header[:20])
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def _logged_as_an_unfinished_header(farm: Farm, service: str) -> None:
+    def logged() -> None:
+        lines = [
+            e
+            for e in farm.events("a", "access")
+            if e.get("service") == service and e.get("client") == FRONT
+        ]
+        assert lines, "no access line for the front balancer's connection yet"
+        assert lines[-1]["error"] == "PROXY v2 header not complete within head_timeout"
+
+    eventually_passes(logged, timeout=5, what="the access line of the half header")
+
+
+def test_half_a_header_from_the_front_is_closed_at_the_head_timeout(pp_farm: Farm) -> None:
+    assert _half_header_from_the_front(pp_farm, SERVICE) == b""
+    # the access line says what was missing (it used to say "no identifier")
+    _logged_as_an_unfinished_header(pp_farm, SERVICE)
+
+
 def test_a_header_from_an_unlisted_address_is_just_bytes(pp_farm: Farm) -> None:
     forged = encode_proxy_v2(("203.0.113.66", 1), (HOST, 80))
     raw, _ = http_get(pp_farm.addr("a", SERVICE), "127.0.0.5", prefix=forged)
@@ -241,3 +274,9 @@ def test_http_header_from_an_unlisted_address_is_a_bad_request(http_farm: Farm) 
     header = encode_proxy_v2(("203.0.113.50", 4242), (HOST, 80))
     raw, _ = http_get(http_farm.addr("a"), "127.0.0.5", prefix=header)
     assert raw.startswith(b"HTTP/1.1 400 "), raw  # read as (broken) HTTP, never as PROXY
+
+
+def test_http_half_a_header_from_the_front_gets_no_http_answer(http_farm: Farm) -> None:
+    # the balancer speaks no HTTP: closed without a byte, as after a bad header (it used
+    # to get a 408 at the head timeout)
+    assert _half_header_from_the_front(http_farm, "web") == b""

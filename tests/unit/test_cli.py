@@ -317,3 +317,45 @@ def test_python_dash_m(bad_file: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"{bad_file}: {len(BAD_KEYS)} error(s)\n")
     assert sorted(error_keys(proc.stderr)) == sorted(BAD_KEYS)
+
+
+def test_the_help_lists_every_ctl_action(capsys: pytest.CaptureFixture[str]) -> None:
+    # `lb --help` said "status, members, drain, undrain, health": metrics was missing
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "admin listener: status, members, drain, undrain, health, metrics" in text
+
+
+def test_check_config_warns_of_an_extractor_its_service_never_feeds(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a valid kind in the wrong service: it never matches, and check-config said "ok"
+    text = example.read_text()
+    chain = '{ kind = "home-cookie" },\n    { kind = "uri-path", prefix = "/cart/", segments = 2 },'
+    assert chain in text
+    text = text.replace(chain, '{ kind = "home-cookie" },\n    { kind = "sni" },')
+    text += """
+[[services]]
+name = "raw"
+protocol = "tcp"
+extractors = [{ kind = "header", name = "X-Tenant" }, { kind = "sni" }, { kind = "client-ip" }]
+"""
+    for port in (1, 2, 3):
+        anchor = f'apps = {{ web = "127.0.0.1:910{port}" }}'
+        assert anchor in text
+        text = text.replace(
+            anchor, f'apps = {{ web = "127.0.0.1:910{port}", raw = "127.0.0.1:920{port}" }}'
+        ).replace(
+            f'listen = {{ web = "127.0.0.1:810{port}" }}',
+            f'listen = {{ web = "127.0.0.1:810{port}", raw = "127.0.0.1:820{port}" }}',
+        )
+    example.write_text(text)
+    assert main(["check-config", str(example)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: farm 'example'")
+    assert err.splitlines() == [
+        "warning: services[0].extractors[1].kind: 'sni' reads a TLS ClientHello; the chain of "
+        "protocol 'http' sees none, so it never matches",
+        "warning: services[1].extractors[0].kind: 'header' reads an HTTP request; protocol "
+        "'tcp' has none to read, so it never matches",
+    ]

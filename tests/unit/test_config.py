@@ -444,6 +444,26 @@ def test_service_shape_errors() -> None:
     assert "nodes[0].listen.api" in keys
 
 
+def test_an_entry_that_is_not_a_table_hides_no_other_extractor_error() -> None:
+    data = base()
+    data["services"][0]["extractors"] = [
+        {"kind": "client-ip", "foo": 1},
+        "sni",
+        {"kind": "uri-path", "segmnts": 2},
+        {"kind": "no-such-kind"},
+    ]
+    errors = errors_of(data)
+    assert {k for k, _ in errors} == {
+        "services[0].extractors[0].foo",
+        "services[0].extractors[1]",
+        "services[0].extractors[2].segmnts",
+        "services[0].extractors[3].kind",
+    }
+    assert message_for(errors, "services[0].extractors[2].segmnts").endswith(
+        "did you mean 'segments'?"
+    )
+
+
 def test_extractor_errors_from_registry_are_merged() -> None:
     data = base()
     data["services"][0]["extractors"] = [{"kind": "no-such-extractor"}]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lb.errors import ExtractorError
+from lb.errors import ExtractorAnswerError, ExtractorError
 from lb.extract import Identifier, Seen, Verdict, run_chain
 
 SEEN = Seen(
@@ -96,6 +96,29 @@ def test_a_wrong_result_type_is_reported_as_extractor_error() -> None:
     assert reported is wrong
     assert isinstance(exc, ExtractorError)
     assert "sloppy" in str(exc)
+
+
+@pytest.mark.parametrize("placement", ["hsah", "", "Hash", "consistent"])
+def test_an_unknown_placement_is_reported_and_counts_as_no_match(placement: str) -> None:
+    # the router placed such an identifier as a new session, silently, on every connection
+    typo = Fixed(Identifier("tenant", "acme", placement), name="tenant")
+    errors = Errors()
+    assert run_chain([typo, Fixed(ident(4))], SEEN, errors) == ident(4)
+    [(reported, exc)] = errors.seen
+    assert reported is typo
+    assert isinstance(exc, ExtractorAnswerError)
+    assert str(exc) == (
+        "extractor 'tenant' returned an Identifier whose placement is not one of: "
+        "hash, home-cookie, directory"
+    )
+
+
+def test_every_placement_the_router_knows_passes() -> None:
+    for placement in ("hash", "home-cookie", "directory"):
+        found = Identifier("k", "v", placement)
+        errors = Errors()
+        assert run_chain([Fixed(found)], SEEN, errors) == found
+        assert errors.seen == []
 
 
 def test_base_exceptions_are_not_swallowed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +91,43 @@ def test_scan_skips_and_reports_entry_points_that_cannot_be_used() -> None:
     assert "ModuleNotFoundError" in errors["missing"]
     assert "not callable" in errors["not-callable"]
     assert "ignored" in errors["uri-path"]
+
+
+def _distribution(root: Path, name: str, entry_points: str) -> importlib.metadata.Distribution:
+    """A real installed-distribution record (dist-info) under ``root``."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{entry_points}")
+    [dist] = importlib.metadata.distributions(path=[str(root)])
+    return dist
+
+
+def test_a_plugin_cannot_take_a_builtin_name_even_when_found_first(tmp_path: Path) -> None:
+    # a plugin registering `client-ip` found before lb (sys.path order decides that) used
+    # to replace the built-in for every farm of the machine, silently at check-config
+    plugin = _distribution(tmp_path, "lb-shadow", "client-ip = lb.extract.builtin:make_uri_path\n")
+    [lb_client_ip] = [
+        ep
+        for ep in importlib.metadata.distribution("lb").entry_points
+        if ep.group == ENTRY_POINT_GROUP and ep.name == "client-ip"
+    ]
+    factories, errors = scan_entry_points([*plugin.entry_points, lb_client_ip])
+    assert factories == {"client-ip": FactoryInfo("client-ip", builtin.make_client_ip, "lb")}
+    assert errors == {
+        "client-ip": "lb.extract.builtin:make_uri_path from lb-shadow ignored: "
+        "the name is taken by lb"
+    }
+
+
+def test_between_two_plugins_the_first_found_keeps_the_name(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = _distribution(tmp_path / "one", "lb-one", "same = lb.extract.builtin:make_uri_path\n")
+    two = _distribution(tmp_path / "two", "lb-two", "same = lb.extract.builtin:make_client_ip\n")
+    factories, errors = scan_entry_points([*one.entry_points, *two.entry_points])
+    assert factories == {"same": FactoryInfo("same", builtin.make_uri_path, "lb-one")}
+    assert "from lb-two ignored: the name is taken by lb-one" in errors["same"]
 
 
 def test_build_chain_explains_a_kind_that_failed_to_load(

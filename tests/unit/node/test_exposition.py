@@ -75,6 +75,16 @@ def test_every_family_has_help_and_type_and_counters_end_in_total() -> None:
     assert types["lb_request_duration_seconds"] == "histogram"
 
 
+def test_help_says_what_an_operator_reads() -> None:
+    helps = dict(re.findall(r"^# HELP (\S+) (.*)$", _text(), re.M))
+    # both link byte families name their labels (received did not)
+    for name in ("lb_link_flow_sent_bytes_total", "lb_link_flow_received_bytes_total"):
+        assert helps[name].endswith("by peer, direction and worker."), helps[name]
+    # the load is exchanges in progress, not the sessions homed here (it said "Sessions")
+    assert helps["lb_node_load"].startswith("Requests, tcp connections and tunnels in progress")
+    assert "neither an identifier nor a verdict" in helps["lb_extractor_failures_total"]
+
+
 def test_values() -> None:
     text = _text()
     assert _value(text, 'lb_requests_total{service="web",entry="a",home="b",status="200"}') == "2"

@@ -67,6 +67,15 @@ def test_connection_routed_then_ended_is_one_request() -> None:
     assert sum(m.requests.values()) == 1
 
 
+def test_a_connection_carries_its_bytes_into_the_byte_counters() -> None:
+    m = Metrics()
+    conn = object()
+    m.routed(conn, "a", "b", now=0.0)
+    m.ended(conn, "raw", "a", now=1.0, bytes_in=300, bytes_out=4000)
+    assert m.bytes_in[("raw", "a", "b")] == 300
+    assert m.bytes_out[("raw", "a", "b")] == 4000
+
+
 def test_local_connections_are_not_forwarded() -> None:
     m = Metrics()
     m.routed(object(), "a", "a", now=0.0)

@@ -4,7 +4,9 @@ blocks its worker.
 Installed by scripts/test.sh through their entry points, exactly like a third-party
 plugin, so the integration tests can prove that a plugin failure is contained
 (`test-raise`: the connection goes on as "no match", the failure is counted and
-logged, and the node keeps running), and that what a plugin logs with the standard
+logged, and the node keeps running; with `answer = "text"` it returns that string,
+an answer of the wrong type, instead of raising, and with `answer = "need-more"` it
+never decides), and that what a plugin logs with the standard
 library's `logging`, as plugin authors do, reaches the node's log in its format
 (`test-stdlib-log`: one warning per request, then "no match"), and that a worker
 busy past its peers' silence deadline does not take its own stall for theirs
@@ -25,12 +27,22 @@ from lb.extract.api import ExtractorContext, Identifier, Seen, Verdict
 class RaisingExtractor:
     name = "test-raise"
 
+    def __init__(self, answer: str | None) -> None:
+        self.answer = answer
+
     def extract(self, seen: Seen) -> Identifier | Verdict:
+        if self.answer == "need-more":
+            return Verdict.NEED_MORE  # never decided, whatever comes
+        if self.answer is not None:
+            return self.answer  # type: ignore[return-value]  # a wrong type, on purpose
         raise RuntimeError("test-raise: this plugin always fails")
 
 
 def make_raising(options: Mapping[str, Any], ctx: ExtractorContext) -> RaisingExtractor:
-    return RaisingExtractor()
+    """Option `answer` (a string): return it instead of raising, the wrong type;
+    `answer = "need-more"` answers Verdict.NEED_MORE to everything instead."""
+    answer = options.get("answer")
+    return RaisingExtractor(answer if isinstance(answer, str) else None)
 
 
 class StdlibLoggingExtractor:
