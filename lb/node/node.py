@@ -56,6 +56,7 @@ log = structlog.get_logger("lb.node")
 
 DRAIN_POLL = 0.1  # seconds between looks at whether a draining node is idle
 REOPEN_RETRY = 1.0  # seconds between tries to listen again after an undrain failed to
+STALL_LOG_EVERY = 10.0  # seconds: at most one process_stalled warning this often
 
 
 class Node:
@@ -85,7 +86,8 @@ class Node:
         self.start_drained = start_drained
         self.exiting = False  # SIGTERM: draining to exit (the admin API cannot undrain it)
         self.counters: Counter[str] = Counter()
-        self.timer = Timer(self.loop, self._sweep)
+        self.timer = Timer(self.loop, self._sweep, self._stalled)
+        self.stall_told = -STALL_LOG_EVERY  # when a stall was last logged (loop time)
         self.listeners: ClientListeners | None = None
         self.reopening: asyncio.Task[None] | None = None  # listening again after an undrain
         self.next_ping = 0.0
@@ -456,6 +458,25 @@ class Node:
             self.listeners.close()
 
     # -- the one timer --------------------------------------------------------------
+    def _stalled(self, seconds: float) -> None:
+        """The process served nothing for `seconds` (lb.node.timer): counted, and logged
+        at most once per STALL_LOG_EVERY, since its peers suspect such a node and its
+        clients wait. A plugin's synchronous call is the usual cause."""
+        self.counters["process_stalls"] += 1
+        now = self.loop.time()
+        if now - self.stall_told >= STALL_LOG_EVERY:
+            self.stall_told = now
+            log.warning(
+                "process_stalled",
+                node=self.name,
+                worker=self.worker,
+                seconds=round(seconds, 3),
+                stalls=self.counters["process_stalls"],
+                reason="the process ran one callback this long and served nothing meanwhile "
+                "(a synchronous call in an extractor plugin, a huge garbage collection, "
+                "CPU starvation); its peers may have suspected it",
+            )
+
     def _sweep(self, now: Monotonic) -> float | None:
         """Everything due at `now`; returns the next deadline."""
         if self.stopping:

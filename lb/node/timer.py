@@ -17,6 +17,11 @@ process stalled again, maybe before that poll, so it lets the loop poll once
 more (at most `MAX_POLLS` times in a row: an overloaded process still sweeps).
 Deadlines move by 10-20 ms; wake-ups double, which at one sweep per ping
 interval is nothing.
+
+A firing more than `STALL_REPORT` behind its moment is also handed to
+`on_stall(seconds)`: the node tells the operator that its process stopped
+serving that long (a plugin's synchronous call is the usual cause), since its
+peers will have suspected it.
 """
 
 from __future__ import annotations
@@ -33,18 +38,23 @@ T = TypeVar("T", bound=Hashable)
 RESOLUTION = 0.01  # seconds: deadlines closer together than this share one wake-up
 LATE = 0.05  # seconds behind its moment: the timer fired after a stall of the process
 MAX_POLLS = 4  # polls the timer lets the loop make before one sweep, at most
+STALL_REPORT = 0.25  # seconds behind its moment: a stall worth telling the operator
 
 
 class Timer:
     """A single re-armable deadline on the event loop."""
 
-    __slots__ = ("_handle", "_loop", "_polls", "_sweep", "_when")
+    __slots__ = ("_handle", "_loop", "_on_stall", "_polls", "_sweep", "_when")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sweep: Callable[[Monotonic], float | None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sweep: Callable[[Monotonic], float | None],
+        on_stall: Callable[[float], None] | None = None,
     ) -> None:
         self._loop = loop
         self._sweep = sweep  # handles what is due at `now`; returns the next deadline
+        self._on_stall = on_stall  # told how long the process stalled, past STALL_REPORT
         self._handle: asyncio.TimerHandle | None = None
         self._when: float | None = None
         self._polls = 0  # polls let happen since the deadline came due
@@ -68,6 +78,8 @@ class Timer:
         now = self._loop.time()
         polls = self._polls
         stalled = due is not None and now - due > LATE
+        if stalled and due is not None and now - due > STALL_REPORT and self._on_stall is not None:
+            self._on_stall(now - due)
         if (polls == 0 or stalled) and polls < MAX_POLLS:
             # first read what arrived meanwhile: a later timer (not due in this pass of
             # the loop's timers) comes after one poll of the sockets

@@ -115,6 +115,11 @@ def test_a_worker_busy_past_its_peers_deadline_does_not_suspect_them(
         r for r in farm.events("a", "node_state") if r.get("new") in ("suspect", "dead")
     ]
     assert suspected_by_a == [], suspected_by_a
+    # and the operator is told a stalled, and for how long (once per 10 s, all counted)
+    stalls = farm.events("a", "process_stalled")
+    assert stalls and stalls[0]["seconds"] >= 0.4, stalls
+    assert farm.tables("a")["counters"]["process_stalls"] >= 1
+    assert not farm.events("b", "process_stalled")
     assert not farm.unexpected_exits()
 
 

@@ -178,3 +178,31 @@ def test_cancel_stops_a_pending_sweep(run: Run) -> None:
         assert fired == []
 
     run(main())
+
+
+def test_a_stall_past_the_report_bound_is_handed_to_on_stall_and_a_short_one_is_not(
+    run: Run,
+) -> None:
+    """A callback that blocks the process 0.4 s across the timer's moment is reported
+    with how far behind the timer fired; a 0.1 s one (under STALL_REPORT) is not."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stalls: list[float] = []
+        swept = asyncio.Event()
+
+        def sweep(now: Monotonic) -> float | None:
+            swept.set()
+            return None
+
+        timer = Timer(loop, sweep, stalls.append)
+        for block, expect in ((0.1, 0), (0.4, 1)):
+            swept.clear()
+            timer.at(loop.time() + 0.02)
+            loop.call_soon(time.sleep, block)  # runs before the timer is due
+            await asyncio.wait_for(swept.wait(), 5)
+            assert len(stalls) == expect, (block, stalls)
+        assert stalls[0] >= 0.3, stalls
+        timer.cancel()
+
+    run(main())
