@@ -22,6 +22,7 @@ from lb.node.accesslog import no_answer_text
 from lb.node.http_state import (
     HEAD,
     HOME_LEAVING,
+    HOME_UNAVAILABLE,
     HOME_UNREACHABLE,
     MAX_RESPONSE_HEAD,
     MAX_RETRIES,
@@ -444,18 +445,25 @@ class ResponseSide(HttpClientState):
         if not self.resp_sent:
             if self._retry_new_session(reason):
                 return
+            if reason == int(ResetReason.TABLE_FULL):
+                # the home refused the flow (its table for this link is full): the request
+                # reached no application, and the condition passes (503 with Retry-After)
+                self._finish(503, no_answer_text("no upstream", reason))
+                return
             self._finish(502, error or no_answer_text("no response", reason))
             return
         self._close(clean=False)  # a truncated response must look broken to the client
 
     def fail(self, reason: int) -> None:
-        """The entry could not get an upstream (connect failed, link gone, table full)."""
+        """The entry could not get an upstream (connect failed, link gone, table full): 502
+        for an application that refused, 503 with Retry-After for what passes (no link up
+        to the home, a full flow table: HOME_UNAVAILABLE)."""
         if self.closed:
             return
         self._end_local()
         if self._retry_new_session(reason):
             return
-        status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
+        status = 503 if reason in HOME_UNAVAILABLE else 502
         self._finish(status, no_answer_text("no upstream", reason))
 
     def _retry_new_session(self, reason: int) -> bool:
