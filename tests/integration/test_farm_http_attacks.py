@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend_rough import CL_SPELLINGS
 from tests.support.farm import Farm, read_until_closed
 from tests.support.http11 import WEB_ONLY, Conn, read_reply
 
@@ -716,6 +717,29 @@ async def test_an_applications_equal_content_length_values_reach_the_client_as_o
         await conn.close()
     lengths = [v for n, v in reply.headers if n.lower() == "content-length"]
     assert (reply.status, reply.node, reply.body, lengths) == (200, home, b"ok", ["2"])
+    assert (after.status, after.path) == (200, "/after")
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("spelling", sorted(CL_SPELLINGS))
+async def test_an_applications_content_length_reaches_the_client_as_one_decimal_line(
+    farm: Farm, home: str, spelling: str
+) -> None:
+    """lb frames `Content-Length: 010` as 10 bytes (RFC 9110 8.6: 1*DIGIT), but a client
+    that reads the value with `strtol(value, NULL, 0)` takes it for octal 8, and one
+    that refuses it (or a list, or two lines) fails the answer: the client gets lb's
+    own `Content-Length: 10`, one line, as the application's request gets it (nginx
+    and HAProxy write their own value too). The next answer on the connection is its
+    own."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        path = f"/cl-as/{spelling}"
+        reply = await conn.request("GET", path, {"Cookie": farm.cookie_header(home)})
+        after = await conn.request("GET", "/after", {"Cookie": farm.cookie_header(home)})
+        await conn.close()
+    lengths = [v for n, v in reply.headers if n.lower() == "content-length"]
+    assert (reply.status, reply.node, reply.path) == (200, home, path), reply
+    assert (reply.body, lengths) == (b"0123456789", ["10"]), reply
     assert (after.status, after.path) == (200, "/after")
 
 

@@ -29,6 +29,8 @@ Endpoints:
   the process exit at once, unanswered (an application that dies between two requests of a
   kept connection: its listener goes with it, so a fresh connection is refused)
 - ``GET /dup-cl``        200 with ``Content-Length: 2, 2`` (a list of equal values) and ``ok``
+- ``GET /cl-as/NAME``    200 and ``0123456789`` (10 bytes), its Content-Length written as
+  ``CL_SPELLINGS[NAME]`` says (leading zeros, two equal lines, ...)
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
@@ -64,6 +66,15 @@ from tests.support.request_reader import (
 )
 
 _conns = itertools.count(1)
+
+#: /cl-as/NAME: the Content-Length line(s) of a 10-byte body, spelled as some servers do
+CL_SPELLINGS = {
+    "zeros": b"Content-Length: 010\r\n",
+    "many-zeros": b"Content-Length: 0000000000010\r\n",
+    "two-lines": b"Content-Length: 10\r\nContent-Length: 10\r\n",
+    "two-padded-lines": b"Content-Length: 010\r\ncontent-length: 010\r\n",
+    "padded-list": b"Content-Length: 010, 010\r\n",
+}
 
 
 class Rough:
@@ -156,6 +167,10 @@ class Rough:
             writer.write(
                 head.replace(b"Content-Length: 2\r\n", b"Content-Length: 2, 2\r\n") + b"ok"
             )
+        elif path.startswith("/cl-as/"):
+            head = self.head("200 OK", path, conn, served, 10, close_header)
+            spelled = CL_SPELLINGS[path.split("/")[2]]
+            writer.write(head.replace(b"Content-Length: 10\r\n", spelled) + b"0123456789")
         elif path == "/stall":
             writer.write(b"HTTP/1.1 200 OK\r\nX-Path: /stall\r\n\r\npartial")
             await writer.drain()
