@@ -136,6 +136,16 @@ class ResponseSide(HttpClientState):
                 self.retry_bytes = None
                 self._upstream_broke(0, "a 2xx to CONNECT that frames a body")
                 return
+        elif kind == http1.UNTIL_CLOSE and head.other_coding:
+            # a Transfer-Encoding whose last coding is not chunked: RFC 9112 6.3 frames the
+            # body by the close, but a client that frames by a `chunked` it reads in the
+            # list (`chunked, identity`), or by one of two lines, ends the answer elsewhere
+            # and takes the rest for its next answer; with the line dropped it would read
+            # the coded bytes as the content. 502, as HAProxy and nginx answer any coding
+            # but chunked; never sent again
+            self.retry_bytes = None
+            self._upstream_broke(0, "a Transfer-Encoding whose last coding is not chunked")
+            return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
         elif (

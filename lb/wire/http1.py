@@ -237,7 +237,9 @@ def idempotent(method: str) -> bool:
 
 
 def response_body(head: ResponseHead, method: str) -> tuple[int, int]:
-    """(kind, length) of a response's body, by RFC 9112 6.3, given its request's method."""
+    """(kind, length) of a response's body, by RFC 9112 6.3, given its request's method.
+    A Transfer-Encoding whose last coding is not chunked is UNTIL_CLOSE here, as the RFC
+    says; the entry refuses such a body (502: lb.node.http_response)."""
     status = head.status
     if method == "CONNECT" and 200 <= status < 300:
         return TUNNEL, 0

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend_hostile import TE_LAST_NOT_CHUNKED
 from tests.support.farm import Farm, read_until_closed
 from tests.support.http11 import WEB_ONLY, Conn, read_reply
 from tests.support.wait import eventually_passes
@@ -497,6 +498,25 @@ async def test_a_response_with_length_and_chunked_is_a_502(farm: Farm, home: str
     data, _ = await _get(farm, home, "/cl-te")
     assert data.startswith(b"HTTP/1.1 502 "), data[:300]
     assert b"EVIL" not in data and b"X-Smuggled" not in data, data
+    await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("coding", sorted(TE_LAST_NOT_CHUNKED))
+async def test_a_response_whose_last_coding_is_not_chunked_is_a_502(
+    farm: Farm, home: str, coding: str
+) -> None:
+    """RFC 9112 6.3: a response whose Transfer-Encoding does not end with chunked is framed
+    by the close. Relayed so, with its Transfer-Encoding line, a client that frames by the
+    `chunked` it reads in the list (or a hop that merges the lines otherwise) ends the
+    answer where lb does not, and takes the rest for the answer to its next request (an
+    `X-Smuggled` response here). No framing lb could relay is the client's for sure: 502,
+    as HAProxy and nginx answer any coding but chunked, nothing of it to the client, and
+    its connection closed."""
+    data, _ = await _get(farm, home, f"/te-as/{coding}")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert b"EVIL" not in data and b"X-Smuggled" not in data, data
+    assert b"\r\n\r\n2\r\nok" not in data, data
     await _next_client_is_served_alone(farm, home)
 
 

@@ -28,6 +28,11 @@ Endpoints (the query string is ignored, but recorded):
   ``Connection: keep-alive`` (RFC 9112 6.1: faulty framing)
 - ``GET /cl-te``         a response with both Content-Length and Transfer-Encoding: chunked,
   whose two framings disagree (by Content-Length the chunks hold another response)
+- ``GET /te-as/NAME``    a 200 whose Transfer-Encoding is ``TE_LAST_NOT_CHUNKED[NAME]`` (its
+  last coding is not ``chunked``: RFC 9112 6.3 frames it by the close), a body that is a
+  complete chunked body followed by another response (``X-Smuggled: yes``), then a close;
+  a client that frames by the ``chunked`` it reads in the list takes that for the answer to
+  its next request
 - ``GET /extra``         a normal answer and, in the same write, an unsolicited second one
 - ``GET /extra-later``   a normal answer, then ``X-Delay-Ms`` (300) later an unsolicited one
 - ``GET /interim/N``     N ``103 Early Hints`` interim responses, then the final 200
@@ -61,6 +66,14 @@ from tests.support.request_reader import (
 
 FAKE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\nX-Path: /fake\r\n\r\nEVIL!"
 _conns = itertools.count(1)
+
+#: /te-as/NAME: a response's Transfer-Encoding whose last coding is not chunked
+TE_LAST_NOT_CHUNKED = {
+    "chunked-identity": "Transfer-Encoding: chunked, identity",
+    "chunked-gzip": "Transfer-Encoding: chunked, gzip",
+    "chunked-then-identity": "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+    "gzip": "Transfer-Encoding: gzip",
+}
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> None:
@@ -153,6 +166,15 @@ class Hostile:
                 self.head("200 OK", path, conn, len(chunked), "Transfer-Encoding: chunked\r\n")
                 + chunked
             )
+        elif path.startswith("/te-as/"):
+            coding = TE_LAST_NOT_CHUNKED[path.split("/")[2]]
+            writer.write(
+                f"HTTP/1.1 200 OK\r\n{coding}\r\nX-Node: {self.node}\r\nX-Path: {path}\r\n"
+                f"X-Conn: {conn}\r\n\r\n".encode()
+                + b"2\r\nok\r\n0\r\n\r\n"
+                + FAKE
+            )
+            return False
         elif path == "/extra":
             writer.write(self.head("200 OK", path, conn, 2) + b"ok" + FAKE)
         elif path == "/extra-later":
