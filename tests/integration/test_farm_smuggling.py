@@ -694,21 +694,27 @@ async def test_the_502_for_an_unasked_101_says_why_in_the_access_log(farm: Farm)
 
 
 @pytest.mark.parametrize("home", HOMES)
-async def test_a_2xx_to_connect_that_frames_a_body_opens_no_tunnel(farm: Farm, home: str) -> None:
+@pytest.mark.parametrize("target", ["x:80", "empty:1"])
+async def test_a_2xx_to_connect_that_frames_a_body_opens_no_tunnel(
+    farm: Farm, home: str, target: str
+) -> None:
     """An application that takes CONNECT for one more method answers it as any request:
     200 with a Content-Length. RFC 9110 9.3.6: a 2xx to CONNECT has neither
     Content-Length nor Transfer-Encoding, and its client ignores them. Taken for a
     tunnel, the client's next bytes would reach the application raw, read there as
     requests lb never read (no forwarding headers rewritten, no routing), as an h2c
     upgrade would. 502, as for a 101 nobody asked for; the bytes after it reach no
-    application."""
+    application. `Content-Length: 0` too (empty:1): it is what a catch-all handler
+    that writes nothing answers (Go's net/http), its connection kept for requests, so
+    a tunnel server that sends it cannot be told from one (a tunnel server sends
+    neither field)."""
     tag = _tag()
     cookie = farm.cookie_header(home)
     reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
     try:
         async with asyncio.timeout(10):
             writer.write(
-                f"CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\nCookie: {cookie}\r\n\r\n".encode()
+                f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nCookie: {cookie}\r\n\r\n".encode()
             )
             await writer.drain()
             first = await reader.readuntil(b"\r\n\r\n")

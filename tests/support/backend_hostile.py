@@ -40,8 +40,10 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /raw-upgrade``    200, the request head as received for its body
 - ``GET /upgrade-101``   ``101 Switching Protocols`` whatever the request asked, then an echo
 - ``CONNECT echo:1``     ``200 Connection Established`` (no Content-Length: a tunnel), then an
-  echo; ``CONNECT`` to any other target is answered as any request (a catch-all
-  application that takes CONNECT for one more method)
+  echo; ``CONNECT empty:1`` an empty ``200`` (``Content-Length: 0``, as Go's net/http
+  answers for a handler that writes nothing), the connection kept for more requests;
+  ``CONNECT`` to any other target is answered as any request (a catch-all application
+  that takes CONNECT for one more method)
 - anything else: 200, JSON ``{"node", "path", "conn", "served"}``
 """
 
@@ -199,6 +201,8 @@ class Hostile:
                 writer.write(data)
                 await writer.drain()
             return False
+        elif req.method == "CONNECT" and path == "empty:1":
+            writer.write(self.head("200 OK", path, conn, 0))
         elif path == "/upgrade-101":
             writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Path: /upgrade-101\r\n\r\n")
             await writer.drain()
