@@ -103,7 +103,12 @@ class ResponseSide(HttpClientState):
                 return
             end = pos + head.length
             if 100 <= head.status < 200 and head.status != 101:
-                self._interim_to_client(bytes(buf[pos:end]))  # 100-continue and friends
+                interim = bytes(buf[pos:end])  # 100-continue and friends
+                if head.minor == 0:
+                    # lb's own HTTP-version, as on final answers (RFC 9110 6.2): Python's
+                    # http.server answers Expect: 100-continue with HTTP/1.0 100 Continue
+                    interim = b"HTTP/1.1" + interim[8:]
+                self._interim_to_client(interim)
                 pos = end
                 continue
             self.rbuf = b""

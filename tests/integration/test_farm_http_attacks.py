@@ -619,6 +619,32 @@ async def test_an_http10_client_that_asks_keep_alive_is_told_it_is_kept(
         await conn.close()
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_interim_answers_carry_lbs_own_http_version(farm: Farm, home: str) -> None:
+    """RFC 9110 6.2, as for final answers: Python's http.server (HTTP/1.0 by default)
+    answers `Expect: 100-continue` with `HTTP/1.0 100 Continue`; relayed as it came, the
+    interim answer tells an HTTP/1.1 client it speaks to an HTTP/1.0 server, while the
+    final answer says HTTP/1.1. The client gets `HTTP/1.1 100 Continue`, then the
+    final answer, both HTTP/1.1."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /expect10 HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        await conn.writer.drain()
+        interim = await conn.reader.readuntil(b"\r\n\r\n")
+        conn.writer.write(b"hello")
+        await conn.writer.drain()
+        final = await conn.reader.readuntil(b"\r\n\r\n")
+        body = await conn.reader.readexactly(2)
+        await conn.close()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+    assert final.startswith(b"HTTP/1.1 200 ") and b"\r\nX-Path: /expect10\r\n" in final, final
+    assert body == b"ok"
+
+
 # ------------------------------------------------------------------ forwarding headers
 
 

@@ -36,6 +36,9 @@ Endpoints:
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
   ``partial`` of its body, then nothing more for 60 s (an application stuck mid-answer)
 - ``GET /pad/N``         N bytes (``p``, N up to 60000), head and body in one write (one segment)
+- ``POST /expect10``     as Python's ``http.server`` (HTTP/1.0 by default) answers a request
+  with ``Expect: 100-continue``: ``HTTP/1.0 100 Continue``, then the body is read and
+  answered ``HTTP/1.0 200`` (``Content-Length``, no ``Connection`` header), then a close
 - ``GET /http10``        an ``HTTP/1.0`` answer (``Content-Length``, no ``Connection``
   header) whatever the request's version, then a close (as Python's ``http.server`` answers)
 - any request of HTTP/1.0 without ``Connection: keep-alive``: answered like others but
@@ -158,6 +161,14 @@ class Rough:
             await writer.drain()
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
             return False  # the application dies before its final answer
+        elif method == "POST" and path == "/expect10":
+            if headers.get("expect", "").lower() == "100-continue":
+                writer.write(b"HTTP/1.0 100 Continue\r\n\r\n")
+                await writer.drain()
+            await reader.readexactly(int(headers.get("content-length", "0") or 0))
+            head = self.head("200 OK", path, conn, served, 2, False)
+            writer.write(head.replace(b"HTTP/1.1 ", b"HTTP/1.0 ", 1) + b"ok")
+            return False
         elif path == "/http10":
             head = self.head("200 OK", path, conn, served, 2, False)
             writer.write(head.replace(b"HTTP/1.1 ", b"HTTP/1.0 ", 1) + b"ok")
