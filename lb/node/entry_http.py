@@ -335,9 +335,10 @@ class HttpRouting(HttpEntrySide):
         session, the client side's own Connection header (RFC 9112 9.6: a connection
         about to be closed says `Connection: close`; an application's close is not the
         client's, and an HTTP/1.0 answer to a client lb keeps says `Connection:
-        keep-alive`), and equal Content-Length values made one (RFC 9110 8.6)."""
+        keep-alive`), and a Content-Length of equal values or leading zeros made one
+        decimal line (RFC 9110 8.6)."""
         raw: bytes | None = None
-        if head.length_list:
+        if head.length_respelled:
             raw = http1.with_one_content_length(bytes(buf[start:end]), head.content_length)
         if head.minor == 0:
             # RFC 9110 6.2: an intermediary sends its own HTTP-version; relayed as it came,

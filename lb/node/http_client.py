@@ -18,7 +18,8 @@ are lb.node.http_state.HttpClientState's.
 
 Error answers: 400 (malformed), 408 (head timeout), 431 (head too large), 502
 (the home or application failed before a byte of the response was sent; a
-reset after that), 503 (over capacity). Parsing is lb.wire's; placement is
+reset after that), 503 with Retry-After (what passes: over capacity, no way to the
+home for now). Parsing is lb.wire's; placement is
 lb.routing's; this module only carries out the exchange.
 """
 

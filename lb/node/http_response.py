@@ -22,6 +22,7 @@ from lb.node.accesslog import no_answer_text
 from lb.node.http_state import (
     HEAD,
     HOME_LEAVING,
+    HOME_UNAVAILABLE,
     HOME_UNREACHABLE,
     MAX_RESPONSE_HEAD,
     MAX_RETRIES,
@@ -102,7 +103,12 @@ class ResponseSide(HttpClientState):
                 return
             end = pos + head.length
             if 100 <= head.status < 200 and head.status != 101:
-                self._interim_to_client(bytes(buf[pos:end]))  # 100-continue and friends
+                interim = bytes(buf[pos:end])  # 100-continue and friends
+                if head.minor == 0:
+                    # lb's own HTTP-version, as on final answers (RFC 9110 6.2): Python's
+                    # http.server answers Expect: 100-continue with HTTP/1.0 100 Continue
+                    interim = b"HTTP/1.1" + interim[8:]
+                self._interim_to_client(interim)
                 pos = end
                 continue
             self.rbuf = b""
@@ -135,6 +141,16 @@ class ResponseSide(HttpClientState):
                 self.retry_bytes = None
                 self._upstream_broke(0, "a 2xx to CONNECT that frames a body")
                 return
+        elif kind == http1.UNTIL_CLOSE and head.other_coding:
+            # a Transfer-Encoding whose last coding is not chunked: RFC 9112 6.3 frames the
+            # body by the close, but a client that frames by a `chunked` it reads in the
+            # list (`chunked, identity`), or by one of two lines, ends the answer elsewhere
+            # and takes the rest for its next answer; with the line dropped it would read
+            # the coded bytes as the content. 502, as HAProxy and nginx answer any coding
+            # but chunked; never sent again
+            self.retry_bytes = None
+            self._upstream_broke(0, "a Transfer-Encoding whose last coding is not chunked")
+            return
         if not http1.response_keeps_alive(head):
             self.upstream_reusable = False
         elif (
@@ -444,18 +460,25 @@ class ResponseSide(HttpClientState):
         if not self.resp_sent:
             if self._retry_new_session(reason):
                 return
+            if reason == int(ResetReason.TABLE_FULL):
+                # the home refused the flow (its table for this link is full): the request
+                # reached no application, and the condition passes (503 with Retry-After)
+                self._finish(503, no_answer_text("no upstream", reason))
+                return
             self._finish(502, error or no_answer_text("no response", reason))
             return
         self._close(clean=False)  # a truncated response must look broken to the client
 
     def fail(self, reason: int) -> None:
-        """The entry could not get an upstream (connect failed, link gone, table full)."""
+        """The entry could not get an upstream (connect failed, link gone, table full): 502
+        for an application that refused, 503 with Retry-After for what passes (no link up
+        to the home, a full flow table: HOME_UNAVAILABLE)."""
         if self.closed:
             return
         self._end_local()
         if self._retry_new_session(reason):
             return
-        status = 503 if reason == int(ResetReason.TABLE_FULL) else 502
+        status = 503 if reason in HOME_UNAVAILABLE else 502
         self._finish(status, no_answer_text("no upstream", reason))
 
     def _retry_new_session(self, reason: int) -> bool:

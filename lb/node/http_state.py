@@ -50,6 +50,11 @@ HOME_UNREACHABLE = frozenset(
         int(ResetReason.SHUTTING_DOWN),
     )
 )
+# no upstream could be had for a condition that passes (503 with Retry-After, not the 502 of
+# an application or home that failed): a flow table full (this node's or the home's, which
+# RESETs the NEW), no link up to the home (being made, or this node hears no peer and holds
+# the home's sessions for it)
+HOME_UNAVAILABLE = frozenset((int(ResetReason.TABLE_FULL), int(ResetReason.LINK_CLOSED)))
 # the home went away under a request: an idempotent one may wait for it or its successor
 HOME_LEAVING = frozenset((int(ResetReason.LINK_CLOSED), int(ResetReason.SHUTTING_DOWN)))
 MAX_RETRIES: Final = 2  # sends of one request again on a fresh upstream

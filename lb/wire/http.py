@@ -20,6 +20,7 @@ __all__ = [
     "FIELD_VCHAR",
     "MAX_HEADER_LINES",
     "NOT_CONTROL_BYTES",
+    "RETRY_AFTER",
     "TCHAR",
     "RequestHead",
     "RequestHeadScanner",
@@ -712,12 +713,21 @@ _REASONS = {
 }
 
 
+RETRY_AFTER: Final = 1
+"""Seconds a 503 tells its client to wait (``Retry-After``, RFC 9110 10.2.3). Every 503
+lb answers is a condition that passes: a full node or flow table, a home whose link is
+not up (links are tried again at least every second, lb.node.peers.RECONNECT_MAX), the
+sessions a node that hears no peer holds for them (the hold ends when a link is up)."""
+
+
 def _build_error_response(status: int, reason: str) -> bytes:
     body = f"{status} {reason}\n".encode("ascii")
+    retry = f"Retry-After: {RETRY_AFTER}\r\n" if status == 503 else ""
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\n"
+        f"{retry}"
         "Connection: close\r\n"
         "\r\n"
     )
@@ -729,7 +739,8 @@ _ERROR_RESPONSES = {status: _build_error_response(status, r) for status, r in _R
 
 def error_response(status: int) -> bytes:
     """The complete response lb sends itself for ``status`` (400, 408, 413, 431,
-    500, 501, 502, 503, 504); ValueError for any other status."""
+    500, 501, 502, 503, 504; a 503 with ``Retry-After``); ValueError for any other
+    status."""
     try:
         return _ERROR_RESPONSES[status]
     except KeyError:

@@ -237,7 +237,9 @@ def idempotent(method: str) -> bool:
 
 
 def response_body(head: ResponseHead, method: str) -> tuple[int, int]:
-    """(kind, length) of a response's body, by RFC 9112 6.3, given its request's method."""
+    """(kind, length) of a response's body, by RFC 9112 6.3, given its request's method.
+    A Transfer-Encoding whose last coding is not chunked is UNTIL_CLOSE here, as the RFC
+    says; the entry refuses such a body (502: lb.node.http_response)."""
     status = head.status
     if method == "CONNECT" and 200 <= status < 300:
         return TUNNEL, 0
@@ -479,9 +481,10 @@ _TE_LINE = re.compile(rb"transfer-encoding:", re.IGNORECASE)
 
 def with_one_content_length(raw: bytes, length: int) -> bytes:
     """A complete request or response head whose Content-Length values (more than one,
-    all equal to ``length``: the parsers refuse differing ones) are made one line with
-    that value, after the first line (RFC 9110 8.6: a recipient that accepts a list of
-    equal values replaces it with one before it forwards the message, as HAProxy does)."""
+    all equal to ``length``: the parsers refuse differing ones; or one with leading
+    zeros) are made one line with that value in decimal, after the first line (RFC 9110
+    8.6: a recipient that accepts a list of equal values replaces it with one before it
+    forwards the message, as HAProxy does)."""
     return with_header(_without_lines(raw, _LENGTH_LINE), b"Content-Length: %d\r\n" % length)
 
 

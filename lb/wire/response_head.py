@@ -70,7 +70,11 @@ class ResponseHead:
     close: bool  # Connection: close
     keep_alive: bool  # Connection: keep-alive (HTTP/1.0)
     connection_header: bool  # any Connection / Keep-Alive header is present
-    length_list: bool  # Content-Length came as more than one (equal) value: made one
+    # Content-Length came otherwise than as one value of plain decimal digits: more than
+    # one (equal) value, in a list or on several lines, or with leading zeros ("010"),
+    # which a client reading it as C's strtol(value, NULL, 0) takes for octal; made one
+    # decimal line (lb.wire.http1.with_one_content_length)
+    length_respelled: bool
 
     def __init__(
         self,
@@ -95,7 +99,7 @@ class ResponseHead:
         self.close = close
         self.keep_alive = keep_alive
         self.connection_header = connection_header
-        self.length_list = False
+        self.length_respelled = False
 
 
 def _bad_response(reason: str) -> HttpError:
@@ -299,10 +303,12 @@ def _fast_response_head(buf: bytes | bytearray, start: int, stop: int) -> Respon
             if content_length >= 0:
                 if value != first_length:  # the reference compares them as sent: 7 != 007
                     return None
-                head.length_list = True  # a second equal line
+                head.length_respelled = True  # a second equal line
             else:
                 first_length = value
                 content_length = number
+                if value[0] == 0x30 and len(value) > 1:  # "010", "00": leading zeros
+                    head.length_respelled = True
         elif kind == _CODING:
             if not value:
                 return None
@@ -402,5 +408,5 @@ def _checked_response_head(
         if not (value.isdigit() and len(value) <= 18):
             raise _bad_response("invalid Content-Length")
         head.content_length = int(value)
-        head.length_list = values > 1
+        head.length_respelled = values > 1 or (len(value) > 1 and value.startswith(b"0"))
     return head

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend_rough import CL_SPELLINGS
 from tests.support.farm import Farm, read_until_closed
 from tests.support.http11 import WEB_ONLY, Conn, read_reply
 
@@ -618,6 +619,32 @@ async def test_an_http10_client_that_asks_keep_alive_is_told_it_is_kept(
         await conn.close()
 
 
+@pytest.mark.parametrize("home", HOMES)
+async def test_interim_answers_carry_lbs_own_http_version(farm: Farm, home: str) -> None:
+    """RFC 9110 6.2, as for final answers: Python's http.server (HTTP/1.0 by default)
+    answers `Expect: 100-continue` with `HTTP/1.0 100 Continue`; relayed as it came, the
+    interim answer tells an HTTP/1.1 client it speaks to an HTTP/1.0 server, while the
+    final answer says HTTP/1.1. The client gets `HTTP/1.1 100 Continue`, then the
+    final answer, both HTTP/1.1."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        conn.writer.write(
+            b"POST /expect10 HTTP/1.1\r\nHost: x\r\n"
+            + _cookie(farm, home).encode()
+            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+        )
+        await conn.writer.drain()
+        interim = await conn.reader.readuntil(b"\r\n\r\n")
+        conn.writer.write(b"hello")
+        await conn.writer.drain()
+        final = await conn.reader.readuntil(b"\r\n\r\n")
+        body = await conn.reader.readexactly(2)
+        await conn.close()
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+    assert final.startswith(b"HTTP/1.1 200 ") and b"\r\nX-Path: /expect10\r\n" in final, final
+    assert body == b"ok"
+
+
 # ------------------------------------------------------------------ forwarding headers
 
 
@@ -716,6 +743,29 @@ async def test_an_applications_equal_content_length_values_reach_the_client_as_o
         await conn.close()
     lengths = [v for n, v in reply.headers if n.lower() == "content-length"]
     assert (reply.status, reply.node, reply.body, lengths) == (200, home, b"ok", ["2"])
+    assert (after.status, after.path) == (200, "/after")
+
+
+@pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("spelling", sorted(CL_SPELLINGS))
+async def test_an_applications_content_length_reaches_the_client_as_one_decimal_line(
+    farm: Farm, home: str, spelling: str
+) -> None:
+    """lb frames `Content-Length: 010` as 10 bytes (RFC 9110 8.6: 1*DIGIT), but a client
+    that reads the value with `strtol(value, NULL, 0)` takes it for octal 8, and one
+    that refuses it (or a list, or two lines) fails the answer: the client gets lb's
+    own `Content-Length: 10`, one line, as the application's request gets it (nginx
+    and HAProxy write their own value too). The next answer on the connection is its
+    own."""
+    async with asyncio.timeout(10):
+        conn = await _open(farm)
+        path = f"/cl-as/{spelling}"
+        reply = await conn.request("GET", path, {"Cookie": farm.cookie_header(home)})
+        after = await conn.request("GET", "/after", {"Cookie": farm.cookie_header(home)})
+        await conn.close()
+    lengths = [v for n, v in reply.headers if n.lower() == "content-length"]
+    assert (reply.status, reply.node, reply.path) == (200, home, path), reply
+    assert (reply.body, lengths) == (b"0123456789", ["10"]), reply
     assert (after.status, after.path) == (200, "/after")
 
 

@@ -67,7 +67,7 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
             ),
             timeout=15,
             what="a and b did not form a farm",
-            retry_on=(OSError, ValueError),  # a 502 before the link is up: no JSON body
+            retry_on=(OSError, ValueError),  # an error answer before the link is up: no JSON body
         )
         # c joins: the file lists it, c starts, a and b re-read the file
         write_config(farm, ("a", "b", "c"))
@@ -83,7 +83,7 @@ def test_a_node_joins_and_leaves_a_running_farm(tmp_path: Path) -> None:
                 reaches_c,
                 timeout=15,
                 what=f"a session homed on c is not reachable through {entry}",
-                retry_on=(OSError, ValueError),  # a 502 until c is linked: no JSON body
+                retry_on=(OSError, ValueError),  # an error answer until c is linked: no JSON body
             )
         assert any(e.get("joined") == ["c"] for e in farm.events("a", "farm_reloaded"))
         # c takes new sessions: placement spreads fresh sessions (of 60 client addresses;

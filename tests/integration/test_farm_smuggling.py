@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backend_hostile import TE_LAST_NOT_CHUNKED
 from tests.support.farm import Farm, read_until_closed
 from tests.support.http11 import WEB_ONLY, Conn, read_reply
 from tests.support.wait import eventually_passes
@@ -501,6 +502,25 @@ async def test_a_response_with_length_and_chunked_is_a_502(farm: Farm, home: str
 
 
 @pytest.mark.parametrize("home", HOMES)
+@pytest.mark.parametrize("coding", sorted(TE_LAST_NOT_CHUNKED))
+async def test_a_response_whose_last_coding_is_not_chunked_is_a_502(
+    farm: Farm, home: str, coding: str
+) -> None:
+    """RFC 9112 6.3: a response whose Transfer-Encoding does not end with chunked is framed
+    by the close. Relayed so, with its Transfer-Encoding line, a client that frames by the
+    `chunked` it reads in the list (or a hop that merges the lines otherwise) ends the
+    answer where lb does not, and takes the rest for the answer to its next request (an
+    `X-Smuggled` response here). No framing lb could relay is the client's for sure: 502,
+    as HAProxy and nginx answer any coding but chunked, nothing of it to the client, and
+    its connection closed."""
+    data, _ = await _get(farm, home, f"/te-as/{coding}")
+    assert data.startswith(b"HTTP/1.1 502 "), data[:300]
+    assert b"EVIL" not in data and b"X-Smuggled" not in data, data
+    assert b"\r\n\r\n2\r\nok" not in data, data
+    await _next_client_is_served_alone(farm, home)
+
+
+@pytest.mark.parametrize("home", HOMES)
 @pytest.mark.parametrize(
     ("method", "path", "status"), [("GET", "/204-body", 204), ("HEAD", "/head-body", 200)]
 )
@@ -674,21 +694,27 @@ async def test_the_502_for_an_unasked_101_says_why_in_the_access_log(farm: Farm)
 
 
 @pytest.mark.parametrize("home", HOMES)
-async def test_a_2xx_to_connect_that_frames_a_body_opens_no_tunnel(farm: Farm, home: str) -> None:
+@pytest.mark.parametrize("target", ["x:80", "empty:1"])
+async def test_a_2xx_to_connect_that_frames_a_body_opens_no_tunnel(
+    farm: Farm, home: str, target: str
+) -> None:
     """An application that takes CONNECT for one more method answers it as any request:
     200 with a Content-Length. RFC 9110 9.3.6: a 2xx to CONNECT has neither
     Content-Length nor Transfer-Encoding, and its client ignores them. Taken for a
     tunnel, the client's next bytes would reach the application raw, read there as
     requests lb never read (no forwarding headers rewritten, no routing), as an h2c
     upgrade would. 502, as for a 101 nobody asked for; the bytes after it reach no
-    application."""
+    application. `Content-Length: 0` too (empty:1): it is what a catch-all handler
+    that writes nothing answers (Go's net/http), its connection kept for requests, so
+    a tunnel server that sends it cannot be told from one (a tunnel server sends
+    neither field)."""
     tag = _tag()
     cookie = farm.cookie_header(home)
     reader, writer = await asyncio.open_connection(*farm.addr(ENTRY))
     try:
         async with asyncio.timeout(10):
             writer.write(
-                f"CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\nCookie: {cookie}\r\n\r\n".encode()
+                f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nCookie: {cookie}\r\n\r\n".encode()
             )
             await writer.drain()
             first = await reader.readuntil(b"\r\n\r\n")

@@ -28,6 +28,11 @@ Endpoints (the query string is ignored, but recorded):
   ``Connection: keep-alive`` (RFC 9112 6.1: faulty framing)
 - ``GET /cl-te``         a response with both Content-Length and Transfer-Encoding: chunked,
   whose two framings disagree (by Content-Length the chunks hold another response)
+- ``GET /te-as/NAME``    a 200 whose Transfer-Encoding is ``TE_LAST_NOT_CHUNKED[NAME]`` (its
+  last coding is not ``chunked``: RFC 9112 6.3 frames it by the close), a body that is a
+  complete chunked body followed by another response (``X-Smuggled: yes``), then a close;
+  a client that frames by the ``chunked`` it reads in the list takes that for the answer to
+  its next request
 - ``GET /extra``         a normal answer and, in the same write, an unsolicited second one
 - ``GET /extra-later``   a normal answer, then ``X-Delay-Ms`` (300) later an unsolicited one
 - ``GET /interim/N``     N ``103 Early Hints`` interim responses, then the final 200
@@ -35,8 +40,10 @@ Endpoints (the query string is ignored, but recorded):
 - ``GET /raw-upgrade``    200, the request head as received for its body
 - ``GET /upgrade-101``   ``101 Switching Protocols`` whatever the request asked, then an echo
 - ``CONNECT echo:1``     ``200 Connection Established`` (no Content-Length: a tunnel), then an
-  echo; ``CONNECT`` to any other target is answered as any request (a catch-all
-  application that takes CONNECT for one more method)
+  echo; ``CONNECT empty:1`` an empty ``200`` (``Content-Length: 0``, as Go's net/http
+  answers for a handler that writes nothing), the connection kept for more requests;
+  ``CONNECT`` to any other target is answered as any request (a catch-all application
+  that takes CONNECT for one more method)
 - anything else: 200, JSON ``{"node", "path", "conn", "served"}``
 """
 
@@ -61,6 +68,14 @@ from tests.support.request_reader import (
 
 FAKE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Smuggled: yes\r\nX-Path: /fake\r\n\r\nEVIL!"
 _conns = itertools.count(1)
+
+#: /te-as/NAME: a response's Transfer-Encoding whose last coding is not chunked
+TE_LAST_NOT_CHUNKED = {
+    "chunked-identity": "Transfer-Encoding: chunked, identity",
+    "chunked-gzip": "Transfer-Encoding: chunked, gzip",
+    "chunked-then-identity": "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+    "gzip": "Transfer-Encoding: gzip",
+}
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> None:
@@ -153,6 +168,15 @@ class Hostile:
                 self.head("200 OK", path, conn, len(chunked), "Transfer-Encoding: chunked\r\n")
                 + chunked
             )
+        elif path.startswith("/te-as/"):
+            coding = TE_LAST_NOT_CHUNKED[path.split("/")[2]]
+            writer.write(
+                f"HTTP/1.1 200 OK\r\n{coding}\r\nX-Node: {self.node}\r\nX-Path: {path}\r\n"
+                f"X-Conn: {conn}\r\n\r\n".encode()
+                + b"2\r\nok\r\n0\r\n\r\n"
+                + FAKE
+            )
+            return False
         elif path == "/extra":
             writer.write(self.head("200 OK", path, conn, 2) + b"ok" + FAKE)
         elif path == "/extra-later":
@@ -177,6 +201,8 @@ class Hostile:
                 writer.write(data)
                 await writer.drain()
             return False
+        elif req.method == "CONNECT" and path == "empty:1":
+            writer.write(self.head("200 OK", path, conn, 0))
         elif path == "/upgrade-101":
             writer.write(b"HTTP/1.1 101 Switching Protocols\r\nX-Path: /upgrade-101\r\n\r\n")
             await writer.drain()

@@ -29,11 +29,16 @@ Endpoints:
   the process exit at once, unanswered (an application that dies between two requests of a
   kept connection: its listener goes with it, so a fresh connection is refused)
 - ``GET /dup-cl``        200 with ``Content-Length: 2, 2`` (a list of equal values) and ``ok``
+- ``GET /cl-as/NAME``    200 and ``0123456789`` (10 bytes), its Content-Length written as
+  ``CL_SPELLINGS[NAME]`` says (leading zeros, two equal lines, ...)
 - ``GET /sleep/MS``      waits MS milliseconds, then answers
 - ``GET /big/N``         N bytes (``x``), written 64 KiB at a time as the client takes them
 - ``GET /stall``         200 with neither Content-Length nor chunked (delimited by the close),
   ``partial`` of its body, then nothing more for 60 s (an application stuck mid-answer)
 - ``GET /pad/N``         N bytes (``p``, N up to 60000), head and body in one write (one segment)
+- ``POST /expect10``     as Python's ``http.server`` (HTTP/1.0 by default) answers a request
+  with ``Expect: 100-continue``: ``HTTP/1.0 100 Continue``, then the body is read and
+  answered ``HTTP/1.0 200`` (``Content-Length``, no ``Connection`` header), then a close
 - ``GET /http10``        an ``HTTP/1.0`` answer (``Content-Length``, no ``Connection``
   header) whatever the request's version, then a close (as Python's ``http.server`` answers)
 - any request of HTTP/1.0 without ``Connection: keep-alive``: answered like others but
@@ -64,6 +69,15 @@ from tests.support.request_reader import (
 )
 
 _conns = itertools.count(1)
+
+#: /cl-as/NAME: the Content-Length line(s) of a 10-byte body, spelled as some servers do
+CL_SPELLINGS = {
+    "zeros": b"Content-Length: 010\r\n",
+    "many-zeros": b"Content-Length: 0000000000010\r\n",
+    "two-lines": b"Content-Length: 10\r\nContent-Length: 10\r\n",
+    "two-padded-lines": b"Content-Length: 010\r\ncontent-length: 010\r\n",
+    "padded-list": b"Content-Length: 010, 010\r\n",
+}
 
 
 class Rough:
@@ -147,6 +161,14 @@ class Rough:
             await writer.drain()
             await reader.readexactly(int(headers.get("content-length", "0") or 0))
             return False  # the application dies before its final answer
+        elif method == "POST" and path == "/expect10":
+            if headers.get("expect", "").lower() == "100-continue":
+                writer.write(b"HTTP/1.0 100 Continue\r\n\r\n")
+                await writer.drain()
+            await reader.readexactly(int(headers.get("content-length", "0") or 0))
+            head = self.head("200 OK", path, conn, served, 2, False)
+            writer.write(head.replace(b"HTTP/1.1 ", b"HTTP/1.0 ", 1) + b"ok")
+            return False
         elif path == "/http10":
             head = self.head("200 OK", path, conn, served, 2, False)
             writer.write(head.replace(b"HTTP/1.1 ", b"HTTP/1.0 ", 1) + b"ok")
@@ -156,6 +178,10 @@ class Rough:
             writer.write(
                 head.replace(b"Content-Length: 2\r\n", b"Content-Length: 2, 2\r\n") + b"ok"
             )
+        elif path.startswith("/cl-as/"):
+            head = self.head("200 OK", path, conn, served, 10, close_header)
+            spelled = CL_SPELLINGS[path.split("/")[2]]
+            writer.write(head.replace(b"Content-Length: 10\r\n", spelled) + b"0123456789")
         elif path == "/stall":
             writer.write(b"HTTP/1.1 200 OK\r\nX-Path: /stall\r\n\r\npartial")
             await writer.drain()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lb.errors import HttpError
 from lb.wire import http as http_module
 from lb.wire.http import (
+    RETRY_AFTER,
     RequestHead,
     error_response,
     parse_request_head,
@@ -535,6 +536,19 @@ def test_error_response_is_a_complete_closing_response(status: int, reason: str)
     assert int(fields["Content-Length"]) == len(body)
     assert body == f"{status} {reason}\n".encode()
     assert error_response(status) is response
+
+
+@pytest.mark.parametrize("status", [s for s in REASONS if s != 503])
+def test_only_a_503_says_retry_after(status: int) -> None:
+    """Every 503 lb answers is a condition that passes (a full table, a home whose link is
+    not up, sessions a node that hears no peer holds): it tells the client when to try
+    again (RFC 9110 10.2.3); no other error answer does."""
+    assert b"\r\nRetry-After:" not in error_response(status)
+    head = error_response(503).partition(b"\r\n\r\n")[0].decode("ascii")
+    assert [x for x in head.split("\r\n") if x.startswith("Retry-After")] == [
+        f"Retry-After: {RETRY_AFTER}"
+    ]
+    assert RETRY_AFTER == 1
 
 
 @pytest.mark.parametrize("status", [200, 404, 418, 599])
