@@ -91,6 +91,14 @@ class Rough:
         async with client_connection(writer):
             while (raw := await read_head(reader)) is not None:
                 if armed:
+                    # die with the listener closed first: a connection the kernel could still
+                    # queue on it after this one's FIN went out would be reset later, and the
+                    # docstring promises a refused connect (the process's exit closes its
+                    # descriptors in number order, and an accepted socket may have a lower
+                    # number than the listener)
+                    own = writer.get_extra_info("socket").fileno()
+                    os.closerange(3, own)
+                    os.closerange(own + 1, 65536)
                     os._exit(0)
                 served += 1
                 keep = await self.serve(raw, conn, served, reader, writer)
