@@ -525,10 +525,25 @@ class Membership:
             self._recheck_held(self._members[name], now)
 
     def link_up(self, peer: str, now: float) -> None:
-        """A link to or from ``peer`` was authenticated: send it the full state, count as heard."""
+        """A link to or from ``peer`` was authenticated: send it the full state, count as heard.
+
+        With ``dead_rehome_after``, a peer DEAD here past it is left out: a node that
+        starts (or links anew) would hold its sessions for a whole ``dead_rehome_after``
+        from then, failing requests the rest of the farm re-homed long ago; it stays
+        UNKNOWN there, not live either. Within the hold it is handed on, so a node
+        restarted while a peer restarts holds that peer's sessions too."""
         if peer not in self._members:
             return
-        self._actions.append(SendTo(peer, tuple(self.full_state())))
+        states = self.full_state()
+        limit = self._timing.dead_rehome_after
+        if limit > 0:
+            over = {
+                m.name
+                for m in self._members.values()
+                if m.public() is DEAD and now >= m.dead_since + limit
+            }
+            states = [e for e in states if e.node not in over]
+        self._actions.append(SendTo(peer, tuple(states)))
         self.heard(peer, now)
 
     def link_lost(self, peer: str, now: float) -> None:

@@ -149,3 +149,39 @@ async def test_a_held_home_is_not_asked_as_a_directory_owner(
             assert resp.cookie_value("sid") is not None
     after = {e: farm.tables(e)["counters"].get("directory_register_timeouts", 0) for e in "ac"}
     assert after == before, (before, after)
+
+
+async def test_a_node_restarted_long_after_a_peer_died_does_not_hold_that_peer_again(
+    make_farm: Callable[..., Farm],
+) -> None:
+    """c dies for good and stays in the farm file; a and b hold its sessions for
+    dead_rehome_after, then re-home them. An upgrade then restarts b: b learns of c from
+    a's full state on their link. It used to learn c as DEAD and hold c's sessions for a
+    whole dead_rehome_after from its start, failing (503 after pending_timeout) the
+    requests that a sent to their new homes."""
+    farm = make_farm(limits={"dead_rehome_after": 4, "pending_timeout": 2})
+    cookie = {"Cookie": farm.cookie_header("c")}
+    farm.kill("c", signal.SIGKILL)
+
+    def c_re_homed_on_a() -> None:
+        tables = farm.tables("a")
+        assert tables["members"]["c"] == "dead" and tables["dead_held"] == [], tables
+
+    await eventually_passes_async(c_re_homed_on_a, timeout=20.0, what="a still holds c")
+    stopped(farm, "b")
+    farm._start_node("b")
+
+    async def b_serves() -> None:
+        try:
+            resp = await http_request(farm.addr("b"), "GET", "/b-up")
+        except OSError as exc:  # not listening yet
+            raise AssertionError(exc) from None
+        assert resp.status == 200, resp.status
+
+    await eventually_passes_async(b_serves, timeout=20.0, what="b did not come back")
+    assert farm.tables("b")["dead_held"] == []
+    async with asyncio.timeout(30):
+        for entry in ("a", "b"):
+            resp = await http_request(farm.addr(entry), "GET", "/was-c", cookie)
+            assert resp.status == 200, (entry, resp.status)
+            assert resp.json()["node"] in ("a", "b")

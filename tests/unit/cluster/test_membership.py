@@ -788,7 +788,26 @@ ops = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(ops, max_size=60))
 def test_random_inputs_keep_the_books_straight(script: list[tuple[Any, ...]]) -> None:
-    m = machine(["b", "c", "d"], seed=3)
+    run_script(machine(["b", "c", "d"], seed=3), script)
+
+
+# longer silences too: more peers die, and holds end
+ops_with_deaths = st.one_of(ops, st.tuples(st.just("tick"), st.floats(1.0, 4.0)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ops_with_deaths, max_size=60), st.sampled_from([0.5, 2.0, 30.0]))
+def test_random_inputs_keep_the_books_straight_with_dead_peers_held(
+    script: list[tuple[Any, ...]], hold: float
+) -> None:
+    """The same books with dead_rehome_after: a dead peer held for its sessions is live
+    in the view, never placeable, never live by failure detection, and DEAD."""
+    run_script(machine(["b", "c", "d"], seed=3, dead_rehome_after=hold), script)
+
+
+def run_script(m: Membership, script: list[tuple[Any, ...]]) -> None:
+    """Feed `script` to `m`, checking after each input that the reported changes, the
+    states and the view sets agree."""
     now = 0.0
     known: dict[str, MemberState | None] = {n: m.state(n) for n in "abcde"}
     asked: list[SendProbeRequest] = []
@@ -834,8 +853,13 @@ def test_random_inputs_keep_the_books_straight(script: list[tuple[Any, ...]]) ->
         assert draining <= live
         assert live - draining == placeable
         held = m.held_nodes(now)
-        assert live == m.live_nodes(now) | held
+        dead_held = m.dead_held_nodes(now)
+        assert live == m.live_nodes(now) | held | dead_held
         assert not held & (m.live_nodes(now) | placeable)
+        assert not dead_held & (m.live_nodes(now) | placeable)
+        assert all(m.state(n) is DEAD for n in dead_held), {n: m.state(n) for n in dead_held}
+        if m.timing.dead_rehome_after == 0:
+            assert dead_held == frozenset()
 
 
 # --- a simulated farm --------------------------------------------------------------------------

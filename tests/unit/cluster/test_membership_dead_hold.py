@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from lb.cluster.membership import Membership, MemberState, NodeState, Timing
+from lb.cluster.membership import Membership, MemberState, NodeState, SendTo, Timing
 
 ALIVE = MemberState.ALIVE
 DEAD = MemberState.DEAD
@@ -130,3 +130,47 @@ def test_a_peer_that_left_is_not_held() -> None:
 def test_the_limit_is_a_number_of_seconds_at_least_zero(bad: object) -> None:
     with pytest.raises(ValueError, match="dead_rehome_after"):
         Timing(dead_rehome_after=bad)  # type: ignore[arg-type]
+
+
+def test_a_peer_dead_past_the_bound_is_not_handed_to_a_new_link_as_dead() -> None:
+    """A node that starts (or links anew) while a peer is long dead must not hold that
+    peer's sessions for another dead_rehome_after: it would fail requests the rest of
+    the farm re-homed long ago. The full state a link gets leaves out a DEAD peer whose
+    hold ended here; within the hold it is handed on, so the new node holds it too."""
+    m = machine(peers=("b", "c", "d"))
+    death = died_at(m, "b", 10.0, heard=("c", "d"))
+
+    def handed(now: float) -> dict[str, MemberState]:
+        m.take_actions()
+        m.link_up("d", now)
+        sent = [a for a in m.take_actions() if isinstance(a, SendTo) and a.peer == "d"]
+        return {e.node: e.state for e in sent[0].states}
+
+    assert handed(death + 1.0).get("b") is DEAD
+    run(m, death + 1.0, death + HOLD, heard=("c", "d"))
+    assert m.dead_held_nodes(death + HOLD) == frozenset()
+    after = handed(death + HOLD)
+    assert "b" not in after and after["c"] is ALIVE, after
+
+    # the node that linked: b stays unknown there, so not held, as everywhere else
+    def fresh_node_fed(states: dict[str, MemberState], now: float) -> Membership:
+        fresh = Membership("d", ("a", "b", "c"), now, timing=T, rng=random.Random(2))
+        for node, state in states.items():
+            fresh.on_node_state("a", NodeState(node, state, 0), now, wall=WALL)
+        return fresh
+
+    later = death + HOLD + 0.5  # a still heard there: not an isolation
+    assert fresh_node_fed(after, death + HOLD).dead_held_nodes(later) == frozenset()
+    assert "b" not in fresh_node_fed(after, death + HOLD).view_sets(later)[0]
+    # within the hold the new node holds b too (a restart overlapping b's)
+    within = {"a": ALIVE, "b": DEAD, "c": ALIVE}
+    assert fresh_node_fed(within, death + 1.0).dead_held_nodes(death + 2.0) == {"b"}
+
+
+def test_without_the_limit_a_new_link_hears_of_every_dead_peer() -> None:
+    m = machine(Timing(), peers=("b", "c", "d"))
+    death = died_at(m, "b", 10.0, heard=("c", "d"))
+    m.take_actions()
+    m.link_up("d", death + 100.0)
+    sent = [a for a in m.take_actions() if isinstance(a, SendTo) and a.peer == "d"]
+    assert {e.node: e.state for e in sent[0].states}["b"] is DEAD
