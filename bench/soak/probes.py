@@ -39,6 +39,11 @@ def main() -> None:
         )[:8]
         print("   grew: " + ", ".join(f"{k} {d:+d}" for d, k in grew if d))
         print(f"   last tasks: {lines[-1].get('task_names')}")
+        if "traced" in lines[-1]:
+            traced = " ".join(f"{x['traced'] / 2**20:.1f}" for x in lines)
+            print(f"   traced MiB: {traced}")
+            for where, size, count in lines[-1].get("grew_at", [])[:8]:
+                print(f"     {size / 1024:+9.1f} KiB {count:+7d} blocks  {where}")
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ class Soak:
         self.samples = (work / "samples.jsonl").open("a")
         self.stop_sampling = threading.Event()
         self.probe = False  # bench/soak/probe on the nodes' PYTHONPATH: SIGUSR2 at each sample
+        self.trace = False  # and tracemalloc in the nodes (slower)
 
     # ------------------------------------------------------------------ setup
 
@@ -235,6 +236,8 @@ class Soak:
         if self.probe:
             env = {**os.environ, "PYTHONPATH": str(ROOT / "bench/soak/probe"),
                    "LB_SOAK_PROBE_DIR": str(self.work)}  # fmt: skip
+            if self.trace:
+                env["PYTHONTRACEMALLOC"] = "1"
         with (self.work / f"node-{n}.log").open("ab") as log:
             self.nodes[n] = subprocess.Popen(
                 [PY, "-m", "lb", "run", "--config", str(self.config), "--node", n],
@@ -515,12 +518,18 @@ def main() -> int:
         help="load bench/soak/probe in the nodes: asyncio tasks and gc object counts "
         "per process in WORK/probe-PID.jsonl at each sample",
     )
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="with --probe: tracemalloc in the nodes, and where their memory grew",
+    )
     ap.add_argument("--no-actions", action="store_true", help="traffic only (a smoke run)")
     args = ap.parse_args()
     if args.fresh and args.work.exists():
         shutil.rmtree(args.work)
     soak = Soak(args.work)
-    soak.probe = args.probe
+    soak.probe = args.probe or args.trace
+    soak.trace = args.trace
     soak.prepare()
     soak.start_apps()
     try:

@@ -5,7 +5,8 @@ bench/soak/run.py --probe puts this directory on the nodes' PYTHONPATH, so every
 `lb run` process (supervisor and workers) imports it at start. A line holds: the
 asyncio tasks of the running loop (count, and counts by coroutine name), the
 objects the garbage collector tracks (count, and the 40 most common types), and
-tracemalloc's current and peak bytes when PYTHONTRACEMALLOC is set.
+tracemalloc's current and peak bytes when PYTHONTRACEMALLOC is set, with the 15
+source lines whose live allocations grew most since the first line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import signal
 import sys
 import time
 import tracemalloc
+
+_first: list[tracemalloc.Snapshot | None] = [None]  # the first line's snapshot
 
 
 def _dump(_signum: int, _frame: object) -> None:
@@ -41,6 +44,16 @@ def _dump(_signum: int, _frame: object) -> None:
         cur, peak = tracemalloc.get_traced_memory()
         out["traced"] = cur
         out["traced_peak"] = peak
+        snap = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        if _first[0] is None:
+            _first[0] = snap
+        else:
+            out["grew_at"] = [
+                [str(st.traceback[0]), st.size_diff, st.count_diff]
+                for st in snap.compare_to(_first[0], "lineno")[:15]
+            ]
     path = os.path.join(os.environ.get("LB_SOAK_PROBE_DIR", "/tmp"), f"probe-{os.getpid()}.jsonl")
     with open(path, "a") as f:
         f.write(json.dumps(out) + "\n")
