@@ -361,6 +361,10 @@ class Entry(HttpRouting):
             if isinstance(client, HttpClient):
                 client.abort_idle()
 
+    def undrain(self) -> None:
+        """Undrained (the admin API): answers keep their client connections again."""
+        self.draining = False
+
     def count(self, name: str) -> None:
         self.counters[name] += 1
 

@@ -296,7 +296,9 @@ class ResponseSide(HttpClientState):
             self.sent_any = True
             self.active = True  # a byte out (a held answer's too, written long after it came)
             transport = self.transport
-            if transport is not None and not self.closed:
+            # closing: the TLS layer hears a reset a loop turn before this protocol does,
+            # and asyncio warns "SSL connection is closed" at each write past the fifth
+            if transport is not None and not self.closed and not transport.is_closing():
                 transport.write(data)
 
     def _interim_to_client(self, data: bytes) -> None:
@@ -316,7 +318,7 @@ class ResponseSide(HttpClientState):
         self.sent_any = True
         self.active = True
         transport = self.transport
-        if transport is not None and not self.closed:
+        if transport is not None and not self.closed and not transport.is_closing():
             transport.write(data)
 
     def _response_done(self) -> None:

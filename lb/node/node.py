@@ -365,6 +365,7 @@ class Node:
         if not self.draining or self.stopping or self.exiting:
             return
         self.draining = False
+        self.entry.undrain()
         # the membership machine stays DRAINING while an application is down, and
         # takes new sessions again once it is up (Membership.app_up)
         self.peers.draining = self.app_unhealthy

@@ -19,7 +19,7 @@ import pytest
 
 from tests.integration.conftest import _finish
 from tests.support.admin import AdminFarm, scrape_value
-from tests.support.wait import eventually_passes
+from tests.support.wait import eventually, eventually_passes
 
 pytestmark = pytest.mark.integration
 
@@ -338,6 +338,39 @@ def test_drain_and_undrain_reach_every_worker(farm: AdminFarm) -> None:
 
     eventually_passes(undrained, timeout=10, what="b takes sessions again on both workers")
     send_requests(farm, "b", 4)
+
+
+def test_an_undrained_node_keeps_client_connections_alive(farm: AdminFarm) -> None:
+    """After a drain and an undrain, b's answers keep their client connections again: a
+    draining node ends every connection after its answer (Connection: close), an undrained
+    one must not go on doing so (a pooling client would pay a connect per request)."""
+    assert farm.post("b", "/drain") == {"draining": True}
+    eventually(
+        lambda: all(connect_refused(farm, "b") for _ in range(10)),
+        timeout=10,
+        what="b drains on both workers",
+    )
+    assert farm.post("b", "/undrain") == {"draining": False}
+    eventually(
+        lambda: not any(connect_refused(farm, "b") for _ in range(10)),
+        timeout=10,
+        what="b listens again",
+    )
+    closing = []
+    for i in range(10):  # new connections: the kernel spreads them over b's two workers
+        conn = http.client.HTTPConnection(*farm.addr("b"), timeout=10)
+        try:
+            for j in range(3):
+                conn.request("GET", f"/kept/{i}/{j}")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+                if resp.will_close:
+                    closing.append((i, j, resp.getheader("Connection")))
+                    break
+        finally:
+            conn.close()
+    assert closing == [], f"answers that ended their connection after the undrain: {closing}"
 
 
 def test_an_application_down_shows_in_metrics_health_and_the_farm_view(farm: AdminFarm) -> None:

@@ -11,16 +11,26 @@ caches and ticket keys, so a resumption that lands elsewhere is not "Reused".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
+import socket
+import ssl
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.farm import DEFAULT_SERVICES, TLS_TERMINATE_SERVICE, Farm, make_cert
+from tests.support.farm import (
+    DEFAULT_SERVICES,
+    TLS_TERMINATE_SERVICE,
+    Farm,
+    make_cert,
+    request_bytes,
+)
 from tests.support.wait import eventually_passes
 
 pytestmark = [
@@ -108,6 +118,31 @@ def test_a_tls_client_that_ends_its_session_makes_no_warning(tls_farm: Farm) -> 
     # a warning would come as each client's close_notify is read, after its answer
     eventually_passes(five_more_access_lines, timeout=10, what="the access lines on c")
     assert tls_farm.logs("c").count("eof_received") == before, tls_farm.log_tail("c")
+
+
+async def test_a_tls_client_that_resets_mid_download_makes_no_warning(tls_farm: Farm) -> None:
+    """TLS clients that reset their connection after the first 256 KiB of a 64 MiB
+    answer from their node's own application. Until lb's protocol hears that the
+    connection is lost (the TLS layer tells it one loop turn later), the application's
+    bytes keep coming: written into the closed TLS transport, each write past the fifth
+    made asyncio warn "SSL connection is closed" (about 20 lines per client, with no
+    word of which connection) and cost its encryption. lb writes nothing to a
+    transport that is closing."""
+    before = tls_farm.logs("c").count("SSL connection is closed")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    request = request_bytes("GET", f"/bytes/{64 << 20}", {"Cookie": tls_farm.cookie_header("c")})
+    async with asyncio.timeout(30):
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection(*tls_farm.addr("c", "secure"), ssl=ctx)
+            writer.write(request)
+            await reader.readexactly(256 * 1024)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+    await asyncio.to_thread(tls_farm.assert_clean)
+    assert tls_farm.logs("c").count("SSL connection is closed") == before, tls_farm.log_tail("c")
 
 
 def test_tls_terminate_offers_http11_by_alpn(tls_farm: Farm) -> None:
