@@ -15,6 +15,7 @@ import random
 import pytest
 
 from lb.cluster.membership import Membership, MemberState, NodeState, SendTo, Timing
+from tests.support.membership_ticks import TICK, run_ticks
 
 ALIVE = MemberState.ALIVE
 DEAD = MemberState.DEAD
@@ -22,7 +23,6 @@ LEFT = MemberState.LEFT
 HOLD = 20.0
 T = Timing(dead_rehome_after=HOLD)
 WALL = 1_700_000_000.0
-TICK = 0.1
 
 
 def machine(timing: Timing = T, peers: tuple[str, ...] = ("b", "c")) -> Membership:
@@ -32,15 +32,7 @@ def machine(timing: Timing = T, peers: tuple[str, ...] = ("b", "c")) -> Membersh
     return m
 
 
-def run(m: Membership, start: float, stop: float, heard: tuple[str, ...] = ()) -> None:
-    """Tick from start to stop (exclusive), hearing ``heard`` every tick."""
-    k = 0
-    while (now := start + k * TICK) < stop:
-        for p in heard:
-            m.heard(p, now)
-        m.tick(now)
-        m.take_actions()
-        k += 1
+run = run_ticks
 
 
 def died_at(m: Membership, peer: str, until: float, heard: tuple[str, ...]) -> float:

@@ -20,6 +20,7 @@ from lb.cluster.membership import (
     StateChanged,
     Timing,
 )
+from tests.support.membership_ticks import TICK, run_ticks
 
 ALIVE = MemberState.ALIVE
 SUSPECT = MemberState.SUSPECT
@@ -29,22 +30,13 @@ UNKNOWN = MemberState.UNKNOWN
 T = Timing()
 HOLD = T.isolated_rehome_after
 WALL = 1_700_000_000.0
-TICK = 0.1
 
 
 def machine(peers: tuple[str, ...] = ("b", "c"), start: float = 0.0) -> Membership:
     return Membership("a", peers, start, timing=T, rng=random.Random(1))
 
 
-def run(m: Membership, start: float, stop: float, heard: tuple[str, ...] = ()) -> None:
-    """Tick from start to stop (exclusive), hearing ``heard`` every tick."""
-    k = 0
-    while (now := start + k * TICK) < stop:
-        for p in heard:
-            m.heard(p, now)
-        m.tick(now)
-        m.take_actions()
-        k += 1
+run = run_ticks
 
 
 def test_a_node_started_cut_off_holds_the_peers_of_its_start() -> None:
