@@ -344,7 +344,7 @@ class HttpRouting(HttpEntrySide):
             # RFC 9110 6.2: an intermediary sends its own HTTP-version; relayed as it came,
             # an application's HTTP/1.0 makes an HTTP/1.1 client step down for its next
             # requests (curl, browsers); the framing stays (close-delimited or not)
-            raw = b"HTTP/1.1" + (raw[8:] if raw is not None else bytes(buf[start + 8 : end]))
+            raw = http1.with_own_version(raw if raw is not None else bytes(buf[start:end]))
         if head.status != 101:
             if self.draining:
                 client.keep_alive = False

@@ -107,7 +107,7 @@ class ResponseSide(HttpClientState):
                 if head.minor == 0:
                     # lb's own HTTP-version, as on final answers (RFC 9110 6.2): Python's
                     # http.server answers Expect: 100-continue with HTTP/1.0 100 Continue
-                    interim = b"HTTP/1.1" + interim[8:]
+                    interim = http1.with_own_version(interim)
                 self._interim_to_client(interim)
                 pos = end
                 continue

@@ -379,14 +379,12 @@ class Peers:
         dead_held = self.membership.dead_held_nodes(now)
         if dead_held != self.dead_held:
             if dead_held - self.dead_held and not quiet:
-                log.warning(
+                self._tell_held(
                     "dead_sessions_held",
-                    node=self.name,
-                    worker=self.worker,
-                    held=sorted(dead_held),
-                    rehome_after=self.limits.dead_rehome_after,
-                    reason="dead_rehome_after: the sessions of these wait for them to come "
-                    "back; their requests wait for the link, new sessions go elsewhere",
+                    dead_held,
+                    self.limits.dead_rehome_after,
+                    "dead_rehome_after: the sessions of these wait for them to come back; "
+                    "their requests wait for the link, new sessions go elsewhere",
                 )
             self.dead_held = dead_held
         held = self.membership.held_nodes(now)
@@ -399,27 +397,41 @@ class Peers:
                 pass
             elif held:
                 self.held_told = True
-                log.warning(
+                self._tell_held(
                     "isolated_sessions_held",
-                    node=self.name,
-                    worker=self.worker,
-                    held=sorted(held),
-                    rehome_after=self.limits.isolated_rehome_after,
-                    reason="this node hears none of its peers: the sessions of these wait "
-                    "for them, they are not re-homed here",
+                    held,
+                    self.limits.isolated_rehome_after,
+                    "this node hears none of its peers: the sessions of these wait for "
+                    "them, they are not re-homed here",
                 )
             elif self.held_told:
                 self.held_told = False
-                log.info(
+                self._tell_held(
                     "isolated_sessions_held",
-                    node=self.name,
-                    worker=self.worker,
-                    held=[],
-                    reason="the hold ended: a peer is heard, or the bound passed",
+                    held,
+                    None,
+                    "the hold ended: a peer is heard, or the bound passed",
                 )
         # a held peer stays live for its sessions but answers nothing: the directory's
         # owners are chosen among the others, or each registration would wait its bound
         self.reachable = self.view.live - self.held - self.dead_held
+
+    def _tell_held(
+        self, event: str, held: frozenset[str], rehome_after: float | None, reason: str
+    ) -> None:
+        """A warning naming the peers whose sessions wait for them (with the bound), or an
+        info line with none when a hold ended (``rehome_after`` None)."""
+        if rehome_after is None:
+            log.info(event, node=self.name, worker=self.worker, held=[], reason=reason)
+        else:
+            log.warning(
+                event,
+                node=self.name,
+                worker=self.worker,
+                held=sorted(held),
+                rehome_after=rehome_after,
+                reason=reason,
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def reload(self, config: FarmConfig) -> tuple[set[str], set[str]]:

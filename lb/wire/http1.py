@@ -479,6 +479,12 @@ _UPGRADE_LINE = re.compile(rb"(?:upgrade|http2-settings):", re.IGNORECASE)
 _TE_LINE = re.compile(rb"transfer-encoding:", re.IGNORECASE)
 
 
+def with_own_version(raw: bytes) -> bytes:
+    """A response head (final or interim) with lb's own HTTP-version, ``HTTP/1.1``, in
+    place of the application's 8 bytes (RFC 9110 6.2: an intermediary sends its own)."""
+    return b"HTTP/1.1" + raw[8:]
+
+
 def with_one_content_length(raw: bytes, length: int) -> bytes:
     """A complete request or response head whose Content-Length values (more than one,
     all equal to ``length``: the parsers refuse differing ones; or one with leading
